@@ -1,0 +1,113 @@
+//! `POST /webhook`: verify the Webex signature on the raw bytes, then forward those exact
+//! bytes to the bot and answer Webex with the bot's status.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+use axum::extract::{ConnectInfo, FromRequest, Request, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use secrecy::ExposeSecret;
+
+use crate::bot::{ForwardError, SIGNATURE_HEADER};
+use crate::startup::AppState;
+
+/// A webhook whose `X-Spark-Signature` matched its body. Extracting one is the only way
+/// to reach the forwarding code, so nothing unverified can be forwarded.
+pub(crate) struct VerifiedWebhook {
+    body: Bytes,
+    signature: HeaderValue,
+    peer: Option<IpAddr>,
+}
+
+/// The source address in log lines; "-" when the router runs without a socket.
+struct Peer(Option<IpAddr>);
+
+impl std::fmt::Display for Peer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(ip) => ip.fmt(f),
+            None => f.write_str("-"),
+        }
+    }
+}
+
+fn unauthorized() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        "missing or invalid X-Spark-Signature\n",
+    )
+        .into_response()
+}
+
+impl FromRequest<AppState> for VerifiedWebhook {
+    type Rejection = Response;
+
+    async fn from_request(request: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let peer = request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip());
+        // Checked before the body is read: an unsigned request costs no buffering.
+        let Some(signature) = request.headers().get(SIGNATURE_HEADER).cloned() else {
+            tracing::warn!(peer = %Peer(peer), "webhook rejected: no X-Spark-Signature");
+            return Err(unauthorized());
+        };
+        let body = Bytes::from_request(request, state).await.map_err(|rejection| {
+            let response = rejection.into_response();
+            if response.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                tracing::warn!(peer = %Peer(peer), "webhook rejected: body over RELAY_MAX_BODY_BYTES");
+            }
+            response
+        })?;
+        let valid = signature.to_str().is_ok_and(|header| {
+            webex::signature::verify(
+                state.webhook_secret().expose_secret().as_bytes(),
+                &body,
+                header,
+            )
+        });
+        if !valid {
+            tracing::warn!(peer = %Peer(peer), bytes = body.len(), "webhook rejected: bad X-Spark-Signature");
+            return Err(unauthorized());
+        }
+        Ok(VerifiedWebhook {
+            body,
+            signature,
+            peer,
+        })
+    }
+}
+
+pub(crate) async fn webhook(State(state): State<AppState>, webhook: VerifiedWebhook) -> Response {
+    let started = Instant::now();
+    let bytes = webhook.body.len();
+    let peer = webhook.peer;
+    let result = state.bot().forward(webhook.body, webhook.signature).await;
+    let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    match result {
+        Ok(status) => {
+            if status == StatusCode::UNAUTHORIZED {
+                tracing::warn!(
+                    status = status.as_u16(),
+                    latency_ms,
+                    bytes,
+                    peer = %Peer(peer),
+                    "webhook forwarded; the bot refused it: check that RELAY_API_KEY and the webhook secret match on both sides"
+                );
+            } else {
+                tracing::info!(status = status.as_u16(), latency_ms, bytes, peer = %Peer(peer), "webhook forwarded");
+            }
+            status.into_response()
+        }
+        Err(error @ ForwardError::Timeout(_)) => {
+            tracing::error!(status = 504, latency_ms, bytes, peer = %Peer(peer), %error, "webhook not forwarded");
+            (StatusCode::GATEWAY_TIMEOUT, "internal bot timed out\n").into_response()
+        }
+        Err(error @ ForwardError::Unreachable(_)) => {
+            tracing::error!(status = 502, latency_ms, bytes, peer = %Peer(peer), %error, "webhook not forwarded");
+            (StatusCode::BAD_GATEWAY, "internal bot unreachable\n").into_response()
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! Integration tests of webex-relay, one binary: the relay runs in-process on port 0
+//! against fake bots (wiremock, or `tls::serve` for mTLS), and as a process for the CLI.
+//! Set TEST_LOG=1 to see the relay's logs.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod cli;
+mod health;
+mod helpers;
+mod https;
+mod webhook;
