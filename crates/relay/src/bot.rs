@@ -57,7 +57,9 @@ impl Bot {
             // A redirect would carry the relay key to wherever the bot points; never follow.
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(CONNECT_TIMEOUT.min(config.forward_timeout))
-            .pool_idle_timeout(Duration::from_secs(90));
+            // Below the bot's 30 s header-read timeout (tls::serve), which can close an idle
+            // HTTP/1 keep-alive connection: a webhook must not race into a closing socket.
+            .pool_idle_timeout(Duration::from_secs(20));
         if let Some(path) = &config.internal_ca {
             builder = builder.tls_certs_merge(read_ca(path)?);
         }

@@ -54,13 +54,28 @@ impl FromRequest<AppState> for VerifiedWebhook {
             tracing::warn!(peer = %Peer(peer), "webhook rejected: no X-Spark-Signature");
             return Err(unauthorized());
         };
-        let body = Bytes::from_request(request, state).await.map_err(|rejection| {
-            let response = rejection.into_response();
-            if response.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        // A client dribbling its body would otherwise hold a connection for as long as it
+        // likes; reading the body gets the same budget as forwarding it.
+        let read = Bytes::from_request(request, state);
+        let body = match tokio::time::timeout(state.bot().forward_timeout(), read).await {
+            Ok(Ok(body)) => body,
+            Ok(Err(rejection)) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
                 tracing::warn!(peer = %Peer(peer), "webhook rejected: body over RELAY_MAX_BODY_BYTES");
+                return Err(rejection.into_response());
             }
-            response
-        })?;
+            Ok(Err(rejection)) => {
+                tracing::debug!(peer = %Peer(peer), error = %rejection.body_text(), "webhook body not received");
+                return Err(rejection.into_response());
+            }
+            Err(_elapsed) => {
+                tracing::debug!(peer = %Peer(peer), "webhook body not received in time");
+                return Err((
+                    StatusCode::REQUEST_TIMEOUT,
+                    "request body not received in time\n",
+                )
+                    .into_response());
+            }
+        };
         let valid = signature.to_str().is_ok_and(|header| {
             webex::signature::verify(
                 state.webhook_secret().expose_secret().as_bytes(),

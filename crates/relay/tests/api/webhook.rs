@@ -222,3 +222,36 @@ async fn rate_limit_is_per_source_address_and_says_when_to_retry() {
     app.stop().await;
     bot.verify().await;
 }
+
+#[tokio::test]
+async fn a_client_that_never_sends_its_body_is_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let bot = bot_never_called().await;
+    let app = spawn_app(config(&bot.uri(), &[("RELAY_FORWARD_TIMEOUT_SECS", "0.5")])).await;
+
+    let mut tcp = tokio::net::TcpStream::connect(app.url("").trim_start_matches("http://"))
+        .await
+        .unwrap();
+    let head = format!(
+        "POST /webhook HTTP/1.1\r\nHost: relay\r\nContent-Type: application/json\r\nContent-Length: 100\r\nX-Spark-Signature: {}\r\n\r\n{{\"partial\":",
+        sign(SECRET, BODY.as_bytes())
+    );
+    tcp.write_all(head.as_bytes()).await.unwrap();
+    let started = Instant::now();
+    let mut reply = vec![0; 64];
+    let n = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut reply))
+        .await
+        .expect("relay answers before the client gives up")
+        .unwrap();
+    let reply = String::from_utf8_lossy(&reply[..n]);
+    assert!(reply.starts_with("HTTP/1.1 408"), "{reply}");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+
+    app.stop().await;
+    bot.verify().await;
+}
