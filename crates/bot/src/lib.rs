@@ -1,1 +1,45 @@
-//! placeholder
+//! webex-chatbot: a self-hosted Webex bot that answers people with a large language model.
+//!
+//! # Layout
+//!
+//! Modules in the order a message flows through them:
+//!
+//! - [`config`]: the environment (and `.env`) parsed once into a typed [`config::Config`].
+//! - `startup`: [`App::build`] wires the store, the Webex client, the LLM and the listener;
+//!   `run_until_stopped` serves and shuts down gracefully.
+//! - `routes`: `POST /webhook` verifies the signature (and relay key) on the raw bytes,
+//!   records the event durably in the store's inbox and answers 200; `/health`, `/metrics`.
+//! - `dispatcher`: one worker per room (arrival order within a conversation, rooms in
+//!   parallel, room leases across replicas) plus a sweeper for pending work.
+//! - `pipeline`: one event end to end: fetch the message → sender checks and mention
+//!   stripping → `access` → [`commands`] (parse, then run) or `chat` → `reply` (split
+//!   under the size limit, threaded) → store the turns. One error boundary per message.
+//! - `chat`, [`personality`], [`memory`]: the system prompt and trimmed history for the LLM.
+//! - [`store`]: SQLite or PostgreSQL through one code path: inbox/dedup, leases, approved
+//!   users, per-space personality, conversation turns.
+//! - `registration`: keeps exactly one active webhook at `BOT_PUBLIC_URL/webhook`.
+//! - [`cli`]: the subcommands (`serve`, `chat`, `webhooks`, `users`).
+//!
+//! Webex wire types and HTTP live in the `webex` crate, provider formats in `llm`.
+
+mod chat;
+pub mod cli;
+pub mod commands;
+pub mod config;
+mod dispatcher;
+pub mod domain;
+pub mod memory;
+mod metrics;
+pub mod personality;
+mod pipeline;
+mod registration;
+mod routes;
+mod startup;
+mod state;
+pub mod store;
+mod strings;
+pub mod telemetry;
+
+pub use routes::{MAX_BODY_BYTES, router};
+pub use startup::{App, BuildOptions, StartupError};
+pub use state::AppState;

@@ -1,1 +1,35 @@
-fn main() {}
+//! `webex-chatbot`: configuration → telemetry → build → run (see the library for the rest).
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    tls::install_crypto_provider();
+    // Real environment variables win over `.env` (dotenvy never overrides).
+    if let Err(e) = dotenvy::dotenv()
+        && !e.not_found()
+    {
+        eprintln!("configuration error: .env: {e}");
+        return ExitCode::from(2);
+    }
+    let cli = bot::cli::Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(bot::cli::run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("webex-chatbot: {e}");
+            tracing::error!(error = %e, "exiting");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}

@@ -1,0 +1,113 @@
+//! Personality + memory → `ChatRequest` → provider. Shared by Webex conversations and the
+//! console (`webex-chatbot chat`).
+
+use std::time::Instant;
+
+use crate::domain::{Role, Turn};
+use crate::memory;
+use crate::personality::{self, Personality, PromptVars};
+use crate::pipeline::Context;
+use crate::state::AppState;
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChatError {
+    #[error(transparent)]
+    Llm(#[from] llm::LlmError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Today's date for the `{date}` prompt variable (UTC, `YYYY-MM-DD`).
+pub fn today() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    format!(
+        "{:04}-{:02}-{:02}",
+        now.year(),
+        u8::from(now.month()),
+        now.day()
+    )
+}
+
+/// The request for one question: system prompt from the personality, the trimmed history,
+/// the question last, and the personality's model settings.
+pub fn build_request(
+    personality: &Personality,
+    vars: &PromptVars<'_>,
+    history: Vec<Turn>,
+    question: &str,
+    max_turns: usize,
+    max_chars: usize,
+) -> llm::ChatRequest {
+    let history = memory::fit(history, max_turns, max_chars, question.chars().count());
+    let mut messages: Vec<llm::Message> = history
+        .into_iter()
+        .map(|t| llm::Message {
+            role: match t.role {
+                Role::User => llm::Role::User,
+                Role::Assistant => llm::Role::Assistant,
+            },
+            content: t.content,
+        })
+        .collect();
+    messages.push(llm::Message {
+        role: llm::Role::User,
+        content: question.to_owned(),
+    });
+    llm::ChatRequest {
+        system: Some(personality::render(&personality.system_prompt, vars)),
+        messages,
+        model: personality.model.clone(),
+        temperature: personality.temperature,
+        max_tokens: personality.max_tokens,
+    }
+}
+
+/// Asks the LLM on behalf of a Webex conversation.
+pub(crate) async fn answer(
+    state: &AppState,
+    ctx: &Context,
+    question: &str,
+) -> Result<String, ChatError> {
+    let chosen = state
+        .store
+        .personality_for(ctx.target.room_id.as_str())
+        .await?;
+    let personalities = state.personalities.load();
+    let personality = personalities.resolve(chosen.as_deref());
+    let keep = memory::messages_to_keep(state.config.memory_max_turns);
+    let history = state.store.history(&ctx.conversation, keep).await?;
+    let date = today();
+    // Webex messages carry no display name; the email's local part is a fair stand-in
+    // and needs no extra API call per message.
+    let user_name = ctx.sender.as_str().split('@').next().unwrap_or_default();
+    let vars = PromptVars {
+        date: &date,
+        bot_name: &state.bot.display_name,
+        user_name,
+    };
+    let request = build_request(
+        personality,
+        &vars,
+        history,
+        question,
+        state.config.memory_max_turns,
+        state.config.memory_max_chars,
+    );
+    tracing::debug!(personality = %personality.name, history = request.messages.len() - 1, "asking the LLM");
+    let started = Instant::now();
+    let result = state.llm.chat(request).await;
+    state
+        .metrics
+        .llm_latency
+        .observe(started.elapsed().as_secs_f64());
+    let response = result?;
+    tracing::info!(
+        provider = response.provider.as_str(),
+        model = %response.model,
+        fallback = response.used_fallback,
+        latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        "LLM answered"
+    );
+    Ok(response.content)
+}

@@ -1,0 +1,491 @@
+//! The command line (DESIGN §2): one subcommand per job, all configured from the environment.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use crate::commands::{self, Command};
+use crate::config::{Config, ConfigError, ProcessEnv};
+use crate::domain::{ConversationKey, Email, Role, Turn};
+use crate::startup::{self, App, StartupError};
+use crate::{chat, memory, personality, strings, telemetry};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "webex-chatbot",
+    version,
+    about = "A self-hosted Webex bot that answers people with a large language model",
+    long_about = "A self-hosted Webex bot that answers people with a large language model.\n\n\
+        Every setting is an environment variable (see docs/configuration.md); a .env file in the \
+        working directory is read too, and real environment variables win.\n\n\
+        Exit codes: 0 ok, 1 runtime failure, 2 bad configuration."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Cmd {
+    /// Run the bot: HTTP(S) server, webhook registration, event processing
+    Serve,
+    /// Talk to the configured personality and LLM in the terminal (no Webex needed); reads
+    /// standard input line by line
+    Chat {
+        /// Personality to start with (default: DEFAULT_PERSONALITY)
+        #[arg(long, short)]
+        personality: Option<String>,
+    },
+    /// Inspect and fix this bot's webhooks
+    Webhooks {
+        #[command(subcommand)]
+        action: WebhooksCmd,
+    },
+    /// Manage approved users in the database, without the server
+    Users {
+        #[command(subcommand)]
+        action: UsersCmd,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum WebhooksCmd {
+    /// List the webhooks of this bot's token
+    List,
+    /// Register BOT_PUBLIC_URL/webhook (removing stale ones of this bot)
+    Register,
+    /// Delete every webhook named webex-chatbot or pointing at BOT_PUBLIC_URL/webhook
+    DeleteAll,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UsersCmd {
+    /// Admins (ADMIN_EMAILS) and approved users
+    List,
+    /// Approve someone
+    Add { email: String },
+    /// Withdraw someone's approval
+    Remove { email: String },
+    /// Approve everyone in a JSON file: an array of emails, or {"users": [...]}
+    Import { file: PathBuf },
+    /// Print the approved users as a JSON array of emails
+    Export,
+}
+
+/// A command's failure, mapped to the exit code by `main`.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// Exit 2: bad configuration or arguments.
+    #[error("{0}")]
+    Usage(String),
+    /// Exit 1: something failed at run time.
+    #[error("{0:#}")]
+    Runtime(anyhow::Error),
+}
+
+impl CliError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Usage(_) => 2,
+            CliError::Runtime(_) => 1,
+        }
+    }
+}
+
+impl From<ConfigError> for CliError {
+    fn from(e: ConfigError) -> Self {
+        CliError::Usage(format!("configuration error: {e}"))
+    }
+}
+
+impl From<anyhow::Error> for CliError {
+    fn from(e: anyhow::Error) -> Self {
+        CliError::Runtime(e)
+    }
+}
+
+impl From<StartupError> for CliError {
+    fn from(e: StartupError) -> Self {
+        match e {
+            StartupError::Config(e) => e.into(),
+            StartupError::BadConfig(msg) => CliError::Usage(format!("configuration error: {msg}")),
+            StartupError::Runtime(e) => CliError::Runtime(e),
+        }
+    }
+}
+
+pub async fn run(cli: Cli) -> Result<(), CliError> {
+    let config = Config::from_source(&ProcessEnv)?;
+    let serving = matches!(cli.command, Cmd::Serve);
+    let _guard = telemetry::init(&telemetry::LogSettings {
+        level: if serving {
+            config.log_level
+        } else {
+            config.log_level.max(tracing::Level::WARN)
+        },
+        format: config.log_format,
+        file: if serving {
+            config.log_file.as_deref()
+        } else {
+            None
+        },
+        stderr: !serving,
+    })
+    .map_err(|e| CliError::Usage(format!("configuration error: {e:#}")))?;
+    match cli.command {
+        Cmd::Serve => serve(config).await,
+        Cmd::Chat { personality } => console_chat(config, personality).await,
+        Cmd::Webhooks { action } => webhooks(config, action).await,
+        Cmd::Users { action } => users(config, action).await,
+    }
+}
+
+async fn serve(config: Config) -> Result<(), CliError> {
+    tracing::info!(
+        version = env!("CARGO_PKG_VERSION"),
+        bind = %config.bind_addr,
+        provider = config.llm.kind.as_str(),
+        model = config.llm.model(),
+        "starting webex-chatbot"
+    );
+    let app = App::build(config).await?;
+    tracing::info!(port = app.port(), "listening");
+    app.run_until_stopped().await?;
+    Ok(())
+}
+
+async fn webhooks(config: Config, action: WebhooksCmd) -> Result<(), CliError> {
+    let client = startup::webex_client(&config, startup::http_client()?)?;
+    let target = config
+        .bot_public_url
+        .as_ref()
+        .map(crate::registration::target_url);
+    match action {
+        WebhooksCmd::List => {
+            let hooks = client
+                .list_webhooks()
+                .await
+                .context("cannot list webhooks")?;
+            if hooks.is_empty() {
+                println!("no webhooks");
+            }
+            for w in hooks {
+                let mine = w.name == crate::registration::WEBHOOK_NAME
+                    || Some(&w.target_url) == target.as_ref();
+                println!(
+                    "{}\t{}\t{}/{}\t{}\t{}{}",
+                    w.id,
+                    w.status.as_deref().unwrap_or("?"),
+                    w.resource,
+                    w.event,
+                    w.name,
+                    w.target_url,
+                    if mine { "\t(this bot)" } else { "" }
+                );
+            }
+        }
+        WebhooksCmd::Register => {
+            let url = config.bot_public_url.as_ref().ok_or_else(|| {
+                CliError::Usage(
+                    "configuration error: BOT_PUBLIC_URL: required to register a webhook".into(),
+                )
+            })?;
+            let status =
+                crate::registration::register(&client, url, config.webhook_secret.as_ref())
+                    .await
+                    .context("cannot register the webhook")?;
+            println!(
+                "registered {} -> {}",
+                status.id.unwrap_or_default(),
+                status.target_url.unwrap_or_default()
+            );
+        }
+        WebhooksCmd::DeleteAll => {
+            let n = crate::registration::delete_all(&client, target.as_deref())
+                .await
+                .context("cannot delete webhooks")?;
+            println!("deleted {n} webhook(s)");
+        }
+    }
+    Ok(())
+}
+
+fn parse_email_arg(raw: &str) -> Result<Email, CliError> {
+    Email::parse(raw).map_err(|_| CliError::Usage(format!("{raw:?} is not a valid email address")))
+}
+
+/// Reads the original plan's `approved_users.json`: `["a@x.com", …]` or `{"users": [...]}`.
+pub fn parse_users_file(text: &str) -> Result<Vec<Email>, String> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum UsersFile {
+        List(Vec<String>),
+        Object { users: Vec<String> },
+    }
+    let parsed: UsersFile = serde_json::from_str(text).map_err(|e| {
+        format!("expected a JSON array of emails or an object with a \"users\" array ({e})")
+    })?;
+    let raw = match parsed {
+        UsersFile::List(v) | UsersFile::Object { users: v } => v,
+    };
+    let mut bad = Vec::new();
+    let mut emails = Vec::new();
+    for r in raw {
+        match Email::parse(&r) {
+            Ok(e) => emails.push(e),
+            Err(_) => bad.push(r),
+        }
+    }
+    if !bad.is_empty() {
+        return Err(format!("invalid email address(es): {}", bad.join(", ")));
+    }
+    emails.sort();
+    emails.dedup();
+    Ok(emails)
+}
+
+async fn users(config: Config, action: UsersCmd) -> Result<(), CliError> {
+    let store = startup::open_store(&config).await?;
+    let result = users_action(&config, &store, action).await;
+    store.close().await;
+    result
+}
+
+async fn users_action(
+    config: &Config,
+    store: &crate::store::Store,
+    action: UsersCmd,
+) -> Result<(), CliError> {
+    let by = "cli";
+    match action {
+        UsersCmd::List => {
+            for admin in &config.admin_emails {
+                println!("{admin}\tadmin");
+            }
+            for domain in &config.approved_domains {
+                println!("@{domain}\tapproved domain");
+            }
+            for user in store.approved_users().await.context("cannot read users")? {
+                println!("{}\tapproved", user.email);
+            }
+        }
+        UsersCmd::Add { email } => {
+            let email = parse_email_arg(&email)?;
+            if store
+                .add_user(&email, Some(by))
+                .await
+                .context("cannot add the user")?
+            {
+                tracing::info!(user = %email, by, "user approved");
+                println!("approved {email}");
+            } else {
+                println!("{email} was already approved");
+            }
+        }
+        UsersCmd::Remove { email } => {
+            let email = parse_email_arg(&email)?;
+            if config.is_admin(&email) {
+                return Err(CliError::Runtime(anyhow::anyhow!(
+                    "{email} is an admin from ADMIN_EMAILS; remove it there instead"
+                )));
+            }
+            if store
+                .remove_user(&email)
+                .await
+                .context("cannot remove the user")?
+            {
+                tracing::info!(user = %email, by, "user removed");
+                println!("removed {email}");
+            } else {
+                println!("{email} was not approved");
+            }
+        }
+        UsersCmd::Import { file } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let emails = parse_users_file(&text).map_err(|e| {
+                CliError::Runtime(anyhow::anyhow!("{}: {e}; nothing imported", file.display()))
+            })?;
+            let added = store
+                .add_users(&emails, by)
+                .await
+                .context("cannot import users")?;
+            println!("imported {} user(s), {added} new", emails.len());
+        }
+        UsersCmd::Export => {
+            let users = store.approved_users().await.context("cannot read users")?;
+            let emails: Vec<&str> = users.iter().map(|u| u.email.as_str()).collect();
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&emails).context("cannot encode users")?
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `webex-chatbot chat`: the same personality, memory and provider as in Webex, in a terminal.
+async fn console_chat(config: Config, start: Option<String>) -> Result<(), CliError> {
+    let personalities = startup::load_personalities(&config)?;
+    let mut current = match start {
+        None => personalities.default_personality().clone(),
+        Some(name) => personalities.get(&name).cloned().ok_or_else(|| {
+            CliError::Usage(format!("--personality: no personality named {name:?}"))
+        })?,
+    };
+    let llm = startup::llm_client(&config, startup::http_client()?)?;
+    let store = startup::open_store(&config).await?;
+    let conversation = ConversationKey::console("local");
+    let keep = memory::messages_to_keep(config.memory_max_turns);
+    let interactive = std::io::stdin().is_terminal();
+    let user_name = std::env::var("USER").unwrap_or_else(|_| "you".to_owned());
+    if interactive {
+        println!(
+            "Chatting with the '{}' personality via {} ({}). Commands: help, reset, personality [list|NAME], exit.",
+            current.name,
+            config.llm.kind.as_str(),
+            config.llm.model()
+        );
+    }
+    let stdin = std::io::stdin();
+    let mut lines = stdin.lock().lines();
+    loop {
+        if interactive {
+            print!("> ");
+            let _ = std::io::stdout().flush();
+        }
+        let Some(line) = lines.next() else { break };
+        let line = line.context("cannot read standard input")?;
+        let text = line.trim();
+        if text.is_empty() {
+            continue;
+        }
+        if matches!(
+            text.to_lowercase().as_str(),
+            "exit" | "quit" | "/exit" | "/quit"
+        ) {
+            break;
+        }
+        let reply = match commands::parse(text) {
+            Some(Command::Help) => {
+                "Commands: help, reset, personality, personality list, personality NAME, exit."
+                    .to_owned()
+            }
+            Some(Command::Reset) => {
+                store
+                    .clear_history(&conversation)
+                    .await
+                    .context("cannot reset")?;
+                strings::RESET_DONE.to_owned()
+            }
+            Some(Command::Personality) => {
+                strings::current_personality(&current.name, &current.description)
+            }
+            Some(Command::PersonalityList) => personalities
+                .iter()
+                .map(|p| {
+                    format!(
+                        "- {}{}: {}",
+                        p.name,
+                        if p.name == current.name {
+                            " (current)"
+                        } else {
+                            ""
+                        },
+                        p.description
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n"),
+            Some(Command::PersonalitySet(name)) => match personalities.get(&name) {
+                Some(p) => {
+                    current = p.clone();
+                    strings::personality_switched(&p.name, &p.description)
+                }
+                None => strings::unknown_personality(
+                    &name,
+                    &personalities
+                        .iter()
+                        .map(|p| p.name.clone())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                ),
+            },
+            Some(other) => format!("`{}` only works in Webex.", other.name()),
+            None => {
+                let history = store
+                    .history(&conversation, keep)
+                    .await
+                    .context("cannot read history")?;
+                let date = chat::today();
+                let vars = personality::PromptVars {
+                    date: &date,
+                    bot_name: "webex-chatbot",
+                    user_name: &user_name,
+                };
+                let request = chat::build_request(
+                    &current,
+                    &vars,
+                    history,
+                    text,
+                    config.memory_max_turns,
+                    config.memory_max_chars,
+                );
+                match llm.chat(request).await {
+                    Ok(response) => {
+                        let turns = [
+                            Turn {
+                                role: Role::User,
+                                content: text.to_owned(),
+                            },
+                            Turn {
+                                role: Role::Assistant,
+                                content: response.content.clone(),
+                            },
+                        ];
+                        store
+                            .append_turns(&conversation, &turns, keep)
+                            .await
+                            .context("cannot store the turn")?;
+                        response.content
+                    }
+                    Err(e) => {
+                        eprintln!("LLM error: {e}");
+                        strings::LLM_UNAVAILABLE.to_owned()
+                    }
+                }
+            }
+        };
+        println!("{reply}");
+        if interactive {
+            println!();
+        }
+    }
+    store.close().await;
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn users_file_forms() {
+        let a = parse_users_file(r#"["Bob@example.com", "alice@example.com", "bob@example.com"]"#)
+            .unwrap();
+        assert_eq!(
+            a.iter().map(Email::as_str).collect::<Vec<_>>(),
+            ["alice@example.com", "bob@example.com"]
+        );
+        let b = parse_users_file(r#"{"users": ["carol@example.com"], "updated": "2024-01-01"}"#)
+            .unwrap();
+        assert_eq!(b.len(), 1);
+        assert!(parse_users_file("{").is_err());
+        assert!(parse_users_file(r#"{"people": []}"#).is_err());
+        let err = parse_users_file(r#"["ok@example.com", "not-an-email"]"#).unwrap_err();
+        assert!(err.contains("not-an-email"), "{err}");
+    }
+}

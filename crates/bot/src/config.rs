@@ -1,0 +1,508 @@
+//! Configuration: the environment (plus `.env`), parsed once at startup into [`Config`].
+//!
+//! Every problem is a [`ConfigError`] naming the variable, so `main` can exit with status 2
+//! before anything is bound or contacted. Secrets are `SecretString` and never printed.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use secrecy::SecretString;
+use url::Url;
+
+use crate::domain::Email;
+
+/// A configuration problem: which variable, and what is wrong with it.
+#[derive(Debug, thiserror::Error)]
+#[error("{var}: {reason}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub reason: String,
+}
+
+impl ConfigError {
+    pub fn new(var: &'static str, reason: impl Into<String>) -> Self {
+        Self {
+            var,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// How the bot receives events.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Webhook,
+    Websocket,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Debug)]
+pub struct TlsConfig {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub client_ca: Option<PathBuf>,
+}
+
+/// Everything the bot reads from its environment. `Debug` shows no secret: they are
+/// `SecretString`, whose `Debug` prints `[REDACTED]`.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub webex_token: Option<SecretString>,
+    pub webex_bot_id: Option<String>,
+    pub webex_api_url: Url,
+    pub llm: llm::ProviderConfig,
+    pub llm_fallback: Option<llm::ProviderConfig>,
+    pub llm_timeout: Duration,
+    pub llm_max_concurrency: usize,
+    pub llm_show_thinking: bool,
+    pub admin_emails: Vec<Email>,
+    pub approved_domains: Vec<String>,
+    pub log_level: tracing::Level,
+    pub log_file: Option<PathBuf>,
+    pub log_format: LogFormat,
+    pub bot_public_url: Option<Url>,
+    pub webhook_secret: Option<SecretString>,
+    pub relay_api_key: Option<SecretString>,
+    pub bind_addr: SocketAddr,
+    pub tls: Option<TlsConfig>,
+    pub database_url: String,
+    pub database_max_connections: u32,
+    pub personalities_dir: PathBuf,
+    pub default_personality: String,
+    pub memory_max_turns: usize,
+    pub memory_max_chars: usize,
+    pub mode: Mode,
+    pub shutdown_timeout: Duration,
+}
+
+/// Where configuration values come from; the process environment in production, a map in tests.
+pub trait Source {
+    fn get(&self, name: &str) -> Option<String>;
+}
+
+/// The process environment (after `.env` was loaded into it).
+pub struct ProcessEnv;
+
+impl Source for ProcessEnv {
+    fn get(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+}
+
+impl Source for HashMap<String, String> {
+    fn get(&self, name: &str) -> Option<String> {
+        HashMap::get(self, name).cloned()
+    }
+}
+
+/// Reads variables, treating empty values as unset (an `.env` line `FOO=` means "not set").
+struct Reader<'a>(&'a dyn Source);
+
+impl Reader<'_> {
+    fn opt(&self, var: &str) -> Option<String> {
+        self.0
+            .get(var)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    }
+
+    fn parse<T>(&self, var: &'static str, default: T) -> Result<T, ConfigError>
+    where
+        T: FromStr,
+        T::Err: std::fmt::Display,
+    {
+        match self.opt(var) {
+            None => Ok(default),
+            Some(raw) => raw
+                .parse()
+                .map_err(|e| ConfigError::new(var, format!("invalid value {raw:?}: {e}"))),
+        }
+    }
+
+    fn positive<T>(&self, var: &'static str, default: T) -> Result<T, ConfigError>
+    where
+        T: FromStr + PartialOrd + Default,
+        T::Err: std::fmt::Display,
+    {
+        let value = self.parse(var, default)?;
+        if value <= T::default() {
+            return Err(ConfigError::new(var, "must be greater than 0"));
+        }
+        Ok(value)
+    }
+
+    fn secret(&self, var: &str) -> Option<SecretString> {
+        self.opt(var).map(SecretString::from)
+    }
+
+    fn url(&self, var: &'static str) -> Result<Option<Url>, ConfigError> {
+        self.opt(var)
+            .map(|raw| parse_http_url(var, &raw))
+            .transpose()
+    }
+
+    fn bool(&self, var: &'static str, default: bool) -> Result<bool, ConfigError> {
+        match self.opt(var).map(|v| v.to_ascii_lowercase()) {
+            None => Ok(default),
+            Some(v) => match v.as_str() {
+                "1" | "true" | "yes" | "on" => Ok(true),
+                "0" | "false" | "no" | "off" => Ok(false),
+                _ => Err(ConfigError::new(
+                    var,
+                    format!("expected true or false, got {v:?}"),
+                )),
+            },
+        }
+    }
+
+    fn list(&self, var: &str) -> Vec<String> {
+        self.opt(var)
+            .map(|raw| {
+                raw.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+fn parse_http_url(var: &'static str, raw: &str) -> Result<Url, ConfigError> {
+    let url = Url::parse(raw).map_err(|e| ConfigError::new(var, format!("not a URL ({e})")))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(ConfigError::new(var, "must start with http:// or https://"));
+    }
+    Ok(url)
+}
+
+fn parse_level(raw: &str) -> Result<tracing::Level, ConfigError> {
+    // "WARNING" is what Python's logging calls it; operators migrating from the plan use it.
+    let normalized = match raw.to_ascii_uppercase().as_str() {
+        "WARNING" => "WARN".to_owned(),
+        "CRITICAL" | "FATAL" => "ERROR".to_owned(),
+        other => other.to_owned(),
+    };
+    tracing::Level::from_str(&normalized).map_err(|_| {
+        ConfigError::new(
+            "LOG_LEVEL",
+            format!("{raw:?} is not one of TRACE, DEBUG, INFO, WARN, ERROR"),
+        )
+    })
+}
+
+fn provider_config(
+    r: &Reader<'_>,
+    kind_var: &'static str,
+    kind_default: Option<&str>,
+    model_var: &'static str,
+    key_var: &'static str,
+    url_var: &'static str,
+) -> Result<Option<llm::ProviderConfig>, ConfigError> {
+    let Some(raw_kind) = r.opt(kind_var).or(kind_default.map(str::to_owned)) else {
+        return Ok(None);
+    };
+    let kind = llm::ProviderKind::from_str(&raw_kind)
+        .map_err(|e| ConfigError::new(kind_var, e.to_string()))?;
+    let mut base_url = r.url(url_var)?;
+    // OLLAMA_URL is the plan's name for the Ollama server; LLM_BASE_URL still wins.
+    if base_url.is_none() && kind == llm::ProviderKind::Ollama {
+        base_url = Some(
+            r.url("OLLAMA_URL")?
+                .unwrap_or_else(|| default_url("http://localhost:11434")),
+        );
+    }
+    let config = llm::ProviderConfig {
+        kind,
+        base_url,
+        api_key: r.secret(key_var),
+        model: r.opt(model_var),
+    };
+    config.validate().map_err(|e| match e {
+        llm::ConfigError::MissingApiKey(_) => ConfigError::new(
+            key_var,
+            format!("required when {kind_var}={}", kind.as_str()),
+        ),
+        llm::ConfigError::MissingBaseUrl(_) => ConfigError::new(
+            url_var,
+            format!("required when {kind_var}={}", kind.as_str()),
+        ),
+        other => ConfigError::new(url_var, other.to_string()),
+    })?;
+    Ok(Some(config))
+}
+
+/// A built-in default; the unit tests parse every one of them.
+#[allow(clippy::expect_used)]
+fn default_url(literal: &'static str) -> Url {
+    Url::parse(literal).expect("built-in default URLs are valid")
+}
+
+impl Config {
+    /// Parses the whole configuration. Variables that only some subcommands need (the bot
+    /// token) are checked by [`Config::require_token`].
+    pub fn from_source(source: &dyn Source) -> Result<Config, ConfigError> {
+        let r = Reader(source);
+
+        let llm = provider_config(
+            &r,
+            "LLM_PROVIDER",
+            Some("ollama"),
+            "LLM_MODEL",
+            "LLM_API_KEY",
+            "LLM_BASE_URL",
+        )?
+        .ok_or_else(|| ConfigError::new("LLM_PROVIDER", "missing"))?;
+        let llm_fallback = provider_config(
+            &r,
+            "LLM_FALLBACK_PROVIDER",
+            None,
+            "LLM_FALLBACK_MODEL",
+            "LLM_FALLBACK_API_KEY",
+            "LLM_FALLBACK_BASE_URL",
+        )?;
+
+        let mut admin_emails = Vec::new();
+        for raw in r.list("ADMIN_EMAILS") {
+            let email = Email::parse(&raw)
+                .map_err(|e| ConfigError::new("ADMIN_EMAILS", format!("{raw:?}: {e}")))?;
+            admin_emails.push(email);
+        }
+        let approved_domains = r
+            .list("APPROVED_DOMAINS")
+            .into_iter()
+            .map(|d| d.trim_start_matches('@').to_ascii_lowercase())
+            .collect();
+
+        let log_level = match r.opt("LOG_LEVEL") {
+            None => tracing::Level::INFO,
+            Some(raw) => parse_level(&raw)?,
+        };
+        // LOG_FILE set to an empty value means "no file"; unset means the default path.
+        let log_file = match source.get("LOG_FILE") {
+            None => Some(PathBuf::from("logs/bot_server.log")),
+            Some(v) if v.trim().is_empty() => None,
+            Some(v) => Some(PathBuf::from(v.trim())),
+        };
+        let log_format = match r.opt("LOG_FORMAT").map(|v| v.to_ascii_lowercase()) {
+            None => LogFormat::Text,
+            Some(v) if v == "text" => LogFormat::Text,
+            Some(v) if v == "json" => LogFormat::Json,
+            Some(v) => {
+                return Err(ConfigError::new(
+                    "LOG_FORMAT",
+                    format!("{v:?} is not one of text, json"),
+                ));
+            }
+        };
+
+        let bot_public_url = r.url("BOT_PUBLIC_URL")?;
+        let tls = match (r.opt("TLS_CERT_PATH"), r.opt("TLS_KEY_PATH")) {
+            (None, None) => None,
+            (Some(cert), Some(key)) => Some(TlsConfig {
+                cert: cert.into(),
+                key: key.into(),
+                client_ca: r.opt("TLS_CLIENT_CA_PATH").map(PathBuf::from),
+            }),
+            (Some(_), None) => {
+                return Err(ConfigError::new(
+                    "TLS_KEY_PATH",
+                    "required when TLS_CERT_PATH is set",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::new(
+                    "TLS_CERT_PATH",
+                    "required when TLS_KEY_PATH is set",
+                ));
+            }
+        };
+        if tls.is_none() && r.opt("TLS_CLIENT_CA_PATH").is_some() {
+            return Err(ConfigError::new(
+                "TLS_CLIENT_CA_PATH",
+                "needs TLS_CERT_PATH and TLS_KEY_PATH (client certificates need HTTPS)",
+            ));
+        }
+
+        let database_url = r
+            .opt("DATABASE_URL")
+            .unwrap_or_else(|| "sqlite://data/bot.db".to_owned());
+        if !(database_url.starts_with("sqlite:")
+            || database_url.starts_with("postgres://")
+            || database_url.starts_with("postgresql://"))
+        {
+            return Err(ConfigError::new(
+                "DATABASE_URL",
+                "must start with sqlite:// or postgres://",
+            ));
+        }
+
+        let mode = match r.opt("MODE").map(|v| v.to_ascii_lowercase()) {
+            None => Mode::Webhook,
+            Some(v) if v == "webhook" => Mode::Webhook,
+            Some(v) if v == "websocket" => Mode::Websocket,
+            Some(v) => {
+                return Err(ConfigError::new(
+                    "MODE",
+                    format!("{v:?} is not one of webhook, websocket"),
+                ));
+            }
+        };
+
+        Ok(Config {
+            webex_token: r.secret("WEBEX_BOT_TOKEN"),
+            webex_bot_id: r.opt("WEBEX_BOT_ID"),
+            webex_api_url: r
+                .url("WEBEX_API_URL")?
+                .unwrap_or_else(|| default_url("https://webexapis.com/v1")),
+            llm,
+            llm_fallback,
+            llm_timeout: Duration::from_secs(r.positive("LLM_TIMEOUT_SECS", 120u64)?),
+            llm_max_concurrency: r.positive("LLM_MAX_CONCURRENCY", 4usize)?,
+            llm_show_thinking: r.bool("LLM_SHOW_THINKING", false)?,
+            admin_emails,
+            approved_domains,
+            log_level,
+            log_file,
+            log_format,
+            bot_public_url,
+            webhook_secret: r.secret("WEBHOOK_SECRET"),
+            relay_api_key: r.secret("RELAY_API_KEY"),
+            bind_addr: r.parse("BIND_ADDR", SocketAddr::from(([0, 0, 0, 0], 8080)))?,
+            tls,
+            database_url,
+            database_max_connections: r.positive("DATABASE_MAX_CONNECTIONS", 10u32)?,
+            personalities_dir: r
+                .opt("PERSONALITIES_DIR")
+                .unwrap_or_else(|| "personalities".to_owned())
+                .into(),
+            default_personality: r
+                .opt("DEFAULT_PERSONALITY")
+                .unwrap_or_else(|| "default".to_owned()),
+            memory_max_turns: r.parse("MEMORY_MAX_TURNS", 20usize)?,
+            memory_max_chars: r.positive("MEMORY_MAX_CHARS", 24_000usize)?,
+            mode,
+            shutdown_timeout: Duration::from_secs(r.parse("SHUTDOWN_TIMEOUT_SECS", 30u64)?),
+        })
+    }
+
+    /// The bot token, for the subcommands that talk to Webex.
+    pub fn require_token(&self) -> Result<&SecretString, ConfigError> {
+        self.webex_token.as_ref().ok_or_else(|| {
+            ConfigError::new(
+                "WEBEX_BOT_TOKEN",
+                "missing: set it to the bot's access token from developer.webex.com",
+            )
+        })
+    }
+
+    /// Whether this email is one of `ADMIN_EMAILS`.
+    pub fn is_admin(&self, email: &Email) -> bool {
+        self.admin_emails.contains(email)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_follow_the_contract() {
+        let c = Config::from_source(&env(&[])).unwrap();
+        assert_eq!(c.llm.kind, llm::ProviderKind::Ollama);
+        assert_eq!(
+            c.llm.base_url.as_ref().unwrap().as_str(),
+            "http://localhost:11434/"
+        );
+        assert_eq!(c.webex_api_url.as_str(), "https://webexapis.com/v1");
+        assert_eq!(c.bind_addr.to_string(), "0.0.0.0:8080");
+        assert_eq!(c.database_url, "sqlite://data/bot.db");
+        assert_eq!(c.llm_timeout, Duration::from_secs(120));
+        assert_eq!(c.llm_max_concurrency, 4);
+        assert_eq!(c.memory_max_turns, 20);
+        assert_eq!(c.memory_max_chars, 24_000);
+        assert_eq!(
+            c.log_file.as_deref(),
+            Some(std::path::Path::new("logs/bot_server.log"))
+        );
+        assert_eq!(c.log_level, tracing::Level::INFO);
+        assert_eq!(c.mode, Mode::Webhook);
+        assert_eq!(c.shutdown_timeout, Duration::from_secs(30));
+        assert!(c.require_token().is_err());
+    }
+
+    #[test]
+    fn errors_name_the_variable() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[("LLM_PROVIDER", "gpt")], "LLM_PROVIDER"),
+            (&[("LLM_PROVIDER", "anthropic")], "LLM_API_KEY"),
+            (&[("LLM_PROVIDER", "openai-compatible")], "LLM_BASE_URL"),
+            (
+                &[("LLM_FALLBACK_PROVIDER", "openai")],
+                "LLM_FALLBACK_API_KEY",
+            ),
+            (&[("LLM_TIMEOUT_SECS", "soon")], "LLM_TIMEOUT_SECS"),
+            (&[("LLM_MAX_CONCURRENCY", "0")], "LLM_MAX_CONCURRENCY"),
+            (&[("LOG_LEVEL", "loud")], "LOG_LEVEL"),
+            (&[("LOG_FORMAT", "xml")], "LOG_FORMAT"),
+            (&[("BIND_ADDR", "everywhere")], "BIND_ADDR"),
+            (&[("BOT_PUBLIC_URL", "bot.example.com")], "BOT_PUBLIC_URL"),
+            (&[("OLLAMA_URL", "ftp://x")], "OLLAMA_URL"),
+            (&[("ADMIN_EMAILS", "alice")], "ADMIN_EMAILS"),
+            (&[("DATABASE_URL", "mysql://x")], "DATABASE_URL"),
+            (&[("TLS_CERT_PATH", "a.pem")], "TLS_KEY_PATH"),
+            (&[("MODE", "poll")], "MODE"),
+            (&[("LLM_SHOW_THINKING", "maybe")], "LLM_SHOW_THINKING"),
+        ];
+        for (pairs, var) in cases {
+            let err = Config::from_source(&env(pairs)).unwrap_err();
+            assert_eq!(err.var, *var, "for {pairs:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn values_are_read_and_secrets_stay_hidden() {
+        let c = Config::from_source(&env(&[
+            ("WEBEX_BOT_TOKEN", "tok-SECRET-1"),
+            ("WEBHOOK_SECRET", "hook-SECRET-2"),
+            ("LLM_PROVIDER", "Anthropic"),
+            ("LLM_API_KEY", "key-SECRET-3"),
+            ("RELAY_API_KEY", "relay-SECRET-4"),
+            ("ADMIN_EMAILS", " Alice@Example.com, bob@example.com ,"),
+            ("APPROVED_DOMAINS", "@Example.org"),
+            ("LOG_LEVEL", "debug"),
+            ("LOG_FILE", ""),
+            ("OLLAMA_URL", "http://gpu:11434"),
+        ]))
+        .unwrap();
+        assert_eq!(c.require_token().unwrap().expose_secret(), "tok-SECRET-1");
+        assert_eq!(c.llm.kind, llm::ProviderKind::Anthropic);
+        assert!(
+            c.llm.base_url.is_none(),
+            "OLLAMA_URL only applies to ollama"
+        );
+        assert!(c.is_admin(&Email::parse("ALICE@example.com").unwrap()));
+        assert_eq!(c.approved_domains, vec!["example.org"]);
+        assert_eq!(c.log_level, tracing::Level::DEBUG);
+        assert!(c.log_file.is_none());
+        let debug = format!("{c:?}");
+        assert!(!debug.contains("SECRET"), "{debug}");
+    }
+}

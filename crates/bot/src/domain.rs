@@ -1,0 +1,153 @@
+//! Domain types the bot reasons with: validated emails, conversation keys, chat roles.
+
+use std::fmt;
+
+/// An email address as Webex reports it, normalised to lowercase so that
+/// `Alice@Example.com` and `alice@example.com` are the same person.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Email(String);
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum EmailError {
+    #[error("not an email address")]
+    Invalid,
+}
+
+impl Email {
+    /// Accepts `local@domain.tld` (one `@`, no spaces, a dot in the domain); the check is
+    /// deliberately simple: Webex already validated the address, this catches typos.
+    pub fn parse(raw: &str) -> Result<Email, EmailError> {
+        let s = raw.trim().to_lowercase();
+        let (local, domain) = s.split_once('@').ok_or(EmailError::Invalid)?;
+        let valid = !local.is_empty()
+            && s.len() <= 254
+            && !domain.contains('@')
+            && domain.contains('.')
+            && !domain.starts_with('.')
+            && !domain.ends_with('.')
+            && !domain.contains("..")
+            && !s
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control() || "<>(),;:\"[]\\".contains(c));
+        if valid {
+            Ok(Email(s))
+        } else {
+            Err(EmailError::Invalid)
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn domain(&self) -> &str {
+        self.0.rsplit_once('@').map_or("", |(_, d)| d)
+    }
+
+    /// Bots (`@webex.bot`, and the legacy `@sparkbot.io`) are ignored to avoid bot-to-bot loops.
+    pub fn is_bot(&self) -> bool {
+        matches!(self.domain(), "webex.bot" | "sparkbot.io")
+    }
+}
+
+impl fmt::Display for Email {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Who said a stored turn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    User,
+    Assistant,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::User => "user",
+            Role::Assistant => "assistant",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "user" => Some(Role::User),
+            "assistant" => Some(Role::Assistant),
+            _ => None,
+        }
+    }
+}
+
+/// One stored message of a conversation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Turn {
+    pub role: Role,
+    pub content: String,
+}
+
+/// The memory key of a conversation: the space for direct spaces, the space plus the
+/// thread's root message in group spaces (each thread is its own conversation).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ConversationKey(String);
+
+impl ConversationKey {
+    pub fn direct(room_id: &str) -> Self {
+        Self(room_id.to_owned())
+    }
+
+    pub fn thread(room_id: &str, root_message_id: &str) -> Self {
+        Self(format!("{room_id}/{root_message_id}"))
+    }
+
+    /// The console chat's conversation (`webex-chatbot chat`).
+    pub fn console(name: &str) -> Self {
+        Self(format!("console/{name}"))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn email_parsing() {
+        let ok = [
+            ("alice@example.com", "alice@example.com"),
+            ("  Alice@Example.COM ", "alice@example.com"),
+            ("a.b+tag@sub.example.co.uk", "a.b+tag@sub.example.co.uk"),
+        ];
+        for (raw, want) in ok {
+            assert_eq!(Email::parse(raw).unwrap().as_str(), want);
+        }
+        let bad = [
+            "",
+            "alice",
+            "@example.com",
+            "alice@",
+            "alice@example",
+            "a b@example.com",
+            "alice@@example.com",
+            "alice@.example.com",
+            "alice@example.com.",
+            "<alice@example.com>",
+            "alice@exa..mple.com",
+        ];
+        for raw in bad {
+            assert!(Email::parse(raw).is_err(), "{raw:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn bot_emails() {
+        assert!(Email::parse("helpbot@webex.bot").unwrap().is_bot());
+        assert!(Email::parse("old@sparkbot.io").unwrap().is_bot());
+        assert!(!Email::parse("alice@webex.com").unwrap().is_bot());
+    }
+}

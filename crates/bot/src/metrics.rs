@@ -1,0 +1,141 @@
+//! Prometheus metrics, one registry per app (so tests can run several apps in one process).
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    pub outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StatusLabel {
+    pub status: u16,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub events_received: Counter,
+    pub events_ignored: Family<ReasonLabel, Counter>,
+    pub events_processed: Family<OutcomeLabel, Counter>,
+    pub replies_sent: Counter,
+    pub llm_latency: Histogram,
+    pub webex_api_errors: Family<StatusLabel, Counter>,
+    pub queue_depth: Gauge,
+    pub llm_in_flight: Gauge,
+    pub llm_queued: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("webex_chatbot");
+        let events_received = Counter::default();
+        let events_ignored = Family::<ReasonLabel, Counter>::default();
+        let events_processed = Family::<OutcomeLabel, Counter>::default();
+        let replies_sent = Counter::default();
+        // 50 ms … ~200 s: local models answer in under a second, big cloud ones in minutes.
+        let llm_latency = Histogram::new(exponential_buckets(0.05, 2.0, 13));
+        let webex_api_errors = Family::<StatusLabel, Counter>::default();
+        let queue_depth = Gauge::default();
+        let llm_in_flight = Gauge::default();
+        let llm_queued = Gauge::default();
+        registry.register(
+            "events_received",
+            "Webhook events accepted by /webhook",
+            events_received.clone(),
+        );
+        registry.register(
+            "events_ignored",
+            "Events deliberately not answered, by reason",
+            events_ignored.clone(),
+        );
+        registry.register(
+            "events_processed",
+            "Events handled to the end, by outcome",
+            events_processed.clone(),
+        );
+        registry.register(
+            "replies_sent",
+            "Messages posted to Webex",
+            replies_sent.clone(),
+        );
+        registry.register(
+            "llm_latency_seconds",
+            "Duration of LLM calls, queue wait included",
+            llm_latency.clone(),
+        );
+        registry.register(
+            "webex_api_errors",
+            "Non-2xx answers from the Webex API, by status (retried ones included)",
+            webex_api_errors.clone(),
+        );
+        registry.register(
+            "queue_depth",
+            "Events acknowledged and not yet handled",
+            queue_depth.clone(),
+        );
+        registry.register(
+            "llm_calls_in_flight",
+            "LLM calls running now",
+            llm_in_flight.clone(),
+        );
+        registry.register(
+            "llm_calls_queued",
+            "LLM calls waiting for a slot (LLM_MAX_CONCURRENCY)",
+            llm_queued.clone(),
+        );
+        Self {
+            registry,
+            events_received,
+            events_ignored,
+            events_processed,
+            replies_sent,
+            llm_latency,
+            webex_api_errors,
+            queue_depth,
+            llm_in_flight,
+            llm_queued,
+        }
+    }
+
+    pub fn ignored(&self, reason: &'static str) {
+        self.events_ignored
+            .get_or_create(&ReasonLabel { reason })
+            .inc();
+    }
+
+    pub fn processed(&self, outcome: &'static str) {
+        self.events_processed
+            .get_or_create(&OutcomeLabel { outcome })
+            .inc();
+    }
+
+    pub fn webex_error(&self, status: u16) {
+        self.webex_api_errors
+            .get_or_create(&StatusLabel { status })
+            .inc();
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}

@@ -1,0 +1,338 @@
+//! How one recorded event is handled (DESIGN §5): fetch → sender checks → access →
+//! command or chat → reply → store. This is the one error boundary per message: every
+//! failure ends as a logged outcome, a retry later, or an apology; never a panic upward.
+
+pub(crate) mod access;
+pub(crate) mod commands;
+pub(crate) mod reply;
+
+use std::time::Duration;
+
+use tracing::Instrument;
+
+use crate::chat;
+use crate::domain::{ConversationKey, Email, Role, Turn};
+use crate::state::AppState;
+use crate::store::{Finish, PendingEvent};
+use crate::strings;
+
+/// Attempts before an event is given up (each after a crash, a Webex outage, …).
+const MAX_ATTEMPTS: i64 = 8;
+
+/// How an attempt ended.
+#[derive(Debug)]
+pub(crate) enum Disposition {
+    /// Finished: store the outcome (and turns when the LLM answered).
+    Done {
+        outcome: &'static str,
+        turns: Option<(ConversationKey, Vec<Turn>)>,
+    },
+    /// A temporary failure (Webex or the store down): try again after a delay.
+    Retry { cause: anyhow::Error },
+    /// A permanent failure: log it and give up on this event.
+    Failed {
+        outcome: &'static str,
+        cause: anyhow::Error,
+    },
+}
+
+fn retry_delay(attempt: i64) -> Duration {
+    // 5 s, 10 s, 20 s … capped at 5 minutes.
+    let exp = u32::try_from(attempt.clamp(1, 7) - 1).unwrap_or(0);
+    Duration::from_secs((5u64 << exp).min(300))
+}
+
+/// Handles one event to a durable end state (done, or pending with a retry time).
+pub async fn handle(state: &AppState, event: PendingEvent) {
+    let span = tracing::info_span!("event", message_id = %event.message_id, seq = event.seq);
+    async {
+        let attempt = match state.store.begin_attempt(event.seq).await {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot record the attempt; will retry");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                return;
+            }
+        };
+        let disposition = if attempt > MAX_ATTEMPTS {
+            Disposition::Failed {
+                outcome: "gave_up",
+                cause: anyhow::anyhow!("{MAX_ATTEMPTS} attempts failed"),
+            }
+        } else {
+            run(state, &event).await
+        };
+        let keep_messages = crate::memory::messages_to_keep(state.config.memory_max_turns);
+        let stored = match disposition {
+            Disposition::Done { outcome, turns } => {
+                tracing::info!(outcome, "event handled");
+                state.metrics.processed(outcome);
+                let turns_ref = turns.as_ref().map(|(k, t)| (k, t.as_slice()));
+                state
+                    .store
+                    .finish(
+                        event.seq,
+                        Finish {
+                            outcome,
+                            turns: turns_ref,
+                            keep_messages,
+                        },
+                    )
+                    .await
+            }
+            Disposition::Retry { cause } => {
+                let delay = retry_delay(attempt);
+                tracing::warn!(
+                    error = format!("{cause:#}"),
+                    attempt,
+                    retry_in_s = delay.as_secs(),
+                    "temporary failure; will retry"
+                );
+                state.store.postpone(event.seq, delay).await
+            }
+            Disposition::Failed { outcome, cause } => {
+                tracing::error!(error = format!("{cause:#}"), outcome, "event failed");
+                state.metrics.processed(outcome);
+                state
+                    .store
+                    .finish(
+                        event.seq,
+                        Finish {
+                            outcome,
+                            turns: None,
+                            keep_messages,
+                        },
+                    )
+                    .await
+            }
+        };
+        if let Err(e) = stored {
+            tracing::error!(error = %e, "cannot store the event's outcome; it will be retried");
+        }
+    }
+    .instrument(span)
+    .await;
+}
+
+fn ignored(state: &AppState, reason: &'static str) -> Disposition {
+    tracing::info!(reason, "event ignored");
+    state.metrics.ignored(reason);
+    Disposition::Done {
+        outcome: "ignored",
+        turns: None,
+    }
+}
+
+/// Whether a Webex failure is worth trying again later.
+fn webex_temporary(e: &webex::Error) -> bool {
+    match e {
+        webex::Error::RateLimited { .. } | webex::Error::Transport(_) => true,
+        webex::Error::Http { status, .. } => *status >= 500 || *status == 423,
+        _ => false,
+    }
+}
+
+fn webex_failure(e: webex::Error, what: &'static str) -> Disposition {
+    let temporary = webex_temporary(&e);
+    let cause = anyhow::Error::new(e).context(what);
+    if temporary {
+        Disposition::Retry { cause }
+    } else {
+        Disposition::Failed {
+            outcome: "webex_error",
+            cause,
+        }
+    }
+}
+
+async fn run(state: &AppState, event: &PendingEvent) -> Disposition {
+    let message_id = webex::MessageId::new(event.message_id.clone());
+    let message = match state.webex.get_message(&message_id).await {
+        Ok(m) => m,
+        Err(e) if e.is_not_found() => return ignored(state, "message_gone"),
+        Err(e) => return webex_failure(e, "fetching the message"),
+    };
+
+    // Sender checks: never answer ourselves or another bot (loops).
+    if message
+        .person_id
+        .as_ref()
+        .is_some_and(|p| state.bot.id.same_person(p.as_str()))
+    {
+        return ignored(state, "own_message");
+    }
+    let Some(sender) = message
+        .person_email
+        .as_deref()
+        .and_then(|e| Email::parse(e).ok())
+    else {
+        return ignored(state, "no_sender_email");
+    };
+    if sender.is_bot() {
+        return ignored(state, "bot_sender");
+    }
+    let group = matches!(message.room_type, Some(webex::RoomType::Group));
+    let mentioned = webex::mention::mentions(&message, &state.bot.id);
+    if group && !mentioned {
+        return ignored(state, "not_mentioned");
+    }
+    let text = if mentioned {
+        webex::mention::strip_bot_mention(&message, &state.bot.id, &state.bot.display_name)
+    } else {
+        message.text.as_deref().unwrap_or("").trim().to_owned()
+    };
+
+    let role = match access::role_of(state, &sender).await {
+        Ok(Some(role)) => role,
+        Ok(None) => {
+            tracing::info!(sender = %sender, "ignored: sender is not approved");
+            return ignored(state, "unapproved");
+        }
+        Err(e) => {
+            return Disposition::Retry {
+                cause: anyhow::Error::new(e).context("checking access"),
+            };
+        }
+    };
+
+    // Group spaces: the thread of the message that asked (its root), one memory per thread.
+    let thread_root = message
+        .parent_id
+        .clone()
+        .unwrap_or_else(|| message.id.clone());
+    let (conversation, parent) = if group {
+        (
+            ConversationKey::thread(message.room_id.as_str(), thread_root.as_str()),
+            Some(thread_root),
+        )
+    } else {
+        (
+            ConversationKey::direct(message.room_id.as_str()),
+            message.parent_id.clone(),
+        )
+    };
+    let target = reply::Target {
+        room_id: message.room_id.clone(),
+        parent_id: parent,
+    };
+    let ctx = Context {
+        sender,
+        role,
+        group,
+        conversation,
+        target,
+    };
+
+    // An earlier attempt already has the LLM's answer: only the posting is left.
+    if let Some(answer) = &event.reply {
+        return finish_answer(state, event.seq, event.parts_sent, &ctx, &text, answer).await;
+    }
+    if let Some(command) = crate::commands::parse(&text) {
+        tracing::info!(command = command.name(), sender = %ctx.sender, "command");
+        let answer = match commands::run(state, &ctx, command).await {
+            Ok(answer) => answer,
+            Err(e) => {
+                return Disposition::Retry {
+                    cause: e.context("running the command"),
+                };
+            }
+        };
+        return match reply::post(state, event.seq, event.parts_sent, &ctx.target, &answer).await {
+            Ok(()) => Disposition::Done {
+                outcome: "command",
+                turns: None,
+            },
+            Err(e) => webex_failure(e, "posting the command answer"),
+        };
+    }
+    if text.is_empty() {
+        return match reply::post(
+            state,
+            event.seq,
+            event.parts_sent,
+            &ctx.target,
+            strings::EMPTY_MESSAGE,
+        )
+        .await
+        {
+            Ok(()) => Disposition::Done {
+                outcome: "empty",
+                turns: None,
+            },
+            Err(e) => webex_failure(e, "posting the hint"),
+        };
+    }
+
+    let answer = match chat::answer(state, &ctx, &text).await {
+        Ok(answer) => answer,
+        Err(chat::ChatError::Llm(e)) => {
+            // The cause goes to the log; the person gets a short apology, nothing stored.
+            tracing::warn!(error = %e, "LLM failed; apologising");
+            return match reply::post(
+                state,
+                event.seq,
+                event.parts_sent,
+                &ctx.target,
+                strings::LLM_UNAVAILABLE,
+            )
+            .await
+            {
+                Ok(()) => Disposition::Done {
+                    outcome: "llm_error",
+                    turns: None,
+                },
+                Err(e) => webex_failure(e, "posting the apology"),
+            };
+        }
+        Err(chat::ChatError::Store(e)) => {
+            return Disposition::Retry {
+                cause: anyhow::Error::new(e).context("preparing the chat"),
+            };
+        }
+    };
+    if let Err(e) = state.store.save_reply(event.seq, &answer).await {
+        return Disposition::Retry {
+            cause: anyhow::Error::new(e).context("saving the answer"),
+        };
+    }
+    finish_answer(state, event.seq, 0, &ctx, &text, &answer).await
+}
+
+async fn finish_answer(
+    state: &AppState,
+    seq: i64,
+    already_sent: i64,
+    ctx: &Context,
+    question: &str,
+    answer: &str,
+) -> Disposition {
+    match reply::post(state, seq, already_sent, &ctx.target, answer).await {
+        Ok(()) => Disposition::Done {
+            outcome: "answered",
+            turns: Some((
+                ctx.conversation.clone(),
+                vec![
+                    Turn {
+                        role: Role::User,
+                        content: question.to_owned(),
+                    },
+                    Turn {
+                        role: Role::Assistant,
+                        content: answer.to_owned(),
+                    },
+                ],
+            )),
+        },
+        Err(e) => webex_failure(e, "posting the answer"),
+    }
+}
+
+/// What the later stages know about the message being handled.
+#[derive(Debug)]
+pub(crate) struct Context {
+    pub sender: Email,
+    pub role: access::Role,
+    pub group: bool,
+    pub conversation: ConversationKey,
+    pub target: reply::Target,
+}

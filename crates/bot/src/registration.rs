@@ -1,0 +1,192 @@
+//! Keeps exactly one webhook of this bot pointing at `BOT_PUBLIC_URL/webhook`.
+//!
+//! Webex disables a webhook after 100 failed deliveries in 5 minutes and never re-enables
+//! it, and an earlier deployment may have left webhooks with an old URL or secret: at
+//! startup the matching ones are reconciled into one active, current webhook.
+
+use secrecy::{ExposeSecret, SecretString};
+use url::Url;
+
+use crate::state::WebhookStatus;
+
+/// The name this bot gives its webhook; webhooks with this name are considered its own.
+pub const WEBHOOK_NAME: &str = "webex-chatbot";
+
+/// `BOT_PUBLIC_URL` + `/webhook`, whether or not the URL ends with a slash.
+pub fn target_url(public_url: &Url) -> String {
+    format!("{}/webhook", public_url.as_str().trim_end_matches('/'))
+}
+
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// An active, matching webhook to keep (updated so its secret is current).
+    pub keep: Option<webex::WebhookId>,
+    /// Stale webhooks of this bot (same name or same target) to delete.
+    pub delete: Vec<webex::WebhookId>,
+}
+
+fn is_firehose_match(w: &webex::Webhook, target: &str) -> bool {
+    w.target_url == target
+        && w.resource == "messages"
+        && w.event == "created"
+        && w.filter.as_deref().is_none_or(str::is_empty)
+        && w.status.as_deref().is_none_or(|s| s == "active")
+}
+
+/// Decides what to do with the existing webhooks (pure, so it is table-tested).
+pub fn plan(existing: &[webex::Webhook], target: &str) -> Plan {
+    let mut plan = Plan::default();
+    for w in existing {
+        let ours = w.name == WEBHOOK_NAME || w.target_url == target;
+        if !ours {
+            continue;
+        }
+        if plan.keep.is_none() && is_firehose_match(w, target) {
+            plan.keep = Some(w.id.clone());
+        } else {
+            plan.delete.push(w.id.clone());
+        }
+    }
+    plan
+}
+
+/// Applies the plan: deletes stale webhooks, updates or creates the one to keep.
+pub async fn register(
+    client: &webex::Client,
+    public_url: &Url,
+    secret: Option<&SecretString>,
+) -> Result<WebhookStatus, webex::Error> {
+    let target = target_url(public_url);
+    let existing = client.list_webhooks().await?;
+    let plan = plan(&existing, &target);
+    for id in &plan.delete {
+        tracing::info!(webhook_id = %id, "deleting a stale webhook of this bot");
+        client.delete_webhook(id).await?;
+    }
+    let secret = secret.map(|s| s.expose_secret().to_owned());
+    let webhook = match &plan.keep {
+        Some(id) => {
+            client
+                .update_webhook(
+                    id,
+                    &webex::UpdateWebhook {
+                        name: WEBHOOK_NAME.to_owned(),
+                        target_url: target.clone(),
+                        secret,
+                        status: Some("active".to_owned()),
+                    },
+                )
+                .await?
+        }
+        None => {
+            client
+                .create_webhook(&webex::NewWebhook {
+                    name: WEBHOOK_NAME.to_owned(),
+                    target_url: target.clone(),
+                    resource: "messages".to_owned(),
+                    event: "created".to_owned(),
+                    filter: None,
+                    secret,
+                })
+                .await?
+        }
+    };
+    tracing::info!(
+        webhook_id = %webhook.id,
+        target_url = %webhook.target_url,
+        kept = plan.keep.is_some(),
+        removed = plan.delete.len(),
+        "webhook registered"
+    );
+    Ok(WebhookStatus {
+        registered: true,
+        id: Some(webhook.id.to_string()),
+        target_url: Some(webhook.target_url),
+        status: webhook.status.or(Some("active".to_owned())),
+        note: None,
+    })
+}
+
+/// Deletes every webhook of this bot (by name or target); returns how many.
+pub async fn delete_all(
+    client: &webex::Client,
+    target: Option<&str>,
+) -> Result<usize, webex::Error> {
+    let existing = client.list_webhooks().await?;
+    let mut deleted = 0;
+    for w in existing
+        .iter()
+        .filter(|w| w.name == WEBHOOK_NAME || Some(w.target_url.as_str()) == target)
+    {
+        client.delete_webhook(&w.id).await?;
+        deleted += 1;
+    }
+    Ok(deleted)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn hook(id: &str, name: &str, target: &str, status: &str) -> webex::Webhook {
+        serde_json::from_value(serde_json::json!({
+            "id": id, "name": name, "targetUrl": target, "resource": "messages",
+            "event": "created", "status": status
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn target_url_joins_cleanly() {
+        for raw in ["https://bot.example.com", "https://bot.example.com/"] {
+            assert_eq!(
+                target_url(&Url::parse(raw).unwrap()),
+                "https://bot.example.com/webhook"
+            );
+        }
+        assert_eq!(
+            target_url(&Url::parse("https://example.com/bot/").unwrap()),
+            "https://example.com/bot/webhook"
+        );
+    }
+
+    #[test]
+    fn plan_table() {
+        let t = "https://bot.example.com/webhook";
+        let ids = |p: &Plan| p.delete.iter().map(|i| i.to_string()).collect::<Vec<_>>();
+
+        // Nothing there: create.
+        assert_eq!(plan(&[], t), Plan::default());
+        // One good webhook: keep it.
+        let p = plan(&[hook("a", WEBHOOK_NAME, t, "active")], t);
+        assert_eq!(p.keep.as_ref().map(|i| i.to_string()), Some("a".into()));
+        assert!(p.delete.is_empty());
+        // Inactive: replaced.
+        let p = plan(&[hook("a", WEBHOOK_NAME, t, "inactive")], t);
+        assert!(p.keep.is_none());
+        assert_eq!(ids(&p), ["a"]);
+        // Old URL under our name, a duplicate, and someone else's webhook.
+        let p = plan(
+            &[
+                hook(
+                    "old",
+                    WEBHOOK_NAME,
+                    "https://old.example.com/webhook",
+                    "active",
+                ),
+                hook("a", "other-name", t, "active"),
+                hook("dup", WEBHOOK_NAME, t, "active"),
+                hook(
+                    "foreign",
+                    "crm-sync",
+                    "https://crm.example.com/hook",
+                    "active",
+                ),
+            ],
+            t,
+        );
+        assert_eq!(p.keep.as_ref().map(|i| i.to_string()), Some("a".into()));
+        assert_eq!(ids(&p), ["old", "dup"]);
+    }
+}

@@ -1,0 +1,52 @@
+//! `GET /health`: always 200 with a JSON report; `status` is `degraded` when the LLM or the
+//! database cannot be reached. The LLM probe is cached a few seconds so a busy load
+//! balancer does not turn into a flood of model-list requests.
+
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::extract::State;
+use serde_json::{Value, json};
+
+use crate::state::AppState;
+
+const PROBE_CACHE: Duration = Duration::from_secs(5);
+
+pub(crate) async fn llm_report(state: &AppState) -> llm::HealthReport {
+    let mut cache = state.health_cache.lock().await;
+    if let Some((at, report)) = cache.as_ref()
+        && at.elapsed() < PROBE_CACHE
+    {
+        return report.clone();
+    }
+    let report = state.llm.probe().await;
+    *cache = Some((Instant::now(), report.clone()));
+    report
+}
+
+pub(crate) async fn report(state: &AppState) -> Value {
+    let (llm, database) = tokio::join!(llm_report(state), state.store.ping());
+    let database_ok = database.is_ok();
+    let degraded = !llm.primary.reachable || !database_ok;
+    let webhook = state.webhook.lock().map(|w| w.clone()).unwrap_or_default();
+    let mut llm_json = serde_json::to_value(&llm.primary).unwrap_or(Value::Null);
+    if let Some(fallback) = &llm.fallback {
+        llm_json["fallback"] = serde_json::to_value(fallback).unwrap_or(Value::Null);
+    }
+    let mut database_json = json!({ "ok": database_ok, "backend": format!("{:?}", state.store.backend()).to_lowercase() });
+    if let Err(e) = database {
+        database_json["error"] = Value::String(e.to_string());
+    }
+    json!({
+        "status": if degraded { "degraded" } else { "ok" },
+        "version": env!("CARGO_PKG_VERSION"),
+        "uptime_seconds": state.started.elapsed().as_secs(),
+        "llm": llm_json,
+        "database": database_json,
+        "webhook": webhook,
+    })
+}
+
+pub async fn health(State(state): State<AppState>) -> Json<Value> {
+    Json(report(&state).await)
+}

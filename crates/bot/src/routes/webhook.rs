@@ -1,0 +1,130 @@
+//! `POST /webhook`: verify → record durably → 200. The work happens after the answer.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use secrecy::ExposeSecret;
+use subtle::ConstantTimeEq;
+
+use crate::state::AppState;
+use crate::store::{Enqueued, NewEvent};
+
+pub const SIGNATURE_HEADER: &str = "x-spark-signature";
+pub const RELAY_KEY_HEADER: &str = "x-relay-key";
+
+/// Why a request is refused before anything is recorded.
+#[derive(Debug, PartialEq, Eq)]
+enum Rejection {
+    BadRelayKey,
+    BadSignature,
+}
+
+fn check_auth(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<(), Rejection> {
+    // A request that claims to come from the relay must carry the right key; one that does
+    // not claim it is a direct delivery from Webex and is judged by its signature alone.
+    if let Some(key) = headers.get(RELAY_KEY_HEADER) {
+        let Some(expected) = &state.config.relay_api_key else {
+            return Err(Rejection::BadRelayKey);
+        };
+        let matches: bool = key
+            .as_bytes()
+            .ct_eq(expected.expose_secret().as_bytes())
+            .into();
+        if !matches {
+            return Err(Rejection::BadRelayKey);
+        }
+    }
+    if let Some(secret) = &state.config.webhook_secret {
+        let signature = headers
+            .get(SIGNATURE_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if !webex::signature::verify(secret.expose_secret().as_bytes(), body, signature) {
+            return Err(Rejection::BadSignature);
+        }
+    }
+    Ok(())
+}
+
+pub async fn receive(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> (StatusCode, &'static str) {
+    if let Err(rejection) = check_auth(&state, &headers, &body) {
+        tracing::warn!(?rejection, "webhook refused");
+        state.metrics.ignored(match rejection {
+            Rejection::BadRelayKey => "bad_relay_key",
+            Rejection::BadSignature => "bad_signature",
+        });
+        return (StatusCode::UNAUTHORIZED, "invalid signature or relay key\n");
+    }
+    let event = match webex::WebhookEvent::parse(&body) {
+        Ok(event) => event,
+        Err(e) => {
+            tracing::warn!(error = %e, "malformed webhook body");
+            state.metrics.ignored("malformed");
+            return (
+                StatusCode::BAD_REQUEST,
+                "body is not a Webex webhook JSON object\n",
+            );
+        }
+    };
+    state.metrics.events_received.inc();
+
+    if !event.is_message_created() {
+        tracing::debug!(resource = %event.resource, event = %event.event, "ignored: not messages/created");
+        state.metrics.ignored("other_event");
+        return (StatusCode::OK, "ignored\n");
+    }
+    let (Some(message_id), Some(room_id)) = (event.data.id.as_deref(), event.data.room_id.as_ref())
+    else {
+        state.metrics.ignored("malformed");
+        return (
+            StatusCode::BAD_REQUEST,
+            "messages/created event without data.id and data.roomId\n",
+        );
+    };
+    // The bot's own replies come back as events: drop them before they cost a write.
+    if event
+        .data
+        .person_id
+        .as_ref()
+        .is_some_and(|p| state.bot.id.same_person(p.as_str()))
+    {
+        state.metrics.ignored("own_message");
+        return (StatusCode::OK, "ignored\n");
+    }
+
+    // The envelope as received: the worker fetches the message itself, but an operator
+    // looking at a stuck event sees exactly what Webex sent.
+    let payload = String::from_utf8_lossy(&body);
+    let recorded = state
+        .store
+        .enqueue(&NewEvent {
+            message_id,
+            room_id: room_id.as_str(),
+            payload: &payload,
+        })
+        .await;
+    match recorded {
+        Ok(Enqueued::New) => {
+            tracing::info!(message_id, room_id = %room_id, "event accepted");
+            state.dispatcher.notify(&state, room_id.as_str());
+            (StatusCode::OK, "accepted\n")
+        }
+        Ok(Enqueued::Duplicate) => {
+            tracing::info!(message_id, "ignored: duplicate delivery");
+            state.metrics.ignored("duplicate");
+            (StatusCode::OK, "duplicate\n")
+        }
+        Err(e) => {
+            // Not recorded means not acknowledged: Webex delivers it again later.
+            tracing::error!(error = %e, message_id, "cannot record the event");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "cannot record the event, retry later\n",
+            )
+        }
+    }
+}

@@ -1,0 +1,379 @@
+//! Building and running the server: `App::build(config)` connects the store, learns who the
+//! bot is, binds the listener, registers the webhook; `run_until_stopped` serves until
+//! SIGTERM/SIGINT (or a test's token) and then drains work in flight.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use arc_swap::ArcSwap;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::dispatcher::{self, Dispatcher};
+use crate::metrics::Metrics;
+use crate::personality::Personalities;
+use crate::state::{AppState, BotIdentity, Inner, WebhookStatus};
+use crate::store::{Store, StoreOptions};
+
+/// A startup failure, split by exit code: configuration (2) or runtime (1).
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("{0}")]
+    BadConfig(String),
+    #[error(transparent)]
+    Runtime(#[from] anyhow::Error),
+}
+
+/// One shared HTTP client for Webex and the LLM providers (one connection pool each host).
+pub fn http_client() -> anyhow::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .user_agent(concat!("webex-chatbot/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(Duration::from_secs(10))
+        .pool_idle_timeout(Duration::from_secs(60))
+        .build()
+        .context("cannot build the HTTP client")
+}
+
+pub fn webex_client(config: &Config, http: reqwest::Client) -> Result<webex::Client, StartupError> {
+    let token = config.require_token()?.clone();
+    Ok(webex::Client::new(
+        http,
+        webex::ClientConfig {
+            base_url: config.webex_api_url.clone(),
+            token,
+            retry: webex::RetryPolicy::default(),
+        },
+    ))
+}
+
+pub fn llm_client(config: &Config, http: reqwest::Client) -> Result<llm::Llm, StartupError> {
+    llm::Llm::new(
+        http,
+        config.llm.clone(),
+        config.llm_fallback.clone(),
+        llm::Options {
+            timeout: config.llm_timeout,
+            max_concurrency: config.llm_max_concurrency,
+            show_thinking: config.llm_show_thinking,
+        },
+    )
+    .map_err(|e| StartupError::BadConfig(format!("LLM_PROVIDER: {e}")))
+}
+
+pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    Store::connect(&StoreOptions {
+        url: config.database_url.clone(),
+        max_connections: config.database_max_connections,
+        pg_schema: None,
+    })
+    .await
+    .context("DATABASE_URL: cannot open the database")
+}
+
+/// Loads the personalities, logging each bad file; a missing default is a config error.
+pub fn load_personalities(config: &Config) -> Result<Personalities, StartupError> {
+    let (set, errors) = Personalities::load(&config.personalities_dir, &config.default_personality)
+        .map_err(|e| StartupError::BadConfig(e.to_string()))?;
+    for e in &errors {
+        tracing::error!(path = %e.path.display(), reason = %e.reason, "personality file skipped");
+    }
+    Ok(set)
+}
+
+/// Knobs tests turn; production uses the defaults.
+#[derive(Clone, Debug)]
+pub struct BuildOptions {
+    pub webex_retry: webex::RetryPolicy,
+    /// Cancel to stop the server (tests); SIGTERM/SIGINT always work too.
+    pub stop: CancellationToken,
+}
+
+impl Default for BuildOptions {
+    fn default() -> Self {
+        Self {
+            webex_retry: webex::RetryPolicy::default(),
+            stop: CancellationToken::new(),
+        }
+    }
+}
+
+pub struct App {
+    state: AppState,
+    listener: std::net::TcpListener,
+    port: u16,
+    tls: Option<tls::ServerTls>,
+    stop: CancellationToken,
+}
+
+impl App {
+    pub async fn build(config: Config) -> Result<App, StartupError> {
+        Self::build_with(config, BuildOptions::default()).await
+    }
+
+    pub async fn build_with(config: Config, options: BuildOptions) -> Result<App, StartupError> {
+        let personalities = load_personalities(&config)?;
+        let tls = match &config.tls {
+            None => None,
+            Some(t) => Some(
+                tls::ServerTls::load(tls::TlsFiles {
+                    cert: t.cert.clone(),
+                    key: t.key.clone(),
+                    client_ca: t.client_ca.clone(),
+                })
+                .await
+                .map_err(|e| StartupError::BadConfig(format!("TLS_CERT_PATH/TLS_KEY_PATH: {e}")))?,
+            ),
+        };
+        let http = http_client()?;
+        let token = config.require_token()?.clone();
+        let metrics = Metrics::new();
+        let observer_metrics = metrics.webex_api_errors.clone();
+        let webex = webex::Client::new(
+            http.clone(),
+            webex::ClientConfig {
+                base_url: config.webex_api_url.clone(),
+                token,
+                retry: options.webex_retry.clone(),
+            },
+        )
+        .with_error_observer(Arc::new(move |status| {
+            observer_metrics
+                .get_or_create(&crate::metrics::StatusLabel { status })
+                .inc();
+        }));
+        let llm = llm_client(&config, http)?;
+        let store = open_store(&config).await?;
+
+        let me = webex.me().await.context(
+            "WEBEX_BOT_TOKEN: cannot look up the bot with GET /people/me (is the token valid?)",
+        )?;
+        let bot_id = match &config.webex_bot_id {
+            Some(id) => webex::PersonId::new(id.clone()),
+            None => me.id.clone(),
+        };
+        tracing::info!(bot_id = %bot_id, bot_name = %me.display_name, "bot identity");
+
+        let listener = std::net::TcpListener::bind(config.bind_addr)
+            .with_context(|| format!("BIND_ADDR: cannot listen on {}", config.bind_addr))?;
+        listener
+            .set_nonblocking(true)
+            .context("cannot configure the listener")?;
+        let port = listener
+            .local_addr()
+            .context("listener has no address")?
+            .port();
+
+        let state = AppState::new(Inner {
+            bot: BotIdentity {
+                id: bot_id,
+                display_name: me.display_name,
+            },
+            personalities: ArcSwap::from_pointee(personalities),
+            started: Instant::now(),
+            webhook: Mutex::new(WebhookStatus::default()),
+            health_cache: tokio::sync::Mutex::new(None),
+            dispatcher: Dispatcher::default(),
+            shutdown: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+            // Stable across restarts of this server (host + port), so a restart after a
+            // crash takes its own room leases back at once instead of waiting for them to
+            // expire; two live replicas can never share a host and port.
+            instance_id: format!("{}:{port}", hostname()),
+            config,
+            webex,
+            llm,
+            store,
+            metrics,
+        });
+        Ok(App {
+            state,
+            listener,
+            port,
+            tls,
+            stop: options.stop,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Registers the webhook (when `BOT_PUBLIC_URL` is set), processes pending events,
+    /// serves until a stop signal, then drains work in flight.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        let App {
+            state,
+            listener,
+            tls,
+            stop,
+            ..
+        } = self;
+        let handle = axum_server::Handle::<SocketAddr>::new();
+        let server = tokio::spawn(tls::serve(
+            listener,
+            crate::routes::router(state.clone()),
+            tls.clone(),
+            handle.clone(),
+        ));
+
+        register_webhook(&state).await?;
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+        let sweeper = tokio::spawn(dispatcher::sweeper(state.clone()));
+        let reloader = tokio::spawn(reload_on_sighup(state.clone(), tls.clone()));
+        let tls_watch = tls.as_ref().map(|t| t.watch(Duration::from_secs(30)));
+        let watchdog = tokio::spawn(watchdog());
+
+        tokio::select! {
+            () = stop.cancelled() => tracing::info!("stop requested"),
+            () = terminate_signal() => tracing::info!("SIGTERM/SIGINT received"),
+        }
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+        shutdown(&state, &handle).await;
+        for task in [sweeper, reloader, watchdog] {
+            task.abort();
+        }
+        if let Some(t) = tls_watch {
+            t.abort();
+        }
+        match tokio::time::timeout(Duration::from_secs(5), server).await {
+            Ok(Ok(Err(e))) => tracing::warn!(error = %e, "server stopped with an error"),
+            Ok(_) => {}
+            Err(_) => tracing::warn!("server did not stop in time"),
+        }
+        state.store.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+async fn register_webhook(state: &AppState) -> anyhow::Result<()> {
+    let status = match &state.config.bot_public_url {
+        None => {
+            tracing::warn!(
+                "BOT_PUBLIC_URL is not set: no webhook was registered; Webex delivers only to a webhook registered elsewhere (see `webex-chatbot webhooks register`)"
+            );
+            WebhookStatus {
+                note: Some("BOT_PUBLIC_URL not set; no webhook registered".into()),
+                ..WebhookStatus::default()
+            }
+        }
+        Some(url) => {
+            crate::registration::register(&state.webex, url, state.config.webhook_secret.as_ref())
+                .await
+                .context("cannot register the webhook with Webex")?
+        }
+    };
+    if let Ok(mut w) = state.webhook.lock() {
+        *w = status;
+    }
+    Ok(())
+}
+
+/// Stop accepting, let work in flight finish for up to `SHUTDOWN_TIMEOUT_SECS`; what is
+/// left stays pending in the store for the next start.
+async fn shutdown(state: &AppState, handle: &axum_server::Handle<SocketAddr>) {
+    handle.graceful_shutdown(Some(Duration::from_secs(2)));
+    state.shutdown.cancel();
+    state.tasks.close();
+    let timeout = state.config.shutdown_timeout;
+    if tokio::time::timeout(timeout, state.tasks.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            timeout_s = timeout.as_secs(),
+            "work still in flight at shutdown; it stays pending and runs after the next start"
+        );
+    }
+}
+
+async fn terminate_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// SIGHUP reloads the personalities and the TLS certificate without a restart.
+async fn reload_on_sighup(state: AppState, tls: Option<tls::ServerTls>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        return;
+    };
+    while hup.recv().await.is_some() {
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Reloading]);
+        tracing::info!("SIGHUP: reloading");
+        reload_personalities(&state);
+        if let Some(tls) = &tls {
+            match tls.reload().await {
+                Ok(()) => tracing::info!("TLS certificate reloaded"),
+                Err(e) => {
+                    tracing::error!(error = %e, "TLS reload failed; keeping the old certificate")
+                }
+            }
+        }
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+    }
+}
+
+/// Reloads the personality folder; on any problem the old set stays.
+pub fn reload_personalities(state: &AppState) {
+    let config = &state.config;
+    match Personalities::load(&config.personalities_dir, &config.default_personality) {
+        Ok((set, errors)) if errors.is_empty() => {
+            tracing::info!(count = set.iter().count(), "personalities reloaded");
+            state.personalities.store(Arc::new(set));
+        }
+        Ok((_, errors)) => {
+            for e in &errors {
+                tracing::error!(path = %e.path.display(), reason = %e.reason, "bad personality file");
+            }
+            tracing::error!("personalities not reloaded: fix the files above; the old set stays");
+        }
+        Err(e) => tracing::error!(error = %e, "personalities not reloaded; the old set stays"),
+    }
+}
+
+/// Pings systemd's watchdog at half its interval when `WatchdogSec=` is set.
+async fn watchdog() {
+    let Some(interval) = sd_notify::watchdog_enabled().filter(|d| !d.is_zero()) else {
+        return;
+    };
+    let mut tick = tokio::time::interval(interval / 2);
+    loop {
+        tick.tick().await;
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "host".to_owned())
+}

@@ -1,0 +1,73 @@
+//! Shared state of a running bot: a cheap-`Clone` handle around one `Arc`.
+
+use std::ops::Deref;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::dispatcher::Dispatcher;
+use crate::metrics::Metrics;
+use crate::personality::Personalities;
+use crate::store::Store;
+
+/// Who the bot is on Webex (from `GET /people/me`).
+#[derive(Clone, Debug)]
+pub struct BotIdentity {
+    pub id: webex::PersonId,
+    pub display_name: String,
+}
+
+/// What startup did about the webhook, for `/health`.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct WebhookStatus {
+    pub registered: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+pub struct Inner {
+    pub config: Config,
+    pub webex: webex::Client,
+    pub llm: llm::Llm,
+    pub store: Store,
+    pub metrics: Metrics,
+    pub bot: BotIdentity,
+    pub personalities: ArcSwap<Personalities>,
+    pub started: Instant,
+    pub webhook: Mutex<WebhookStatus>,
+    pub health_cache: tokio::sync::Mutex<Option<(Instant, llm::HealthReport)>>,
+    pub dispatcher: Dispatcher,
+    /// Cancelled when shutdown begins: workers finish the event in hand and stop.
+    pub shutdown: CancellationToken,
+    /// Every background task that handles events, so shutdown can wait for them.
+    pub tasks: TaskTracker,
+    /// This process's name in room leases (unique per start).
+    pub instance_id: String,
+}
+
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+impl AppState {
+    pub fn new(inner: Inner) -> Self {
+        Self(Arc::new(inner))
+    }
+}
+
+impl Deref for AppState {
+    type Target = Inner;
+
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
+}

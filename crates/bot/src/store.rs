@@ -1,0 +1,639 @@
+//! The store: the durable inbox, room leases, approved users, per-space settings and
+//! conversation turns, on SQLite (default) or PostgreSQL.
+//!
+//! One code path serves both backends: runtime queries through sqlx's `AnyPool` with `$n`
+//! placeholders and SQL both dialects accept (`ON CONFLICT`, `RETURNING`). Only the
+//! migrations differ (`migrations/sqlite`, `migrations/postgres`), and only in the types of
+//! auto-increment keys.
+
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Executor, Row};
+
+use crate::domain::{ConversationKey, Email, Role, Turn};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("cannot create the database folder {path}: {source}")]
+    Folder {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("stored data is invalid: {0}")]
+    Corrupt(String),
+}
+
+type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// How to open the store.
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    pub url: String,
+    pub max_connections: u32,
+    /// PostgreSQL only: work inside this schema (created if missing). Tests give each
+    /// test its own schema so they can run in parallel on one database.
+    pub pg_schema: Option<String>,
+}
+
+/// A webhook event as it enters the inbox.
+#[derive(Clone, Debug)]
+pub struct NewEvent<'a> {
+    pub message_id: &'a str,
+    pub room_id: &'a str,
+    /// The webhook's `data` object, kept so the worker needs nothing else.
+    pub payload: &'a str,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Enqueued {
+    New,
+    Duplicate,
+}
+
+/// An inbox event waiting to be handled.
+#[derive(Clone, Debug)]
+pub struct PendingEvent {
+    pub seq: i64,
+    pub message_id: String,
+    pub room_id: String,
+    pub payload: String,
+    pub received_at: i64,
+    pub attempts: i64,
+    pub not_before: i64,
+    /// The answer already computed by an earlier attempt (so a crash after the LLM answered
+    /// does not ask again), and how many of its parts were already posted.
+    pub reply: Option<String>,
+    pub parts_sent: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApprovedUser {
+    pub email: Email,
+    pub added_by: Option<String>,
+    pub added_at: i64,
+}
+
+/// Totals for `status` and `/metrics`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub approved_users: i64,
+    pub pending_events: i64,
+    pub processed_events: i64,
+    pub conversations: i64,
+}
+
+/// What to store when an event is finished.
+pub struct Finish<'a> {
+    pub outcome: &'a str,
+    /// The user and assistant turns to append, and the conversation they belong to.
+    pub turns: Option<(&'a ConversationKey, &'a [Turn])>,
+    /// Keep at most this many stored messages per conversation (older ones are deleted).
+    pub keep_messages: usize,
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.backend)
+            .finish()
+    }
+}
+
+/// `sqlite://data/bot.db` → `data/bot.db`; `None` for in-memory databases.
+fn sqlite_path(url: &str) -> Option<&str> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or(rest);
+    (!path.is_empty() && path != ":memory:").then_some(path)
+}
+
+impl Store {
+    /// Opens (creating a SQLite file and its folder on first run) and migrates the store.
+    pub async fn connect(options: &StoreOptions) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        let backend = if options.url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            Backend::Postgres
+        };
+        let mut url = options.url.clone();
+        if backend == Backend::Sqlite {
+            if let Some(path) = sqlite_path(&url)
+                && let Some(dir) = Path::new(path).parent()
+                && !dir.as_os_str().is_empty()
+            {
+                std::fs::create_dir_all(dir).map_err(|source| StoreError::Folder {
+                    path: dir.display().to_string(),
+                    source,
+                })?;
+            }
+            if !url.contains("mode=") {
+                url.push_str(if url.contains('?') {
+                    "&mode=rwc"
+                } else {
+                    "?mode=rwc"
+                });
+            }
+        }
+        if let Some(schema) = &options.pg_schema {
+            let pool = AnyPoolOptions::new()
+                .max_connections(1)
+                .connect(&url)
+                .await?;
+            pool.execute(sqlx::AssertSqlSafe(format!(
+                "CREATE SCHEMA IF NOT EXISTS \"{schema}\""
+            )))
+            .await?;
+            pool.close().await;
+        }
+        let schema = options.pg_schema.clone();
+        let pool = AnyPoolOptions::new()
+            .max_connections(options.max_connections.max(1))
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _meta| {
+                let schema = schema.clone();
+                Box::pin(async move {
+                    match backend {
+                        // WAL: readers never block the writer; NORMAL sync is durable
+                        // against process crashes (kill -9), which is what "acknowledged
+                        // is never lost" needs, at a fraction of FULL's fsync cost.
+                        Backend::Sqlite => {
+                            conn.execute(
+                                "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; \
+                                 PRAGMA busy_timeout=10000; PRAGMA foreign_keys=ON;",
+                            )
+                            .await?;
+                        }
+                        Backend::Postgres => {
+                            if let Some(schema) = schema {
+                                conn.execute(sqlx::AssertSqlSafe(format!(
+                                    "SET search_path TO \"{schema}\""
+                                )))
+                                .await?;
+                            }
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await?;
+        let store = Store { pool, backend };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        match self.backend {
+            Backend::Sqlite => sqlx::migrate!("migrations/sqlite").run(&self.pool).await?,
+            Backend::Postgres => {
+                sqlx::migrate!("migrations/postgres")
+                    .run(&self.pool)
+                    .await?
+            }
+        }
+        Ok(())
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    /// A real round trip, for `/health`: a write lock on SQLite is not needed to answer.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Whether the migrations are all applied and a write succeeds (for `doctor`).
+    pub async fn check_writable(&self) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("INSERT INTO room_leases (room_id, owner, expires_at) VALUES ($1, $2, $3)")
+            .bind("doctor-write-check")
+            .bind("doctor")
+            .bind(0i64)
+            .execute(&mut *tx)
+            .await?;
+        tx.rollback().await?;
+        Ok(())
+    }
+
+    // ---- inbox -------------------------------------------------------------------
+
+    /// Records an event durably. A message id seen before (redelivery, another replica)
+    /// is a `Duplicate` and changes nothing.
+    pub async fn enqueue(&self, ev: &NewEvent<'_>) -> Result<Enqueued> {
+        let done = sqlx::query(
+            "INSERT INTO inbox (message_id, room_id, payload, received_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (message_id) DO NOTHING",
+        )
+        .bind(ev.message_id)
+        .bind(ev.room_id)
+        .bind(ev.payload)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(if done.rows_affected() == 1 {
+            Enqueued::New
+        } else {
+            Enqueued::Duplicate
+        })
+    }
+
+    /// Rooms with events due now, oldest first.
+    pub async fn pending_rooms(&self) -> Result<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT room_id, MIN(seq) AS first FROM inbox WHERE state = 'pending' AND not_before <= $1 \
+             GROUP BY room_id ORDER BY first",
+        )
+        .bind(now_ms())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| r.try_get::<String, _>("room_id").map_err(Into::into))
+            .collect()
+    }
+
+    /// The oldest pending event of a room, due or not: a later event must not overtake it.
+    pub async fn next_pending(&self, room_id: &str) -> Result<Option<PendingEvent>> {
+        let row = sqlx::query(
+            "SELECT seq, message_id, room_id, payload, received_at, attempts, not_before, reply, parts_sent \
+             FROM inbox WHERE room_id = $1 AND state = 'pending' ORDER BY seq LIMIT 1",
+        )
+        .bind(room_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| pending_from_row(&r)).transpose()
+    }
+
+    /// Counts an attempt before the work starts, so an event that crashes the process
+    /// every time is eventually given up instead of looping forever.
+    pub async fn begin_attempt(&self, seq: i64) -> Result<i64> {
+        let row = sqlx::query(
+            "UPDATE inbox SET attempts = attempts + 1 WHERE seq = $1 RETURNING attempts",
+        )
+        .bind(seq)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.try_get("attempts")?)
+    }
+
+    pub async fn save_reply(&self, seq: i64, reply: &str) -> Result<()> {
+        sqlx::query("UPDATE inbox SET reply = $1, parts_sent = 0 WHERE seq = $2")
+            .bind(reply)
+            .bind(seq)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn set_parts_sent(&self, seq: i64, parts: i64) -> Result<()> {
+        sqlx::query("UPDATE inbox SET parts_sent = $1 WHERE seq = $2")
+            .bind(parts)
+            .bind(seq)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Leaves the event pending but not before `delay` from now (Webex down, say).
+    pub async fn postpone(&self, seq: i64, delay: Duration) -> Result<()> {
+        sqlx::query("UPDATE inbox SET not_before = $1 WHERE seq = $2")
+            .bind(now_ms().saturating_add(ms(delay)))
+            .bind(seq)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Marks the event handled and, in the same transaction, stores the conversation turns,
+    /// so a crash leaves either both or neither.
+    pub async fn finish(&self, seq: i64, finish: Finish<'_>) -> Result<()> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        if let Some((conversation, turns)) = finish.turns {
+            for turn in turns {
+                sqlx::query(
+                    "INSERT INTO turns (conversation, role, content, created_at) VALUES ($1, $2, $3, $4)",
+                )
+                .bind(conversation.as_str())
+                .bind(turn.role.as_str())
+                .bind(turn.content.as_str())
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            }
+            prune_turns(&mut tx, conversation, finish.keep_messages).await?;
+        }
+        sqlx::query(
+            "UPDATE inbox SET state = 'done', outcome = $1, finished_at = $2, reply = NULL WHERE seq = $3",
+        )
+        .bind(finish.outcome)
+        .bind(now)
+        .bind(seq)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Forgets finished events older than `keep` (at least 7 days: Webex redelivers).
+    pub async fn prune_inbox(&self, keep: Duration) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM inbox WHERE state = 'done' AND finished_at < $1")
+            .bind(now_ms().saturating_sub(ms(keep)))
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    pub async fn event_outcome(
+        &self,
+        message_id: &str,
+    ) -> Result<Option<(String, Option<String>)>> {
+        let row = sqlx::query("SELECT state, outcome FROM inbox WHERE message_id = $1")
+            .bind(message_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| Ok((r.try_get("state")?, r.try_get("outcome")?)))
+            .transpose()
+    }
+
+    // ---- room leases -----------------------------------------------------------
+
+    /// Takes the room for `owner` unless another owner holds an unexpired lease.
+    pub async fn claim_room(&self, room_id: &str, owner: &str, ttl: Duration) -> Result<bool> {
+        let now = now_ms();
+        let done = sqlx::query(
+            "INSERT INTO room_leases (room_id, owner, expires_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (room_id) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at \
+             WHERE room_leases.expires_at < $4 OR room_leases.owner = excluded.owner",
+        )
+        .bind(room_id)
+        .bind(owner)
+        .bind(now.saturating_add(ms(ttl)))
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Extends a lease this owner holds; false when it was lost (expired and taken).
+    pub async fn renew_room(&self, room_id: &str, owner: &str, ttl: Duration) -> Result<bool> {
+        let done =
+            sqlx::query("UPDATE room_leases SET expires_at = $1 WHERE room_id = $2 AND owner = $3")
+                .bind(now_ms().saturating_add(ms(ttl)))
+                .bind(room_id)
+                .bind(owner)
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub async fn release_room(&self, room_id: &str, owner: &str) -> Result<()> {
+        sqlx::query("DELETE FROM room_leases WHERE room_id = $1 AND owner = $2")
+            .bind(room_id)
+            .bind(owner)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    // ---- approved users ------------------------------------------------------------
+
+    pub async fn approved_users(&self) -> Result<Vec<ApprovedUser>> {
+        let rows =
+            sqlx::query("SELECT email, added_by, added_at FROM approved_users ORDER BY email")
+                .fetch_all(&self.pool)
+                .await?;
+        rows.iter()
+            .map(|r| {
+                let raw: String = r.try_get("email")?;
+                let email = Email::parse(&raw)
+                    .map_err(|_| StoreError::Corrupt(format!("approved user {raw:?}")))?;
+                Ok(ApprovedUser {
+                    email,
+                    added_by: r.try_get("added_by")?,
+                    added_at: r.try_get("added_at")?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn is_approved(&self, email: &Email) -> Result<bool> {
+        let row = sqlx::query("SELECT 1 AS one FROM approved_users WHERE email = $1")
+            .bind(email.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.is_some())
+    }
+
+    /// Adds a user; false when they were already approved.
+    pub async fn add_user(&self, email: &Email, added_by: Option<&str>) -> Result<bool> {
+        let done = sqlx::query(
+            "INSERT INTO approved_users (email, added_by, added_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (email) DO NOTHING",
+        )
+        .bind(email.as_str())
+        .bind(added_by)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Removes a user; false when they were not approved.
+    pub async fn remove_user(&self, email: &Email) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM approved_users WHERE email = $1")
+            .bind(email.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Adds many users in one transaction: all or nothing. Returns how many were new.
+    pub async fn add_users(&self, emails: &[Email], added_by: &str) -> Result<u64> {
+        let mut tx = self.pool.begin().await?;
+        let mut added = 0;
+        let now = now_ms();
+        for email in emails {
+            let done = sqlx::query(
+                "INSERT INTO approved_users (email, added_by, added_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (email) DO NOTHING",
+            )
+            .bind(email.as_str())
+            .bind(added_by)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            added += done.rows_affected();
+        }
+        tx.commit().await?;
+        Ok(added)
+    }
+
+    // ---- spaces ------------------------------------------------------------------
+
+    pub async fn personality_for(&self, room_id: &str) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT personality FROM space_settings WHERE room_id = $1")
+            .bind(room_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.try_get("personality")).transpose()?)
+    }
+
+    pub async fn set_personality(&self, room_id: &str, name: &str, by: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO space_settings (room_id, personality, updated_by, updated_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (room_id) DO UPDATE SET personality = excluded.personality, \
+             updated_by = excluded.updated_by, updated_at = excluded.updated_at",
+        )
+        .bind(room_id)
+        .bind(name)
+        .bind(by)
+        .bind(now_ms())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    // ---- conversation memory -------------------------------------------------------
+
+    /// The newest `limit` messages of a conversation, oldest first.
+    pub async fn history(&self, conversation: &ConversationKey, limit: usize) -> Result<Vec<Turn>> {
+        let rows = sqlx::query(
+            "SELECT role, content FROM turns WHERE conversation = $1 ORDER BY id DESC LIMIT $2",
+        )
+        .bind(conversation.as_str())
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut turns = rows
+            .iter()
+            .map(|r| {
+                let role: String = r.try_get("role")?;
+                Ok(Turn {
+                    role: Role::parse(&role)
+                        .ok_or_else(|| StoreError::Corrupt(format!("turn role {role:?}")))?,
+                    content: r.try_get("content")?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        turns.reverse();
+        Ok(turns)
+    }
+
+    pub async fn clear_history(&self, conversation: &ConversationKey) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM turns WHERE conversation = $1")
+            .bind(conversation.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Appends turns outside the inbox (the console chat).
+    pub async fn append_turns(
+        &self,
+        conversation: &ConversationKey,
+        turns: &[Turn],
+        keep_messages: usize,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let now = now_ms();
+        for turn in turns {
+            sqlx::query(
+                "INSERT INTO turns (conversation, role, content, created_at) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(conversation.as_str())
+            .bind(turn.role.as_str())
+            .bind(turn.content.as_str())
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+        }
+        prune_turns(&mut tx, conversation, keep_messages).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn counts(&self) -> Result<Counts> {
+        let row = sqlx::query(
+            "SELECT \
+               (SELECT COUNT(*) FROM approved_users) AS users, \
+               (SELECT COUNT(*) FROM inbox WHERE state = 'pending') AS pending, \
+               (SELECT COUNT(*) FROM inbox WHERE state = 'done') AS processed, \
+               (SELECT COUNT(DISTINCT conversation) FROM turns) AS conversations",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(Counts {
+            approved_users: row.try_get("users")?,
+            pending_events: row.try_get("pending")?,
+            processed_events: row.try_get("processed")?,
+            conversations: row.try_get("conversations")?,
+        })
+    }
+}
+
+async fn prune_turns(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    conversation: &ConversationKey,
+    keep_messages: usize,
+) -> Result<()> {
+    // Keep the newest `keep_messages`; the subquery form works on both backends.
+    sqlx::query(
+        "DELETE FROM turns WHERE conversation = $1 AND id NOT IN \
+         (SELECT id FROM turns WHERE conversation = $1 ORDER BY id DESC LIMIT $2)",
+    )
+    .bind(conversation.as_str())
+    .bind(i64::try_from(keep_messages).unwrap_or(i64::MAX))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+fn pending_from_row(r: &AnyRow) -> Result<PendingEvent> {
+    Ok(PendingEvent {
+        seq: r.try_get("seq")?,
+        message_id: r.try_get("message_id")?,
+        room_id: r.try_get("room_id")?,
+        payload: r.try_get("payload")?,
+        received_at: r.try_get("received_at")?,
+        attempts: r.try_get("attempts")?,
+        not_before: r.try_get("not_before")?,
+        reply: r.try_get("reply")?,
+        parts_sent: r.try_get("parts_sent")?,
+    })
+}

@@ -1,0 +1,74 @@
+//! Every text the bot says to people, in one place.
+
+pub const LLM_UNAVAILABLE: &str =
+    "Sorry, the AI service is unavailable right now. Please try again in a few minutes.";
+pub const ADMIN_ONLY: &str = "Sorry, only admins can do that.";
+pub const RESET_DONE: &str = "Done: I have forgotten our conversation. Let's start fresh.";
+pub const RESET_EMPTY: &str = "There was nothing to forget: this conversation has no history yet.";
+pub const EMPTY_MESSAGE: &str = "Ask me anything, or type `help` to see what I can do.";
+
+pub fn help(is_admin: bool, can_switch_personality: bool) -> String {
+    let mut lines = vec![
+        "**What I can do**".to_owned(),
+        "Ask me anything in plain words and I will answer. In group spaces, mention me.".to_owned(),
+        String::new(),
+        "**Commands**".to_owned(),
+        "- `help`: this list".to_owned(),
+        "- `reset`: forget this conversation's history".to_owned(),
+        "- `personality`: show the current personality".to_owned(),
+        "- `personality list`: the available personalities".to_owned(),
+    ];
+    if can_switch_personality {
+        lines.push("- `personality NAME`: switch this space's personality".to_owned());
+    }
+    if is_admin {
+        lines.push(String::new());
+        lines.push("**Admin commands**".to_owned());
+        lines.push("- `list users`: approved users and admins".to_owned());
+        lines.push("- `add user EMAIL`: approve someone".to_owned());
+        lines.push("- `remove user EMAIL`: withdraw someone's approval".to_owned());
+        lines.push("- `status`: version, uptime, AI provider and counts".to_owned());
+    }
+    lines.join("\n")
+}
+
+pub fn current_personality(name: &str, description: &str) -> String {
+    format!(
+        "This space uses the **{name}** personality: {description}.\nType `personality list` to see the others."
+    )
+}
+
+pub fn personality_switched(name: &str, description: &str) -> String {
+    format!("Switched this space to **{name}**: {description}.")
+}
+
+pub fn unknown_personality(name: &str, available: &str) -> String {
+    format!("There is no personality called `{name}`. Available: {available}.")
+}
+
+pub const PERSONALITY_SWITCH_DENIED: &str =
+    "Sorry, in group spaces only admins can switch the personality.";
+
+pub fn user_added(email: &str) -> String {
+    format!("Approved {email}: they can talk to me now.")
+}
+
+pub fn user_already_approved(email: &str) -> String {
+    format!("{email} was already approved.")
+}
+
+pub fn user_removed(email: &str) -> String {
+    format!("Removed {email}: they can no longer talk to me.")
+}
+
+pub fn user_not_approved(email: &str) -> String {
+    format!("{email} is not on the approved list.")
+}
+
+pub fn cannot_remove_admin(email: &str) -> String {
+    format!("{email} is an admin from ADMIN_EMAILS and cannot be removed here.")
+}
+
+pub fn invalid_email(raw: &str) -> String {
+    format!("`{raw}` is not a valid email address.")
+}

@@ -1,0 +1,90 @@
+//! Logging: stdout (journald keeps it under systemd) and an optional size-rotated file
+//! (`LOG_FILE`, 5 MB, 3 backups), as text or JSON. Message text and secrets are never
+//! logged at INFO; ids and outcomes are fields.
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::Context;
+use file_rotate::{ContentLimit, FileRotate, compression::Compression, suffix::AppendCount};
+use tracing_appender::non_blocking::WorkerGuard;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer, fmt};
+
+use crate::config::LogFormat;
+
+const ROTATE_BYTES: usize = 5 * 1024 * 1024;
+const BACKUPS: usize = 3;
+
+/// Keeps the file writer's background thread alive; dropping it flushes the log.
+pub struct TelemetryGuard {
+    _file: Option<WorkerGuard>,
+}
+
+pub struct LogSettings<'a> {
+    pub level: tracing::Level,
+    pub format: LogFormat,
+    pub file: Option<&'a Path>,
+    /// Console logs to stderr instead of stdout (subcommands whose stdout is their output).
+    pub stderr: bool,
+}
+
+fn filter(level: tracing::Level) -> EnvFilter {
+    // Our own crates at the chosen level; chatty dependencies only when something is wrong.
+    EnvFilter::new(format!(
+        "{level},sqlx=warn,hyper=warn,hyper_util=warn,h2=warn,reqwest=warn,rustls=warn,tower_http=warn"
+    ))
+}
+
+/// Opens the log file (creating its folder) so a wrong `LOG_FILE` is reported at startup.
+fn open_rotating(path: &Path) -> anyhow::Result<FileRotate<AppendCount>> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("LOG_FILE: cannot create the folder {}", dir.display()))?;
+    }
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("LOG_FILE: cannot write {}", path.display()))?;
+    let mut file = FileRotate::new(
+        path,
+        AppendCount::new(BACKUPS),
+        ContentLimit::BytesSurpassed(ROTATE_BYTES),
+        Compression::None,
+        None,
+    );
+    file.flush().ok();
+    Ok(file)
+}
+
+/// Installs the global subscriber. Call once, early in `main`.
+pub fn init(settings: &LogSettings<'_>) -> anyhow::Result<TelemetryGuard> {
+    let json = settings.format == LogFormat::Json;
+    let stdout = match (json, settings.stderr) {
+        (true, false) => fmt::layer().json().with_writer(std::io::stdout).boxed(),
+        (true, true) => fmt::layer().json().with_writer(std::io::stderr).boxed(),
+        (false, false) => fmt::layer().with_writer(std::io::stdout).boxed(),
+        (false, true) => fmt::layer().with_writer(std::io::stderr).boxed(),
+    };
+    let (file_layer, guard) = match settings.file {
+        None => (None, None),
+        Some(path) => {
+            let (writer, guard) = tracing_appender::non_blocking(open_rotating(path)?);
+            let layer = if json {
+                fmt::layer().json().with_writer(writer).boxed()
+            } else {
+                fmt::layer().with_ansi(false).with_writer(writer).boxed()
+            };
+            (Some(layer), Some(guard))
+        }
+    };
+    tracing_subscriber::registry()
+        .with(filter(settings.level))
+        .with(stdout)
+        .with(file_layer)
+        .try_init()
+        .context("a logger is already installed")?;
+    Ok(TelemetryGuard { _file: guard })
+}

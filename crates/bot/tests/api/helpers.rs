@@ -1,0 +1,454 @@
+//! Test harness: the real app on port 0 against a fake Webex and a fake Ollama, each
+//! checking requests the way the real service documents them.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use bot::config::Config;
+use bot::{App, AppState, BuildOptions};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+use wiremock::matchers::{header, method, path, path_regex};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+pub const TOKEN: &str = "test-token-SECRET-7f3a";
+pub const WEBHOOK_SECRET: &str = "hook-secret-SECRET-91bc";
+pub const ADMIN: &str = "admin@example.com";
+pub const ALICE: &str = "alice@example.com";
+/// The bot's id in the fixtures (decodes to ciscospark://us/PEOPLE/249f74d9-…).
+pub const BOT_ID: &str =
+    "Y2lzY29zcGFyazovL3VzL1BFT1BMRS8yNDlmNzRkOS1kYjhhLTQzY2EtODk2Yi04NzllZDI0MGFjNTM";
+pub const BOT_UUID: &str = "249f74d9-db8a-43ca-896b-879ed240ac53";
+
+pub fn fixture(name: &str) -> Value {
+    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn init_logs() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        tls::install_crypto_provider();
+        if std::env::var_os("TEST_LOG").is_some() {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter("debug,sqlx=warn,hyper=warn")
+                .with_test_writer()
+                .try_init();
+        }
+    });
+}
+
+/// The answer the fake LLM gives for a request body.
+pub type Answerer = Arc<dyn Fn(&Value) -> ResponseTemplate + Send + Sync>;
+
+/// Fake Ollama `/api/chat`: rejects what Ollama would (no model, bad roles, no messages),
+/// answers `{"message": {"role": "assistant", "content": …}, "done": true}`.
+struct OllamaChat(Answerer);
+
+impl Respond for OllamaChat {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let Ok(body) = serde_json::from_slice::<Value>(&request.body) else {
+            return ResponseTemplate::new(400).set_body_json(json!({"error": "invalid JSON"}));
+        };
+        let model_ok = body["model"].as_str().is_some_and(|m| !m.is_empty());
+        let messages_ok = body["messages"].as_array().is_some_and(|m| {
+            !m.is_empty()
+                && m.iter().all(|x| {
+                    matches!(x["role"].as_str(), Some("system" | "user" | "assistant"))
+                        && x["content"].is_string()
+                })
+        });
+        if !model_ok || !messages_ok || body["stream"] != json!(false) {
+            return ResponseTemplate::new(400).set_body_json(json!({"error": "bad request"}));
+        }
+        (self.0)(&body)
+    }
+}
+
+pub fn ollama_answer(content: &str) -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(json!({
+        "model": "llama3.1:8b",
+        "created_at": "2026-11-27T10:00:00Z",
+        "message": {"role": "assistant", "content": content},
+        "done": true,
+        "done_reason": "stop"
+    }))
+}
+
+/// Echoes the last user message, so tests can see what the LLM was asked.
+pub fn echo_answerer() -> Answerer {
+    Arc::new(|body: &Value| {
+        let last = body["messages"]
+            .as_array()
+            .and_then(|m| m.last())
+            .and_then(|m| m["content"].as_str())
+            .unwrap_or_default()
+            .to_owned();
+        ollama_answer(&format!("Echo: {last}"))
+    })
+}
+
+/// Fake Webex `POST /messages`: bearer token, JSON with `roomId` and `markdown`/`text`
+/// under 7439 bytes (else 400, like Webex), answers with the created message.
+struct CreateMessage {
+    counter: Mutex<u64>,
+}
+
+impl Respond for CreateMessage {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let Ok(body) = serde_json::from_slice::<Value>(&request.body) else {
+            return ResponseTemplate::new(400)
+                .set_body_json(json!({"message": "bad JSON", "trackingId": "T"}));
+        };
+        let text = body["markdown"].as_str().or(body["text"].as_str());
+        let Some(room) = body["roomId"].as_str() else {
+            return ResponseTemplate::new(400)
+                .set_body_json(json!({"message": "roomId required", "trackingId": "T"}));
+        };
+        let Some(text) = text else {
+            return ResponseTemplate::new(400)
+                .set_body_json(json!({"message": "text or markdown required", "trackingId": "T"}));
+        };
+        if text.len() > 7439 {
+            return ResponseTemplate::new(400).set_body_json(json!({
+                "message": "Message length limited to 7439 characters before encryption and 10000 characters after encryption",
+                "trackingId": "ROUTER_LEN"
+            }));
+        }
+        let mut n = self.counter.lock().unwrap();
+        *n += 1;
+        let mut created = json!({
+            "id": format!("REPLY-{n}"),
+            "roomId": room,
+            "markdown": text,
+            "personId": BOT_ID,
+            "personEmail": "helpbot@webex.bot",
+            "created": "2026-11-27T10:00:00.000Z"
+        });
+        if let Some(parent) = body["parentId"].as_str() {
+            created["parentId"] = json!(parent);
+        }
+        ResponseTemplate::new(200).set_body_json(created)
+    }
+}
+
+pub async fn mount_webex_basics(webex: &MockServer) {
+    Mock::given(method("GET"))
+        .and(path("/people/me"))
+        .and(header("authorization", format!("Bearer {TOKEN}").as_str()))
+        .respond_with(ResponseTemplate::new(200).set_body_json(fixture("people-me.json")))
+        .mount(webex)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/messages"))
+        .and(header("authorization", format!("Bearer {TOKEN}").as_str()))
+        .and(header("content-type", "application/json"))
+        .respond_with(CreateMessage {
+            counter: Mutex::new(0),
+        })
+        .mount(webex)
+        .await;
+}
+
+/// Makes `GET /messages/{id}` answer with this message.
+pub async fn mount_message(webex: &MockServer, message: &Value) {
+    let id = message["id"].as_str().unwrap();
+    Mock::given(method("GET"))
+        .and(path(format!("/messages/{id}")))
+        .and(header("authorization", format!("Bearer {TOKEN}").as_str()))
+        .respond_with(ResponseTemplate::new(200).set_body_json(message.clone()))
+        .mount(webex)
+        .await;
+}
+
+pub async fn mount_ollama(llm: &MockServer, answerer: Answerer) {
+    Mock::given(method("POST"))
+        .and(path("/api/chat"))
+        .respond_with(OllamaChat(answerer))
+        .mount(llm)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/api/tags"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(
+                json!({"models": [{"name": "llama3.1:8b", "model": "llama3.1:8b"}]}),
+            ),
+        )
+        .mount(llm)
+        .await;
+}
+
+/// A `messages`/`created` webhook for a message (the envelope of the fixture, with ids).
+pub fn event_for(message: &Value) -> Value {
+    let mut event = fixture("webhook-messages-created.json");
+    event["data"] = json!({
+        "id": message["id"],
+        "roomId": message["roomId"],
+        "roomType": message["roomType"],
+        "personId": message["personId"],
+        "personEmail": message["personEmail"],
+        "created": message["created"],
+    });
+    event
+}
+
+/// A direct message from `email` with this text and a unique id.
+pub fn direct_message(id: &str, room: &str, email: &str, text: &str) -> Value {
+    let mut m = fixture("message-direct.json");
+    m["id"] = json!(id);
+    m["roomId"] = json!(room);
+    m["personEmail"] = json!(email);
+    m["text"] = json!(text);
+    m["markdown"] = json!(text);
+    m
+}
+
+pub struct Spawn {
+    pub env: Vec<(String, String)>,
+    pub answerer: Answerer,
+    pub mount_webex: bool,
+}
+
+impl Default for Spawn {
+    fn default() -> Self {
+        Self {
+            env: Vec::new(),
+            answerer: echo_answerer(),
+            mount_webex: true,
+        }
+    }
+}
+
+impl Spawn {
+    pub fn env(mut self, k: &str, v: &str) -> Self {
+        self.env.push((k.to_owned(), v.to_owned()));
+        self
+    }
+    pub fn answer(mut self, answerer: Answerer) -> Self {
+        self.answerer = answerer;
+        self
+    }
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub port: u16,
+    pub webex: MockServer,
+    pub llm: MockServer,
+    pub state: AppState,
+    pub http: reqwest::Client,
+    stop: CancellationToken,
+    server: tokio::task::JoinHandle<anyhow::Result<()>>,
+    pub dir: Arc<tempfile::TempDir>,
+    env: HashMap<String, String>,
+}
+
+pub fn personalities_dir() -> String {
+    format!("{}/../../personalities", env!("CARGO_MANIFEST_DIR"))
+}
+
+impl TestApp {
+    pub async fn spawn(spawn: Spawn) -> TestApp {
+        let webex = MockServer::start().await;
+        if spawn.mount_webex {
+            mount_webex_basics(&webex).await;
+        }
+        Self::spawn_with_webex(webex, spawn).await
+    }
+
+    /// Spawns against a fake Webex the test has prepared itself.
+    pub async fn spawn_with_webex(webex: MockServer, spawn: Spawn) -> TestApp {
+        init_logs();
+        let llm = MockServer::start().await;
+        mount_ollama(&llm, spawn.answerer).await;
+        let dir = Arc::new(tempfile::tempdir().unwrap());
+        let mut env: HashMap<String, String> = [
+            ("WEBEX_BOT_TOKEN", TOKEN.to_owned()),
+            ("WEBEX_API_URL", webex.uri()),
+            ("LLM_PROVIDER", "ollama".to_owned()),
+            ("OLLAMA_URL", llm.uri()),
+            ("BIND_ADDR", "127.0.0.1:0".to_owned()),
+            (
+                "DATABASE_URL",
+                format!("sqlite://{}/data/bot.db", dir.path().display()),
+            ),
+            ("PERSONALITIES_DIR", personalities_dir()),
+            ("WEBHOOK_SECRET", WEBHOOK_SECRET.to_owned()),
+            ("ADMIN_EMAILS", ADMIN.to_owned()),
+            ("LOG_FILE", String::new()),
+            ("LLM_TIMEOUT_SECS", "5".to_owned()),
+            ("SHUTDOWN_TIMEOUT_SECS", "5".to_owned()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        for (k, v) in spawn.env {
+            env.insert(k, v);
+        }
+        Self::start(webex, llm, dir, env).await
+    }
+
+    async fn start(
+        webex: MockServer,
+        llm: MockServer,
+        dir: Arc<tempfile::TempDir>,
+        env: HashMap<String, String>,
+    ) -> TestApp {
+        let config = Config::from_source(&env).expect("test configuration is valid");
+        let stop = CancellationToken::new();
+        let options = BuildOptions {
+            webex_retry: webex::RetryPolicy::fast_for_tests(),
+            stop: stop.clone(),
+        };
+        let app = App::build_with(config, options).await.expect("app builds");
+        let port = app.port();
+        let state = app.state().clone();
+        let server = tokio::spawn(app.run_until_stopped());
+        let address = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::new();
+        // Ready once /health answers (the webhook registration has run by then or soon).
+        for _ in 0..100 {
+            if http.get(format!("{address}/health")).send().await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        TestApp {
+            address,
+            port,
+            webex,
+            llm,
+            state,
+            http,
+            stop,
+            server,
+            dir,
+            env,
+        }
+    }
+
+    /// Stops gracefully and starts a new app on the same database and fakes.
+    pub async fn restart(self) -> TestApp {
+        let TestApp {
+            webex,
+            llm,
+            dir,
+            env,
+            stop,
+            server,
+            ..
+        } = self;
+        stop.cancel();
+        server.await.unwrap().unwrap();
+        Self::start(webex, llm, dir, env).await
+    }
+
+    pub async fn stop(self) {
+        self.stop.cancel();
+        self.server.await.unwrap().unwrap();
+    }
+
+    pub async fn post_raw(&self, body: Vec<u8>, signature: Option<&str>) -> reqwest::Response {
+        let mut req = self
+            .http
+            .post(format!("{}/webhook", self.address))
+            .header("content-type", "application/json")
+            .body(body);
+        if let Some(sig) = signature {
+            req = req.header("x-spark-signature", sig);
+        }
+        req.send().await.unwrap()
+    }
+
+    /// Posts a correctly signed webhook.
+    pub async fn post_event(&self, event: &Value) -> reqwest::Response {
+        let body = serde_json::to_vec(event).unwrap();
+        let sig = webex::signature::sign(WEBHOOK_SECRET.as_bytes(), &body);
+        self.post_raw(body, Some(&sig)).await
+    }
+
+    /// Mounts the message, posts its webhook, expects 200.
+    pub async fn deliver(&self, message: &Value) {
+        mount_message(&self.webex, message).await;
+        let res = self.post_event(&event_for(message)).await;
+        assert_eq!(
+            res.status(),
+            200,
+            "webhook not accepted: {:?}",
+            res.text().await
+        );
+    }
+
+    /// Waits until the event of this message id is handled (done) in the store.
+    pub async fn wait_handled(&self, message_id: &str) -> String {
+        for _ in 0..500 {
+            if let Some((state, outcome)) =
+                self.state.store.event_outcome(message_id).await.unwrap()
+                && state == "done"
+            {
+                return outcome.unwrap_or_default();
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("event {message_id} was not handled in time");
+    }
+
+    pub async fn replies(&self) -> Vec<Value> {
+        requests_to(&self.webex, "POST", "/messages").await
+    }
+
+    pub async fn llm_requests(&self) -> Vec<Value> {
+        requests_to(&self.llm, "POST", "/api/chat").await
+    }
+
+    pub async fn wait_replies(&self, n: usize) -> Vec<Value> {
+        for _ in 0..500 {
+            let r = self.replies().await;
+            if r.len() >= n {
+                return r;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("expected {n} replies, got {:?}", self.replies().await);
+    }
+
+    pub async fn approve(&self, email: &str) {
+        let email = bot::domain::Email::parse(email).unwrap();
+        self.state
+            .store
+            .add_user(&email, Some("test"))
+            .await
+            .unwrap();
+    }
+
+    pub async fn health(&self) -> Value {
+        self.http
+            .get(format!("{}/health", self.address))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+}
+
+pub async fn requests_to(server: &MockServer, m: &str, p: &str) -> Vec<Value> {
+    server
+        .received_requests()
+        .await
+        .unwrap_or_default()
+        .iter()
+        .filter(|r| r.method.as_str() == m && r.url.path() == p)
+        .map(|r| serde_json::from_slice(&r.body).unwrap_or(Value::Null))
+        .collect()
+}
+
+/// Wiremock matcher helper for paths with ids.
+pub fn messages_path() -> wiremock::matchers::PathRegexMatcher {
+    path_regex(r"^/messages/[^/]+$")
+}

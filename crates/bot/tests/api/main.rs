@@ -1,0 +1,12 @@
+//! Integration tests: one binary, the real app against fake Webex and fake LLM servers.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod cli;
+mod commands;
+mod helpers;
+mod message_flow;
+mod process;
+mod registration;
+mod store;
+mod webhook_auth;

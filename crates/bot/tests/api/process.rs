@@ -1,0 +1,221 @@
+//! The real `webex-chatbot` binary as a process: exit codes, `kill -9` recovery, and logs
+//! that never contain a secret.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+use wiremock::MockServer;
+
+use crate::helpers::*;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_webex-chatbot"))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn configuration_errors_exit_2_and_name_the_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: &[(&[(&str, &str)], &str)] = &[
+        (&[], "WEBEX_BOT_TOKEN"),
+        (
+            &[("WEBEX_BOT_TOKEN", "t"), ("LLM_PROVIDER", "anthropic")],
+            "LLM_API_KEY",
+        ),
+        (
+            &[("WEBEX_BOT_TOKEN", "t"), ("LLM_PROVIDER", "skynet")],
+            "LLM_PROVIDER",
+        ),
+        (
+            &[("WEBEX_BOT_TOKEN", "t"), ("LLM_TIMEOUT_SECS", "-1")],
+            "LLM_TIMEOUT_SECS",
+        ),
+        (
+            &[("WEBEX_BOT_TOKEN", "t"), ("DEFAULT_PERSONALITY", "nobody")],
+            "DEFAULT_PERSONALITY",
+        ),
+    ];
+    for (env, var) in cases {
+        let mut cmd = bin();
+        cmd.arg("serve")
+            .current_dir(dir.path())
+            .env_clear()
+            .env("LOG_FILE", "")
+            .env("PERSONALITIES_DIR", personalities_dir());
+        for (k, v) in *env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{env:?}: {stderr}");
+        assert!(stderr.contains(var), "{env:?} should name {var}: {stderr}");
+    }
+}
+
+struct Running {
+    child: Child,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(dir: &Path, run: &str, port: u16, webex: &MockServer, llm: &MockServer) -> Running {
+    let out = std::fs::File::create(dir.join(format!("{run}.out"))).unwrap();
+    let err = std::fs::File::create(dir.join(format!("{run}.err"))).unwrap();
+    let child = bin()
+        .arg("serve")
+        .current_dir(dir)
+        .env_clear()
+        .env("WEBEX_BOT_TOKEN", TOKEN)
+        .env("WEBEX_API_URL", webex.uri())
+        .env("OLLAMA_URL", llm.uri())
+        .env("WEBHOOK_SECRET", WEBHOOK_SECRET)
+        .env("RELAY_API_KEY", "relay-key-SECRET-55")
+        .env("LLM_API_KEY", "llm-key-SECRET-66")
+        .env("ADMIN_EMAILS", ALICE)
+        .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}/data/bot.db", dir.display()),
+        )
+        .env("PERSONALITIES_DIR", personalities_dir())
+        .env("LOG_FILE", dir.join("logs/bot_server.log"))
+        .env("LOG_LEVEL", "debug")
+        .stdout(Stdio::from(out))
+        .stderr(Stdio::from(err))
+        .spawn()
+        .unwrap();
+    Running { child }
+}
+
+async fn wait_healthy(port: u16) {
+    let http = reqwest::Client::new();
+    for _ in 0..300 {
+        if let Ok(r) = http
+            .get(format!("http://127.0.0.1:{port}/health"))
+            .send()
+            .await
+            && r.status() == 200
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the bot did not start");
+}
+
+async fn post_signed(port: u16, event: &Value) -> u16 {
+    let body = serde_json::to_vec(event).unwrap();
+    let sig = webex::signature::sign(WEBHOOK_SECRET.as_bytes(), &body);
+    reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/webhook"))
+        .header("x-spark-signature", sig)
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_acknowledged_before_kill_9_is_answered_once_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let webex = MockServer::start().await;
+    mount_webex_basics(&webex).await;
+    let llm = MockServer::start().await;
+    // First life: the LLM hangs, so the bot is killed mid-work.
+    mount_ollama(
+        &llm,
+        std::sync::Arc::new(|_: &Value| {
+            ollama_answer("too late").set_delay(Duration::from_secs(30))
+        }),
+    )
+    .await;
+    let question = "what is the QUESTION-TEXT-marker?";
+    let message = direct_message("M-kill9", "ROOM-kill9", ALICE, question);
+    mount_message(&webex, &message).await;
+
+    let port = free_port();
+    let mut first = start(dir.path(), "first", port, &webex, &llm);
+    wait_healthy(port).await;
+    assert_eq!(post_signed(port, &event_for(&message)).await, 200);
+    for _ in 0..200 {
+        if !requests_to(&llm, "POST", "/api/chat").await.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    first.child.kill().unwrap(); // SIGKILL
+    first.child.wait().unwrap();
+    assert!(requests_to(&webex, "POST", "/messages").await.is_empty());
+
+    // Second life: the LLM answers at once; the pending event is answered exactly once.
+    llm.reset().await;
+    mount_ollama(&llm, echo_answerer()).await;
+    let _second = start(dir.path(), "second", port, &webex, &llm);
+    wait_healthy(port).await;
+    let mut replies = Vec::new();
+    for _ in 0..200 {
+        replies = requests_to(&webex, "POST", "/messages").await;
+        if !replies.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    // A redelivery of the same event after the restart changes nothing.
+    assert_eq!(post_signed(port, &event_for(&message)).await, 200);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let replies_after = requests_to(&webex, "POST", "/messages").await;
+    assert_eq!(replies.len(), 1, "{replies:?}");
+    assert_eq!(replies_after.len(), 1, "{replies_after:?}");
+    assert_eq!(replies[0]["markdown"], format!("Echo: {question}"));
+
+    // No secret in any log output, even at DEBUG; no message text at INFO lines.
+    drop(_second);
+    let mut logs = String::new();
+    for name in [
+        "first.out",
+        "first.err",
+        "second.out",
+        "second.err",
+        "logs/bot_server.log",
+    ] {
+        logs.push_str(&std::fs::read_to_string(dir.path().join(name)).unwrap_or_default());
+    }
+    assert!(
+        logs.contains("event accepted"),
+        "logs were captured: {logs}"
+    );
+    for secret in [
+        TOKEN,
+        WEBHOOK_SECRET,
+        "relay-key-SECRET-55",
+        "llm-key-SECRET-66",
+        "SECRET",
+    ] {
+        assert!(
+            !logs.contains(secret),
+            "a secret leaked into the logs: {secret}"
+        );
+    }
+    for line in logs.lines().filter(|l| l.contains(" INFO ")) {
+        assert!(
+            !line.contains("QUESTION-TEXT-marker"),
+            "message text logged at INFO: {line}"
+        );
+    }
+}

@@ -1,0 +1,320 @@
+//! One store suite, run against SQLite always and PostgreSQL when `TEST_DATABASE_URL` is
+//! set (each test in its own schema, so tests run in parallel on one database).
+
+use std::time::Duration;
+
+use bot::domain::{ConversationKey, Email, Role, Turn};
+use bot::store::{Enqueued, Finish, NewEvent, Store, StoreOptions};
+
+/// A fresh SQLite store, and a fresh PostgreSQL one when the server is configured.
+pub async fn stores() -> Vec<(String, Store, Option<tempfile::TempDir>)> {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = Store::connect(&StoreOptions {
+        url: format!("sqlite://{}/nested/folder/bot.db", dir.path().display()),
+        max_connections: 4,
+        pg_schema: None,
+    })
+    .await
+    .unwrap();
+    let mut all = vec![("sqlite".to_owned(), sqlite, Some(dir))];
+    if let Some(pg) = postgres_store().await {
+        all.push(("postgres".to_owned(), pg, None));
+    }
+    all
+}
+
+pub async fn postgres_store() -> Option<Store> {
+    let Ok(url) = std::env::var("TEST_DATABASE_URL") else {
+        static SAID: std::sync::Once = std::sync::Once::new();
+        SAID.call_once(|| {
+            eprintln!("TEST_DATABASE_URL is not set: PostgreSQL store tests skipped")
+        });
+        return None;
+    };
+    let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+    Some(
+        Store::connect(&StoreOptions {
+            url,
+            max_connections: 4,
+            pg_schema: Some(schema),
+        })
+        .await
+        .expect("TEST_DATABASE_URL is set but PostgreSQL is unreachable"),
+    )
+}
+
+fn email(s: &str) -> Email {
+    Email::parse(s).unwrap()
+}
+
+#[tokio::test]
+async fn inbox_deduplicates_and_keeps_order() {
+    for (name, store, _dir) in stores().await {
+        let ev = |id: &'static str, room: &'static str| NewEvent {
+            message_id: id,
+            room_id: room,
+            payload: "{}",
+        };
+        assert_eq!(
+            store.enqueue(&ev("m1", "r1")).await.unwrap(),
+            Enqueued::New,
+            "{name}"
+        );
+        assert_eq!(
+            store.enqueue(&ev("m1", "r1")).await.unwrap(),
+            Enqueued::Duplicate,
+            "{name}"
+        );
+        assert_eq!(
+            store.enqueue(&ev("m2", "r1")).await.unwrap(),
+            Enqueued::New,
+            "{name}"
+        );
+        assert_eq!(
+            store.enqueue(&ev("m3", "r2")).await.unwrap(),
+            Enqueued::New,
+            "{name}"
+        );
+        assert_eq!(store.pending_rooms().await.unwrap(), ["r1", "r2"], "{name}");
+
+        let first = store.next_pending("r1").await.unwrap().unwrap();
+        assert_eq!(first.message_id, "m1", "{name}");
+        assert_eq!(store.begin_attempt(first.seq).await.unwrap(), 1, "{name}");
+        assert_eq!(store.begin_attempt(first.seq).await.unwrap(), 2, "{name}");
+        store.save_reply(first.seq, "answer").await.unwrap();
+        store.set_parts_sent(first.seq, 1).await.unwrap();
+        let again = store.next_pending("r1").await.unwrap().unwrap();
+        assert_eq!(
+            (again.reply.as_deref(), again.parts_sent, again.attempts),
+            (Some("answer"), 1, 2),
+            "{name}"
+        );
+
+        let conv = ConversationKey::direct("r1");
+        let turns = [
+            Turn {
+                role: Role::User,
+                content: "q".into(),
+            },
+            Turn {
+                role: Role::Assistant,
+                content: "a".into(),
+            },
+        ];
+        store
+            .finish(
+                first.seq,
+                Finish {
+                    outcome: "answered",
+                    turns: Some((&conv, &turns)),
+                    keep_messages: 40,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            store.next_pending("r1").await.unwrap().unwrap().message_id,
+            "m2",
+            "{name}"
+        );
+        assert_eq!(store.history(&conv, 10).await.unwrap(), turns, "{name}");
+        assert_eq!(
+            store.event_outcome("m1").await.unwrap(),
+            Some(("done".into(), Some("answered".into()))),
+            "{name}"
+        );
+        // Still a duplicate after it was handled.
+        assert_eq!(
+            store.enqueue(&ev("m1", "r1")).await.unwrap(),
+            Enqueued::Duplicate,
+            "{name}"
+        );
+
+        // Postponed events are not due, and keep later ones of the room waiting.
+        let second = store.next_pending("r1").await.unwrap().unwrap();
+        store
+            .postpone(second.seq, Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert_eq!(store.pending_rooms().await.unwrap(), ["r2"], "{name}");
+
+        let counts = store.counts().await.unwrap();
+        assert_eq!(
+            (
+                counts.pending_events,
+                counts.processed_events,
+                counts.conversations
+            ),
+            (2, 1, 1),
+            "{name}"
+        );
+        // Recently handled ids are kept by pruning.
+        assert_eq!(
+            store.prune_inbox(Duration::from_secs(3600)).await.unwrap(),
+            0,
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn room_leases_exclude_other_owners_until_expiry() {
+    for (name, store, _dir) in stores().await {
+        let ttl = Duration::from_secs(30);
+        assert!(store.claim_room("r", "a", ttl).await.unwrap(), "{name}");
+        assert!(
+            store.claim_room("r", "a", ttl).await.unwrap(),
+            "{name}: re-claim by the owner"
+        );
+        assert!(!store.claim_room("r", "b", ttl).await.unwrap(), "{name}");
+        assert!(store.renew_room("r", "a", ttl).await.unwrap(), "{name}");
+        assert!(!store.renew_room("r", "b", ttl).await.unwrap(), "{name}");
+        store.release_room("r", "a").await.unwrap();
+        assert!(
+            store
+                .claim_room("r", "b", Duration::from_millis(1))
+                .await
+                .unwrap(),
+            "{name}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(
+            store.claim_room("r", "a", ttl).await.unwrap(),
+            "{name}: an expired lease is taken over"
+        );
+        assert!(
+            !store.renew_room("r", "b", ttl).await.unwrap(),
+            "{name}: the old owner lost it"
+        );
+    }
+}
+
+#[tokio::test]
+async fn users_spaces_and_history() {
+    for (name, store, _dir) in stores().await {
+        assert!(
+            store
+                .add_user(&email("Bob@Example.com"), Some("admin@example.com"))
+                .await
+                .unwrap(),
+            "{name}"
+        );
+        assert!(
+            !store
+                .add_user(&email("bob@example.com"), None)
+                .await
+                .unwrap(),
+            "{name}"
+        );
+        assert!(
+            store.is_approved(&email("BOB@example.com")).await.unwrap(),
+            "{name}"
+        );
+        assert_eq!(
+            store
+                .add_users(&[email("c@example.com"), email("bob@example.com")], "cli")
+                .await
+                .unwrap(),
+            1,
+            "{name}"
+        );
+        let users: Vec<String> = store
+            .approved_users()
+            .await
+            .unwrap()
+            .iter()
+            .map(|u| u.email.to_string())
+            .collect();
+        assert_eq!(users, ["bob@example.com", "c@example.com"], "{name}");
+        assert!(
+            store.remove_user(&email("bob@example.com")).await.unwrap(),
+            "{name}"
+        );
+        assert!(
+            !store.remove_user(&email("bob@example.com")).await.unwrap(),
+            "{name}"
+        );
+
+        assert_eq!(store.personality_for("room").await.unwrap(), None, "{name}");
+        store
+            .set_personality("room", "engineer", "a@example.com")
+            .await
+            .unwrap();
+        store
+            .set_personality("room", "writer", "a@example.com")
+            .await
+            .unwrap();
+        assert_eq!(
+            store.personality_for("room").await.unwrap().as_deref(),
+            Some("writer"),
+            "{name}"
+        );
+
+        let conv = ConversationKey::thread("room", "root");
+        for i in 0..5 {
+            let turns = [
+                Turn {
+                    role: Role::User,
+                    content: format!("q{i}"),
+                },
+                Turn {
+                    role: Role::Assistant,
+                    content: format!("a{i}"),
+                },
+            ];
+            store.append_turns(&conv, &turns, 4).await.unwrap();
+        }
+        let history: Vec<String> = store
+            .history(&conv, 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|t| t.content)
+            .collect();
+        assert_eq!(
+            history,
+            ["q3", "a3", "q4", "a4"],
+            "{name}: only the newest are kept"
+        );
+        assert_eq!(store.history(&conv, 2).await.unwrap().len(), 2, "{name}");
+        assert_eq!(store.clear_history(&conv).await.unwrap(), 4, "{name}");
+        assert!(
+            store.history(&conv, 100).await.unwrap().is_empty(),
+            "{name}"
+        );
+        store.ping().await.unwrap();
+        store.check_writable().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn migrations_are_idempotent_and_data_survives_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = StoreOptions {
+        url: format!("sqlite://{}/bot.db", dir.path().display()),
+        max_connections: 2,
+        pg_schema: None,
+    };
+    let store = Store::connect(&options).await.unwrap();
+    store
+        .add_user(&email("keep@example.com"), None)
+        .await
+        .unwrap();
+    store.close().await;
+    let store = Store::connect(&options).await.unwrap();
+    assert!(store.is_approved(&email("keep@example.com")).await.unwrap());
+
+    if let Ok(url) = std::env::var("TEST_DATABASE_URL") {
+        let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+        let options = StoreOptions {
+            url,
+            max_connections: 2,
+            pg_schema: Some(schema),
+        };
+        let pg = Store::connect(&options).await.unwrap();
+        pg.add_user(&email("keep@example.com"), None).await.unwrap();
+        pg.close().await;
+        let pg = Store::connect(&options).await.unwrap();
+        assert!(pg.is_approved(&email("keep@example.com")).await.unwrap());
+    }
+}
