@@ -91,6 +91,8 @@ pub struct BuildOptions {
     pub webex_retry: webex::RetryPolicy,
     /// Cancel to stop the server (tests); SIGTERM/SIGINT always work too.
     pub stop: CancellationToken,
+    /// How often the TLS files are checked for a renewal.
+    pub tls_watch: Duration,
 }
 
 impl Default for BuildOptions {
@@ -98,6 +100,7 @@ impl Default for BuildOptions {
         Self {
             webex_retry: webex::RetryPolicy::default(),
             stop: CancellationToken::new(),
+            tls_watch: Duration::from_secs(30),
         }
     }
 }
@@ -108,6 +111,7 @@ pub struct App {
     port: u16,
     tls: Option<tls::ServerTls>,
     stop: CancellationToken,
+    tls_watch: Duration,
 }
 
 impl App {
@@ -196,6 +200,7 @@ impl App {
             port,
             tls,
             stop: options.stop,
+            tls_watch: options.tls_watch,
         })
     }
 
@@ -215,6 +220,7 @@ impl App {
             listener,
             tls,
             stop,
+            tls_watch,
             ..
         } = self;
         let handle = axum_server::Handle::<SocketAddr>::new();
@@ -229,7 +235,7 @@ impl App {
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
         let sweeper = tokio::spawn(dispatcher::sweeper(state.clone()));
         let reloader = tokio::spawn(reload_on_sighup(state.clone(), tls.clone()));
-        let tls_watch = tls.as_ref().map(|t| t.watch(Duration::from_secs(30)));
+        let tls_watch = tls.as_ref().map(|t| t.watch(tls_watch));
         let watchdog = tokio::spawn(watchdog());
 
         tokio::select! {

@@ -9,4 +9,5 @@ mod message_flow;
 mod process;
 mod registration;
 mod store;
+mod tls_relay;
 mod webhook_auth;
