@@ -73,6 +73,17 @@ impl Drop for Running {
 }
 
 fn start(dir: &Path, run: &str, port: u16, webex: &MockServer, llm: &MockServer) -> Running {
+    start_with(dir, run, port, webex, llm, Path::new(&personalities_dir()))
+}
+
+fn start_with(
+    dir: &Path,
+    run: &str,
+    port: u16,
+    webex: &MockServer,
+    llm: &MockServer,
+    personalities: &Path,
+) -> Running {
     let out = std::fs::File::create(dir.join(format!("{run}.out"))).unwrap();
     let err = std::fs::File::create(dir.join(format!("{run}.err"))).unwrap();
     let child = bin()
@@ -91,7 +102,7 @@ fn start(dir: &Path, run: &str, port: u16, webex: &MockServer, llm: &MockServer)
             "DATABASE_URL",
             format!("sqlite://{}/data/bot.db", dir.display()),
         )
-        .env("PERSONALITIES_DIR", personalities_dir())
+        .env("PERSONALITIES_DIR", personalities)
         .env("LOG_FILE", dir.join("logs/bot_server.log"))
         .env("LOG_LEVEL", "debug")
         .stdout(Stdio::from(out))
@@ -218,4 +229,70 @@ async fn an_event_acknowledged_before_kill_9_is_answered_once_after_restart() {
             "message text logged at INFO: {line}"
         );
     }
+}
+
+async fn reply_texts(webex: &MockServer) -> Vec<String> {
+    requests_to(webex, "POST", "/messages")
+        .await
+        .iter()
+        .map(|r| r["markdown"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+async fn ask(port: u16, webex: &MockServer, id: &str, text: &str) -> String {
+    let before = reply_texts(webex).await.len();
+    let message = direct_message(id, "ROOM-hup", ALICE, text);
+    mount_message(webex, &message).await;
+    assert_eq!(post_signed(port, &event_for(&message)).await, 200);
+    for _ in 0..200 {
+        let replies = reply_texts(webex).await;
+        if replies.len() > before {
+            return replies[before].clone();
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("no answer to {text:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_personalities_and_a_bad_file_keeps_the_old_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let personalities = dir.path().join("personalities");
+    std::fs::create_dir(&personalities).unwrap();
+    std::fs::write(
+        personalities.join("default.toml"),
+        "description = \"Plain\"\nsystem_prompt = \"You are plain.\"\n",
+    )
+    .unwrap();
+    let webex = MockServer::start().await;
+    mount_webex_basics(&webex).await;
+    let llm = MockServer::start().await;
+    mount_ollama(&llm, echo_answerer()).await;
+    let port = free_port();
+    let bot = start_with(dir.path(), "hup", port, &webex, &llm, &personalities);
+    wait_healthy(port).await;
+    let pid = bot.child.id().to_string();
+
+    let before = ask(port, &webex, "hup-1", "personality list").await;
+    assert!(!before.contains("pirate"), "{before}");
+
+    std::fs::write(
+        personalities.join("pirate.toml"),
+        "description = \"Talks like a pirate\"\nsystem_prompt = \"Arr.\"\n",
+    )
+    .unwrap();
+    assert!(Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after = ask(port, &webex, "hup-2", "personality list").await;
+    assert!(after.contains("pirate"), "SIGHUP picked up the new file: {after}");
+
+    // A broken new file: the reload is refused and the previous set stays.
+    std::fs::write(personalities.join("broken.toml"), "description = ").unwrap();
+    std::fs::remove_file(personalities.join("pirate.toml")).unwrap();
+    assert!(Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let kept = ask(port, &webex, "hup-3", "personality list").await;
+    assert!(kept.contains("pirate"), "the old set stays after a bad reload: {kept}");
+    let log = std::fs::read_to_string(dir.path().join("hup.out")).unwrap();
+    assert!(log.contains("broken.toml"), "the bad file is named in the log");
 }
