@@ -1,0 +1,121 @@
+//! The real binaries as child processes, and what /proc says about them.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+/// A child process killed when dropped.
+pub struct Proc {
+    pub child: Child,
+    pub name: &'static str,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Proc {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+pub fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+pub fn spawn(
+    name: &'static str,
+    bin: &Path,
+    args: &[&str],
+    dir: &Path,
+    env: &[(&str, String)],
+) -> anyhow::Result<Proc> {
+    let log = std::fs::File::create(dir.join(format!("{name}.log")))?;
+    let mut cmd = Command::new(bin);
+    cmd.args(args)
+        .current_dir(dir)
+        .env_clear()
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(log.try_clone()?))
+        .stderr(Stdio::from(log));
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let child = cmd.spawn().with_context(|| {
+        format!(
+            "starting {} (build it with cargo build --release)",
+            bin.display()
+        )
+    })?;
+    Ok(Proc { child, name })
+}
+
+/// Waits (at most `limit`) until `url` answers 200.
+pub async fn wait_ready(
+    proc: &mut Proc,
+    url: &str,
+    dir: &Path,
+    limit: Duration,
+) -> anyhow::Result<()> {
+    let http = reqwest::Client::new();
+    let begin = Instant::now();
+    while begin.elapsed() < limit {
+        if let Some(status) = proc.child.try_wait()? {
+            let log =
+                std::fs::read_to_string(dir.join(format!("{}.log", proc.name))).unwrap_or_default();
+            bail!("{} exited with {status}:\n{log}", proc.name);
+        }
+        if let Ok(r) = http.get(url).send().await
+            && r.status().is_success()
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bail!("{} did not answer {url} within {limit:?}", proc.name)
+}
+
+/// A `VmRSS`/`VmHWM`-style field of /proc/PID/status, in KiB.
+pub fn status_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// User + system CPU time of a process, in seconds (USER_HZ = 100 on Linux).
+pub fn cpu_seconds(pid: &str) -> f64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return 0.0;
+    };
+    // Fields after the ")" that ends the command name: utime is the 12th, stime the 13th.
+    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+        return 0.0;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+pub fn default_bin(name: &str) -> PathBuf {
+    let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
+    PathBuf::from(target).join("release").join(name)
+}
