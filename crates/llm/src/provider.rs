@@ -1,0 +1,388 @@
+//! The trait every provider implements ([`Wire`]: its route and JSON shapes) and the
+//! engine they all share: HTTP through the one client, status mapping, the one 429 retry,
+//! stream reading and model listing. Nothing here knows any provider's JSON.
+
+use std::{collections::VecDeque, future::Future, pin::Pin, sync::Arc, time::Duration};
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use reqwest::{
+    Client, RequestBuilder, Response,
+    header::{CONTENT_TYPE, HeaderName, HeaderValue},
+};
+use secrecy::{ExposeSecret, SecretString};
+use url::Url;
+
+use crate::{
+    ChatRequest, ConfigError, LlmError, ProviderConfig, ProviderKind,
+    error::{from_status, provider_message, shorten},
+    providers::{Anthropic, Gemini, Ollama, OpenAiStyle},
+    sse::{Frame, FrameDecoder, Framing},
+};
+
+/// Without a `Retry-After`, a 429 is retried after this long.
+const RATE_LIMIT_DEFAULT_WAIT: Duration = Duration::from_secs(1);
+/// A 429 asking for a longer wait is not retried: the fallback (if any) is quicker.
+const RATE_LIMIT_MAX_WAIT: Duration = Duration::from_secs(10);
+
+/// A provider's wire format: where it lives, how it authenticates, its request body and
+/// its answer shapes.
+pub(crate) trait Wire: Send + Sync {
+    fn route(&self) -> &Route;
+    fn chat_url(&self, _model: &str, _stream: bool) -> Url {
+        self.route().chat.clone()
+    }
+    fn chat_body(&self, req: &ChatRequest, model: &str, stream: bool) -> Body;
+    /// The text of a whole (non-streamed) answer, or why there is none.
+    fn parse_answer(&self, body: &[u8]) -> Result<String, String>;
+    fn framing(&self) -> Framing {
+        Framing::Sse
+    }
+    /// One frame of a streamed answer.
+    fn parse_step(&self, frame: &Frame) -> Result<Step, LlmError>;
+    /// The model names in the model-list answer.
+    fn parse_models(&self, body: &[u8]) -> Result<Vec<String>, String>;
+    /// A refusal of the key that does not use 401/403.
+    fn is_key_rejection(&self, _status: reqwest::StatusCode, _body: &[u8]) -> bool {
+        false
+    }
+    /// Whether `model` is among `names` (providers spell names differently).
+    fn lists(&self, names: &[String], model: &str) -> bool {
+        names.iter().any(|name| name == model)
+    }
+}
+
+/// An encoded request body.
+pub(crate) type Body = serde_json::Result<Vec<u8>>;
+
+/// Where a provider's endpoints are and how it takes its key.
+pub(crate) struct Route {
+    pub(crate) chat: Url,
+    pub(crate) models: Url,
+    pub(crate) auth: Auth,
+    /// Sent with every call (API versions).
+    pub(crate) headers: &'static [(&'static str, &'static str)],
+    pub(crate) key: Option<SecretString>,
+}
+
+pub(crate) enum Auth {
+    /// `Authorization: Bearer KEY`.
+    Bearer,
+    /// The bare key in a header of its own.
+    Header(HeaderName),
+}
+
+impl Route {
+    fn authorize(&self, mut request: RequestBuilder) -> RequestBuilder {
+        for (name, value) in self.headers {
+            request = request.header(*name, *value);
+        }
+        let Some(key) = &self.key else {
+            return request;
+        };
+        let (name, value) = match self.auth {
+            Auth::Bearer => (
+                reqwest::header::AUTHORIZATION,
+                format!("Bearer {}", key.expose_secret()),
+            ),
+            Auth::Header(ref name) => (name.clone(), key.expose_secret().to_owned()),
+        };
+        match HeaderValue::from_str(&value) {
+            Ok(mut value) => {
+                // Keeps the key out of any debug output of the request.
+                value.set_sensitive(true);
+                request.header(name, value)
+            }
+            Err(_) => {
+                // The provider then answers 401, which says more than a local error would.
+                tracing::warn!(header = %name, "the API key has characters not allowed in a header; sent without it");
+                request
+            }
+        }
+    }
+}
+
+/// What one stream frame contributed.
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct Step {
+    pub(crate) text: String,
+    /// The answer is whole: the body may end from here on.
+    pub(crate) complete: bool,
+    /// Nothing useful follows: stop reading.
+    pub(crate) last: bool,
+}
+
+impl Step {
+    pub(crate) fn text(text: impl Into<String>) -> Self {
+        Step {
+            text: text.into(),
+            ..Step::default()
+        }
+    }
+
+    pub(crate) fn nothing() -> Self {
+        Step::default()
+    }
+
+    pub(crate) fn complete(mut self) -> Self {
+        self.complete = true;
+        self
+    }
+
+    pub(crate) fn last(mut self) -> Self {
+        self.complete = true;
+        self.last = true;
+        self
+    }
+}
+
+/// One configured provider, ready to call.
+pub(crate) struct Provider {
+    config: ProviderConfig,
+    wire: Arc<dyn Wire>,
+    http: Client,
+}
+
+impl Provider {
+    pub(crate) fn new(http: Client, config: ProviderConfig) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let base = config
+            .resolved_base_url()
+            .ok_or(ConfigError::MissingBaseUrl(config.kind))?;
+        let key = config.key().cloned();
+        let wire: Arc<dyn Wire> = match config.kind {
+            ProviderKind::Ollama => Arc::new(Ollama::new(&base, key)),
+            ProviderKind::Anthropic => Arc::new(Anthropic::new(&base, key)),
+            ProviderKind::Gemini => Arc::new(Gemini::new(&base, key)),
+            kind @ (ProviderKind::OpenAi | ProviderKind::Xai | ProviderKind::OpenAiCompatible) => {
+                Arc::new(OpenAiStyle::new(kind, &base, key))
+            }
+        };
+        Ok(Provider { config, wire, http })
+    }
+
+    pub(crate) fn kind(&self) -> ProviderKind {
+        self.config.kind
+    }
+
+    pub(crate) fn config(&self) -> &ProviderConfig {
+        &self.config
+    }
+
+    /// The model for one call: the request's override, else the configured one.
+    pub(crate) fn model_for(&self, requested: Option<&str>) -> String {
+        match requested.map(str::trim) {
+            Some(model) if !model.is_empty() => model.to_owned(),
+            _ => self.config.model().to_owned(),
+        }
+    }
+
+    /// One whole answer (with the one 429 retry).
+    pub(crate) async fn complete(
+        &self,
+        req: &ChatRequest,
+        model: &str,
+    ) -> Result<String, LlmError> {
+        let kind = self.kind();
+        retry_rate_limit(|| async {
+            let response = self.post_chat(req, model, false).await?;
+            let body = response
+                .bytes()
+                .await
+                .map_err(|e| LlmError::unreachable(kind, e))?;
+            self.wire
+                .parse_answer(&body)
+                .map_err(|reason| LlmError::malformed(kind, reason))
+        })
+        .await
+    }
+
+    /// Starts a streamed answer (with the one 429 retry); the status is already checked.
+    pub(crate) async fn open(
+        &self,
+        req: &ChatRequest,
+        model: &str,
+    ) -> Result<StepReader, LlmError> {
+        let response = retry_rate_limit(|| self.post_chat(req, model, true)).await?;
+        Ok(StepReader::new(
+            self.kind(),
+            Arc::clone(&self.wire),
+            response,
+        ))
+    }
+
+    /// The provider's model names, or a short reason why they could not be read.
+    pub(crate) async fn list_models(&self) -> Result<Vec<String>, String> {
+        let route = self.wire.route();
+        let request = route.authorize(self.http.get(route.models.clone()));
+        let response = request
+            .send()
+            .await
+            .map_err(|e| describe(&e.without_url()))?;
+        let status = response.status();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| describe(&e.without_url()))?;
+        if !status.is_success() {
+            return Err(format!(
+                "HTTP {}: {}",
+                status.as_u16(),
+                provider_message(&body, status)
+            ));
+        }
+        self.wire.parse_models(&body)
+    }
+
+    pub(crate) fn lists(&self, names: &[String], model: &str) -> bool {
+        self.wire.lists(names, model)
+    }
+
+    async fn post_chat(
+        &self,
+        req: &ChatRequest,
+        model: &str,
+        stream: bool,
+    ) -> Result<Response, LlmError> {
+        let kind = self.kind();
+        let body = self
+            .wire
+            .chat_body(req, model, stream)
+            .map_err(|e| LlmError::malformed(kind, format!("could not encode the request: {e}")))?;
+        let request = self
+            .http
+            .post(self.wire.chat_url(model, stream))
+            .header(CONTENT_TYPE, "application/json")
+            .body(body);
+        let response = self
+            .wire
+            .route()
+            .authorize(request)
+            .send()
+            .await
+            .map_err(|e| LlmError::unreachable(kind, e))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let headers = response.headers().clone();
+        // The error body only adds detail; losing it must not hide the status.
+        let body = response.bytes().await.unwrap_or_default();
+        if self.wire.is_key_rejection(status, &body) {
+            return Err(LlmError::Auth {
+                provider: kind,
+                status: status.as_u16(),
+            });
+        }
+        Err(from_status(kind, status, &headers, &body, model))
+    }
+}
+
+/// Calls once more after a 429 that asks for a short enough wait.
+async fn retry_rate_limit<T, F, Fut>(mut call: F) -> Result<T, LlmError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, LlmError>>,
+{
+    match call().await {
+        Err(LlmError::RateLimited {
+            provider,
+            retry_after,
+        }) => {
+            let wait = retry_after.unwrap_or(RATE_LIMIT_DEFAULT_WAIT);
+            if wait > RATE_LIMIT_MAX_WAIT {
+                return Err(LlmError::RateLimited {
+                    provider,
+                    retry_after,
+                });
+            }
+            tracing::info!(%provider, wait_ms = wait.as_millis() as u64, "rate limited, retrying once");
+            tokio::time::sleep(wait).await;
+            call().await
+        }
+        other => other,
+    }
+}
+
+type ByteStream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
+
+/// Reads a streamed answer as text pieces.
+pub(crate) struct StepReader {
+    provider: ProviderKind,
+    wire: Arc<dyn Wire>,
+    body: ByteStream,
+    decoder: FrameDecoder,
+    frames: VecDeque<Frame>,
+    complete: bool,
+    body_ended: bool,
+    done: bool,
+}
+
+impl StepReader {
+    fn new(provider: ProviderKind, wire: Arc<dyn Wire>, response: Response) -> Self {
+        let decoder = FrameDecoder::new(wire.framing());
+        StepReader {
+            provider,
+            wire,
+            body: Box::pin(response.bytes_stream()),
+            decoder,
+            frames: VecDeque::new(),
+            complete: false,
+            body_ended: false,
+            done: false,
+        }
+    }
+
+    /// The next non-empty piece of text; `Ok(None)` once the answer is whole. A body that
+    /// ends before the provider's end marker is `Malformed`.
+    pub(crate) async fn next_text(&mut self) -> Result<Option<String>, LlmError> {
+        loop {
+            if self.done {
+                return Ok(None);
+            }
+            if let Some(frame) = self.frames.pop_front() {
+                let step = self.wire.parse_step(&frame)?;
+                self.complete |= step.complete;
+                self.done = step.last;
+                if !step.text.is_empty() {
+                    return Ok(Some(step.text));
+                }
+                continue;
+            }
+            if self.body_ended {
+                self.done = true;
+                return if self.complete {
+                    Ok(None)
+                } else {
+                    Err(LlmError::malformed(
+                        self.provider,
+                        "the stream ended before the answer was complete",
+                    ))
+                };
+            }
+            match self.body.next().await {
+                Some(Ok(bytes)) => self.decoder.push(&bytes, &mut self.frames),
+                Some(Err(e)) => {
+                    self.done = true;
+                    return Err(LlmError::unreachable(self.provider, e));
+                }
+                None => {
+                    self.body_ended = true;
+                    self.decoder.finish(&mut self.frames);
+                }
+            }
+        }
+    }
+}
+
+/// Error text with its causes, for probe results (which have no error chain).
+fn describe(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    shorten(&text, 300)
+}

@@ -1,0 +1,660 @@
+//! Fake providers that refuse what the real APIs refuse and answer in their documented
+//! shapes, plain and streamed. One responder per API family handles every path.
+// A refusal travels as `Err(ResponseTemplate)` so checks can use `?`; its size does not
+// matter in a test fake.
+#![allow(clippy::result_large_err)]
+
+use std::sync::Arc;
+
+use llm::{ChatRequest, Llm, Message, Options, ProviderConfig, ProviderKind};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use wiremock::{Mock, MockServer, Request, ResponseTemplate, matchers::any};
+
+pub const KEY: &str = "test-key-123";
+
+/// The model a per-request override asks for, which each fake also serves.
+pub fn override_model(kind: ProviderKind) -> &'static str {
+    match kind {
+        ProviderKind::Ollama => "qwen3:4b",
+        ProviderKind::Anthropic => "claude-opus-4-1-20250805",
+        ProviderKind::OpenAi => "gpt-4.1",
+        ProviderKind::Gemini => "gemini-2.5-pro",
+        ProviderKind::Xai => "grok-4",
+        ProviderKind::OpenAiCompatible => "my-served-model",
+    }
+}
+
+/// The path the provider's base URL ends in.
+pub fn prefix(kind: ProviderKind) -> &'static str {
+    match kind {
+        ProviderKind::Ollama | ProviderKind::Anthropic => "",
+        ProviderKind::Gemini => "/v1beta",
+        ProviderKind::OpenAi | ProviderKind::Xai | ProviderKind::OpenAiCompatible => "/v1",
+    }
+}
+
+pub fn needs_key(kind: ProviderKind) -> bool {
+    kind.requires_api_key()
+}
+
+struct Cfg {
+    kind: ProviderKind,
+    models: Vec<String>,
+    pieces: Vec<String>,
+}
+
+pub struct Fake {
+    pub server: MockServer,
+    pub kind: ProviderKind,
+}
+
+impl Fake {
+    /// A fake answering "Hello there!" in three pieces.
+    pub async fn start(kind: ProviderKind) -> Fake {
+        Fake::answering(kind, &["Hello", " there", "!"]).await
+    }
+
+    pub async fn answering(kind: ProviderKind, pieces: &[&str]) -> Fake {
+        let server = MockServer::start().await;
+        let cfg = Arc::new(Cfg {
+            kind,
+            models: vec![
+                kind.default_model().to_owned(),
+                override_model(kind).to_owned(),
+                "o3-mini".to_owned(),
+            ],
+            pieces: pieces.iter().map(|p| (*p).to_owned()).collect(),
+        });
+        // Low priority: tests mount scripted failures above it.
+        Mock::given(any())
+            .respond_with(move |req: &Request| respond(&cfg, req))
+            .with_priority(100)
+            .mount(&server)
+            .await;
+        Fake { server, kind }
+    }
+
+    pub fn base(&self) -> String {
+        format!("{}{}", self.server.uri(), prefix(self.kind))
+    }
+
+    pub fn config(&self) -> ProviderConfig {
+        ProviderConfig {
+            kind: self.kind,
+            base_url: Some(self.base().parse().unwrap()),
+            api_key: needs_key(self.kind).then(|| SecretString::from(KEY)),
+            model: None,
+        }
+    }
+
+    pub fn llm(&self) -> Llm {
+        self.llm_with(|_| {})
+    }
+
+    /// An `Llm` for this fake with its configuration changed first.
+    pub fn llm_with(&self, change: impl FnOnce(&mut ProviderConfig)) -> Llm {
+        let mut config = self.config();
+        change(&mut config);
+        Llm::new(reqwest::Client::new(), config, None, options()).unwrap()
+    }
+
+    pub async fn requests(&self) -> Vec<Request> {
+        self.server.received_requests().await.unwrap_or_default()
+    }
+
+    /// JSON bodies of the chat calls received, in order.
+    pub async fn chat_bodies(&self) -> Vec<Value> {
+        self.requests()
+            .await
+            .iter()
+            .filter(|r| r.method.as_str() == "POST")
+            .map(|r| r.body_json().unwrap())
+            .collect()
+    }
+
+    /// Mounts a scripted answer for the chat endpoint above the validating responder.
+    pub async fn script(&self, template: ResponseTemplate) {
+        self.script_times(template, None).await;
+    }
+
+    /// The same for the first chat call only.
+    pub async fn script_once(&self, template: ResponseTemplate) {
+        self.script_times(template, Some(1)).await;
+    }
+
+    async fn script_times(&self, template: ResponseTemplate, times: Option<u64>) {
+        let mock = Mock::given(wiremock::matchers::method("POST")).respond_with(template);
+        let mock = match times {
+            Some(n) => mock.up_to_n_times(n),
+            None => mock,
+        };
+        mock.with_priority(1).mount(&self.server).await;
+    }
+}
+
+pub fn options() -> Options {
+    Options {
+        timeout: std::time::Duration::from_secs(5),
+        ..Options::default()
+    }
+}
+
+/// A system prompt, a three-turn history, temperature and a token limit.
+pub fn conversation() -> ChatRequest {
+    ChatRequest {
+        system: Some("You are a test bot.".into()),
+        messages: vec![
+            Message::user("first question"),
+            Message::assistant("first answer"),
+            Message::user("second question"),
+        ],
+        model: None,
+        temperature: Some(0.2),
+        max_tokens: Some(256),
+    }
+}
+
+pub fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
+    req.headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn respond(cfg: &Cfg, req: &Request) -> ResponseTemplate {
+    let result = match cfg.kind {
+        ProviderKind::Ollama => ollama(cfg, req),
+        ProviderKind::Anthropic => anthropic(cfg, req),
+        ProviderKind::Gemini => gemini(cfg, req),
+        ProviderKind::OpenAi | ProviderKind::Xai | ProviderKind::OpenAiCompatible => {
+            openai(cfg, req)
+        }
+    };
+    result.unwrap_or_else(|refusal| refusal)
+}
+
+type Answer = Result<ResponseTemplate, ResponseTemplate>;
+
+fn json_body(
+    req: &Request,
+    refuse: impl Fn(&str) -> ResponseTemplate,
+) -> Result<Value, ResponseTemplate> {
+    if !header(req, "content-type").is_some_and(|c| c.starts_with("application/json")) {
+        return Err(refuse("Content-Type must be application/json"));
+    }
+    match serde_json::from_slice::<Value>(&req.body) {
+        Ok(body) if body.is_object() => Ok(body),
+        _ => Err(refuse("the body is not a JSON object")),
+    }
+}
+
+fn check(ok: bool, refusal: impl FnOnce() -> ResponseTemplate) -> Result<(), ResponseTemplate> {
+    if ok { Ok(()) } else { Err(refusal()) }
+}
+
+fn field_in(body: &Value, name: &str, allowed: &[&str]) -> Option<String> {
+    body.as_object()?
+        .keys()
+        .find(|k| !allowed.contains(&k.as_str()))
+        .map(|k| format!("{name}: unknown field {k}"))
+}
+
+fn stream_flag(body: &Value, default: bool) -> Result<bool, String> {
+    match body.get("stream") {
+        None => Ok(default),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(_) => Err("stream: must be a boolean".into()),
+    }
+}
+
+fn temperature_ok(body: &Value, max: f64) -> bool {
+    match body.get("temperature") {
+        None => true,
+        Some(t) => t.as_f64().is_some_and(|t| (0.0..=max).contains(&t)),
+    }
+}
+
+// ---------------------------------------------------------------- OpenAI style
+
+pub fn openai_error(status: u16, message: &str, kind: &str) -> ResponseTemplate {
+    ResponseTemplate::new(status).set_body_json(
+        json!({"error": {"message": message, "type": kind, "param": null, "code": null}}),
+    )
+}
+
+fn openai(cfg: &Cfg, req: &Request) -> Answer {
+    let bad = |m: &str| openai_error(400, m, "invalid_request_error");
+    if needs_key(cfg.kind) {
+        let expected = format!("Bearer {KEY}");
+        check(
+            header(req, "authorization") == Some(expected.as_str()),
+            || openai_error(401, "Incorrect API key provided.", "invalid_request_error"),
+        )?;
+    }
+    match (req.method.as_str(), req.url.path()) {
+        ("GET", "/v1/models") => Ok(ResponseTemplate::new(200).set_body_json(json!({
+            "object": "list",
+            "data": cfg.models.iter().map(|m| json!({"id": m, "object": "model", "created": 1, "owned_by": "system"})).collect::<Vec<_>>(),
+        }))),
+        ("POST", "/v1/chat/completions") => {
+            let body = json_body(req, bad)?;
+            let model = body["model"].as_str().ok_or_else(|| bad("you must provide a model parameter"))?;
+            check(cfg.models.iter().any(|m| m == model), || {
+                openai_error(404, &format!("The model `{model}` does not exist or you do not have access to it."), "invalid_request_error")
+            })?;
+            let messages = body["messages"].as_array().filter(|m| !m.is_empty()).ok_or_else(|| bad("messages: must be a non-empty array"))?;
+            for m in messages {
+                let role = m["role"].as_str().unwrap_or("");
+                check(["system", "developer", "user", "assistant"].contains(&role), || bad("messages: invalid role"))?;
+                check(m["content"].is_string(), || bad("messages: content must be a string"))?;
+            }
+            check(temperature_ok(&body, 2.0), || bad("temperature: must be between 0 and 2"))?;
+            let reasoning = model.starts_with('o') || model.starts_with("gpt-5");
+            check(!(reasoning && body.get("max_tokens").is_some()), || {
+                bad("Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead.")
+            })?;
+            let stream = stream_flag(&body, false).map_err(|m| bad(&m))?;
+            Ok(if stream {
+                ResponseTemplate::new(200).set_body_raw(openai_sse(&cfg.pieces), "text/event-stream")
+            } else {
+                ResponseTemplate::new(200).set_body_json(openai_completion(model, &cfg.pieces.concat()))
+            })
+        }
+        _ => Err(openai_error(404, "Unknown request URL", "invalid_request_error")),
+    }
+}
+
+pub fn openai_completion(model: &str, text: &str) -> Value {
+    json!({
+        "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text, "refusal": null}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}
+    })
+}
+
+pub fn openai_chunk(delta: Value, finish: Option<&str>) -> String {
+    let chunk = json!({
+        "id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "m",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]
+    });
+    format!("data: {chunk}\n\n")
+}
+
+/// A role chunk, one chunk a piece, the finish chunk, `[DONE]`.
+pub fn openai_sse(pieces: &[String]) -> String {
+    let mut body = openai_chunk(json!({"role": "assistant", "content": ""}), None);
+    for piece in pieces {
+        body += &openai_chunk(json!({"content": piece}), None);
+    }
+    body += &openai_chunk(json!({}), Some("stop"));
+    body + "data: [DONE]\n\n"
+}
+
+// ---------------------------------------------------------------- Anthropic
+
+pub fn anthropic_error(status: u16, kind: &str, message: &str) -> ResponseTemplate {
+    ResponseTemplate::new(status)
+        .set_body_json(json!({"type": "error", "error": {"type": kind, "message": message}}))
+}
+
+fn anthropic(cfg: &Cfg, req: &Request) -> Answer {
+    let bad = |m: &str| anthropic_error(400, "invalid_request_error", m);
+    check(header(req, "x-api-key") == Some(KEY), || {
+        anthropic_error(401, "authentication_error", "invalid x-api-key")
+    })?;
+    check(
+        header(req, "anthropic-version") == Some("2023-06-01"),
+        || bad("anthropic-version: header is required"),
+    )?;
+    match (req.method.as_str(), req.url.path()) {
+        ("GET", "/v1/models") => Ok(ResponseTemplate::new(200).set_body_json(json!({
+            "data": cfg.models.iter().map(|m| json!({"type": "model", "id": m, "display_name": m, "created_at": "2025-09-29T00:00:00Z"})).collect::<Vec<_>>(),
+            "has_more": false, "first_id": cfg.models.first(), "last_id": cfg.models.last(),
+        }))),
+        ("POST", "/v1/messages") => {
+            let body = json_body(req, bad)?;
+            if let Some(unknown) = field_in(&body, "body", &["model", "max_tokens", "system", "messages", "temperature", "stream", "top_p", "top_k", "stop_sequences", "metadata"]) {
+                return Err(bad(&unknown));
+            }
+            let model = body["model"].as_str().ok_or_else(|| bad("model: Field required"))?;
+            check(body["max_tokens"].as_u64().is_some_and(|n| n >= 1), || bad("max_tokens: Field required"))?;
+            check(body.get("system").is_none_or(|s| s.is_string() || s.is_array()), || bad("system: Input should be a valid string"))?;
+            let messages = body["messages"].as_array().filter(|m| !m.is_empty()).ok_or_else(|| bad("messages: Field required"))?;
+            let mut previous = "";
+            for (i, m) in messages.iter().enumerate() {
+                let role = m["role"].as_str().unwrap_or("");
+                check(role == "user" || role == "assistant", || {
+                    bad(&format!("messages.{i}.role: Input should be 'user' or 'assistant'"))
+                })?;
+                check(i > 0 || role == "user", || bad("messages: first message must use the \"user\" role"))?;
+                check(role != previous, || {
+                    bad(&format!("messages: roles must alternate between \"user\" and \"assistant\", but found multiple \"{role}\" roles in a row"))
+                })?;
+                check(m["content"].is_string() || m["content"].is_array(), || bad("messages: content must be a string"))?;
+                previous = role;
+            }
+            check(temperature_ok(&body, 1.0), || bad("temperature: range: 0..1"))?;
+            check(cfg.models.iter().any(|m| m == model), || anthropic_error(404, "not_found_error", &format!("model: {model}")))?;
+            let stream = stream_flag(&body, false).map_err(|m| bad(&m))?;
+            Ok(if stream {
+                ResponseTemplate::new(200).set_body_raw(anthropic_sse(model, &cfg.pieces), "text/event-stream")
+            } else {
+                ResponseTemplate::new(200).set_body_json(anthropic_message(model, &[("text", &cfg.pieces.concat())]))
+            })
+        }
+        _ => Err(anthropic_error(404, "not_found_error", "Not found")),
+    }
+}
+
+/// A message with the given `(type, text)` content blocks.
+pub fn anthropic_message(model: &str, blocks: &[(&str, &str)]) -> Value {
+    let content: Vec<Value> = blocks
+        .iter()
+        .map(|(kind, text)| match *kind {
+            "thinking" => json!({"type": "thinking", "thinking": text, "signature": "sig"}),
+            _ => json!({"type": kind, "text": text}),
+        })
+        .collect();
+    json!({
+        "id": "msg_1", "type": "message", "role": "assistant", "model": model,
+        "content": content, "stop_reason": "end_turn", "stop_sequence": null,
+        "usage": {"input_tokens": 5, "output_tokens": 3}
+    })
+}
+
+pub fn anthropic_event(name: &str, data: Value) -> String {
+    format!("event: {name}\ndata: {data}\n\n")
+}
+
+/// The documented event flow, with a ping in the middle as the API sends.
+pub fn anthropic_sse(model: &str, pieces: &[String]) -> String {
+    let mut body = anthropic_event(
+        "message_start",
+        json!({"type": "message_start", "message": {
+        "id": "msg_1", "type": "message", "role": "assistant", "model": model, "content": [],
+        "stop_reason": null, "stop_sequence": null, "usage": {"input_tokens": 5, "output_tokens": 1}}}),
+    );
+    body += &anthropic_event(
+        "content_block_start",
+        json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+    );
+    body += &anthropic_event("ping", json!({"type": "ping"}));
+    body += &anthropic_pieces(pieces);
+    body += &anthropic_event(
+        "content_block_stop",
+        json!({"type": "content_block_stop", "index": 0}),
+    );
+    body += &anthropic_event(
+        "message_delta",
+        json!({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": null}, "usage": {"output_tokens": 3}}),
+    );
+    body + &anthropic_event("message_stop", json!({"type": "message_stop"}))
+}
+
+pub fn anthropic_pieces(pieces: &[String]) -> String {
+    pieces
+        .iter()
+        .map(|p| anthropic_event("content_block_delta", json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": p}})))
+        .collect()
+}
+
+// ---------------------------------------------------------------- Gemini
+
+pub fn gemini_error(code: u16, status: &str, message: &str) -> ResponseTemplate {
+    ResponseTemplate::new(code)
+        .set_body_json(json!({"error": {"code": code, "message": message, "status": status}}))
+}
+
+fn gemini(cfg: &Cfg, req: &Request) -> Answer {
+    let bad = |m: &str| gemini_error(400, "INVALID_ARGUMENT", m);
+    // The real API accepts `?key=`, but a key in a URL ends up in logs: refuse it here.
+    check(!req.url.query_pairs().any(|(k, _)| k == "key"), || {
+        bad("API keys in the query string are refused by this fake")
+    })?;
+    match header(req, "x-goog-api-key") {
+        None => {
+            return Err(gemini_error(
+                403,
+                "PERMISSION_DENIED",
+                "Method doesn't allow unregistered callers (callers without established identity). Please use API Key or other form of API consumer identity to call this API.",
+            ));
+        }
+        Some(key) if key != KEY => {
+            return Err(ResponseTemplate::new(400).set_body_json(json!({"error": {
+                "code": 400, "message": "API key not valid. Please pass a valid API key.", "status": "INVALID_ARGUMENT",
+                "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID", "domain": "googleapis.com"}]
+            }})));
+        }
+        Some(_) => {}
+    }
+    let path = req.url.path();
+    if req.method.as_str() == "GET" && path == "/v1beta/models" {
+        return Ok(ResponseTemplate::new(200).set_body_json(json!({
+            "models": cfg.models.iter().map(|m| json!({"name": format!("models/{m}"), "displayName": m, "supportedGenerationMethods": ["generateContent", "countTokens"]})).collect::<Vec<_>>(),
+        })));
+    }
+    let Some((model, method)) = path
+        .strip_prefix("/v1beta/models/")
+        .and_then(|rest| rest.split_once(':'))
+    else {
+        return Err(gemini_error(404, "NOT_FOUND", "Not found"));
+    };
+    check(req.method.as_str() == "POST", || {
+        gemini_error(404, "NOT_FOUND", "Not found")
+    })?;
+    check(
+        method == "generateContent" || method == "streamGenerateContent",
+        || gemini_error(404, "NOT_FOUND", "Not found"),
+    )?;
+    check(cfg.models.iter().any(|m| m == model), || {
+        gemini_error(
+            404,
+            "NOT_FOUND",
+            &format!(
+                "models/{model} is not found for API version v1beta, or is not supported for {method}."
+            ),
+        )
+    })?;
+    let body = json_body(req, bad)?;
+    if let Some(unknown) = field_in(
+        &body,
+        "",
+        &[
+            "contents",
+            "systemInstruction",
+            "system_instruction",
+            "generationConfig",
+            "generation_config",
+            "safetySettings",
+            "tools",
+            "toolConfig",
+            "cachedContent",
+        ],
+    ) {
+        return Err(bad(&format!(
+            "Invalid JSON payload received. Unknown name \"{unknown}\": Cannot find field."
+        )));
+    }
+    let contents = body["contents"]
+        .as_array()
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| bad("* GenerateContentRequest.contents: contents is not specified"))?;
+    let mut previous = "";
+    for content in contents {
+        let role = content["role"].as_str().unwrap_or("");
+        check(role == "user" || role == "model", || {
+            bad("Please use a valid role: user, model.")
+        })?;
+        check(!previous.is_empty() || role == "user", || {
+            bad("Please ensure that multiturn requests start with a user turn.")
+        })?;
+        check(role != previous, || {
+            bad("Please ensure that multiturn requests alternate between user and model.")
+        })?;
+        let parts = content["parts"]
+            .as_array()
+            .filter(|p| !p.is_empty())
+            .ok_or_else(|| {
+                bad("* GenerateContentRequest.contents.parts: contents.parts must not be empty.")
+            })?;
+        check(parts.iter().all(|p| p["text"].is_string()), || {
+            bad("parts: text must be a string")
+        })?;
+        previous = role;
+    }
+    if let Some(system) = body.get("systemInstruction") {
+        check(
+            system["parts"]
+                .as_array()
+                .is_some_and(|p| p.iter().all(|p| p["text"].is_string())),
+            || bad("systemInstruction: parts must carry text"),
+        )?;
+        check(
+            system
+                .get("role")
+                .is_none_or(|r| r == "user" || r == "system"),
+            || bad("systemInstruction: invalid role"),
+        )?;
+    }
+    if let Some(config) = body.get("generationConfig") {
+        if let Some(unknown) = field_in(
+            config,
+            "generation_config",
+            &[
+                "temperature",
+                "maxOutputTokens",
+                "topP",
+                "topK",
+                "stopSequences",
+                "candidateCount",
+                "thinkingConfig",
+            ],
+        ) {
+            return Err(bad(&format!(
+                "Invalid JSON payload received. Unknown name \"{unknown}\": Cannot find field."
+            )));
+        }
+        check(temperature_ok(config, 2.0), || {
+            bad("temperature must be between 0 and 2")
+        })?;
+    }
+    let text = cfg.pieces.concat();
+    if method == "generateContent" {
+        return Ok(ResponseTemplate::new(200).set_body_json(gemini_answer(&text)));
+    }
+    let sse = req.url.query_pairs().any(|(k, v)| k == "alt" && v == "sse");
+    Ok(if sse {
+        ResponseTemplate::new(200).set_body_raw(gemini_sse(&cfg.pieces), "text/event-stream")
+    } else {
+        // Without alt=sse the API streams one JSON array.
+        ResponseTemplate::new(200).set_body_json(json!([gemini_answer(&text)]))
+    })
+}
+
+pub fn gemini_candidate(text: &str, finish: Option<&str>) -> Value {
+    let mut candidate =
+        json!({"content": {"parts": [{"text": text}], "role": "model"}, "index": 0});
+    if let Some(finish) = finish {
+        candidate["finishReason"] = json!(finish);
+    }
+    json!({"candidates": [candidate], "usageMetadata": {"promptTokenCount": 5, "candidatesTokenCount": 3, "totalTokenCount": 8}, "modelVersion": "gemini-2.5-flash"})
+}
+
+pub fn gemini_answer(text: &str) -> Value {
+    gemini_candidate(text, Some("STOP"))
+}
+
+/// One event a piece, CRLF-separated as the API sends them; the last carries finishReason.
+pub fn gemini_sse(pieces: &[String]) -> String {
+    let last = pieces.len().saturating_sub(1);
+    pieces
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            format!(
+                "data: {}\r\n\r\n",
+                gemini_candidate(p, (i == last).then_some("STOP"))
+            )
+        })
+        .collect()
+}
+
+// ---------------------------------------------------------------- Ollama
+
+pub fn ollama_error(status: u16, message: &str) -> ResponseTemplate {
+    ResponseTemplate::new(status).set_body_json(json!({"error": message}))
+}
+
+fn ollama(cfg: &Cfg, req: &Request) -> Answer {
+    match (req.method.as_str(), req.url.path()) {
+        ("GET", "/api/tags") => Ok(ResponseTemplate::new(200).set_body_json(json!({
+            "models": cfg.models.iter().map(|m| json!({"name": m, "model": m, "size": 1, "digest": "abc", "details": {"family": "llama"}})).collect::<Vec<_>>(),
+        }))),
+        ("POST", "/api/chat") => {
+            let bad = |m: &str| ollama_error(400, m);
+            let body: Value = serde_json::from_slice(&req.body).map_err(|_| bad("invalid request body"))?;
+            let model = body["model"].as_str().ok_or_else(|| bad("model is required"))?;
+            check(cfg.models.iter().any(|m| m == model), || {
+                ollama_error(404, &format!("model \"{model}\" not found, try pulling it first"))
+            })?;
+            let messages = body["messages"].as_array().ok_or_else(|| bad("messages is required"))?;
+            for m in messages {
+                let role = m["role"].as_str().unwrap_or("");
+                check(["system", "user", "assistant", "tool"].contains(&role), || bad("invalid role"))?;
+                check(m["content"].is_string(), || bad("content must be a string"))?;
+            }
+            check(body.get("options").is_none_or(Value::is_object), || bad("options must be an object"))?;
+            // Ollama streams unless told not to.
+            let stream = stream_flag(&body, true).map_err(|m| bad(&m))?;
+            Ok(if stream {
+                ResponseTemplate::new(200).set_body_raw(ollama_ndjson(model, &cfg.pieces), "application/x-ndjson")
+            } else {
+                ResponseTemplate::new(200).set_body_json(ollama_answer(model, &cfg.pieces.concat()))
+            })
+        }
+        _ => Err(ResponseTemplate::new(404).set_body_string("404 page not found")),
+    }
+}
+
+pub fn ollama_answer(model: &str, text: &str) -> Value {
+    json!({
+        "model": model, "created_at": "2025-01-01T00:00:00Z",
+        "message": {"role": "assistant", "content": text},
+        "done_reason": "stop", "done": true, "total_duration": 1, "eval_count": 3
+    })
+}
+
+pub fn ollama_line(model: &str, text: &str, done: bool) -> String {
+    let mut line = json!({"model": model, "created_at": "2025-01-01T00:00:00Z", "message": {"role": "assistant", "content": text}, "done": done});
+    if done {
+        line["done_reason"] = json!("stop");
+        line["eval_count"] = json!(3);
+    }
+    format!("{line}\n")
+}
+
+pub fn ollama_ndjson(model: &str, pieces: &[String]) -> String {
+    let mut body: String = pieces
+        .iter()
+        .map(|p| ollama_line(model, p, false))
+        .collect();
+    body += &ollama_line(model, "", true);
+    body
+}
+
+pub fn strings(pieces: &[&str]) -> Vec<String> {
+    pieces.iter().map(|p| (*p).to_owned()).collect()
+}
+
+/// Every delta of a stream that must not fail.
+pub async fn deltas(stream: llm::ChatStream) -> Vec<String> {
+    use futures_util::StreamExt;
+    stream.map(|delta| delta.unwrap()).collect().await
+}
+
+/// Concatenates a stream, stopping at the first error.
+pub async fn collect(stream: llm::ChatStream) -> Result<String, llm::LlmError> {
+    use futures_util::TryStreamExt;
+    stream
+        .try_collect::<Vec<String>>()
+        .await
+        .map(|parts| parts.concat())
+}
