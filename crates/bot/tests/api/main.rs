@@ -7,6 +7,7 @@ mod commands;
 mod helpers;
 mod message_flow;
 mod process;
+mod providers;
 mod registration;
 mod store;
 mod tls_relay;
