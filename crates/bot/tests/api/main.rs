@@ -4,9 +4,11 @@
 
 mod cli;
 mod commands;
+mod faults;
 mod helpers;
 mod message_flow;
 mod process;
+mod properties;
 mod providers;
 mod registration;
 mod store;
