@@ -115,6 +115,28 @@ impl Client {
         self.json(call).await
     }
 
+    /// `GET /messages?roomId=…[&parentId=…]&max=…`: the newest messages of a room (or of
+    /// one thread), newest first; one page. Used to check whether a reply already went
+    /// out before posting it again after a crash.
+    pub async fn list_messages(
+        &self,
+        room_id: &RoomId,
+        parent_id: Option<&MessageId>,
+        max: u32,
+    ) -> Result<Vec<Message>, Error> {
+        let mut url = self.url(&["messages"])?;
+        {
+            let mut query = url.query_pairs_mut();
+            query.append_pair("roomId", room_id.as_str());
+            if let Some(parent) = parent_id {
+                query.append_pair("parentId", parent.as_str());
+            }
+            query.append_pair("max", &max.clamp(1, 100).to_string());
+        }
+        let page: Items<Message> = self.json(Call::get(url, "message list")).await?;
+        Ok(page.items)
+    }
+
     /// `POST /messages`.
     pub async fn create_message(&self, msg: &NewMessage) -> Result<Message, Error> {
         let url = self.url(&["messages"])?;

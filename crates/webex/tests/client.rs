@@ -625,3 +625,37 @@ async fn delete_webhook_expects_204() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn list_messages_asks_for_one_room_or_thread() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/v1/messages"))
+        .and(query_param("roomId", ROOM_ID))
+        .and(query_param("parentId", MESSAGE_ID))
+        .and(query_param("max", "50"))
+        .and(bearer_token(TOKEN))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"items": [fixture(DIRECT)]})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v1/messages"))
+        .and(query_param("roomId", ROOM_ID))
+        .and(query_param("max", "100"))
+        .and(bearer_token(TOKEN))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"items": []})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let c = client(&server);
+    let room = RoomId::new(ROOM_ID);
+    let thread = c
+        .list_messages(&room, Some(&MessageId::new(MESSAGE_ID)), 50)
+        .await
+        .unwrap();
+    assert_eq!(thread.len(), 1);
+    assert_eq!(thread[0].id.as_str(), MESSAGE_ID);
+    // `max` is clamped to what Webex accepts.
+    assert!(c.list_messages(&room, None, 500).await.unwrap().is_empty());
+}
