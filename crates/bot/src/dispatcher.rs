@@ -4,32 +4,56 @@
 //!
 //! Across replicas a room is held through a lease row in the store; within this process a
 //! map of active rooms avoids starting a second worker for a room.
+//!
+//! A worker stops touching its room before its lease can expire: the lease is renewed every
+//! third of its TTL, counts as held only until two thirds of the TTL after the last renewal
+//! that succeeded (measured from when that renewal was sent), and is confirmed in the store
+//! right before every reply is posted. So by the time another replica may take the room
+//! over, this one has stopped, unless the process freezes for a third of the TTL between
+//! a confirmation and the post (see docs/scaling.md).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::pipeline;
 use crate::state::AppState;
+use crate::store::Store;
 
 /// How long a room lease lasts without renewal; a replica that dies loses its rooms after this.
 pub const LEASE_TTL: Duration = Duration::from_secs(30);
-const LEASE_RENEW: Duration = Duration::from_secs(10);
 /// How often the sweeper looks for pending work nobody is doing.
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(2);
 /// Handled message ids are remembered at least this long to drop redeliveries (DESIGN: 7 days).
 const DEDUP_KEEP: Duration = Duration::from_secs(8 * 24 * 3600);
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
-#[derive(Default)]
 pub struct Dispatcher {
     /// Rooms with a worker in this process; `true` = new work arrived while it ran.
     active: Mutex<HashMap<String, bool>>,
+    lease_ttl: Duration,
+}
+
+impl Default for Dispatcher {
+    fn default() -> Self {
+        Self::new(LEASE_TTL)
+    }
 }
 
 impl Dispatcher {
+    pub fn new(lease_ttl: Duration) -> Self {
+        Self {
+            active: Mutex::new(HashMap::new()),
+            // Below a few hundred milliseconds the renewals could not keep up.
+            lease_ttl: lease_ttl.max(Duration::from_millis(300)),
+        }
+    }
+
     /// Makes sure a worker runs for this room. Cheap; called for every accepted event.
     pub fn notify(&self, state: &AppState, room_id: &str) {
         if state.shutdown.is_cancelled() {
@@ -97,54 +121,174 @@ async fn room_worker(state: AppState, room_id: String) {
     }
 }
 
-/// Handles the room's pending events in order while holding its lease.
-async fn drain_room(state: &AppState, room_id: &str) -> anyhow::Result<()> {
-    let owner = state.instance_id.as_str();
-    if !state.store.claim_room(room_id, owner, LEASE_TTL).await? {
-        tracing::debug!("room is being handled by another replica");
-        return Ok(());
-    }
-    let renewer = {
-        let state = state.clone();
-        let room_id = room_id.to_owned();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(LEASE_RENEW);
-            tick.tick().await;
-            loop {
-                tick.tick().await;
-                match state
-                    .store
-                    .renew_room(&room_id, &state.instance_id, LEASE_TTL)
-                    .await
-                {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        tracing::warn!(room_id, "room lease lost");
-                        break;
-                    }
-                    Err(e) => tracing::warn!(room_id, error = %e, "cannot renew the room lease"),
-                }
-            }
-        })
-    };
-    let result = drain_claimed(state, room_id).await;
-    renewer.abort();
-    if let Err(e) = state.store.release_room(room_id, owner).await {
-        tracing::warn!(error = %e, "cannot release the room lease; it expires by itself");
-    }
-    result
+/// This worker's hold on a room. Renewed in the background; [`RoomLease::confirm`] renews it
+/// right before an irreversible step (posting a reply).
+pub(crate) struct RoomLease {
+    store: Store,
+    room_id: String,
+    owner: String,
+    ttl: Duration,
+    /// Past this instant the lease may be about to expire in the store: let the room go.
+    held_until: Mutex<Instant>,
+    lost: AtomicBool,
 }
 
-async fn drain_claimed(state: &AppState, room_id: &str) -> anyhow::Result<()> {
-    while !state.shutdown.is_cancelled() {
-        let Some(event) = state.store.next_pending(room_id).await? else {
+impl RoomLease {
+    async fn claim(state: &AppState, room_id: &str) -> anyhow::Result<Option<Arc<RoomLease>>> {
+        let ttl = state.dispatcher.lease_ttl;
+        let sent = Instant::now();
+        if !state
+            .store
+            .claim_room(room_id, &state.instance_id, ttl)
+            .await?
+        {
+            return Ok(None);
+        }
+        Ok(Some(Arc::new(RoomLease {
+            store: state.store.clone(),
+            room_id: room_id.to_owned(),
+            owner: state.instance_id.clone(),
+            ttl,
+            held_until: Mutex::new(sent + Self::usable(ttl)),
+            lost: AtomicBool::new(false),
+        })))
+    }
+
+    /// How long after a renewal is sent the lease counts as held here: a third of the TTL
+    /// less than the store grants, so this replica stops before another may start.
+    fn usable(ttl: Duration) -> Duration {
+        ttl - ttl / 3
+    }
+
+    /// Whether this worker may still act for the room (no store round trip).
+    pub(crate) fn is_held(&self) -> bool {
+        !self.lost.load(Ordering::SeqCst) && Instant::now() < self.deadline()
+    }
+
+    /// Until when the lease counts as held here.
+    fn deadline(&self) -> Instant {
+        self.held_until
+            .lock()
+            .map_or_else(|_| Instant::now(), |until| *until)
+    }
+
+    fn let_go(&self) {
+        self.lost.store(true, Ordering::SeqCst);
+    }
+
+    /// Renews the lease in the store; on success it counts as held for another stretch.
+    async fn renew(&self) -> Result<bool, crate::store::StoreError> {
+        let sent = Instant::now();
+        let renewed = self
+            .store
+            .renew_room(&self.room_id, &self.owner, self.ttl)
+            .await?;
+        if renewed && let Ok(mut until) = self.held_until.lock() {
+            *until = (*until).max(sent + Self::usable(self.ttl));
+        }
+        Ok(renewed)
+    }
+
+    /// Makes sure this replica still holds the room before an irreversible step, renewing
+    /// the lease. False (and the room is let go) when it is lost or cannot be confirmed.
+    pub(crate) async fn confirm(&self) -> bool {
+        if !self.is_held() {
+            self.let_go();
+            return false;
+        }
+        let deadline = self.deadline();
+        match tokio::time::timeout_at(deadline, self.renew()).await {
+            Ok(Ok(true)) => true,
+            Ok(Ok(false)) => {
+                tracing::warn!(room_id = %self.room_id, "room lease lost to another replica");
+                self.let_go();
+                false
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(room_id = %self.room_id, error = %e, "cannot confirm the room lease; letting the room go");
+                self.let_go();
+                false
+            }
+            Err(_) => {
+                tracing::warn!(room_id = %self.room_id, "the room lease could not be confirmed in time; letting the room go");
+                self.let_go();
+                false
+            }
+        }
+    }
+
+    /// Renews every third of the TTL until the worker is done or the lease is gone.
+    async fn keep_renewed(self: Arc<Self>) {
+        let every = self.ttl / 3;
+        loop {
+            tokio::time::sleep(every).await;
+            if self.lost.load(Ordering::SeqCst) {
+                return;
+            }
+            let deadline = self.deadline();
+            match tokio::time::timeout_at(deadline, self.renew()).await {
+                Ok(Ok(true)) => {}
+                Ok(Ok(false)) => {
+                    tracing::warn!(room_id = %self.room_id, "room lease lost to another replica");
+                    self.let_go();
+                    return;
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(room_id = %self.room_id, error = %e, "cannot renew the room lease");
+                }
+                Err(_) => {}
+            }
+            if !self.is_held() {
+                tracing::warn!(room_id = %self.room_id, "the room lease was not renewed in time; letting the room go");
+                self.let_go();
+                return;
+            }
+        }
+    }
+}
+
+/// Handles the room's pending events in order while holding its lease.
+async fn drain_room(state: &AppState, room_id: &str) -> anyhow::Result<()> {
+    loop {
+        let Some(lease) = RoomLease::claim(state, room_id).await? else {
+            tracing::debug!("room is being handled by another replica");
             return Ok(());
         };
-        if event.not_before > crate::store::now_ms() {
+        let renewer = tokio::spawn(lease.clone().keep_renewed());
+        let result = drain_claimed(state, &lease).await;
+        renewer.abort();
+        let lost = !lease.is_held();
+        lease.let_go();
+        if let Err(e) = state.store.release_room(room_id, &state.instance_id).await {
+            tracing::warn!(error = %e, "cannot release the room lease; it expires by itself");
+        }
+        result?;
+        // An event another replica recorded while this one held the room could not start a
+        // worker there; now that the lease is released, look once more.
+        if lost || state.shutdown.is_cancelled() {
+            return Ok(());
+        }
+        match state.store.next_pending(room_id).await? {
+            Some(event) if event.due => {}
+            _ => return Ok(()),
+        }
+    }
+}
+
+async fn drain_claimed(state: &AppState, lease: &RoomLease) -> anyhow::Result<()> {
+    while !state.shutdown.is_cancelled() {
+        if !lease.is_held() {
+            tracing::warn!("room lease no longer held; stopping before the next event");
+            return Ok(());
+        }
+        let Some(event) = state.store.next_pending(&lease.room_id).await? else {
+            return Ok(());
+        };
+        if !event.due {
             // Backing off after a failure; later events wait behind it to keep the order.
             return Ok(());
         }
-        pipeline::handle(state, event).await;
+        pipeline::handle(state, lease, event).await;
     }
     Ok(())
 }

@@ -66,10 +66,15 @@ pub fn llm_client(config: &Config, http: reqwest::Client) -> Result<llm::Llm, St
 }
 
 pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    open_store_in(config, None).await
+}
+
+/// The store, in a PostgreSQL schema of its own when `pg_schema` is set (tests).
+async fn open_store_in(config: &Config, pg_schema: Option<String>) -> anyhow::Result<Store> {
     Store::connect(&StoreOptions {
         url: config.database_url.clone(),
         max_connections: config.database_max_connections,
-        pg_schema: None,
+        pg_schema,
     })
     .await
     .context("DATABASE_URL: cannot open the database")
@@ -93,6 +98,11 @@ pub struct BuildOptions {
     pub stop: CancellationToken,
     /// How often the TLS files are checked for a renewal.
     pub tls_watch: Duration,
+    /// PostgreSQL: work in this schema (created if missing), so tests can run apps side by
+    /// side on one database, and several apps on one schema as replicas.
+    pub pg_schema: Option<String>,
+    /// How long a room lease lasts without renewal (how soon a dead replica's rooms move).
+    pub lease_ttl: Duration,
 }
 
 impl Default for BuildOptions {
@@ -101,6 +111,8 @@ impl Default for BuildOptions {
             webex_retry: webex::RetryPolicy::default(),
             stop: CancellationToken::new(),
             tls_watch: Duration::from_secs(30),
+            pg_schema: None,
+            lease_ttl: dispatcher::LEASE_TTL,
         }
     }
 }
@@ -151,7 +163,7 @@ impl App {
                 .inc();
         }));
         let llm = llm_client(&config, http)?;
-        let store = open_store(&config).await?;
+        let store = open_store_in(&config, options.pg_schema.clone()).await?;
 
         let me = webex.me().await.context(
             "WEBEX_BOT_TOKEN: cannot look up the bot with GET /people/me (is the token valid?)",
@@ -171,6 +183,18 @@ impl App {
             .local_addr()
             .context("listener has no address")?
             .port();
+        let instance_id = instance_id(port);
+        if store.backend() == crate::store::Backend::Sqlite {
+            // On SQLite every process is on this host, and this port is ours now: leases
+            // under this host and port are an earlier life's (kill -9); take its rooms back
+            // at once instead of waiting for the leases to expire.
+            let prefix = format!("{}:{port}:", hostname());
+            match store.release_leases_of(&prefix, &instance_id).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(released = n, "released room leases of an earlier run"),
+                Err(e) => tracing::warn!(error = %e, "cannot release the leases of an earlier run"),
+            }
+        }
 
         let state = AppState::new(Inner {
             bot: BotIdentity {
@@ -181,13 +205,10 @@ impl App {
             started: Instant::now(),
             webhook: Mutex::new(WebhookStatus::default()),
             health_cache: tokio::sync::Mutex::new(None),
-            dispatcher: Dispatcher::default(),
+            dispatcher: Dispatcher::new(options.lease_ttl),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
-            // Stable across restarts of this server (host + port), so a restart after a
-            // crash takes its own room leases back at once instead of waiting for them to
-            // expire; two live replicas can never share a host and port.
-            instance_id: format!("{}:{port}", hostname()),
+            instance_id,
             config,
             webex,
             llm,
@@ -234,6 +255,7 @@ impl App {
         register_webhook(&state).await?;
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
         let sweeper = tokio::spawn(dispatcher::sweeper(state.clone()));
+        let leadership = tokio::spawn(keep_leadership(state.clone()));
         let reloader = tokio::spawn(reload_on_sighup(state.clone(), tls.clone()));
         let tls_watch = tls.as_ref().map(|t| t.watch(tls_watch));
         let watchdog = tokio::spawn(watchdog());
@@ -244,7 +266,7 @@ impl App {
         }
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
         shutdown(&state, &handle).await;
-        for task in [sweeper, reloader, watchdog] {
+        for task in [sweeper, leadership, reloader, watchdog] {
             task.abort();
         }
         if let Some(t) = tls_watch {
@@ -261,6 +283,12 @@ impl App {
     }
 }
 
+/// `/health`'s webhook note on a replica that does not maintain the registration.
+const FOLLOWER_NOTE: &str =
+    "another replica maintains the webhook registration (this one takes over if it goes away)";
+
+/// Registers the webhook at startup, if this replica is the leader (PostgreSQL advisory
+/// lock; on SQLite the one process is). Followers only serve: see [`keep_leadership`].
 async fn register_webhook(state: &AppState) -> anyhow::Result<()> {
     let status = match &state.config.bot_public_url {
         None => {
@@ -273,15 +301,92 @@ async fn register_webhook(state: &AppState) -> anyhow::Result<()> {
             }
         }
         Some(url) => {
-            crate::registration::register(&state.webex, url, state.config.webhook_secret.as_ref())
+            let leader =
+                state.store.try_lead().await.context(
+                    "cannot take part in the leader election for the webhook registration",
+                )?;
+            if leader {
+                crate::registration::register(
+                    &state.webex,
+                    url,
+                    state.config.webhook_secret.as_ref(),
+                )
                 .await
                 .context("cannot register the webhook with Webex")?
+            } else {
+                tracing::info!(
+                    "another replica maintains the webhook registration; this one serves and takes over if that one goes away"
+                );
+                follower_status()
+            }
         }
     };
     if let Ok(mut w) = state.webhook.lock() {
         *w = status;
     }
     Ok(())
+}
+
+fn follower_status() -> WebhookStatus {
+    WebhookStatus {
+        note: Some(FOLLOWER_NOTE.into()),
+        ..WebhookStatus::default()
+    }
+}
+
+/// Every sweep interval: a follower tries to become the leader (the leader's lock went with
+/// its process or connection) and registers the webhook when it does; the leader checks its
+/// session is still alive.
+async fn keep_leadership(state: AppState) {
+    let Some(url) = state.config.bot_public_url.clone() else {
+        return;
+    };
+    if state.config.mode != crate::config::Mode::Webhook {
+        return;
+    }
+    let registered = |state: &AppState| state.webhook.lock().is_ok_and(|w| w.registered);
+    let mut tick = tokio::time::interval(dispatcher::SWEEP_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            () = state.shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        match state.store.try_lead().await {
+            Ok(true) if !registered(&state) => {
+                tracing::info!("this replica now maintains the webhook registration");
+                match crate::registration::register(
+                    &state.webex,
+                    &url,
+                    state.config.webhook_secret.as_ref(),
+                )
+                .await
+                {
+                    Ok(status) => {
+                        if let Ok(mut w) = state.webhook.lock() {
+                            *w = status;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot register the webhook with Webex; trying again shortly")
+                    }
+                }
+            }
+            Ok(true) => {}
+            Ok(false) => {
+                if registered(&state) {
+                    tracing::warn!(
+                        "lost the webhook leadership (database session ended); another replica maintains the registration"
+                    );
+                    if let Ok(mut w) = state.webhook.lock() {
+                        *w = follower_status();
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot check the webhook leadership"),
+        }
+    }
 }
 
 /// Stop accepting, let work in flight finish for up to `SHUTDOWN_TIMEOUT_SECS`; what is
@@ -374,6 +479,15 @@ async fn watchdog() {
         tick.tick().await;
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
     }
+}
+
+/// This process's name in room leases: `host:port:` and a random part unique to this start.
+/// Host and port alone could be shared by two live replicas (cloned hosts with one
+/// hostname, containers given the same hostname), and two owners with one name would both
+/// hold a room.
+fn instance_id(port: u16) -> String {
+    let nonce = uuid::Uuid::new_v4().simple().to_string();
+    format!("{}:{port}:{}", hostname(), &nonce[..12])
 }
 
 fn hostname() -> String {

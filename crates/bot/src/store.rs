@@ -5,12 +5,19 @@
 //! placeholders and SQL both dialects accept (`ON CONFLICT`, `RETURNING`). Only the
 //! migrations differ (`migrations/sqlite`, `migrations/postgres`), and only in the types of
 //! auto-increment keys.
+//!
+//! Several replicas may share one PostgreSQL database. Everything they must agree on goes
+//! through it: the inbox (deduplication), room leases (timed with the database's clock, so
+//! clock skew between replicas cannot make two of them own a room) and the leadership for
+//! the webhook registration (a session-level advisory lock, see [`Store::try_lead`]).
 
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use std::sync::Arc;
+
 use sqlx::any::{AnyPoolOptions, AnyRow};
-use sqlx::{AnyPool, Executor, Row};
+use sqlx::{AnyConnection, AnyPool, AssertSqlSafe, Connection, Executor, Row};
 
 use crate::domain::{ConversationKey, Email, Role, Turn};
 
@@ -27,6 +34,8 @@ pub enum StoreError {
     },
     #[error("stored data is invalid: {0}")]
     Corrupt(String),
+    #[error("the database did not answer within {0:?}")]
+    Timeout(Duration),
 }
 
 type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -76,6 +85,8 @@ pub struct PendingEvent {
     /// does not ask again), and how many of its parts were already posted.
     pub reply: Option<String>,
     pub parts_sent: i64,
+    /// Whether `not_before` has passed, by the database's clock.
+    pub due: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -113,10 +124,25 @@ fn ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
+/// The first key of the two-key advisory lock that elects the webhook leader (`webx`); the
+/// second is a hash of the schema, so schemas sharing a database elect separately.
+const LEADER_LOCK_KEY: i32 = 0x7765_6278;
+
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// What a dedicated (non-pool) connection needs: the URL and the schema.
+    url: String,
+    pg_schema: Option<String>,
+    /// PostgreSQL: the connection that holds (or keeps trying for) the leader lock. Outside
+    /// the pool, because the pool recycles connections and the lock lives with the session.
+    leader: Arc<tokio::sync::Mutex<Option<LeaderSession>>>,
+}
+
+struct LeaderSession {
+    conn: AnyConnection,
+    leading: bool,
 }
 
 impl std::fmt::Debug for Store {
@@ -169,8 +195,11 @@ impl Store {
                 .max_connections(1)
                 .connect(&url)
                 .await?;
+            // Serialized: concurrent `CREATE SCHEMA IF NOT EXISTS` of one name can fail on
+            // the catalog's unique index (replicas starting together).
             pool.execute(sqlx::AssertSqlSafe(format!(
-                "CREATE SCHEMA IF NOT EXISTS \"{schema}\""
+                "BEGIN; SELECT pg_advisory_xact_lock(hashtext('webex-chatbot schema')); \
+                 CREATE SCHEMA IF NOT EXISTS \"{schema}\"; COMMIT;"
             )))
             .await?;
             pool.close().await;
@@ -207,7 +236,13 @@ impl Store {
             })
             .connect(&url)
             .await?;
-        let store = Store { pool, backend };
+        let store = Store {
+            pool,
+            backend,
+            url,
+            pg_schema: options.pg_schema.clone(),
+            leader: Arc::new(tokio::sync::Mutex::new(None)),
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -228,8 +263,32 @@ impl Store {
         self.backend
     }
 
+    /// The pool size (`DATABASE_MAX_CONNECTIONS`).
+    pub fn max_connections(&self) -> u32 {
+        self.pool.options().get_max_connections()
+    }
+
+    /// Closes the pool and the leader session; a leader's lock goes with it, so a follower
+    /// takes over at its next try.
     pub async fn close(&self) {
+        if let Some(session) = self.leader.lock().await.take() {
+            let _ = session.conn.close().await;
+        }
         self.pool.close().await;
+    }
+
+    /// The database's clock in milliseconds since the epoch, as an SQL expression. Leases are
+    /// timed with it, so replicas whose clocks disagree still agree on when a lease expires.
+    fn now_sql(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite => "CAST((julianday('now') - 2440587.5) * 86400000.0 AS BIGINT)",
+            Backend::Postgres => "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)",
+        }
+    }
+
+    /// `sql` with `{now}` replaced by [`Self::now_sql`].
+    fn timed(&self, sql: &'static str) -> AssertSqlSafe<String> {
+        AssertSqlSafe(sql.replace("{now}", self.now_sql()))
     }
 
     /// A real round trip, for `/health`: a write lock on SQLite is not needed to answer.
@@ -275,11 +334,10 @@ impl Store {
 
     /// Rooms with events due now, oldest first.
     pub async fn pending_rooms(&self) -> Result<Vec<String>> {
-        let rows = sqlx::query(
-            "SELECT room_id, MIN(seq) AS first FROM inbox WHERE state = 'pending' AND not_before <= $1 \
+        let rows = sqlx::query(self.timed(
+            "SELECT room_id, MIN(seq) AS first FROM inbox WHERE state = 'pending' AND not_before <= {now} \
              GROUP BY room_id ORDER BY first",
-        )
-        .bind(now_ms())
+        ))
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
@@ -289,10 +347,11 @@ impl Store {
 
     /// The oldest pending event of a room, due or not: a later event must not overtake it.
     pub async fn next_pending(&self, room_id: &str) -> Result<Option<PendingEvent>> {
-        let row = sqlx::query(
-            "SELECT seq, message_id, room_id, payload, received_at, attempts, not_before, reply, parts_sent \
+        let row = sqlx::query(self.timed(
+            "SELECT seq, message_id, room_id, payload, received_at, attempts, not_before, reply, parts_sent, \
+             CAST(CASE WHEN not_before <= {now} THEN 1 ELSE 0 END AS BIGINT) AS due \
              FROM inbox WHERE room_id = $1 AND state = 'pending' ORDER BY seq LIMIT 1",
-        )
+        ))
         .bind(room_id)
         .fetch_optional(&self.pool)
         .await?;
@@ -300,28 +359,35 @@ impl Store {
     }
 
     /// Counts an attempt before the work starts, so an event that crashes the process
-    /// every time is eventually given up instead of looping forever.
-    pub async fn begin_attempt(&self, seq: i64) -> Result<i64> {
+    /// every time is eventually given up instead of looping forever. `None` when the event
+    /// is no longer pending (finished meanwhile by a worker that held the room before).
+    pub async fn begin_attempt(&self, seq: i64) -> Result<Option<i64>> {
         let row = sqlx::query(
-            "UPDATE inbox SET attempts = attempts + 1 WHERE seq = $1 RETURNING attempts",
+            "UPDATE inbox SET attempts = attempts + 1 WHERE seq = $1 AND state = 'pending' \
+             RETURNING attempts",
         )
         .bind(seq)
-        .fetch_one(&self.pool)
+        .fetch_optional(&self.pool)
         .await?;
-        Ok(row.try_get("attempts")?)
+        row.map(|r| r.try_get("attempts").map_err(Into::into))
+            .transpose()
     }
 
     pub async fn save_reply(&self, seq: i64, reply: &str) -> Result<()> {
-        sqlx::query("UPDATE inbox SET reply = $1, parts_sent = 0 WHERE seq = $2")
-            .bind(reply)
-            .bind(seq)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "UPDATE inbox SET reply = $1, parts_sent = 0 WHERE seq = $2 AND state = 'pending'",
+        )
+        .bind(reply)
+        .bind(seq)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
+    /// Records how many parts of the answer are posted. Only ever grows: a late write from
+    /// a worker that lost the room cannot make the next one post a part again.
     pub async fn set_parts_sent(&self, seq: i64, parts: i64) -> Result<()> {
-        sqlx::query("UPDATE inbox SET parts_sent = $1 WHERE seq = $2")
+        sqlx::query("UPDATE inbox SET parts_sent = $1 WHERE seq = $2 AND parts_sent < $1")
             .bind(parts)
             .bind(seq)
             .execute(&self.pool)
@@ -329,21 +395,39 @@ impl Store {
         Ok(())
     }
 
-    /// Leaves the event pending but not before `delay` from now (Webex down, say).
+    /// Leaves the event pending but not before `delay` from now (Webex down, say), by the
+    /// database's clock like every time the replicas compare.
     pub async fn postpone(&self, seq: i64, delay: Duration) -> Result<()> {
-        sqlx::query("UPDATE inbox SET not_before = $1 WHERE seq = $2")
-            .bind(now_ms().saturating_add(ms(delay)))
-            .bind(seq)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(self.timed(
+            "UPDATE inbox SET not_before = {now} + $1 WHERE seq = $2 AND state = 'pending'",
+        ))
+        .bind(ms(delay))
+        .bind(seq)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
     /// Marks the event handled and, in the same transaction, stores the conversation turns,
-    /// so a crash leaves either both or neither.
-    pub async fn finish(&self, seq: i64, finish: Finish<'_>) -> Result<()> {
+    /// so a crash leaves either both or neither. The state changes first and only from
+    /// `pending`: an event that another worker already finished is left as it is (false),
+    /// and its turns are not stored a second time.
+    pub async fn finish(&self, seq: i64, finish: Finish<'_>) -> Result<bool> {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE inbox SET state = 'done', outcome = $1, finished_at = $2, reply = NULL \
+             WHERE seq = $3 AND state = 'pending'",
+        )
+        .bind(finish.outcome)
+        .bind(now)
+        .bind(seq)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() == 0 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
         if let Some((conversation, turns)) = finish.turns {
             for turn in turns {
                 sqlx::query(
@@ -358,16 +442,8 @@ impl Store {
             }
             prune_turns(&mut tx, conversation, finish.keep_messages).await?;
         }
-        sqlx::query(
-            "UPDATE inbox SET state = 'done', outcome = $1, finished_at = $2, reply = NULL WHERE seq = $3",
-        )
-        .bind(finish.outcome)
-        .bind(now)
-        .bind(seq)
-        .execute(&mut *tx)
-        .await?;
         tx.commit().await?;
-        Ok(())
+        Ok(true)
     }
 
     /// Forgets finished events older than `keep` (at least 7 days: Webex redelivers).
@@ -393,32 +469,34 @@ impl Store {
 
     // ---- room leases -----------------------------------------------------------
 
-    /// Takes the room for `owner` unless another owner holds an unexpired lease.
+    /// Takes the room for `owner` unless another owner holds an unexpired lease. Expiry is
+    /// judged by the database's clock.
     pub async fn claim_room(&self, room_id: &str, owner: &str, ttl: Duration) -> Result<bool> {
-        let now = now_ms();
-        let done = sqlx::query(
-            "INSERT INTO room_leases (room_id, owner, expires_at) VALUES ($1, $2, $3) \
+        let done = sqlx::query(self.timed(
+            "INSERT INTO room_leases (room_id, owner, expires_at) VALUES ($1, $2, {now} + $3) \
              ON CONFLICT (room_id) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at \
-             WHERE room_leases.expires_at < $4 OR room_leases.owner = excluded.owner",
-        )
+             WHERE room_leases.expires_at < {now} OR room_leases.owner = excluded.owner",
+        ))
         .bind(room_id)
         .bind(owner)
-        .bind(now.saturating_add(ms(ttl)))
-        .bind(now)
+        .bind(ms(ttl))
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
     }
 
-    /// Extends a lease this owner holds; false when it was lost (expired and taken).
+    /// Extends a lease this owner holds; false when it was lost (expired and taken, or
+    /// released). Owners are unique per process start, so a lease still under this owner's
+    /// name was not used by anybody else even if it expired a moment ago.
     pub async fn renew_room(&self, room_id: &str, owner: &str, ttl: Duration) -> Result<bool> {
-        let done =
-            sqlx::query("UPDATE room_leases SET expires_at = $1 WHERE room_id = $2 AND owner = $3")
-                .bind(now_ms().saturating_add(ms(ttl)))
-                .bind(room_id)
-                .bind(owner)
-                .execute(&self.pool)
-                .await?;
+        let done = sqlx::query(self.timed(
+            "UPDATE room_leases SET expires_at = {now} + $1 WHERE room_id = $2 AND owner = $3",
+        ))
+        .bind(ms(ttl))
+        .bind(room_id)
+        .bind(owner)
+        .execute(&self.pool)
+        .await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -429,6 +507,86 @@ impl Store {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    /// Releases every lease whose owner starts with `prefix` except `keep`: used at startup
+    /// on SQLite, where all processes share one host and an owner with this process's
+    /// `host:port:` prefix can only be an earlier life of it (the port is ours now).
+    pub async fn release_leases_of(&self, prefix: &str, keep: &str) -> Result<u64> {
+        let pattern = format!(
+            "{}%",
+            prefix
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        );
+        let done =
+            sqlx::query("DELETE FROM room_leases WHERE owner LIKE $1 ESCAPE '\\' AND owner <> $2")
+                .bind(pattern)
+                .bind(keep)
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Who owns a room's lease, if it has not expired (by the database's clock).
+    pub async fn room_owner(&self, room_id: &str) -> Result<Option<String>> {
+        let row = sqlx::query(
+            self.timed("SELECT owner FROM room_leases WHERE room_id = $1 AND expires_at >= {now}"),
+        )
+        .bind(room_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| r.try_get("owner")).transpose()?)
+    }
+
+    // ---- leadership ----------------------------------------------------------------
+
+    /// Whether this process is (or has just become) the leader among the replicas sharing
+    /// the database: the one that maintains the webhook registration. Call it periodically:
+    /// a follower takes over when the leader's lock is gone, and a leader learns here that
+    /// it lost its session.
+    ///
+    /// PostgreSQL: a session-level `pg_try_advisory_lock` held on a dedicated connection
+    /// for the life of the process. A leader that dies, or whose connection breaks, loses
+    /// the lock with its session. SQLite: there is one process, and it leads.
+    pub async fn try_lead(&self) -> Result<bool> {
+        if self.backend == Backend::Sqlite {
+            return Ok(true);
+        }
+        let limit = Duration::from_secs(10);
+        let mut slot = self.leader.lock().await;
+        if let Some(session) = slot.as_mut() {
+            // A live session keeps the lock; a failed (or hanging) round trip means the
+            // session, and with it the lock, is gone or about to be.
+            let alive = matches!(
+                tokio::time::timeout(limit, session.conn.ping()).await,
+                Ok(Ok(()))
+            );
+            if alive && session.leading {
+                return Ok(true);
+            }
+            if alive {
+                let leading = within(limit, try_advisory_lock(&mut session.conn)).await?;
+                session.leading = leading;
+                return Ok(leading);
+            }
+            *slot = None;
+        }
+        let mut conn = within(limit, self.dedicated_connection()).await?;
+        let leading = within(limit, try_advisory_lock(&mut conn)).await?;
+        *slot = Some(LeaderSession { conn, leading });
+        Ok(leading)
+    }
+
+    /// A connection of its own (not from the pool), in the store's schema.
+    async fn dedicated_connection(&self) -> Result<AnyConnection> {
+        let mut conn = AnyConnection::connect(&self.url).await?;
+        if let Some(schema) = &self.pg_schema {
+            conn.execute(AssertSqlSafe(format!("SET search_path TO \"{schema}\"")))
+                .await?;
+        }
+        Ok(conn)
     }
 
     // ---- approved users ------------------------------------------------------------
@@ -607,6 +765,25 @@ impl Store {
     }
 }
 
+async fn within<T>(
+    limit: Duration,
+    work: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    tokio::time::timeout(limit, work)
+        .await
+        .map_err(|_| StoreError::Timeout(limit))?
+}
+
+/// Takes the leader lock of the connection's schema without waiting; re-entrant per
+/// session, so call it only while not holding the lock.
+async fn try_advisory_lock(conn: &mut AnyConnection) -> Result<bool> {
+    let row = sqlx::query("SELECT pg_try_advisory_lock($1, hashtext(current_schema())) AS locked")
+        .bind(LEADER_LOCK_KEY)
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(row.try_get("locked")?)
+}
+
 async fn prune_turns(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     conversation: &ConversationKey,
@@ -635,5 +812,6 @@ fn pending_from_row(r: &AnyRow) -> Result<PendingEvent> {
         not_before: r.try_get("not_before")?,
         reply: r.try_get("reply")?,
         parts_sent: r.try_get("parts_sent")?,
+        due: r.try_get::<i64, _>("due")? != 0,
     })
 }

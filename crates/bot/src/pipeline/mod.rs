@@ -11,6 +11,7 @@ use std::time::Duration;
 use tracing::Instrument;
 
 use crate::chat;
+use crate::dispatcher::RoomLease;
 use crate::domain::{ConversationKey, Email, Role, Turn};
 use crate::state::AppState;
 use crate::store::{Finish, PendingEvent};
@@ -34,6 +35,9 @@ pub(crate) enum Disposition {
         outcome: &'static str,
         cause: anyhow::Error,
     },
+    /// The room's lease was lost before posting: leave the event as it is to the replica
+    /// that holds the room now.
+    LeaseLost,
 }
 
 fn retry_delay(attempt: i64) -> Duration {
@@ -42,12 +46,17 @@ fn retry_delay(attempt: i64) -> Duration {
     Duration::from_secs((5u64 << exp).min(300))
 }
 
-/// Handles one event to a durable end state (done, or pending with a retry time).
-pub async fn handle(state: &AppState, event: PendingEvent) {
+/// Handles one event to a durable end state (done, or pending with a retry time), or leaves
+/// it untouched when the room's lease is lost on the way.
+pub async fn handle(state: &AppState, lease: &RoomLease, event: PendingEvent) {
     let span = tracing::info_span!("event", message_id = %event.message_id, seq = event.seq);
     async {
         let attempt = match state.store.begin_attempt(event.seq).await {
-            Ok(n) => n,
+            Ok(Some(n)) => n,
+            Ok(None) => {
+                tracing::info!("event already handled by another worker");
+                return;
+            }
             Err(e) => {
                 tracing::error!(error = %e, "cannot record the attempt; will retry");
                 tokio::time::sleep(Duration::from_secs(1)).await;
@@ -60,7 +69,7 @@ pub async fn handle(state: &AppState, event: PendingEvent) {
                 cause: anyhow::anyhow!("{MAX_ATTEMPTS} attempts failed"),
             }
         } else {
-            run(state, &event).await
+            run(state, lease, &event).await
         };
         let keep_messages = crate::memory::messages_to_keep(state.config.memory_max_turns);
         let stored = match disposition {
@@ -68,17 +77,19 @@ pub async fn handle(state: &AppState, event: PendingEvent) {
                 tracing::info!(outcome, "event handled");
                 state.metrics.processed(outcome);
                 let turns_ref = turns.as_ref().map(|(k, t)| (k, t.as_slice()));
-                state
-                    .store
-                    .finish(
-                        event.seq,
-                        Finish {
-                            outcome,
-                            turns: turns_ref,
-                            keep_messages,
-                        },
-                    )
-                    .await
+                finished(
+                    state
+                        .store
+                        .finish(
+                            event.seq,
+                            Finish {
+                                outcome,
+                                turns: turns_ref,
+                                keep_messages,
+                            },
+                        )
+                        .await,
+                )
             }
             Disposition::Retry { cause } => {
                 let delay = retry_delay(attempt);
@@ -93,17 +104,25 @@ pub async fn handle(state: &AppState, event: PendingEvent) {
             Disposition::Failed { outcome, cause } => {
                 tracing::error!(error = format!("{cause:#}"), outcome, "event failed");
                 state.metrics.processed(outcome);
-                state
-                    .store
-                    .finish(
-                        event.seq,
-                        Finish {
-                            outcome,
-                            turns: None,
-                            keep_messages,
-                        },
-                    )
-                    .await
+                finished(
+                    state
+                        .store
+                        .finish(
+                            event.seq,
+                            Finish {
+                                outcome,
+                                turns: None,
+                                keep_messages,
+                            },
+                        )
+                        .await,
+                )
+            }
+            Disposition::LeaseLost => {
+                tracing::warn!(
+                    "room lease lost before posting; the replica holding the room handles the event"
+                );
+                Ok(())
             }
         };
         if let Err(e) = stored {
@@ -112,6 +131,19 @@ pub async fn handle(state: &AppState, event: PendingEvent) {
     }
     .instrument(span)
     .await;
+}
+
+/// `finish` found the event already finished: another worker that held the room before
+/// this one recorded it (and its turns) first.
+fn finished(
+    result: Result<bool, crate::store::StoreError>,
+) -> Result<(), crate::store::StoreError> {
+    if let Ok(false) = result {
+        tracing::warn!(
+            "event was already finished by another worker; its turns are not stored twice"
+        );
+    }
+    result.map(|_| ())
 }
 
 fn ignored(state: &AppState, reason: &'static str) -> Disposition {
@@ -132,6 +164,13 @@ fn webex_temporary(e: &webex::Error) -> bool {
     }
 }
 
+fn post_failure(e: reply::PostError, what: &'static str) -> Disposition {
+    match e {
+        reply::PostError::Webex(e) => webex_failure(e, what),
+        reply::PostError::LeaseLost => Disposition::LeaseLost,
+    }
+}
+
 fn webex_failure(e: webex::Error, what: &'static str) -> Disposition {
     let temporary = webex_temporary(&e);
     let cause = anyhow::Error::new(e).context(what);
@@ -145,7 +184,7 @@ fn webex_failure(e: webex::Error, what: &'static str) -> Disposition {
     }
 }
 
-async fn run(state: &AppState, event: &PendingEvent) -> Disposition {
+async fn run(state: &AppState, lease: &RoomLease, event: &PendingEvent) -> Disposition {
     let message_id = webex::MessageId::new(event.message_id.clone());
     let message = match state.webex.get_message(&message_id).await {
         Ok(m) => m,
@@ -225,7 +264,16 @@ async fn run(state: &AppState, event: &PendingEvent) -> Disposition {
 
     // An earlier attempt already has the LLM's answer: only the posting is left.
     if let Some(answer) = &event.reply {
-        return finish_answer(state, event.seq, event.parts_sent, &ctx, &text, answer).await;
+        return finish_answer(
+            state,
+            lease,
+            event.seq,
+            event.parts_sent,
+            &ctx,
+            &text,
+            answer,
+        )
+        .await;
     }
     if let Some(command) = crate::commands::parse(&text) {
         tracing::info!(command = command.name(), sender = %ctx.sender, "command");
@@ -237,17 +285,27 @@ async fn run(state: &AppState, event: &PendingEvent) -> Disposition {
                 };
             }
         };
-        return match reply::post(state, event.seq, event.parts_sent, &ctx.target, &answer).await {
+        return match reply::post(
+            state,
+            lease,
+            event.seq,
+            event.parts_sent,
+            &ctx.target,
+            &answer,
+        )
+        .await
+        {
             Ok(()) => Disposition::Done {
                 outcome: "command",
                 turns: None,
             },
-            Err(e) => webex_failure(e, "posting the command answer"),
+            Err(e) => post_failure(e, "posting the command answer"),
         };
     }
     if text.is_empty() {
         return match reply::post(
             state,
+            lease,
             event.seq,
             event.parts_sent,
             &ctx.target,
@@ -259,7 +317,7 @@ async fn run(state: &AppState, event: &PendingEvent) -> Disposition {
                 outcome: "empty",
                 turns: None,
             },
-            Err(e) => webex_failure(e, "posting the hint"),
+            Err(e) => post_failure(e, "posting the hint"),
         };
     }
 
@@ -270,6 +328,7 @@ async fn run(state: &AppState, event: &PendingEvent) -> Disposition {
             tracing::warn!(error = %e, "LLM failed; apologising");
             return match reply::post(
                 state,
+                lease,
                 event.seq,
                 event.parts_sent,
                 &ctx.target,
@@ -281,7 +340,7 @@ async fn run(state: &AppState, event: &PendingEvent) -> Disposition {
                     outcome: "llm_error",
                     turns: None,
                 },
-                Err(e) => webex_failure(e, "posting the apology"),
+                Err(e) => post_failure(e, "posting the apology"),
             };
         }
         Err(chat::ChatError::Store(e)) => {
@@ -295,18 +354,19 @@ async fn run(state: &AppState, event: &PendingEvent) -> Disposition {
             cause: anyhow::Error::new(e).context("saving the answer"),
         };
     }
-    finish_answer(state, event.seq, 0, &ctx, &text, &answer).await
+    finish_answer(state, lease, event.seq, 0, &ctx, &text, &answer).await
 }
 
 async fn finish_answer(
     state: &AppState,
+    lease: &RoomLease,
     seq: i64,
     already_sent: i64,
     ctx: &Context,
     question: &str,
     answer: &str,
 ) -> Disposition {
-    match reply::post(state, seq, already_sent, &ctx.target, answer).await {
+    match reply::post(state, lease, seq, already_sent, &ctx.target, answer).await {
         Ok(()) => Disposition::Done {
             outcome: "answered",
             turns: Some((
@@ -323,7 +383,7 @@ async fn finish_answer(
                 ],
             )),
         },
-        Err(e) => webex_failure(e, "posting the answer"),
+        Err(e) => post_failure(e, "posting the answer"),
     }
 }
 

@@ -1,7 +1,16 @@
 //! Posting an answer: split under Webex's size limit, in order, resuming after the parts an
-//! earlier attempt already posted.
+//! earlier attempt already posted. Each part is posted only after the room's lease is
+//! confirmed, so a replica that lost the room does not answer in it.
 
+use crate::dispatcher::RoomLease;
 use crate::state::AppState;
+
+#[derive(Debug)]
+pub enum PostError {
+    Webex(webex::Error),
+    /// The room's lease is gone: the replica that holds it now finishes the event.
+    LeaseLost,
+}
 
 /// Where an answer goes: the room, and the thread root in group spaces.
 #[derive(Clone, Debug)]
@@ -12,11 +21,12 @@ pub struct Target {
 
 pub async fn post(
     state: &AppState,
+    lease: &RoomLease,
     seq: i64,
     already_sent: i64,
     target: &Target,
     markdown: &str,
-) -> Result<(), webex::Error> {
+) -> Result<(), PostError> {
     let parts = webex::split::split_markdown(markdown, webex::split::MAX_MESSAGE_BYTES);
     let already = usize::try_from(already_sent).unwrap_or(0);
     for (index, part) in parts.into_iter().enumerate().skip(already) {
@@ -26,7 +36,14 @@ pub async fn post(
             markdown: Some(part),
             text: None,
         };
-        state.webex.create_message(&message).await?;
+        if !lease.confirm().await {
+            return Err(PostError::LeaseLost);
+        }
+        state
+            .webex
+            .create_message(&message)
+            .await
+            .map_err(PostError::Webex)?;
         state.metrics.replies_sent.inc();
         let sent = i64::try_from(index + 1).unwrap_or(i64::MAX);
         if let Err(e) = state.store.set_parts_sent(seq, sent).await {

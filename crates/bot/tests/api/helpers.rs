@@ -211,6 +211,7 @@ pub struct Spawn {
     pub env: Vec<(String, String)>,
     pub answerer: Answerer,
     pub mount_webex: bool,
+    pub knobs: Knobs,
 }
 
 impl Default for Spawn {
@@ -219,8 +220,46 @@ impl Default for Spawn {
             env: Vec::new(),
             answerer: echo_answerer(),
             mount_webex: true,
+            knobs: Knobs::default(),
         }
     }
+}
+
+/// `BuildOptions` a test may turn beyond the environment.
+#[derive(Clone, Debug, Default)]
+pub struct Knobs {
+    pub pg_schema: Option<String>,
+    pub lease_ttl: Option<Duration>,
+}
+
+impl Knobs {
+    // `..defaults` keeps this building when `BuildOptions` grows a field.
+    #[allow(clippy::needless_update)]
+    fn options(&self, stop: &CancellationToken) -> BuildOptions {
+        let defaults = BuildOptions::default();
+        BuildOptions {
+            webex_retry: webex::RetryPolicy::fast_for_tests(),
+            stop: stop.clone(),
+            tls_watch: Duration::from_millis(200),
+            pg_schema: self.pg_schema.clone(),
+            lease_ttl: self.lease_ttl.unwrap_or(defaults.lease_ttl),
+            ..defaults
+        }
+    }
+}
+
+/// `TEST_DATABASE_URL`, or `None` after saying that `test` is skipped.
+pub fn test_database_url(test: &str) -> Option<String> {
+    let url = std::env::var("TEST_DATABASE_URL").ok();
+    if url.is_none() {
+        eprintln!("TEST_DATABASE_URL is not set: {test} skipped (it needs PostgreSQL)");
+    }
+    url
+}
+
+/// A schema name no other test uses.
+pub fn fresh_schema() -> String {
+    format!("t_{}", uuid::Uuid::new_v4().simple())
 }
 
 impl Spawn {
@@ -230,6 +269,16 @@ impl Spawn {
     }
     pub fn answer(mut self, answerer: Answerer) -> Self {
         self.answerer = answerer;
+        self
+    }
+    /// The app on PostgreSQL at `url`, in `schema` (created if missing).
+    pub fn postgres(mut self, url: &str, schema: &str) -> Self {
+        self.knobs.pg_schema = Some(schema.to_owned());
+        self.env("DATABASE_URL", url)
+    }
+    /// Room leases of this length (how soon a dead replica's rooms move).
+    pub fn lease_ttl(mut self, ttl: Duration) -> Self {
+        self.knobs.lease_ttl = Some(ttl);
         self
     }
 }
@@ -245,6 +294,35 @@ pub struct TestApp {
     server: tokio::task::JoinHandle<anyhow::Result<()>>,
     pub dir: Arc<tempfile::TempDir>,
     env: HashMap<String, String>,
+    knobs: Knobs,
+}
+
+/// The environment of a test app against these fakes, with a SQLite file under `dir`.
+pub fn base_env(
+    webex: &MockServer,
+    llm: &MockServer,
+    dir: &std::path::Path,
+) -> HashMap<String, String> {
+    [
+        ("WEBEX_BOT_TOKEN", TOKEN.to_owned()),
+        ("WEBEX_API_URL", webex.uri()),
+        ("LLM_PROVIDER", "ollama".to_owned()),
+        ("OLLAMA_URL", llm.uri()),
+        ("BIND_ADDR", "127.0.0.1:0".to_owned()),
+        (
+            "DATABASE_URL",
+            format!("sqlite://{}/data/bot.db", dir.display()),
+        ),
+        ("PERSONALITIES_DIR", personalities_dir()),
+        ("WEBHOOK_SECRET", WEBHOOK_SECRET.to_owned()),
+        ("ADMIN_EMAILS", ADMIN.to_owned()),
+        ("LOG_FILE", String::new()),
+        ("LLM_TIMEOUT_SECS", "5".to_owned()),
+        ("SHUTDOWN_TIMEOUT_SECS", "5".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
 }
 
 pub fn personalities_dir() -> String {
@@ -266,30 +344,11 @@ impl TestApp {
         let llm = MockServer::start().await;
         mount_ollama(&llm, spawn.answerer).await;
         let dir = Arc::new(tempfile::tempdir().unwrap());
-        let mut env: HashMap<String, String> = [
-            ("WEBEX_BOT_TOKEN", TOKEN.to_owned()),
-            ("WEBEX_API_URL", webex.uri()),
-            ("LLM_PROVIDER", "ollama".to_owned()),
-            ("OLLAMA_URL", llm.uri()),
-            ("BIND_ADDR", "127.0.0.1:0".to_owned()),
-            (
-                "DATABASE_URL",
-                format!("sqlite://{}/data/bot.db", dir.path().display()),
-            ),
-            ("PERSONALITIES_DIR", personalities_dir()),
-            ("WEBHOOK_SECRET", WEBHOOK_SECRET.to_owned()),
-            ("ADMIN_EMAILS", ADMIN.to_owned()),
-            ("LOG_FILE", String::new()),
-            ("LLM_TIMEOUT_SECS", "5".to_owned()),
-            ("SHUTDOWN_TIMEOUT_SECS", "5".to_owned()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
+        let mut env = base_env(&webex, &llm, dir.path());
         for (k, v) in spawn.env {
             env.insert(k, v);
         }
-        Self::start(webex, llm, dir, env).await
+        Self::start(webex, llm, dir, env, spawn.knobs).await
     }
 
     async fn start(
@@ -297,15 +356,11 @@ impl TestApp {
         llm: MockServer,
         dir: Arc<tempfile::TempDir>,
         env: HashMap<String, String>,
+        knobs: Knobs,
     ) -> TestApp {
         let config = Config::from_source(&env).expect("test configuration is valid");
         let stop = CancellationToken::new();
-        let options = BuildOptions {
-            webex_retry: webex::RetryPolicy::fast_for_tests(),
-            stop: stop.clone(),
-            tls_watch: Duration::from_millis(200),
-            ..BuildOptions::default()
-        };
+        let options = knobs.options(&stop);
         let app = App::build_with(config, options).await.expect("app builds");
         let port = app.port();
         let state = app.state().clone();
@@ -314,7 +369,11 @@ impl TestApp {
         let http = reqwest::Client::new();
         // Ready once /health answers (the webhook registration has run by then or soon).
         // HTTPS apps are probed by their tests, which know the CA.
-        let probes = if env.contains_key("TLS_CERT_PATH") { 0 } else { 100 };
+        let probes = if env.contains_key("TLS_CERT_PATH") {
+            0
+        } else {
+            100
+        };
         for _ in 0..probes {
             if http.get(format!("{address}/health")).send().await.is_ok() {
                 break;
@@ -332,6 +391,7 @@ impl TestApp {
             server,
             dir,
             env,
+            knobs,
         }
     }
 
@@ -344,11 +404,12 @@ impl TestApp {
             env,
             stop,
             server,
+            knobs,
             ..
         } = self;
         stop.cancel();
         server.await.unwrap().unwrap();
-        Self::start(webex, llm, dir, env).await
+        Self::start(webex, llm, dir, env, knobs).await
     }
 
     pub async fn stop(self) {
@@ -455,4 +516,155 @@ pub async fn requests_to(server: &MockServer, m: &str, p: &str) -> Vec<Value> {
 /// Wiremock matcher helper for paths with ids.
 pub fn messages_path() -> wiremock::matchers::PathRegexMatcher {
     path_regex(r"^/messages/[^/]+$")
+}
+
+// ---- replicas ------------------------------------------------------------------------
+
+/// What one more replica needs: the environment (fakes, database) and the knobs (schema,
+/// lease length) it shares with the others.
+#[derive(Clone, Debug)]
+pub struct ReplicaSpec {
+    pub env: HashMap<String, String>,
+    pub knobs: Knobs,
+}
+
+impl ReplicaSpec {
+    /// Replicas against these fakes on PostgreSQL at `url`, in `schema`.
+    pub fn postgres(webex: &MockServer, llm: &MockServer, url: &str, schema: &str) -> Self {
+        let mut env = base_env(webex, llm, std::path::Path::new("/nonexistent"));
+        env.insert("DATABASE_URL".to_owned(), url.to_owned());
+        Self {
+            env,
+            knobs: Knobs {
+                pg_schema: Some(schema.to_owned()),
+                lease_ttl: None,
+            },
+        }
+    }
+
+    pub fn env(mut self, k: &str, v: &str) -> Self {
+        self.env.insert(k.to_owned(), v.to_owned());
+        self
+    }
+}
+
+impl TestApp {
+    /// How to start another replica of this app: same fakes, database, schema and settings.
+    pub fn replica_spec(&self) -> ReplicaSpec {
+        ReplicaSpec {
+            env: self.env.clone(),
+            knobs: self.knobs.clone(),
+        }
+    }
+
+    /// Another replica of this app (see [`Replica`]).
+    pub async fn spawn_replica(&self) -> Replica {
+        Replica::spawn(&self.replica_spec()).await
+    }
+}
+
+/// An app on a runtime (and thread) of its own, so a test can end it the way a process
+/// dies: [`Replica::kill`] drops every task at once, nothing is shut down gracefully, its
+/// room leases stay in the store until they expire and its database sessions just close.
+/// It keeps no handle on the app's state, so nothing of it outlives the kill.
+pub struct Replica {
+    pub address: String,
+    pub port: u16,
+    /// Its name in room leases.
+    pub instance_id: String,
+    pub http: reqwest::Client,
+    stop: CancellationToken,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Replica {
+    pub async fn spawn(spec: &ReplicaSpec) -> Replica {
+        init_logs();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("replica")
+            .enable_all()
+            .build()
+            .unwrap();
+        let config = Config::from_source(&spec.env).expect("test configuration is valid");
+        let stop = CancellationToken::new();
+        let options = spec.knobs.options(&stop);
+        let (started, ready) = tokio::sync::oneshot::channel();
+        let server = runtime.spawn(async move {
+            let app = App::build_with(config, options).await?;
+            let _ = started.send((app.port(), app.state().instance_id.clone()));
+            app.run_until_stopped().await
+        });
+        let (port, instance_id) = match ready.await {
+            Ok(started) => started,
+            Err(_) => panic!("replica did not start: {:?}", server.await),
+        };
+        let address = format!("http://127.0.0.1:{port}");
+        let http = reqwest::Client::new();
+        for _ in 0..250 {
+            if http.get(format!("{address}/health")).send().await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        Replica {
+            address,
+            port,
+            instance_id,
+            http,
+            stop,
+            server: Some(server),
+            runtime: Some(runtime),
+        }
+    }
+
+    /// Ends it like `kill -9`: every task dropped where it stands.
+    pub fn kill(mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+
+    /// Stops it gracefully (SIGTERM): work in hand finishes, leases are released.
+    pub async fn stop(mut self) {
+        self.stop.cancel();
+        if let Some(server) = self.server.take() {
+            server.await.unwrap().unwrap();
+        }
+    }
+
+    /// Posts a correctly signed webhook.
+    pub async fn post_event(&self, event: &Value) -> reqwest::Response {
+        let body = serde_json::to_vec(event).unwrap();
+        let sig = webex::signature::sign(WEBHOOK_SECRET.as_bytes(), &body);
+        self.http
+            .post(format!("{}/webhook", self.address))
+            .header("content-type", "application/json")
+            .header("x-spark-signature", sig)
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn health(&self) -> Value {
+        self.http
+            .get(format!("{}/health", self.address))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        // A runtime cannot be dropped inside another one; this is allowed anywhere.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
 }

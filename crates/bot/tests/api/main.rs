@@ -11,6 +11,7 @@ mod process;
 mod properties;
 mod providers;
 mod registration;
+mod replicas;
 mod store;
 mod tls_relay;
 mod webhook_auth;

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use bot::domain::{ConversationKey, Email, Role, Turn};
-use bot::store::{Enqueued, Finish, NewEvent, Store, StoreOptions};
+use bot::store::{Backend, Enqueued, Finish, NewEvent, Store, StoreOptions};
 
 /// A fresh SQLite store, and a fresh PostgreSQL one when the server is configured.
 pub async fn stores() -> Vec<(String, Store, Option<tempfile::TempDir>)> {
@@ -79,10 +79,19 @@ async fn inbox_deduplicates_and_keeps_order() {
 
         let first = store.next_pending("r1").await.unwrap().unwrap();
         assert_eq!(first.message_id, "m1", "{name}");
-        assert_eq!(store.begin_attempt(first.seq).await.unwrap(), 1, "{name}");
-        assert_eq!(store.begin_attempt(first.seq).await.unwrap(), 2, "{name}");
+        assert_eq!(
+            store.begin_attempt(first.seq).await.unwrap(),
+            Some(1),
+            "{name}"
+        );
+        assert_eq!(
+            store.begin_attempt(first.seq).await.unwrap(),
+            Some(2),
+            "{name}"
+        );
         store.save_reply(first.seq, "answer").await.unwrap();
         store.set_parts_sent(first.seq, 1).await.unwrap();
+        store.set_parts_sent(first.seq, 0).await.unwrap(); // only ever grows
         let again = store.next_pending("r1").await.unwrap().unwrap();
         assert_eq!(
             (again.reply.as_deref(), again.parts_sent, again.attempts),
@@ -101,15 +110,23 @@ async fn inbox_deduplicates_and_keeps_order() {
                 content: "a".into(),
             },
         ];
+        let finish = || Finish {
+            outcome: "answered",
+            turns: Some((&conv, &turns)),
+            keep_messages: 40,
+        };
+        assert!(store.finish(first.seq, finish()).await.unwrap(), "{name}");
+        // A worker that held the room before and finishes late changes nothing: no second
+        // set of turns, no new attempt, no progress going backwards.
+        assert!(!store.finish(first.seq, finish()).await.unwrap(), "{name}");
+        assert_eq!(
+            store.begin_attempt(first.seq).await.unwrap(),
+            None,
+            "{name}"
+        );
+        store.save_reply(first.seq, "late").await.unwrap();
         store
-            .finish(
-                first.seq,
-                Finish {
-                    outcome: "answered",
-                    turns: Some((&conv, &turns)),
-                    keep_messages: 40,
-                },
-            )
+            .postpone(first.seq, Duration::from_secs(60))
             .await
             .unwrap();
         assert_eq!(
@@ -317,4 +334,186 @@ async fn migrations_are_idempotent_and_data_survives_reopening() {
         let pg = Store::connect(&options).await.unwrap();
         assert!(pg.is_approved(&email("keep@example.com")).await.unwrap());
     }
+}
+
+/// Two handles on one fresh database (SQLite file, or PostgreSQL schema), as two replicas
+/// (or two lives of one process) have.
+async fn store_pairs() -> Vec<(
+    String,
+    Store,
+    Store,
+    StoreOptions,
+    Option<tempfile::TempDir>,
+)> {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = StoreOptions {
+        url: format!("sqlite://{}/bot.db", dir.path().display()),
+        max_connections: 2,
+        pg_schema: None,
+    };
+    let mut all = vec![(
+        "sqlite".to_owned(),
+        Store::connect(&sqlite).await.unwrap(),
+        Store::connect(&sqlite).await.unwrap(),
+        sqlite,
+        Some(dir),
+    )];
+    if let Ok(url) = std::env::var("TEST_DATABASE_URL") {
+        let pg = StoreOptions {
+            url,
+            max_connections: 2,
+            pg_schema: Some(format!("t_{}", uuid::Uuid::new_v4().simple())),
+        };
+        all.push((
+            "postgres".to_owned(),
+            Store::connect(&pg).await.unwrap(),
+            Store::connect(&pg).await.unwrap(),
+            pg,
+            None,
+        ));
+    }
+    all
+}
+
+#[tokio::test]
+async fn one_leader_at_a_time_and_a_follower_takes_over() {
+    for (name, first, second, options, _dir) in store_pairs().await {
+        // PostgreSQL elects one leader among the processes sharing the schema; SQLite has
+        // one process, which always leads. Every other step is the same on both.
+        let exclusive = first.backend() == Backend::Postgres;
+        assert!(first.try_lead().await.unwrap(), "{name}");
+        assert!(
+            first.try_lead().await.unwrap(),
+            "{name}: a leader stays leader"
+        );
+        assert_eq!(second.try_lead().await.unwrap(), !exclusive, "{name}");
+        assert_eq!(
+            second.try_lead().await.unwrap(),
+            !exclusive,
+            "{name}: still not while the leader lives"
+        );
+        // The leader goes (its process stops or dies): the follower takes over.
+        first.close().await;
+        assert!(second.try_lead().await.unwrap(), "{name}: takes over");
+        assert!(second.try_lead().await.unwrap(), "{name}");
+
+        // A leader whose session breaks steps down, and a replica waiting takes over.
+        let third = Store::connect(&options).await.unwrap();
+        assert_eq!(third.try_lead().await.unwrap(), !exclusive, "{name}");
+        if exclusive {
+            terminate_leader_session(&options).await;
+            assert!(
+                third.try_lead().await.unwrap(),
+                "{name}: the lock went with the session"
+            );
+            assert!(
+                !second.try_lead().await.unwrap(),
+                "{name}: the old leader learns it lost"
+            );
+        }
+
+        // Schemas on one database elect their leaders separately.
+        if let Some(other) = postgres_store().await.filter(|_| exclusive) {
+            assert!(other.try_lead().await.unwrap(), "{name}: another schema");
+        }
+    }
+}
+
+/// Ends the database session that holds the leader lock of `options`' schema, as a network
+/// failure or a database restart would, and waits until it is gone.
+async fn terminate_leader_session(options: &StoreOptions) {
+    use sqlx::Connection;
+    let schema = options.pg_schema.clone().unwrap();
+    let mut admin = sqlx::PgConnection::connect(&options.url).await.unwrap();
+    let ended: Vec<(bool,)> = sqlx::query_as(
+        "SELECT pg_terminate_backend(pid, 10000) FROM pg_locks WHERE locktype = 'advisory' \
+         AND objsubid = 2 AND classid::text::bigint = 2003133048 \
+         AND objid::text::bigint = (hashtext($1)::bigint & 4294967295) \
+         AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+    )
+    .bind(schema)
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+    assert_eq!(ended, vec![(true,)], "one leader session ended");
+}
+
+#[tokio::test]
+async fn leases_follow_owners_and_a_restart_takes_back_its_own() {
+    for (name, store, _dir) in stores().await {
+        let ttl = Duration::from_secs(30);
+        assert!(store.claim_room("r1", "host:8080:aaaa", ttl).await.unwrap());
+        assert!(store.claim_room("r2", "host:8080:aaaa", ttl).await.unwrap());
+        assert!(store.claim_room("r3", "host:8081:bbbb", ttl).await.unwrap());
+        assert!(store.claim_room("r4", "host_8080:cccc", ttl).await.unwrap());
+        assert_eq!(
+            store.room_owner("r1").await.unwrap().as_deref(),
+            Some("host:8080:aaaa"),
+            "{name}"
+        );
+        assert_eq!(store.room_owner("none").await.unwrap(), None, "{name}");
+        // The next life on host:8080 releases only the earlier life's leases.
+        assert_eq!(
+            store
+                .release_leases_of("host:8080:", "host:8080:dddd")
+                .await
+                .unwrap(),
+            2,
+            "{name}"
+        );
+        assert!(
+            store.claim_room("r1", "host:8080:dddd", ttl).await.unwrap(),
+            "{name}"
+        );
+        assert!(
+            !store.claim_room("r3", "host:8080:dddd", ttl).await.unwrap(),
+            "{name}"
+        );
+        assert!(
+            !store.claim_room("r4", "host:8080:dddd", ttl).await.unwrap(),
+            "{name}"
+        );
+        // Expired leases have no owner.
+        assert!(
+            store
+                .claim_room("r5", "x", Duration::from_millis(1))
+                .await
+                .unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(store.room_owner("r5").await.unwrap(), None, "{name}");
+    }
+}
+
+#[tokio::test]
+async fn replicas_starting_together_migrate_once() {
+    let Ok(url) = std::env::var("TEST_DATABASE_URL") else {
+        eprintln!("TEST_DATABASE_URL is not set: replicas_starting_together_migrate_once skipped");
+        return;
+    };
+    let options = StoreOptions {
+        url,
+        max_connections: 2,
+        pg_schema: Some(format!("t_{}", uuid::Uuid::new_v4().simple())),
+    };
+    let (a, b, c) = tokio::join!(
+        Store::connect(&options),
+        Store::connect(&options),
+        Store::connect(&options)
+    );
+    let (a, b, c) = (a.unwrap(), b.unwrap(), c.unwrap());
+    a.add_user(&email("one@example.com"), None).await.unwrap();
+    assert!(b.is_approved(&email("one@example.com")).await.unwrap());
+    assert!(c.is_approved(&email("one@example.com")).await.unwrap());
+}
+
+#[tokio::test]
+async fn database_max_connections_sizes_the_pool() {
+    let app = crate::helpers::TestApp::spawn(
+        crate::helpers::Spawn::default().env("DATABASE_MAX_CONNECTIONS", "3"),
+    )
+    .await;
+    assert_eq!(app.state.store.max_connections(), 3);
+    let app = crate::helpers::TestApp::spawn(crate::helpers::Spawn::default()).await;
+    assert_eq!(app.state.store.max_connections(), 10, "the default");
 }
