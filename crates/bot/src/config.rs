@@ -80,6 +80,10 @@ pub struct Config {
     pub memory_max_turns: usize,
     pub memory_max_chars: usize,
     pub mode: Mode,
+    /// `MODE=websocket`: where the device service is looked up (`WEBEX_U2C_URL`), or the
+    /// device service itself (`WEBEX_WDM_URL`, which skips the lookup).
+    pub webex_u2c_url: Url,
+    pub webex_wdm_url: Option<Url>,
     pub shutdown_timeout: Duration,
 }
 
@@ -390,6 +394,10 @@ impl Config {
             memory_max_turns: r.parse("MEMORY_MAX_TURNS", 20usize)?,
             memory_max_chars: r.positive("MEMORY_MAX_CHARS", 24_000usize)?,
             mode,
+            webex_u2c_url: r
+                .url("WEBEX_U2C_URL")?
+                .unwrap_or_else(|| default_url("https://u2c.wbx2.com/u2c/api/v1")),
+            webex_wdm_url: r.url("WEBEX_WDM_URL")?,
             shutdown_timeout: Duration::from_secs(r.parse("SHUTDOWN_TIMEOUT_SECS", 30u64)?),
         })
     }
@@ -444,6 +452,8 @@ mod tests {
         );
         assert_eq!(c.log_level, tracing::Level::INFO);
         assert_eq!(c.mode, Mode::Webhook);
+        assert_eq!(c.webex_u2c_url.as_str(), "https://u2c.wbx2.com/u2c/api/v1");
+        assert!(c.webex_wdm_url.is_none());
         assert_eq!(c.shutdown_timeout, Duration::from_secs(30));
         assert!(c.require_token().is_err());
     }
@@ -469,6 +479,7 @@ mod tests {
             (&[("DATABASE_URL", "mysql://x")], "DATABASE_URL"),
             (&[("TLS_CERT_PATH", "a.pem")], "TLS_KEY_PATH"),
             (&[("MODE", "poll")], "MODE"),
+            (&[("WEBEX_WDM_URL", "wdm.example.com")], "WEBEX_WDM_URL"),
             (&[("LLM_SHOW_THINKING", "maybe")], "LLM_SHOW_THINKING"),
         ];
         for (pairs, var) in cases {

@@ -18,6 +18,8 @@
 //! - [`store`]: SQLite or PostgreSQL through one code path: inbox/dedup, leases, approved
 //!   users, per-space personality, conversation turns.
 //! - `registration`: keeps exactly one active webhook at `BOT_PUBLIC_URL/webhook`.
+//! - `websocket`: `MODE=websocket` instead of a webhook: the device, the Mercury socket,
+//!   and each new message into the same inbox as a webhook delivery.
 //! - [`cli`]: the subcommands (`serve`, `chat`, `webhooks`, `users`).
 //!
 //! Webex wire types and HTTP live in the `webex` crate, provider formats in `llm`.
@@ -39,6 +41,7 @@ mod state;
 pub mod store;
 mod strings;
 pub mod telemetry;
+mod websocket;
 
 pub use routes::{MAX_BODY_BYTES, router};
 pub use startup::{App, BuildOptions, StartupError};

@@ -252,7 +252,10 @@ impl App {
             handle.clone(),
         ));
 
-        register_webhook(&state).await?;
+        match state.config.mode {
+            crate::config::Mode::Webhook => register_webhook(&state).await?,
+            crate::config::Mode::Websocket => crate::websocket::start(&state).await?,
+        }
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
         let sweeper = tokio::spawn(dispatcher::sweeper(state.clone()));
         let leadership = tokio::spawn(keep_leadership(state.clone()));

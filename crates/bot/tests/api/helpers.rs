@@ -281,6 +281,10 @@ impl Spawn {
         self.knobs.lease_ttl = Some(ttl);
         self
     }
+    /// `MODE=websocket` with the device service (WDM) at `wdm_url`, skipping discovery.
+    pub fn websocket(self, wdm_url: &str) -> Self {
+        self.env("MODE", "websocket").env("WEBEX_WDM_URL", wdm_url)
+    }
 }
 
 pub struct TestApp {

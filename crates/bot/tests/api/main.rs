@@ -15,3 +15,4 @@ mod replicas;
 mod store;
 mod tls_relay;
 mod webhook_auth;
+mod websocket;
