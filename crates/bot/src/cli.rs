@@ -48,6 +48,26 @@ pub enum Cmd {
         #[command(subcommand)]
         action: UsersCmd,
     },
+    /// Check the deployment (token, LLM, webhook, TLS files, .env mode, database,
+    /// personalities, admins, log folder); exit 1 if any check fails
+    Doctor {
+        /// Print a JSON array of {name, status, detail, fix} instead of lines
+        #[arg(long)]
+        json: bool,
+        /// Also call BOT_PUBLIC_URL/health from this machine, the way Webex reaches the bot
+        #[arg(long)]
+        external: bool,
+    },
+    /// Development: attach to (or start) an ngrok tunnel for BIND_ADDR's port, register the
+    /// webhook on it, serve, and remove the webhook on exit
+    Dev {
+        /// ngrok's local API (the tunnel list)
+        #[arg(long, env = "NGROK_API_URL", default_value = crate::dev::DEFAULT_NGROK_API)]
+        ngrok_api: url::Url,
+        /// Only attach to a running tunnel; never start ngrok
+        #[arg(long)]
+        no_start: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -118,7 +138,7 @@ impl From<StartupError> for CliError {
 
 pub async fn run(cli: Cli) -> Result<(), CliError> {
     let config = Config::from_source(&ProcessEnv)?;
-    let serving = matches!(cli.command, Cmd::Serve);
+    let serving = matches!(cli.command, Cmd::Serve | Cmd::Dev { .. });
     let _guard = telemetry::init(&telemetry::LogSettings {
         level: if serving {
             config.log_level
@@ -139,6 +159,11 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Cmd::Chat { personality } => console_chat(config, personality).await,
         Cmd::Webhooks { action } => webhooks(config, action).await,
         Cmd::Users { action } => users(config, action).await,
+        Cmd::Doctor { json, external } => crate::doctor::run(config, json, external).await,
+        Cmd::Dev {
+            ngrok_api,
+            no_start,
+        } => crate::dev::run(config, ngrok_api, no_start).await,
     }
 }
 

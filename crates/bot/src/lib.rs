@@ -20,7 +20,8 @@
 //! - `registration`: keeps exactly one active webhook at `BOT_PUBLIC_URL/webhook`.
 //! - `websocket`: `MODE=websocket` instead of a webhook: the device, the Mercury socket,
 //!   and each new message into the same inbox as a webhook delivery.
-//! - [`cli`]: the subcommands (`serve`, `chat`, `webhooks`, `users`).
+//! - [`cli`]: the subcommands (`serve`, `chat`, `webhooks`, `users`, `doctor`, `dev`);
+//!   `doctor` (deployment checks) and `dev` (ngrok tunnel + serve) live in their own modules.
 //!
 //! Webex wire types and HTTP live in the `webex` crate, provider formats in `llm`.
 
@@ -28,7 +29,9 @@ mod chat;
 pub mod cli;
 pub mod commands;
 pub mod config;
+mod dev;
 mod dispatcher;
+mod doctor;
 pub mod domain;
 pub mod memory;
 mod metrics;

@@ -192,10 +192,22 @@ impl App {
 
     /// Serves until SIGTERM or SIGINT, then drains in-flight requests. SIGHUP reloads the
     /// TLS certificate; the files are also polled every 30 s for certbot renewals.
+    /// Under systemd (`Type=notify`) it reports READY=1 (the listener is already bound, so
+    /// connections queue from here on), STOPPING=1, and pings the watchdog when
+    /// `WatchdogSec=` is set; without systemd these are no-ops.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let signals = Signals::register().context("cannot install signal handlers")?;
         let tls = self.tls.clone();
-        self.run_until(signals.wait_for_stop(tls)).await
+        let watchdog = tokio::spawn(watchdog());
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+        let result = self
+            .run_until(async move {
+                signals.wait_for_stop(tls).await;
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+            })
+            .await;
+        watchdog.abort();
+        result
     }
 
     /// Serves until `stop` completes, then drains in-flight requests. No signal handling:
@@ -222,6 +234,18 @@ impl App {
         result.context("server failed")?;
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// Pings systemd's watchdog at half its interval when `WatchdogSec=` is set.
+async fn watchdog() {
+    let Some(interval) = sd_notify::watchdog_enabled().filter(|d| !d.is_zero()) else {
+        return;
+    };
+    let mut tick = tokio::time::interval(interval / 2);
+    loop {
+        tick.tick().await;
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
     }
 }
 

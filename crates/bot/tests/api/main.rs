@@ -4,9 +4,12 @@
 
 mod cli;
 mod commands;
+mod dev;
+mod doctor;
 mod faults;
 mod helpers;
 mod message_flow;
+mod ops;
 mod process;
 mod properties;
 mod providers;

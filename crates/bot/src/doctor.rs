@@ -1,0 +1,872 @@
+//! `webex-chatbot doctor`: pre- and post-deployment checks, one line each with the fix to
+//! apply on failure. Every check runs even when others fail (a missing token is a failed
+//! check, not a configuration error), so one run shows everything that is wrong.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use secrecy::ExposeSecret;
+use serde::Serialize;
+
+use crate::cli::CliError;
+use crate::config::{Config, Mode};
+use crate::personality::Personalities;
+use crate::{registration, startup};
+
+/// A certificate closer than this to its expiry fails (certbot renews at 30 days left).
+const EXPIRY_MARGIN_DAYS: i64 = 14;
+/// No network check may hold the report up longer than this.
+const NETWORK_TIMEOUT: Duration = Duration::from_secs(20);
+const SECS_PER_DAY: i64 = 86_400;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Status {
+    Pass,
+    Fail,
+    Skip,
+}
+
+impl Status {
+    fn label(self) -> &'static str {
+        match self {
+            Status::Pass => "PASS",
+            Status::Fail => "FAIL",
+            Status::Skip => "SKIP",
+        }
+    }
+}
+
+/// One check's result; `fix` says what to do when it failed.
+#[derive(Clone, Debug, Serialize)]
+pub struct Check {
+    pub name: &'static str,
+    pub status: Status,
+    pub detail: String,
+    pub fix: Option<String>,
+}
+
+impl Check {
+    fn pass(name: &'static str, detail: impl Into<String>) -> Check {
+        Check {
+            name,
+            status: Status::Pass,
+            detail: detail.into(),
+            fix: None,
+        }
+    }
+
+    fn skip(name: &'static str, detail: impl Into<String>) -> Check {
+        Check {
+            name,
+            status: Status::Skip,
+            detail: detail.into(),
+            fix: None,
+        }
+    }
+
+    fn fail(name: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Check {
+        Check {
+            name,
+            status: Status::Fail,
+            detail: detail.into(),
+            fix: Some(fix.into()),
+        }
+    }
+}
+
+/// `webex-chatbot doctor [--json] [--external]`: prints the report, exit 1 if a check failed.
+pub async fn run(config: Config, json: bool, external: bool) -> Result<(), CliError> {
+    let checks = checks(&config, external).await;
+    if json {
+        let text = serde_json::to_string_pretty(&checks)
+            .map_err(|e| CliError::Runtime(anyhow::anyhow!("cannot encode the report: {e}")))?;
+        println!("{text}");
+    } else {
+        print!("{}", render(&checks));
+    }
+    let failed = checks.iter().filter(|c| c.status == Status::Fail).count();
+    if failed > 0 {
+        return Err(CliError::Runtime(anyhow::anyhow!(
+            "doctor: {failed} check(s) failed"
+        )));
+    }
+    Ok(())
+}
+
+/// The text report: `STATUS  name: detail`, the fix indented under a failure, a summary.
+pub fn render(checks: &[Check]) -> String {
+    let mut out = String::new();
+    for c in checks {
+        out.push_str(&format!("{}  {}: {}\n", c.status.label(), c.name, c.detail));
+        if let (Status::Fail, Some(fix)) = (c.status, &c.fix) {
+            out.push_str(&format!("      fix: {fix}\n"));
+        }
+    }
+    let count = |s: Status| checks.iter().filter(|c| c.status == s).count();
+    out.push_str(&format!(
+        "\n{} passed, {} failed, {} skipped\n",
+        count(Status::Pass),
+        count(Status::Fail),
+        count(Status::Skip)
+    ));
+    out
+}
+
+/// Runs every check; the network ones concurrently. The order of the report is fixed.
+pub async fn checks(config: &Config, external: bool) -> Vec<Check> {
+    let http = match startup::http_client() {
+        Ok(http) => http,
+        Err(e) => {
+            return vec![Check::fail(
+                "http-client",
+                format!("{e:#}"),
+                "the system's TLS setup is broken; reinstall ca-certificates",
+            )];
+        }
+    };
+    let webex = async {
+        let (token, client) = tokio::time::timeout(NETWORK_TIMEOUT, check_token(config, &http))
+            .await
+            .unwrap_or_else(|_| (timed_out("token"), None));
+        let webhook = match client {
+            Some(client) => timed("webhook", check_webhook(config, &client)).await,
+            None => Check::skip("webhook", "needs a valid WEBEX_BOT_TOKEN (see token)"),
+        };
+        (token, webhook)
+    };
+    let ((token, webhook), llm, external, database) = futures_util::join!(
+        webex,
+        check_llm(config, &http),
+        timed("external", check_external(config, &http, external)),
+        timed("database", check_database(config)),
+    );
+    let (llm, llm_fallback) = llm;
+    let env_dir = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    vec![
+        token,
+        llm,
+        llm_fallback,
+        webhook,
+        external,
+        check_tls(config, now_unix()),
+        check_env_file(&env_dir.join(".env")),
+        database,
+        check_personalities(config),
+        check_admins(config),
+        check_log_folder(config),
+    ]
+}
+
+async fn timed(name: &'static str, check: impl Future<Output = Check>) -> Check {
+    tokio::time::timeout(NETWORK_TIMEOUT, check)
+        .await
+        .unwrap_or_else(|_| timed_out(name))
+}
+
+fn timed_out(name: &'static str) -> Check {
+    Check::fail(
+        name,
+        format!("no answer within {}s", NETWORK_TIMEOUT.as_secs()),
+        "check the network path (firewall, proxy: HTTPS_PROXY/NO_PROXY)",
+    )
+}
+
+fn now_unix() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+fn date(unix: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| {
+            t.format(time::macros::format_description!("[year]-[month]-[day]"))
+                .ok()
+        })
+        .unwrap_or_else(|| unix.to_string())
+}
+
+/// Few, short retries: a doctor run should answer in seconds, not minutes.
+fn doctor_retry() -> webex::RetryPolicy {
+    webex::RetryPolicy {
+        max_retries: 1,
+        base_delay: Duration::from_millis(200),
+        max_delay: Duration::from_secs(1),
+        default_retry_after: Duration::from_secs(1),
+        max_retry_after: Duration::from_secs(2),
+        not_found_retries: 0,
+        not_found_delay: Duration::from_millis(0),
+    }
+}
+
+// ---- Webex ---------------------------------------------------------------------
+
+async fn check_token(config: &Config, http: &reqwest::Client) -> (Check, Option<webex::Client>) {
+    const NAME: &str = "token";
+    let Some(token) = &config.webex_token else {
+        return (
+            Check::fail(
+                NAME,
+                "WEBEX_BOT_TOKEN is not set",
+                "set WEBEX_BOT_TOKEN to the bot's access token (developer.webex.com → My Webex Apps → your bot)",
+            ),
+            None,
+        );
+    };
+    let client = webex::Client::new(
+        http.clone(),
+        webex::ClientConfig {
+            base_url: config.webex_api_url.clone(),
+            token: token.clone(),
+            retry: doctor_retry(),
+        },
+    );
+    match client.me().await {
+        Ok(me) if me.person_type.as_deref() == Some("bot") => {
+            let email = me.emails.first().map(String::as_str).unwrap_or("no email");
+            (
+                Check::pass(
+                    NAME,
+                    format!("valid; the bot is {} ({email})", me.display_name),
+                ),
+                Some(client),
+            )
+        }
+        Ok(me) => (
+            Check::fail(
+                NAME,
+                format!(
+                    "the token belongs to {} ({}), a {}, not a bot",
+                    me.display_name,
+                    me.emails.first().map(String::as_str).unwrap_or("no email"),
+                    me.person_type
+                        .as_deref()
+                        .unwrap_or("account of unknown type")
+                ),
+                "create a bot at developer.webex.com/my-apps/new/bot and use its token (a personal token expires within hours and the bot would answer as you)",
+            ),
+            None,
+        ),
+        Err(e) if e.status() == Some(401) => (
+            Check::fail(
+                NAME,
+                format!("Webex refused the token: {e}"),
+                "the token is wrong or was regenerated: copy the bot's current access token from developer.webex.com into WEBEX_BOT_TOKEN",
+            ),
+            None,
+        ),
+        Err(e) => (
+            Check::fail(
+                NAME,
+                format!(
+                    "GET {}/people/me failed: {}",
+                    config.webex_api_url.as_str().trim_end_matches('/'),
+                    error_chain(&e)
+                ),
+                "check the network path to Webex (firewall, HTTPS_PROXY) and WEBEX_API_URL",
+            ),
+            None,
+        ),
+    }
+}
+
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+async fn check_webhook(config: &Config, client: &webex::Client) -> Check {
+    const NAME: &str = "webhook";
+    if config.mode == Mode::Websocket {
+        return Check::skip(NAME, "MODE=websocket: no webhook is used");
+    }
+    let Some(public_url) = &config.bot_public_url else {
+        return Check::skip(
+            NAME,
+            "BOT_PUBLIC_URL is not set, so this bot registers no webhook",
+        );
+    };
+    let target = registration::target_url(public_url);
+    let existing = match client.list_webhooks().await {
+        Ok(list) => list,
+        Err(e) => {
+            return Check::fail(
+                NAME,
+                format!("cannot list webhooks: {}", error_chain(&e)),
+                "check the network path to Webex and the token",
+            );
+        }
+    };
+    let plan = registration::plan(&existing, &target);
+    let register =
+        "run `webex-chatbot webhooks register` (or restart the service: it registers at startup)";
+    let Some(keep) = plan.keep else {
+        let inactive = existing
+            .iter()
+            .find(|w| w.target_url == target && !w.is_active());
+        return match inactive {
+            Some(w) => Check::fail(
+                NAME,
+                format!(
+                    "webhook {} at {target} is {} (Webex disables a webhook after many failed deliveries)",
+                    w.id,
+                    w.status.as_deref().unwrap_or("inactive")
+                ),
+                format!(
+                    "make {target} reachable from the internet (`webex-chatbot doctor --external`), then {register}"
+                ),
+            ),
+            None => Check::fail(
+                NAME,
+                format!("no active webhook points at {target}"),
+                register,
+            ),
+        };
+    };
+    if !plan.delete.is_empty() {
+        let others: Vec<String> = existing
+            .iter()
+            .filter(|w| plan.delete.contains(&w.id))
+            .map(|w| format!("{} -> {}", w.id, w.target_url))
+            .collect();
+        return Check::fail(
+            NAME,
+            format!(
+                "{keep} points at {target}, but {} more webhook(s) of this bot exist ({}): Webex delivers every message to each",
+                others.len(),
+                others.join(", ")
+            ),
+            "`webex-chatbot webhooks register` keeps one and deletes the others",
+        );
+    }
+    let secret_differs = match (
+        existing
+            .iter()
+            .find(|w| w.id == keep)
+            .and_then(|w| w.secret.as_deref()),
+        &config.webhook_secret,
+    ) {
+        (Some(registered), Some(ours)) => registered != ours.expose_secret(),
+        _ => false,
+    };
+    if secret_differs {
+        return Check::fail(
+            NAME,
+            format!(
+                "{keep} points at {target} but was registered with another secret than WEBHOOK_SECRET: every delivery is refused with 401"
+            ),
+            "`webex-chatbot webhooks register` updates the secret",
+        );
+    }
+    Check::pass(NAME, format!("{keep} is active and points at {target}"))
+}
+
+async fn check_external(config: &Config, http: &reqwest::Client, external: bool) -> Check {
+    const NAME: &str = "external";
+    let Some(public_url) = &config.bot_public_url else {
+        return Check::skip(NAME, "BOT_PUBLIC_URL is not set");
+    };
+    let url = format!("{}/health", public_url.as_str().trim_end_matches('/'));
+    if !external {
+        return Check::skip(NAME, format!("pass --external to call {url} from here"));
+    }
+    let started = Instant::now();
+    match http.get(&url).timeout(Duration::from_secs(10)).send().await {
+        Ok(r) if r.status() == reqwest::StatusCode::OK => Check::pass(
+            NAME,
+            format!("{url} answered 200 in {} ms", started.elapsed().as_millis()),
+        ),
+        Ok(r) => Check::fail(
+            NAME,
+            format!("{url} answered HTTP {}", r.status().as_u16()),
+            "BOT_PUBLIC_URL must lead to this bot (or its relay): check the reverse proxy or port forwarding",
+        ),
+        Err(e) => Check::fail(
+            NAME,
+            format!("cannot reach {url}: {}", error_chain(&e)),
+            "check DNS, the firewall (port open to the internet), that the service runs, and that the certificate is publicly trusted (Webex refuses self-signed ones)",
+        ),
+    }
+}
+
+// ---- LLM -------------------------------------------------------------------------
+
+async fn check_llm(config: &Config, http: &reqwest::Client) -> (Check, Check) {
+    let llm = match startup::llm_client(config, http.clone()) {
+        Ok(llm) => llm,
+        Err(e) => {
+            let fail = || Check::fail("llm", e.to_string(), "fix the LLM_* variables");
+            return (
+                fail(),
+                Check::skip("llm-fallback", "the LLM client could not be built"),
+            );
+        }
+    };
+    let report = llm.probe().await;
+    let primary = probe_check("llm", &config.llm, &report.primary, "LLM");
+    let fallback = match (&config.llm_fallback, &report.fallback) {
+        (Some(cfg), Some(result)) => probe_check("llm-fallback", cfg, result, "LLM_FALLBACK"),
+        _ => Check::skip("llm-fallback", "LLM_FALLBACK_PROVIDER is not set"),
+    };
+    (primary, fallback)
+}
+
+fn probe_check(
+    name: &'static str,
+    cfg: &llm::ProviderConfig,
+    result: &llm::ProbeResult,
+    prefix: &str,
+) -> Check {
+    let ollama = cfg.kind == llm::ProviderKind::Ollama;
+    let at = cfg
+        .base_url
+        .as_ref()
+        .map(|u| format!(" at {}", u.as_str().trim_end_matches('/')))
+        .unwrap_or_default();
+    let what = format!("{}{at}", result.provider);
+    if !result.reachable {
+        let fix = if ollama {
+            let var = if prefix == "LLM" {
+                "OLLAMA_URL (or LLM_BASE_URL)".to_owned()
+            } else {
+                format!("{prefix}_BASE_URL")
+            };
+            format!(
+                "start Ollama (`systemctl start ollama` or `ollama serve`), or point {var} at it"
+            )
+        } else {
+            format!(
+                "check {prefix}_API_KEY, the network path (HTTPS_PROXY) and {prefix}_BASE_URL if set"
+            )
+        };
+        return Check::fail(
+            name,
+            format!(
+                "{what} is not reachable: {}",
+                result.error.as_deref().unwrap_or("no answer")
+            ),
+            fix,
+        );
+    }
+    match result.model_available {
+        Some(false) => Check::fail(
+            name,
+            format!(
+                "{what} answers, but model {} is not available",
+                result.model
+            ),
+            if ollama {
+                format!(
+                    "`ollama pull {}` on the Ollama host, or set {prefix}_MODEL to an installed model (`ollama list`)",
+                    result.model
+                )
+            } else {
+                format!("set {prefix}_MODEL to a model this key can use (docs/llm-providers.md)")
+            },
+        ),
+        Some(true) => Check::pass(
+            name,
+            format!(
+                "{what} answers in {} ms; model {} is available",
+                result.latency_ms, result.model
+            ),
+        ),
+        None => Check::pass(
+            name,
+            format!(
+                "{what} answers in {} ms (model {} not checked)",
+                result.latency_ms, result.model
+            ),
+        ),
+    }
+}
+
+// ---- Local files ---------------------------------------------------------------------
+
+fn check_tls(config: &Config, now: i64) -> Check {
+    const NAME: &str = "tls";
+    let Some(tls) = &config.tls else {
+        return Check::skip(
+            NAME,
+            "TLS_CERT_PATH/TLS_KEY_PATH are not set: plain HTTP (fine behind a TLS proxy or the relay)",
+        );
+    };
+    let not_after = match tls::certificate_not_after(&tls.cert) {
+        Ok(t) => t,
+        Err(e) => {
+            return Check::fail(
+                NAME,
+                e.to_string(),
+                "TLS_CERT_PATH must be a PEM certificate chain (certbot: fullchain.pem) readable by the service user",
+            );
+        }
+    };
+    if let Err(e) = tls::check_key_matches(&tls.cert, &tls.key) {
+        return Check::fail(
+            NAME,
+            e.to_string(),
+            "TLS_KEY_PATH must be the private key of TLS_CERT_PATH (certbot: privkey.pem), readable by the service user",
+        );
+    }
+    if let Some(ca) = &tls.client_ca
+        && let Err(e) = std::fs::read(ca)
+    {
+        return Check::fail(
+            NAME,
+            format!("TLS_CLIENT_CA_PATH {}: {e}", ca.display()),
+            "TLS_CLIENT_CA_PATH must be a readable PEM file of CA certificates",
+        );
+    }
+    let days_left = (not_after - now).div_euclid(SECS_PER_DAY);
+    let cert = tls.cert.display();
+    if not_after <= now {
+        return Check::fail(
+            NAME,
+            format!("{cert} expired on {}", date(not_after)),
+            "renew it (`certbot renew`), then `systemctl reload webex-chatbot`",
+        );
+    }
+    if days_left < EXPIRY_MARGIN_DAYS {
+        return Check::fail(
+            NAME,
+            format!(
+                "{cert} expires on {} (in {days_left} days)",
+                date(not_after)
+            ),
+            "renew it (`certbot renew`), then `systemctl reload webex-chatbot`; check that the renewal timer runs (`systemctl list-timers certbot`)",
+        );
+    }
+    Check::pass(
+        NAME,
+        format!(
+            "{cert} valid until {} ({days_left} days), key matches",
+            date(not_after)
+        ),
+    )
+}
+
+fn check_env_file(path: &Path) -> Check {
+    const NAME: &str = "env-file";
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Check::skip(
+                NAME,
+                format!(
+                    "{} does not exist (settings come from the environment)",
+                    path.display()
+                ),
+            );
+        }
+        Err(e) => {
+            return Check::fail(
+                NAME,
+                format!("{}: {e}", path.display()),
+                "make .env readable by the service user only",
+            );
+        }
+    };
+    env_mode_check(path, &meta)
+}
+
+#[cfg(unix)]
+fn env_mode_check(path: &Path, meta: &std::fs::Metadata) -> Check {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Check::fail(
+            "env-file",
+            format!(
+                "{} has mode {mode:03o}: other users can read the bot's secrets",
+                path.display()
+            ),
+            format!("chmod 600 {}", path.display()),
+        );
+    }
+    Check::pass(
+        "env-file",
+        format!("{} has mode {mode:03o}", path.display()),
+    )
+}
+
+#[cfg(not(unix))]
+fn env_mode_check(path: &Path, _meta: &std::fs::Metadata) -> Check {
+    Check::skip(
+        "env-file",
+        format!("{}: file modes are a Unix check", path.display()),
+    )
+}
+
+/// Where the database is, without credentials.
+fn database_label(url: &str) -> String {
+    if let Some(rest) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    {
+        return format!("sqlite {}", rest.split('?').next().unwrap_or(rest));
+    }
+    match url::Url::parse(url) {
+        Ok(u) => format!(
+            "postgres {}{}",
+            u.host_str().unwrap_or("localhost"),
+            u.path()
+        ),
+        Err(_) => "postgres".to_owned(),
+    }
+}
+
+/// An error text with the database password (if any) masked.
+fn redact_password(text: &str, url: &str) -> String {
+    match url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.password().map(str::to_owned))
+    {
+        Some(pw) if !pw.is_empty() => text.replace(&pw, "***"),
+        _ => text.to_owned(),
+    }
+}
+
+async fn check_database(config: &Config) -> Check {
+    const NAME: &str = "database";
+    let label = database_label(&config.database_url);
+    let sqlite = config.database_url.starts_with("sqlite:");
+    let store = match startup::open_store(config).await {
+        Ok(store) => store,
+        Err(e) => {
+            return Check::fail(
+                NAME,
+                format!(
+                    "{label}: {}",
+                    redact_password(&format!("{e:#}"), &config.database_url)
+                ),
+                if sqlite {
+                    "the service user must be able to create and write the database file and its folder (run doctor as that user, from the service's working directory)"
+                } else {
+                    "check DATABASE_URL, that PostgreSQL runs, and that the role may create tables in the database"
+                },
+            );
+        }
+    };
+    let writable = store.check_writable().await;
+    store.close().await;
+    match writable {
+        Ok(()) => Check::pass(NAME, format!("{label}: reachable, migrated, writable")),
+        Err(e) => Check::fail(
+            NAME,
+            format!(
+                "{label} is not writable: {}",
+                redact_password(&e.to_string(), &config.database_url)
+            ),
+            if sqlite {
+                "give the service user write access to the database file, its -wal/-shm files and its folder"
+            } else {
+                "grant the role INSERT/UPDATE/DELETE on the bot's tables"
+            },
+        ),
+    }
+}
+
+fn check_personalities(config: &Config) -> Check {
+    const NAME: &str = "personalities";
+    let dir = config.personalities_dir.display();
+    match Personalities::load(&config.personalities_dir, &config.default_personality) {
+        Err(e) => Check::fail(
+            NAME,
+            e.to_string(),
+            format!(
+                "PERSONALITIES_DIR ({dir}) must be a readable folder holding {}.toml (DEFAULT_PERSONALITY)",
+                config.default_personality
+            ),
+        ),
+        Ok((_, errors)) if !errors.is_empty() => Check::fail(
+            NAME,
+            format!(
+                "{} bad file(s): {}",
+                errors.len(),
+                errors
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+            "fix or remove the files listed (format: description, system_prompt, optional temperature/model/max_tokens), then `systemctl reload webex-chatbot`",
+        ),
+        Ok((set, _)) => {
+            let names: Vec<&str> = set.iter().map(|p| p.name.as_str()).collect();
+            Check::pass(
+                NAME,
+                format!(
+                    "{} in {dir} ({}); default: {}",
+                    names.len(),
+                    names.join(", "),
+                    set.default_personality().name
+                ),
+            )
+        }
+    }
+}
+
+fn check_admins(config: &Config) -> Check {
+    const NAME: &str = "admins";
+    if config.admin_emails.is_empty() {
+        return Check::fail(
+            NAME,
+            "ADMIN_EMAILS is empty: nobody can approve users or run admin commands in Webex",
+            "set ADMIN_EMAILS=you@example.com (comma-separated for several)",
+        );
+    }
+    let list: Vec<&str> = config.admin_emails.iter().map(|e| e.as_str()).collect();
+    Check::pass(
+        NAME,
+        format!("{} admin(s): {}", list.len(), list.join(", ")),
+    )
+}
+
+fn check_log_folder(config: &Config) -> Check {
+    const NAME: &str = "log-folder";
+    let Some(file) = &config.log_file else {
+        return Check::skip(NAME, "LOG_FILE is empty: logs go to stdout (journald) only");
+    };
+    let folder = match file.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let fix = format!(
+        "create {} and give it to the service user (`install -d -o webex-chatbot -m 700 {}`), or set LOG_FILE= (empty) to log to journald only",
+        folder.display(),
+        folder.display()
+    );
+    if !folder.exists() {
+        // Serving creates the folder; that works when its nearest existing parent is writable.
+        let parent = folder
+            .ancestors()
+            .skip(1)
+            .find(|p| !p.as_os_str().is_empty() && p.exists());
+        let parent = parent.map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        return match probe_writable(&parent) {
+            Ok(()) => Check::pass(
+                NAME,
+                format!(
+                    "{} does not exist yet; serve creates it in {}",
+                    folder.display(),
+                    parent.display()
+                ),
+            ),
+            Err(e) => Check::fail(
+                NAME,
+                format!(
+                    "{} does not exist and {} is not writable: {e}",
+                    folder.display(),
+                    parent.display()
+                ),
+                fix,
+            ),
+        };
+    }
+    if let Err(e) = probe_writable(&folder) {
+        return Check::fail(
+            NAME,
+            format!("{} is not writable: {e}", folder.display()),
+            fix,
+        );
+    }
+    if file.exists()
+        && let Err(e) = std::fs::OpenOptions::new().append(true).open(file)
+    {
+        return Check::fail(
+            NAME,
+            format!("{} is not writable: {e}", file.display()),
+            format!(
+                "chown the log files in {} to the service user",
+                folder.display()
+            ),
+        );
+    }
+    Check::pass(NAME, format!("{} is writable", folder.display()))
+}
+
+/// Creates and removes a file in `dir`: the only reliable test (modes, ACLs, read-only mounts).
+fn probe_writable(dir: &Path) -> std::io::Result<()> {
+    let probe = dir.join(format!(".webex-chatbot-doctor-{}", std::process::id()));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)?;
+    std::fs::remove_file(&probe)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_lines_and_summary() {
+        let text = render(&[
+            Check::pass("token", "valid"),
+            Check::fail("llm", "down", "start it"),
+            Check::skip("tls", "not set"),
+        ]);
+        assert_eq!(
+            text,
+            "PASS  token: valid\nFAIL  llm: down\n      fix: start it\nSKIP  tls: not set\n\n1 passed, 1 failed, 1 skipped\n"
+        );
+        let json = serde_json::to_value([Check::fail("llm", "down", "start it")]).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!([{"name": "llm", "status": "FAIL", "detail": "down", "fix": "start it"}])
+        );
+    }
+
+    #[test]
+    fn database_labels_never_show_credentials() {
+        let cases = [
+            ("sqlite://data/bot.db", "sqlite data/bot.db"),
+            ("sqlite:data/bot.db?mode=rwc", "sqlite data/bot.db"),
+            (
+                "postgres://bot:pw-SECRET@db.internal:5432/bot",
+                "postgres db.internal/bot",
+            ),
+        ];
+        for (url, label) in cases {
+            assert_eq!(database_label(url), label);
+        }
+        assert_eq!(
+            redact_password(
+                "cannot connect as bot:pw-SECRET",
+                "postgres://bot:pw-SECRET@db/bot"
+            ),
+            "cannot connect as bot:***"
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn env_file_modes() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".env");
+        assert_eq!(check_env_file(&path).status, Status::Skip);
+        std::fs::write(&path, "A=1\n").unwrap();
+        for (mode, status) in [
+            (0o600, Status::Pass),
+            (0o400, Status::Pass),
+            (0o640, Status::Fail),
+            (0o604, Status::Fail),
+            (0o644, Status::Fail),
+        ] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            let check = check_env_file(&path);
+            assert_eq!(check.status, status, "mode {mode:o}: {check:?}");
+        }
+    }
+}

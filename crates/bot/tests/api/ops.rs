@@ -1,0 +1,755 @@
+//! Operations: the `webhooks` subcommands against a fake Webex, `/metrics` after real
+//! traffic, and graceful shutdown of the real binary (SIGTERM with work in flight).
+//! Also the process helpers and the stateful fake webhook API `dev.rs` and `doctor.rs` use.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use wiremock::matchers::{header, path_regex};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+use crate::helpers::*;
+
+// ---- helpers shared with dev.rs and doctor.rs ---------------------------------------
+
+/// Webex's webhook API with state: `GET /webhooks` lists what `POST` created and
+/// `DELETE` did not remove; `POST` refuses a body without the fields Webex requires.
+#[derive(Clone, Default)]
+pub struct FakeWebhooks {
+    hooks: Arc<Mutex<Vec<Value>>>,
+    next: Arc<AtomicU64>,
+}
+
+pub fn hook(id: &str, name: &str, target: &str, status: &str) -> Value {
+    json!({"id": id, "name": name, "targetUrl": target, "resource": "messages",
+           "event": "created", "status": status, "created": "2026-11-01T00:00:00.000Z"})
+}
+
+impl FakeWebhooks {
+    pub fn with(hooks: Vec<Value>) -> FakeWebhooks {
+        let fake = FakeWebhooks::default();
+        *fake.hooks.lock().unwrap() = hooks;
+        fake
+    }
+
+    pub fn list(&self) -> Vec<Value> {
+        self.hooks.lock().unwrap().clone()
+    }
+
+    pub async fn mount(&self, webex: &MockServer) {
+        Mock::given(path_regex(r"^/webhooks(/[^/]+)?$"))
+            .and(header("authorization", format!("Bearer {TOKEN}").as_str()))
+            .respond_with(self.clone())
+            .mount(webex)
+            .await;
+    }
+}
+
+fn webex_error(status: u16, message: &str) -> ResponseTemplate {
+    ResponseTemplate::new(status).set_body_json(json!({"message": message, "trackingId": "FAKE"}))
+}
+
+impl Respond for FakeWebhooks {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let id = request
+            .url
+            .path()
+            .strip_prefix("/webhooks/")
+            .map(str::to_owned);
+        let body = || serde_json::from_slice::<Value>(&request.body).ok();
+        let mut hooks = self.hooks.lock().unwrap();
+        match (request.method.as_str(), id) {
+            ("GET", None) => ResponseTemplate::new(200).set_body_json(json!({"items": *hooks})),
+            ("POST", None) => {
+                let Some(body) = body() else {
+                    return webex_error(400, "invalid JSON");
+                };
+                for field in ["name", "targetUrl", "resource", "event"] {
+                    if !body[field].is_string() {
+                        return webex_error(400, &format!("{field} is required"));
+                    }
+                }
+                let n = self.next.fetch_add(1, Ordering::SeqCst) + 1;
+                let mut created = body.clone();
+                created["id"] = json!(format!("WH-{n}"));
+                created["status"] = json!("active");
+                hooks.push(created.clone());
+                ResponseTemplate::new(200).set_body_json(created)
+            }
+            ("PUT", Some(id)) => {
+                let Some(body) = body() else {
+                    return webex_error(400, "invalid JSON");
+                };
+                let Some(existing) = hooks.iter_mut().find(|h| h["id"] == id.as_str()) else {
+                    return webex_error(404, "webhook not found");
+                };
+                for field in ["name", "targetUrl", "secret", "status"] {
+                    if !body[field].is_null() {
+                        existing[field] = body[field].clone();
+                    }
+                }
+                ResponseTemplate::new(200).set_body_json(existing.clone())
+            }
+            ("DELETE", Some(id)) => {
+                let before = hooks.len();
+                hooks.retain(|h| h["id"] != id.as_str());
+                if hooks.len() == before {
+                    webex_error(404, "webhook not found")
+                } else {
+                    ResponseTemplate::new(204)
+                }
+            }
+            _ => webex_error(405, "method not allowed"),
+        }
+    }
+}
+
+pub fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_webex-chatbot"))
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// What every bot process in these tests gets: a store in `dir`, the shipped
+/// personalities, no log file, the fakes.
+pub fn process_env(dir: &Path, webex: &MockServer, llm: &MockServer) -> Vec<(String, String)> {
+    [
+        ("WEBEX_BOT_TOKEN", TOKEN.to_owned()),
+        ("WEBEX_API_URL", webex.uri()),
+        ("OLLAMA_URL", llm.uri()),
+        ("WEBHOOK_SECRET", WEBHOOK_SECRET.to_owned()),
+        ("ADMIN_EMAILS", ALICE.to_owned()),
+        (
+            "DATABASE_URL",
+            format!("sqlite://{}/data/bot.db", dir.display()),
+        ),
+        ("PERSONALITIES_DIR", personalities_dir()),
+        ("LOG_FILE", String::new()),
+        ("LOG_LEVEL", "debug".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
+
+/// A `webex-chatbot` process with its output in `dir/NAME.out` and `dir/NAME.err`;
+/// killed when dropped.
+pub struct BotProcess {
+    pub child: Child,
+    dir: PathBuf,
+    name: String,
+}
+
+impl BotProcess {
+    pub fn spawn(dir: &Path, name: &str, args: &[&str], env: &[(String, String)]) -> BotProcess {
+        let out = std::fs::File::create(dir.join(format!("{name}.out"))).unwrap();
+        let err = std::fs::File::create(dir.join(format!("{name}.err"))).unwrap();
+        let child = bin()
+            .args(args)
+            .current_dir(dir)
+            .env_clear()
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(out))
+            .stderr(Stdio::from(err))
+            .spawn()
+            .unwrap();
+        BotProcess {
+            child,
+            dir: dir.to_owned(),
+            name: name.to_owned(),
+        }
+    }
+
+    pub fn sigterm(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -TERM failed");
+    }
+
+    /// Waits for the process to exit; `None` if it is still running after `limit`.
+    pub async fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        None
+    }
+
+    pub fn output(&self) -> String {
+        let read = |ext: &str| {
+            std::fs::read_to_string(self.dir.join(format!("{}.{ext}", self.name)))
+                .unwrap_or_default()
+        };
+        format!("--- stdout\n{}\n--- stderr\n{}", read("out"), read("err"))
+    }
+}
+
+impl Drop for BotProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub async fn wait_healthy(port: u16, process: &mut BotProcess) {
+    let http = reqwest::Client::new();
+    for _ in 0..300 {
+        if let Ok(r) = http
+            .get(format!("http://127.0.0.1:{port}/health"))
+            .send()
+            .await
+            && r.status() == 200
+        {
+            return;
+        }
+        if let Ok(Some(status)) = process.child.try_wait() {
+            panic!("the bot exited ({status}): {}", process.output());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the bot did not start: {}", process.output());
+}
+
+pub async fn post_signed(port: u16, event: &Value) -> u16 {
+    let body = serde_json::to_vec(event).unwrap();
+    let sig = webex::signature::sign(WEBHOOK_SECRET.as_bytes(), &body);
+    reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/webhook"))
+        .header("x-spark-signature", sig)
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// Polls until `f` holds (every 25 ms, at most `limit`).
+pub async fn eventually<F, Fut>(limit: Duration, mut f: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if f().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    false
+}
+
+// ---- webex-chatbot webhooks list|register|delete-all ------------------------------------
+
+const PUBLIC: &str = "https://bot.example.com";
+const TARGET: &str = "https://bot.example.com/webhook";
+
+async fn webhooks_cmd(
+    dir: &Path,
+    webex: &MockServer,
+    args: &[&str],
+    extra: &[(&str, &str)],
+) -> std::process::Output {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_webex-chatbot"));
+    cmd.arg("webhooks")
+        .args(args)
+        .current_dir(dir)
+        .env_clear()
+        .env("WEBEX_BOT_TOKEN", TOKEN)
+        .env("WEBEX_API_URL", webex.uri())
+        .env("WEBHOOK_SECRET", WEBHOOK_SECRET)
+        .env("PERSONALITIES_DIR", personalities_dir())
+        .env("LOG_FILE", "");
+    for (k, v) in extra {
+        cmd.env(k, v);
+    }
+    cmd.output().await.unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[tokio::test]
+async fn webhooks_list_shows_every_webhook_and_marks_this_bots() {
+    let dir = tempfile::tempdir().unwrap();
+    let webex = MockServer::start().await;
+    let fake = FakeWebhooks::with(vec![
+        hook("WH-OURS", "webex-chatbot", TARGET, "active"),
+        hook("WH-SAME-URL", "renamed", TARGET, "inactive"),
+        hook(
+            "WH-CRM",
+            "crm-sync",
+            "https://crm.example.com/hook",
+            "active",
+        ),
+    ]);
+    fake.mount(&webex).await;
+
+    let out = webhooks_cmd(dir.path(), &webex, &["list"], &[("BOT_PUBLIC_URL", PUBLIC)]).await;
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "WH-OURS\tactive\tmessages/created\twebex-chatbot\thttps://bot.example.com/webhook\t(this bot)",
+            "WH-SAME-URL\tinactive\tmessages/created\trenamed\thttps://bot.example.com/webhook\t(this bot)",
+            "WH-CRM\tactive\tmessages/created\tcrm-sync\thttps://crm.example.com/hook",
+        ]
+    );
+
+    // The list is read-only.
+    assert_eq!(fake.list().len(), 3);
+    let empty = MockServer::start().await;
+    FakeWebhooks::default().mount(&empty).await;
+    let out = webhooks_cmd(dir.path(), &empty, &["list"], &[]).await;
+    assert!(out.status.success());
+    assert_eq!(text(&out.stdout), "no webhooks\n");
+}
+
+#[tokio::test]
+async fn webhooks_register_creates_one_webhook_and_removes_stale_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let webex = MockServer::start().await;
+    let fake = FakeWebhooks::with(vec![
+        hook(
+            "WH-OLD",
+            "webex-chatbot",
+            "https://old.example.com/webhook",
+            "active",
+        ),
+        hook(
+            "WH-CRM",
+            "crm-sync",
+            "https://crm.example.com/hook",
+            "active",
+        ),
+    ]);
+    fake.mount(&webex).await;
+
+    let out = webhooks_cmd(
+        dir.path(),
+        &webex,
+        &["register"],
+        &[("BOT_PUBLIC_URL", "https://bot.example.com/")],
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "registered WH-1 -> https://bot.example.com/webhook\n"
+    );
+    let hooks = fake.list();
+    let ids: Vec<&str> = hooks.iter().map(|h| h["id"].as_str().unwrap()).collect();
+    assert_eq!(
+        ids,
+        ["WH-CRM", "WH-1"],
+        "the stale one is gone, the foreign one kept"
+    );
+    let created = &hooks[1];
+    assert_eq!(created["name"], "webex-chatbot");
+    assert_eq!(created["targetUrl"], TARGET);
+    assert_eq!(created["resource"], "messages");
+    assert_eq!(created["event"], "created");
+    assert_eq!(created["secret"], WEBHOOK_SECRET);
+    assert!(created.get("filter").is_none());
+
+    // Again: the active webhook is kept and updated, not duplicated.
+    let out = webhooks_cmd(
+        dir.path(),
+        &webex,
+        &["register"],
+        &[("BOT_PUBLIC_URL", PUBLIC)],
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "registered WH-1 -> https://bot.example.com/webhook\n"
+    );
+    assert_eq!(fake.list().len(), 2);
+    let puts = webex
+        .received_requests()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.method.as_str() == "PUT")
+        .count();
+    assert_eq!(puts, 1);
+}
+
+#[tokio::test]
+async fn webhooks_delete_all_removes_only_this_bots_webhooks() {
+    let dir = tempfile::tempdir().unwrap();
+    let webex = MockServer::start().await;
+    let fake = FakeWebhooks::with(vec![
+        hook(
+            "WH-OLD",
+            "webex-chatbot",
+            "https://old.example.com/webhook",
+            "active",
+        ),
+        hook("WH-SAME-URL", "renamed", TARGET, "active"),
+        hook(
+            "WH-CRM",
+            "crm-sync",
+            "https://crm.example.com/hook",
+            "active",
+        ),
+    ]);
+    fake.mount(&webex).await;
+
+    let out = webhooks_cmd(
+        dir.path(),
+        &webex,
+        &["delete-all"],
+        &[("BOT_PUBLIC_URL", PUBLIC)],
+    )
+    .await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "deleted 2 webhook(s)\n");
+    let left: Vec<Value> = fake.list();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0]["id"], "WH-CRM");
+
+    // Without BOT_PUBLIC_URL only the name identifies this bot's webhooks.
+    let out = webhooks_cmd(dir.path(), &webex, &["delete-all"], &[]).await;
+    assert!(out.status.success());
+    assert_eq!(text(&out.stdout), "deleted 0 webhook(s)\n");
+    assert_eq!(fake.list().len(), 1);
+}
+
+#[tokio::test]
+async fn webhooks_errors_have_the_documented_exit_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let webex = MockServer::start().await;
+    FakeWebhooks::default().mount(&webex).await;
+
+    // register without BOT_PUBLIC_URL: configuration, exit 2, naming the variable.
+    let out = webhooks_cmd(dir.path(), &webex, &["register"], &[]).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("BOT_PUBLIC_URL"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // No token: exit 2 naming WEBEX_BOT_TOKEN, and Webex is never called.
+    let out = webhooks_cmd(dir.path(), &webex, &["list"], &[("WEBEX_BOT_TOKEN", "")]).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("WEBEX_BOT_TOKEN"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(webex.received_requests().await.unwrap().is_empty());
+
+    // A token Webex refuses: runtime failure, exit 1, with Webex's answer and no token.
+    let refusing = MockServer::start().await;
+    Mock::given(path_regex("^/webhooks"))
+        .respond_with(webex_error(
+            401,
+            "The request requires a valid access token set in the Authorization request header.",
+        ))
+        .mount(&refusing)
+        .await;
+    for action in ["list", "register", "delete-all"] {
+        let out = webhooks_cmd(
+            dir.path(),
+            &refusing,
+            &[action],
+            &[("BOT_PUBLIC_URL", PUBLIC)],
+        )
+        .await;
+        let stderr = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{action}: {stderr}");
+        assert!(stderr.contains("401"), "{action}: {stderr}");
+        assert!(!stderr.contains(TOKEN), "{action}: the token leaked");
+    }
+}
+
+// ---- /metrics ----------------------------------------------------------------------
+
+/// `name{labels}` → value, from the Prometheus text exposition.
+fn samples(text: &str) -> std::collections::HashMap<String, f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .filter_map(|l| {
+            let (key, value) = l.rsplit_once(' ')?;
+            Some((key.to_owned(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+async fn scrape(app: &TestApp) -> (String, String) {
+    let res = app
+        .http
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let content_type = res.headers()["content-type"].to_str().unwrap().to_owned();
+    (content_type, res.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn metrics_count_answered_unapproved_and_duplicate_events() {
+    let app = TestApp::spawn(Spawn::default()).await;
+    app.approve(ALICE).await;
+    let answered = direct_message("M-metrics-1", "ROOM-metrics-1", ALICE, "hello metrics");
+    app.deliver(&answered).await;
+    assert_eq!(app.wait_handled("M-metrics-1").await, "answered");
+    let stranger = direct_message("M-metrics-2", "ROOM-metrics-2", "mallory@example.com", "hi");
+    app.deliver(&stranger).await;
+    assert_eq!(app.wait_handled("M-metrics-2").await, "ignored");
+    // Webex redelivers the first one.
+    assert_eq!(app.post_event(&event_for(&answered)).await.status(), 200);
+
+    let (content_type, text) = scrape(&app).await;
+    assert!(
+        content_type.starts_with("text/plain; version=0.0.4"),
+        "{content_type}"
+    );
+    for declaration in [
+        "# TYPE webex_chatbot_events_received counter",
+        "# TYPE webex_chatbot_events_ignored counter",
+        "# TYPE webex_chatbot_events_processed counter",
+        "# TYPE webex_chatbot_replies_sent counter",
+        "# TYPE webex_chatbot_llm_latency_seconds histogram",
+        "# TYPE webex_chatbot_queue_depth gauge",
+        "# TYPE webex_chatbot_llm_calls_in_flight gauge",
+    ] {
+        assert!(
+            text.contains(declaration),
+            "{declaration} missing in:\n{text}"
+        );
+    }
+    let s = samples(&text);
+    let expect = [
+        ("webex_chatbot_events_received_total", 3.0),
+        (
+            r#"webex_chatbot_events_ignored_total{reason="duplicate"}"#,
+            1.0,
+        ),
+        (
+            r#"webex_chatbot_events_ignored_total{reason="unapproved"}"#,
+            1.0,
+        ),
+        (
+            r#"webex_chatbot_events_processed_total{outcome="answered"}"#,
+            1.0,
+        ),
+        (
+            r#"webex_chatbot_events_processed_total{outcome="ignored"}"#,
+            1.0,
+        ),
+        ("webex_chatbot_replies_sent_total", 1.0),
+        ("webex_chatbot_llm_latency_seconds_count", 1.0),
+        (
+            r#"webex_chatbot_llm_latency_seconds_bucket{le="+Inf"}"#,
+            1.0,
+        ),
+        ("webex_chatbot_queue_depth", 0.0),
+        ("webex_chatbot_llm_calls_in_flight", 0.0),
+    ];
+    for (key, value) in expect {
+        assert_eq!(s.get(key), Some(&value), "{key} in:\n{text}");
+    }
+    // The histogram's buckets are cumulative and end at +Inf.
+    let buckets: Vec<f64> = text
+        .lines()
+        .filter(|l| l.starts_with("webex_chatbot_llm_latency_seconds_bucket{"))
+        .map(|l| l.rsplit_once(' ').unwrap().1.parse().unwrap())
+        .collect();
+    assert!(buckets.len() >= 10, "{text}");
+    assert!(buckets.windows(2).all(|w| w[0] <= w[1]), "{buckets:?}");
+    assert!(s["webex_chatbot_llm_latency_seconds_sum"] > 0.0);
+    // Nothing that was ignored reached the LLM or Webex.
+    assert_eq!(app.llm_requests().await.len(), 1);
+    assert_eq!(app.replies().await.len(), 1);
+}
+
+#[tokio::test]
+async fn metrics_show_work_in_flight_while_the_llm_thinks() {
+    let slow: Answerer =
+        Arc::new(|_: &Value| ollama_answer("done").set_delay(Duration::from_millis(1500)));
+    let app = TestApp::spawn(Spawn::default().answer(slow)).await;
+    app.approve(ALICE).await;
+    app.deliver(&direct_message("M-slow", "ROOM-slow", ALICE, "think hard"))
+        .await;
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            !app.llm_requests().await.is_empty()
+        })
+        .await
+    );
+    let s = samples(&scrape(&app).await.1);
+    assert_eq!(s.get("webex_chatbot_queue_depth"), Some(&1.0));
+    assert_eq!(s.get("webex_chatbot_llm_calls_in_flight"), Some(&1.0));
+
+    app.wait_handled("M-slow").await;
+    let s = samples(&scrape(&app).await.1);
+    assert_eq!(s.get("webex_chatbot_queue_depth"), Some(&0.0));
+    assert_eq!(s.get("webex_chatbot_llm_calls_in_flight"), Some(&0.0));
+    assert_eq!(s.get("webex_chatbot_replies_sent_total"), Some(&1.0));
+}
+
+// ---- graceful shutdown of the real binary ------------------------------------------------
+
+async fn slow_llm(delay: Duration) -> MockServer {
+    let llm = MockServer::start().await;
+    mount_ollama(
+        &llm,
+        Arc::new(move |body: &Value| {
+            let last = body["messages"]
+                .as_array()
+                .and_then(|m| m.last())
+                .and_then(|m| m["content"].as_str())
+                .unwrap_or_default()
+                .to_owned();
+            ollama_answer(&format!("Echo: {last}")).set_delay(delay)
+        }),
+    )
+    .await;
+    llm
+}
+
+async fn wait_for_llm_call(llm: &MockServer) {
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            !requests_to(llm, "POST", "/api/chat").await.is_empty()
+        })
+        .await,
+        "the LLM was never asked"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_the_answer_in_flight_reach_webex_before_exiting() {
+    let dir = tempfile::tempdir().unwrap();
+    let webex = MockServer::start().await;
+    mount_webex_basics(&webex).await;
+    let llm = slow_llm(Duration::from_secs(2)).await;
+    let message = direct_message("M-drain", "ROOM-drain", ALICE, "answer me before you go");
+    mount_message(&webex, &message).await;
+
+    let port = free_port();
+    let mut env = process_env(dir.path(), &webex, &llm);
+    env.push(("BIND_ADDR".into(), format!("127.0.0.1:{port}")));
+    env.push(("SHUTDOWN_TIMEOUT_SECS".into(), "15".into()));
+    let mut bot = BotProcess::spawn(dir.path(), "drain", &["serve"], &env);
+    wait_healthy(port, &mut bot).await;
+    assert_eq!(post_signed(port, &event_for(&message)).await, 200);
+    wait_for_llm_call(&llm).await;
+
+    let stopping = Instant::now();
+    bot.sigterm();
+    let status = bot.wait_exit(Duration::from_secs(20)).await;
+    let took = stopping.elapsed();
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "{status:?}: {}",
+        bot.output()
+    );
+
+    let replies = requests_to(&webex, "POST", "/messages").await;
+    assert_eq!(replies.len(), 1, "{}", bot.output());
+    assert_eq!(replies[0]["markdown"], "Echo: answer me before you go");
+    assert!(
+        took >= Duration::from_millis(500),
+        "it waited for the LLM: {took:?}"
+    );
+    // New connections are refused once the process is gone.
+    assert!(
+        reqwest::Client::new()
+            .get(format!("http://127.0.0.1:{port}/health"))
+            .send()
+            .await
+            .is_err()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_timeout_leaves_the_event_pending_for_the_next_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let webex = MockServer::start().await;
+    mount_webex_basics(&webex).await;
+    let llm = slow_llm(Duration::from_secs(10)).await;
+    let message = direct_message("M-later", "ROOM-later", ALICE, "take your time");
+    mount_message(&webex, &message).await;
+
+    let port = free_port();
+    let mut env = process_env(dir.path(), &webex, &llm);
+    env.push(("BIND_ADDR".into(), format!("127.0.0.1:{port}")));
+    env.push(("SHUTDOWN_TIMEOUT_SECS".into(), "1".into()));
+    env.push(("LLM_TIMEOUT_SECS".into(), "60".into()));
+    let mut first = BotProcess::spawn(dir.path(), "first", &["serve"], &env);
+    wait_healthy(port, &mut first).await;
+    assert_eq!(post_signed(port, &event_for(&message)).await, 200);
+    wait_for_llm_call(&llm).await;
+
+    let stopping = Instant::now();
+    first.sigterm();
+    let status = first.wait_exit(Duration::from_secs(10)).await;
+    let took = stopping.elapsed();
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "{status:?}: {}",
+        first.output()
+    );
+    assert!(
+        took < Duration::from_secs(4),
+        "SHUTDOWN_TIMEOUT_SECS=1 should stop within ~3 s, took {took:?}: {}",
+        first.output()
+    );
+    assert!(requests_to(&webex, "POST", "/messages").await.is_empty());
+    assert!(
+        first.output().contains("stays pending"),
+        "the shutdown says what happens to the work: {}",
+        first.output()
+    );
+
+    // The next start answers the pending event, once, with a quick LLM.
+    llm.reset().await;
+    mount_ollama(&llm, echo_answerer()).await;
+    let mut second = BotProcess::spawn(dir.path(), "second", &["serve"], &env);
+    wait_healthy(port, &mut second).await;
+    assert!(
+        eventually(Duration::from_secs(15), || async {
+            !requests_to(&webex, "POST", "/messages").await.is_empty()
+        })
+        .await,
+        "the pending event was not answered after the restart: {}",
+        second.output()
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let replies = requests_to(&webex, "POST", "/messages").await;
+    assert_eq!(replies.len(), 1, "{replies:?}");
+    assert_eq!(replies[0]["markdown"], "Echo: take your time");
+    second.sigterm();
+    assert!(
+        second
+            .wait_exit(Duration::from_secs(10))
+            .await
+            .is_some_and(|s| s.success())
+    );
+}
