@@ -121,8 +121,8 @@ async fn room_worker(state: AppState, room_id: String) {
     }
 }
 
-/// This worker's hold on a room. Renewed in the background; [`RoomLease::confirm`] renews it
-/// right before an irreversible step (posting a reply).
+/// This worker's hold on a room. Renewed in the background; [`RoomLease::confirm_post`]
+/// renews it right before the irreversible step, posting a reply.
 pub(crate) struct RoomLease {
     store: Store,
     room_id: String,
@@ -183,38 +183,51 @@ impl RoomLease {
             .store
             .renew_room(&self.room_id, &self.owner, self.ttl)
             .await?;
-        if renewed && let Ok(mut until) = self.held_until.lock() {
-            *until = (*until).max(sent + Self::usable(self.ttl));
+        if renewed {
+            self.extend(sent);
         }
         Ok(renewed)
     }
 
-    /// Makes sure this replica still holds the room before an irreversible step, renewing
-    /// the lease. False (and the room is let go) when it is lost or cannot be confirmed.
-    pub(crate) async fn confirm(&self) -> bool {
+    fn extend(&self, renewal_sent: Instant) {
+        if let Ok(mut until) = self.held_until.lock() {
+            *until = (*until).max(renewal_sent + Self::usable(self.ttl));
+        }
+    }
+
+    /// Makes sure posting part `part` of event `seq`'s answer is still this worker's job
+    /// (the room is still ours, the event still pending, that part not posted by another
+    /// worker), renewing the lease. False, and the room is let go, when it is not or when
+    /// that cannot be confirmed in time.
+    pub(crate) async fn confirm_post(&self, seq: i64, part: i64) -> bool {
         if !self.is_held() {
             self.let_go();
             return false;
         }
-        let deadline = self.deadline();
-        match tokio::time::timeout_at(deadline, self.renew()).await {
-            Ok(Ok(true)) => true,
+        let sent = Instant::now();
+        let confirmed = tokio::time::timeout_at(
+            self.deadline(),
+            self.store
+                .confirm_post(&self.room_id, &self.owner, self.ttl, seq, part),
+        )
+        .await;
+        match confirmed {
+            Ok(Ok(true)) => {
+                self.extend(sent);
+                return true;
+            }
             Ok(Ok(false)) => {
-                tracing::warn!(room_id = %self.room_id, "room lease lost to another replica");
-                self.let_go();
-                false
+                tracing::warn!(room_id = %self.room_id, "room lease lost, or the event handled elsewhere")
             }
             Ok(Err(e)) => {
-                tracing::warn!(room_id = %self.room_id, error = %e, "cannot confirm the room lease; letting the room go");
-                self.let_go();
-                false
+                tracing::warn!(room_id = %self.room_id, error = %e, "cannot confirm the room lease")
             }
             Err(_) => {
-                tracing::warn!(room_id = %self.room_id, "the room lease could not be confirmed in time; letting the room go");
-                self.let_go();
-                false
+                tracing::warn!(room_id = %self.room_id, "the room lease could not be confirmed in time")
             }
         }
+        self.let_go();
+        false
     }
 
     /// Renews every third of the TTL until the worker is done or the lease is gone.

@@ -500,6 +500,31 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Renews the lease right before part `part` of event `seq`'s answer is posted, and only
+    /// if posting it is still this owner's job: the lease is this owner's, the event is
+    /// pending, and no other worker recorded that part as posted. False otherwise.
+    pub async fn confirm_post(
+        &self,
+        room_id: &str,
+        owner: &str,
+        ttl: Duration,
+        seq: i64,
+        part: i64,
+    ) -> Result<bool> {
+        let done = sqlx::query(self.timed(
+            "UPDATE room_leases SET expires_at = {now} + $1 WHERE room_id = $2 AND owner = $3 \
+             AND EXISTS (SELECT 1 FROM inbox WHERE seq = $4 AND state = 'pending' AND parts_sent <= $5)",
+        ))
+        .bind(ms(ttl))
+        .bind(room_id)
+        .bind(owner)
+        .bind(seq)
+        .bind(part)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     pub async fn release_room(&self, room_id: &str, owner: &str) -> Result<()> {
         sqlx::query("DELETE FROM room_leases WHERE room_id = $1 AND owner = $2")
             .bind(room_id)

@@ -1,6 +1,7 @@
 //! Posting an answer: split under Webex's size limit, in order, resuming after the parts an
-//! earlier attempt already posted. Each part is posted only after the room's lease is
-//! confirmed, so a replica that lost the room does not answer in it.
+//! earlier attempt already posted. Each part is posted only after the store confirms it is
+//! still this worker's to post (room lease held, event pending, part not yet recorded), so a
+//! replica that lost the room does not answer in it.
 
 use crate::dispatcher::RoomLease;
 use crate::state::AppState;
@@ -8,7 +9,8 @@ use crate::state::AppState;
 #[derive(Debug)]
 pub enum PostError {
     Webex(webex::Error),
-    /// The room's lease is gone: the replica that holds it now finishes the event.
+    /// The room's lease is gone (or the event was handled elsewhere): the replica that
+    /// holds the room now finishes the event.
     LeaseLost,
 }
 
@@ -36,7 +38,8 @@ pub async fn post(
             markdown: Some(part),
             text: None,
         };
-        if !lease.confirm().await {
+        let part = i64::try_from(index).unwrap_or(i64::MAX);
+        if !lease.confirm_post(seq, part).await {
             return Err(PostError::LeaseLost);
         }
         state

@@ -25,7 +25,9 @@ const SEED: u64 = 20_261_127;
 /// Deliveries in flight at once.
 const WAVE: usize = 8;
 /// How long the fake LLM takes while the test holds it (see the kill test).
-const HELD_ANSWER: Duration = Duration::from_secs(8);
+const HELD_ANSWER: Duration = Duration::from_secs(10);
+/// Waves delivered to both replicas while the LLM is held, before the kill.
+const HELD_WAVES: usize = 4;
 
 /// One message of one conversation (a direct space per conversation).
 struct Message {
@@ -173,7 +175,9 @@ async fn start(url: &str, lease_ttl: Option<Duration>, hold: Arc<AtomicBool>) ->
         .env("LLM_TIMEOUT_SECS", "30")
         .answer(slow_echo(hold));
     if let Some(ttl) = lease_ttl {
-        spawn = spawn.lease_ttl(ttl);
+        // The kill test holds LLM answers for seconds; enough LLM slots that the held
+        // calls do not also hold up the rooms taken over.
+        spawn = spawn.lease_ttl(ttl).env("LLM_MAX_CONCURRENCY", "64");
     }
     let app = TestApp::spawn(spawn).await;
     app.approve(ALICE).await;
@@ -207,6 +211,16 @@ async fn wait_all_answered(app: &TestApp, since: Instant, limit: Duration) -> Du
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+async fn all_done(app: &TestApp, ids: &[String]) -> bool {
+    for id in ids {
+        match app.state.store.event_outcome(id).await.unwrap() {
+            Some((state, _)) if state == "done" => {}
+            _ => return false,
+        }
+    }
+    true
 }
 
 /// Exactly one reply per message, each in its room, each conversation's in the order sent,
@@ -323,7 +337,7 @@ async fn a_replica_killed_mid_run_leaves_its_rooms_to_the_other() {
 
     let began = Instant::now();
     let half = waves.len() / 2;
-    let three_quarters = waves.len() * 3 / 4;
+    let then = half + HELD_WAVES;
     for wave in &waves[..half] {
         deliver(&a, Some(&b), &messages, wave).await;
     }
@@ -331,52 +345,77 @@ async fn a_replica_killed_mid_run_leaves_its_rooms_to_the_other() {
     // attempt counted, message fetched, LLM asked), and keep delivering to both.
     hold.store(true, Ordering::SeqCst);
     let held_at = Instant::now();
-    for wave in &waves[half..three_quarters] {
+    for wave in &waves[half..then] {
         deliver(&a, Some(&b), &messages, wave).await;
     }
-    // Kill B once no reply has been posted for a second: no post of B is in flight or
-    // unrecorded then. (A kill between Webex accepting a post and the store recording it
-    // repeats that post; no store can close that window, see docs/scaling.md.)
-    let mut last = (a.replies().await.len(), Instant::now());
-    while last.1.elapsed() < Duration::from_secs(1) {
+    // Kill B once every reply posted so far is recorded as done and nothing moved for half
+    // a second: no post of B is then in flight or unrecorded. (A kill between Webex
+    // accepting a post and the store recording it repeats that post; no store can close
+    // that window, see docs/scaling.md.)
+    let settled = || async {
+        let replies = a.replies().await.len();
+        let done = a.state.store.counts().await.unwrap().processed_events;
+        (replies, usize::try_from(done).unwrap())
+    };
+    let mut last = (settled().await, Instant::now());
+    while last.0.0 != last.0.1 || last.1.elapsed() < Duration::from_millis(500) {
         tokio::time::sleep(Duration::from_millis(50)).await;
-        let now = a.replies().await.len();
+        let now = settled().await;
         if now != last.0 {
             last = (now, Instant::now());
         }
     }
-    let mut rooms_of_b = 0;
+    // What B has in hand: the first pending event of each room it holds.
+    let mut in_hand = Vec::new();
     for room in 0..ROOMS {
-        if a.state.store.room_owner(&room_id(room)).await.unwrap() == Some(b.instance_id.clone()) {
-            rooms_of_b += 1;
+        let room = room_id(room);
+        if a.state.store.room_owner(&room).await.unwrap() == Some(b.instance_id.clone())
+            && let Some(event) = a.state.store.next_pending(&room).await.unwrap()
+        {
+            in_hand.push(event.message_id);
         }
     }
-    let replies_at_kill = last.0;
+    let replies_at_kill = last.0.0;
     b.kill();
+    let killed = Instant::now();
     assert!(
         held_at.elapsed() < HELD_ANSWER,
         "the machine is too slow for this test: B was killed after its held LLM answers came back"
     );
     assert!(
-        rooms_of_b > 0,
-        "B held no room when it was killed, so nothing tested the takeover"
+        !in_hand.is_empty(),
+        "B held no room with work when it was killed, so nothing tested the takeover"
     );
     hold.store(false, Ordering::SeqCst);
-    let killed = Instant::now();
-    // The load balancer now sends everything to A.
-    for wave in &waves[three_quarters..] {
-        deliver(&a, None, &messages, wave).await;
-    }
+
+    // The load balancer now sends everything to A; meanwhile, see when A has finished what
+    // B had in hand (after B's leases expire).
+    let rest = async {
+        for wave in &waves[then..] {
+            deliver(&a, None, &messages, wave).await;
+        }
+    };
+    let taken_over = async {
+        while !all_done(&a, &in_hand).await {
+            assert!(
+                killed.elapsed() < Duration::from_secs(120),
+                "A did not take over B's rooms"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        killed.elapsed()
+    };
+    let ((), taken_over) = tokio::join!(rest, taken_over);
     let took = wait_all_answered(&a, began, Duration::from_secs(180)).await;
-    let after_kill = killed.elapsed();
     let replies = assert_exactly_once_in_order(&a, &messages).await;
     let asked = a.llm_requests().await.len();
     assert!(asked >= MESSAGES);
     eprintln!(
-        "replicas: B killed holding {rooms_of_b} rooms after {replies_at_kill} replies; A finished \
-         {} ms later (lease TTL {} s); {replies} replies, 0 duplicates, {asked} LLM calls \
-         (questions B had in hand asked again), in {} ms",
-        after_kill.as_millis(),
+        "replicas: B killed after {replies_at_kill} replies with {} events in hand (rooms leased); \
+         A answered them {} ms after the kill (lease TTL {} s); {replies} replies, 0 duplicates, \
+         {asked} LLM calls (B's questions asked again), all answered after {} ms",
+        in_hand.len(),
+        taken_over.as_millis(),
         lease_ttl.as_secs(),
         took.as_millis()
     );

@@ -473,6 +473,43 @@ async fn leases_follow_owners_and_a_restart_takes_back_its_own() {
             !store.claim_room("r4", "host:8080:dddd", ttl).await.unwrap(),
             "{name}"
         );
+        // Posting is confirmed only while the room, the pending event and the part are ours.
+        let payload = "{}";
+        let ev = NewEvent {
+            message_id: "m-post",
+            room_id: "r1",
+            payload,
+        };
+        store.enqueue(&ev).await.unwrap();
+        let seq = store.next_pending("r1").await.unwrap().unwrap().seq;
+        let confirm = |owner: &'static str, part: i64| {
+            let store = store.clone();
+            async move {
+                store
+                    .confirm_post("r1", owner, ttl, seq, part)
+                    .await
+                    .unwrap()
+            }
+        };
+        assert!(confirm("host:8080:dddd", 0).await, "{name}");
+        assert!(!confirm("host:8081:bbbb", 0).await, "{name}: not the owner");
+        store.set_parts_sent(seq, 1).await.unwrap();
+        assert!(
+            !confirm("host:8080:dddd", 0).await,
+            "{name}: part 0 already posted"
+        );
+        assert!(confirm("host:8080:dddd", 1).await, "{name}");
+        let done = Finish {
+            outcome: "answered",
+            turns: None,
+            keep_messages: 40,
+        };
+        assert!(store.finish(seq, done).await.unwrap());
+        assert!(
+            !confirm("host:8080:dddd", 1).await,
+            "{name}: handled already"
+        );
+
         // Expired leases have no owner.
         assert!(
             store
