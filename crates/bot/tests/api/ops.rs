@@ -753,3 +753,94 @@ async fn shutdown_timeout_leaves_the_event_pending_for_the_next_start() {
             .is_some_and(|s| s.success())
     );
 }
+
+// ---- systemd's notify protocol (Type=notify in deploy/systemd) ----------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_speaks_the_systemd_notify_protocol() {
+    use std::os::unix::net::UnixDatagram;
+
+    let dir = tempfile::tempdir().unwrap();
+    let webex = MockServer::start().await;
+    mount_webex_basics(&webex).await;
+    let llm = MockServer::start().await;
+    mount_ollama(&llm, echo_answerer()).await;
+    // systemd's end of the socket: what the bot sends, in order.
+    let socket_path = dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let received = Arc::new(Mutex::new(Vec::<String>::new()));
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let (received, done) = (received.clone(), done.clone());
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while !done.load(Ordering::SeqCst) {
+                if let Ok(n) = socket.recv(&mut buf) {
+                    let text = String::from_utf8_lossy(&buf[..n]).trim().to_owned();
+                    received.lock().unwrap().push(text);
+                }
+            }
+        })
+    };
+    let count = |what: &str| {
+        received
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|m| m.lines().any(|l| l == what))
+            .count()
+    };
+
+    let port = free_port();
+    let mut env = process_env(dir.path(), &webex, &llm);
+    env.push(("BIND_ADDR".into(), format!("127.0.0.1:{port}")));
+    env.push(("NOTIFY_SOCKET".into(), socket_path.display().to_string()));
+    // WatchdogSec=0.4 → the bot pings every 0.2 s.
+    env.push(("WATCHDOG_USEC".into(), "400000".into()));
+    let mut bot = BotProcess::spawn(dir.path(), "notify", &["serve"], &env);
+
+    assert!(
+        eventually(Duration::from_secs(15), || async { count("READY=1") == 1 }).await,
+        "no READY=1: {}",
+        bot.output()
+    );
+    // READY means serving: the port answers at once.
+    let health = reqwest::get(format!("http://127.0.0.1:{port}/health"))
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    assert!(
+        eventually(Duration::from_secs(5), || async { count("WATCHDOG=1") >= 2 }).await,
+        "no watchdog pings: {:?}",
+        received.lock().unwrap()
+    );
+
+    // systemctl reload = SIGHUP: RELOADING=1, then READY=1 again.
+    let hup = Command::new("kill")
+        .args(["-HUP", &bot.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            count("RELOADING=1") == 1 && count("READY=1") == 2
+        })
+        .await,
+        "{:?}",
+        received.lock().unwrap()
+    );
+
+    bot.sigterm();
+    let status = bot.wait_exit(Duration::from_secs(15)).await;
+    assert!(status.is_some_and(|s| s.success()), "{}", bot.output());
+    assert!(
+        eventually(Duration::from_secs(2), || async { count("STOPPING=1") == 1 }).await,
+        "{:?}",
+        received.lock().unwrap()
+    );
+    done.store(true, Ordering::SeqCst);
+    reader.join().unwrap();
+}
