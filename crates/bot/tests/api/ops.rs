@@ -813,7 +813,10 @@ async fn serve_speaks_the_systemd_notify_protocol() {
         .unwrap();
     assert_eq!(health.status(), 200);
     assert!(
-        eventually(Duration::from_secs(5), || async { count("WATCHDOG=1") >= 2 }).await,
+        eventually(Duration::from_secs(5), || async {
+            count("WATCHDOG=1") >= 2
+        })
+        .await,
         "no watchdog pings: {:?}",
         received.lock().unwrap()
     );
@@ -837,7 +840,10 @@ async fn serve_speaks_the_systemd_notify_protocol() {
     let status = bot.wait_exit(Duration::from_secs(15)).await;
     assert!(status.is_some_and(|s| s.success()), "{}", bot.output());
     assert!(
-        eventually(Duration::from_secs(2), || async { count("STOPPING=1") == 1 }).await,
+        eventually(Duration::from_secs(2), || async {
+            count("STOPPING=1") == 1
+        })
+        .await,
         "{:?}",
         received.lock().unwrap()
     );
