@@ -262,18 +262,14 @@ async fn run(state: &AppState, lease: &RoomLease, event: &PendingEvent) -> Dispo
         target,
     };
 
+    let progress = reply::Progress {
+        seq: event.seq,
+        already_sent: event.parts_sent,
+        check_since_ms: (event.attempts > 0).then_some(event.received_at),
+    };
     // An earlier attempt already has the LLM's answer: only the posting is left.
     if let Some(answer) = &event.reply {
-        return finish_answer(
-            state,
-            lease,
-            event.seq,
-            event.parts_sent,
-            &ctx,
-            &text,
-            answer,
-        )
-        .await;
+        return finish_answer(state, lease, progress, &ctx, &text, answer).await;
     }
     if let Some(command) = crate::commands::parse(&text) {
         tracing::info!(command = command.name(), sender = %ctx.sender, "command");
@@ -285,16 +281,7 @@ async fn run(state: &AppState, lease: &RoomLease, event: &PendingEvent) -> Dispo
                 };
             }
         };
-        return match reply::post(
-            state,
-            lease,
-            event.seq,
-            event.parts_sent,
-            &ctx.target,
-            &answer,
-        )
-        .await
-        {
+        return match reply::post(state, lease, progress, &ctx.target, &answer).await {
             Ok(()) => Disposition::Done {
                 outcome: "command",
                 turns: None,
@@ -303,15 +290,7 @@ async fn run(state: &AppState, lease: &RoomLease, event: &PendingEvent) -> Dispo
         };
     }
     if text.is_empty() {
-        return match reply::post(
-            state,
-            lease,
-            event.seq,
-            event.parts_sent,
-            &ctx.target,
-            strings::EMPTY_MESSAGE,
-        )
-        .await
+        return match reply::post(state, lease, progress, &ctx.target, strings::EMPTY_MESSAGE).await
         {
             Ok(()) => Disposition::Done {
                 outcome: "empty",
@@ -329,8 +308,7 @@ async fn run(state: &AppState, lease: &RoomLease, event: &PendingEvent) -> Dispo
             return match reply::post(
                 state,
                 lease,
-                event.seq,
-                event.parts_sent,
+                progress,
                 &ctx.target,
                 strings::LLM_UNAVAILABLE,
             )
@@ -354,19 +332,22 @@ async fn run(state: &AppState, lease: &RoomLease, event: &PendingEvent) -> Dispo
             cause: anyhow::Error::new(e).context("saving the answer"),
         };
     }
-    finish_answer(state, lease, event.seq, 0, &ctx, &text, &answer).await
+    let fresh = reply::Progress {
+        already_sent: 0,
+        ..progress
+    };
+    finish_answer(state, lease, fresh, &ctx, &text, &answer).await
 }
 
 async fn finish_answer(
     state: &AppState,
     lease: &RoomLease,
-    seq: i64,
-    already_sent: i64,
+    progress: reply::Progress,
     ctx: &Context,
     question: &str,
     answer: &str,
 ) -> Disposition {
-    match reply::post(state, lease, seq, already_sent, &ctx.target, answer).await {
+    match reply::post(state, lease, progress, &ctx.target, answer).await {
         Ok(()) => Disposition::Done {
             outcome: "answered",
             turns: Some((

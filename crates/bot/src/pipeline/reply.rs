@@ -2,6 +2,11 @@
 //! earlier attempt already posted. Each part is posted only after the store confirms it is
 //! still this worker's to post (room lease held, event pending, part not yet recorded), so a
 //! replica that lost the room does not answer in it.
+//!
+//! Webex has no idempotency keys: an attempt that died after Webex accepted a part but before
+//! the store recorded it would repeat that part. So a later attempt first looks at the room's
+//! newest messages and skips the part when the bot already posted exactly it since the event
+//! arrived.
 
 use crate::dispatcher::RoomLease;
 use crate::state::AppState;
@@ -14,6 +19,55 @@ pub enum PostError {
     LeaseLost,
 }
 
+/// How far an earlier attempt got.
+#[derive(Clone, Copy, Debug)]
+pub struct Progress {
+    pub seq: i64,
+    /// Parts the store has recorded as posted.
+    pub already_sent: i64,
+    /// Set when an earlier attempt ran: it may have posted the next part without recording
+    /// it. The value is when the event arrived (unix ms): only later messages can be ours.
+    pub check_since_ms: Option<i64>,
+}
+
+/// Messages of the room looked at when checking for a part an earlier attempt posted.
+const RECENT_MESSAGES: u32 = 20;
+/// Clock skew allowed between this host and Webex when comparing creation times.
+const SKEW_MS: i64 = 120_000;
+
+/// Whether the bot already posted `part` in this room or thread since `since_ms`.
+async fn already_posted(
+    state: &AppState,
+    target: &Target,
+    part: &str,
+    since_ms: i64,
+) -> Result<bool, webex::Error> {
+    let recent = state
+        .webex
+        .list_messages(&target.room_id, target.parent_id.as_ref(), RECENT_MESSAGES)
+        .await?;
+    let part = part.trim();
+    Ok(recent.iter().any(|m| {
+        let by_bot = m
+            .person_id
+            .as_ref()
+            .is_some_and(|p| state.bot.id.same_person(p.as_str()));
+        let recent_enough = m
+            .created
+            .as_deref()
+            .and_then(|c| {
+                time::OffsetDateTime::parse(c, &time::format_description::well_known::Rfc3339).ok()
+            })
+            .is_none_or(|t| {
+                i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+                    >= since_ms - SKEW_MS
+            });
+        let same = m.markdown.as_deref().map(str::trim) == Some(part)
+            || m.text.as_deref().map(str::trim) == Some(part);
+        by_bot && recent_enough && same
+    }))
+}
+
 /// Where an answer goes: the room, and the thread root in group spaces.
 #[derive(Clone, Debug)]
 pub struct Target {
@@ -24,14 +78,30 @@ pub struct Target {
 pub async fn post(
     state: &AppState,
     lease: &RoomLease,
-    seq: i64,
-    already_sent: i64,
+    progress: Progress,
     target: &Target,
     markdown: &str,
 ) -> Result<(), PostError> {
+    let seq = progress.seq;
     let parts = webex::split::split_markdown(markdown, webex::split::MAX_MESSAGE_BYTES);
-    let already = usize::try_from(already_sent).unwrap_or(0);
+    let already = usize::try_from(progress.already_sent).unwrap_or(0);
     for (index, part) in parts.into_iter().enumerate().skip(already) {
+        if index == already
+            && let Some(since) = progress.check_since_ms
+            && already_posted(state, target, &part, since)
+                .await
+                .map_err(PostError::Webex)?
+        {
+            tracing::info!(
+                part = index,
+                "an earlier attempt posted this part; not repeating it"
+            );
+            let sent = i64::try_from(index + 1).unwrap_or(i64::MAX);
+            if let Err(e) = state.store.set_parts_sent(seq, sent).await {
+                tracing::warn!(error = %e, "cannot record the posted part");
+            }
+            continue;
+        }
         let message = webex::NewMessage {
             room_id: target.room_id.clone(),
             parent_id: target.parent_id.clone(),

@@ -96,6 +96,16 @@ pub fn echo_answerer() -> Answerer {
 /// under 7439 bytes (else 400, like Webex), answers with the created message.
 struct CreateMessage {
     counter: Mutex<u64>,
+    posted: Posted,
+}
+
+/// Messages the fake Webex has accepted, oldest first, for `GET /messages?roomId=…`.
+type Posted = Arc<Mutex<Vec<Value>>>;
+
+fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
 }
 
 impl Respond for CreateMessage {
@@ -127,16 +137,51 @@ impl Respond for CreateMessage {
             "markdown": text,
             "personId": BOT_ID,
             "personEmail": "helpbot@webex.bot",
-            "created": "2026-11-27T10:00:00.000Z"
+            "created": now_rfc3339()
         });
         if let Some(parent) = body["parentId"].as_str() {
             created["parentId"] = json!(parent);
         }
+        self.posted.lock().unwrap().push(created.clone());
         ResponseTemplate::new(200).set_body_json(created)
     }
 }
 
+/// Fake `GET /messages?roomId=…[&parentId=…]&max=…`: the room's (or thread's) messages the
+/// fake accepted, newest first, like Webex lists them.
+struct ListMessages {
+    posted: Posted,
+}
+
+impl Respond for ListMessages {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let query: HashMap<String, String> = request.url.query_pairs().into_owned().collect();
+        let Some(room) = query.get("roomId") else {
+            return ResponseTemplate::new(400)
+                .set_body_json(json!({"message": "roomId required", "trackingId": "T"}));
+        };
+        let max: usize = query.get("max").and_then(|m| m.parse().ok()).unwrap_or(50);
+        let items: Vec<Value> = self
+            .posted
+            .lock()
+            .unwrap()
+            .iter()
+            .rev()
+            .filter(|m| m["roomId"] == json!(room))
+            .filter(|m| {
+                query
+                    .get("parentId")
+                    .is_none_or(|p| m["parentId"] == json!(p))
+            })
+            .take(max)
+            .cloned()
+            .collect();
+        ResponseTemplate::new(200).set_body_json(json!({ "items": items }))
+    }
+}
+
 pub async fn mount_webex_basics(webex: &MockServer) {
+    let posted = Posted::default();
     Mock::given(method("GET"))
         .and(path("/people/me"))
         .and(header("authorization", format!("Bearer {TOKEN}").as_str()))
@@ -149,7 +194,14 @@ pub async fn mount_webex_basics(webex: &MockServer) {
         .and(header("content-type", "application/json"))
         .respond_with(CreateMessage {
             counter: Mutex::new(0),
+            posted: posted.clone(),
         })
+        .mount(webex)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/messages"))
+        .and(header("authorization", format!("Bearer {TOKEN}").as_str()))
+        .respond_with(ListMessages { posted })
         .mount(webex)
         .await;
 }

@@ -405,3 +405,58 @@ async fn a_message_that_is_not_there_yet_is_fetched_again() {
     assert_eq!(app.wait_handled("M-lag").await, "answered");
     assert_eq!(app.replies().await.len(), 1);
 }
+
+#[tokio::test]
+async fn a_part_an_earlier_attempt_posted_is_not_posted_again() {
+    let app = TestApp::spawn(Spawn::default()).await;
+    app.approve(ALICE).await;
+    let message = direct_message("M-posted", "ROOM-posted", ALICE, "hi");
+    mount_message(&app.webex, &message).await;
+    // Hold the room so the app's workers leave the event alone while the scene is set.
+    let store = &app.state.store;
+    assert!(
+        store
+            .claim_room("ROOM-posted", "test", Duration::from_secs(60))
+            .await
+            .unwrap()
+    );
+    let payload = event_for(&message).to_string();
+    store
+        .enqueue(&bot::store::NewEvent {
+            message_id: "M-posted",
+            room_id: "ROOM-posted",
+            payload: &payload,
+        })
+        .await
+        .unwrap();
+    // An earlier attempt got the answer, and Webex accepted it, but the process died before
+    // the store recorded the post.
+    let seq = store
+        .next_pending("ROOM-posted")
+        .await
+        .unwrap()
+        .unwrap()
+        .seq;
+    store.begin_attempt(seq).await.unwrap();
+    store.save_reply(seq, "Echo: hi").await.unwrap();
+    let posted = app
+        .http
+        .post(format!("{}/messages", app.webex.uri()))
+        .bearer_auth(TOKEN)
+        .json(&json!({"roomId": "ROOM-posted", "markdown": "Echo: hi"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status(), 200);
+    store.release_room("ROOM-posted", "test").await.unwrap();
+
+    assert_eq!(app.wait_handled("M-posted").await, "answered");
+    let replies = app.replies().await;
+    assert_eq!(replies.len(), 1, "the earlier post only: {replies:?}");
+    assert!(
+        app.llm_requests().await.is_empty(),
+        "the saved answer is reused"
+    );
+    let conversation = bot::domain::ConversationKey::direct("ROOM-posted");
+    assert_eq!(store.history(&conversation, 10).await.unwrap().len(), 2);
+}

@@ -281,18 +281,39 @@ async fn sighup_reloads_personalities_and_a_bad_file_keeps_the_old_set() {
         "description = \"Talks like a pirate\"\nsystem_prompt = \"Arr.\"\n",
     )
     .unwrap();
-    assert!(Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
+    assert!(
+        Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
     tokio::time::sleep(Duration::from_millis(500)).await;
     let after = ask(port, &webex, "hup-2", "personality list").await;
-    assert!(after.contains("pirate"), "SIGHUP picked up the new file: {after}");
+    assert!(
+        after.contains("pirate"),
+        "SIGHUP picked up the new file: {after}"
+    );
 
     // A broken new file: the reload is refused and the previous set stays.
     std::fs::write(personalities.join("broken.toml"), "description = ").unwrap();
     std::fs::remove_file(personalities.join("pirate.toml")).unwrap();
-    assert!(Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
+    assert!(
+        Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
     tokio::time::sleep(Duration::from_millis(500)).await;
     let kept = ask(port, &webex, "hup-3", "personality list").await;
-    assert!(kept.contains("pirate"), "the old set stays after a bad reload: {kept}");
+    assert!(
+        kept.contains("pirate"),
+        "the old set stays after a bad reload: {kept}"
+    );
     let log = std::fs::read_to_string(dir.path().join("hup.out")).unwrap();
-    assert!(log.contains("broken.toml"), "the bad file is named in the log");
+    assert!(
+        log.contains("broken.toml"),
+        "the bad file is named in the log"
+    );
 }

@@ -29,10 +29,16 @@ impl Ca {
         let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         params.distinguished_name.push(DnType::CommonName, name);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
         let key = KeyPair::generate().unwrap();
         let cert = params.self_signed(&key).unwrap();
-        Ca { pem: cert.pem(), issuer: Issuer::new(params, key) }
+        Ca {
+            pem: cert.pem(),
+            issuer: Issuer::new(params, key),
+        }
     }
 
     fn leaf(&self, name: &str, usage: ExtendedKeyUsagePurpose) -> Leaf {
@@ -41,7 +47,10 @@ impl Ca {
         params.extended_key_usages = vec![usage];
         let key = KeyPair::generate().unwrap();
         let cert = params.signed_by(&key, &self.issuer).unwrap();
-        Leaf { cert: cert.pem(), key: key.serialize_pem() }
+        Leaf {
+            cert: cert.pem(),
+            key: key.serialize_pem(),
+        }
     }
 }
 
@@ -67,7 +76,12 @@ fn client(ca: &Ca, identity: Option<&Leaf>) -> reqwest::Client {
 
 async fn wait_https(client: &reqwest::Client, url: &str) {
     for _ in 0..250 {
-        if client.get(url).send().await.is_ok_and(|r| r.status() == 200) {
+        if client
+            .get(url)
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
             return;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -88,8 +102,14 @@ async fn signed_webhook_through_the_https_relay_reaches_the_mtls_bot_and_is_answ
 
     let bot = TestApp::spawn(
         Spawn::default()
-            .env("TLS_CERT_PATH", write(d, "bot.pem", &bot_leaf.cert).to_str().unwrap())
-            .env("TLS_KEY_PATH", write(d, "bot.key", &bot_leaf.key).to_str().unwrap())
+            .env(
+                "TLS_CERT_PATH",
+                write(d, "bot.pem", &bot_leaf.cert).to_str().unwrap(),
+            )
+            .env(
+                "TLS_KEY_PATH",
+                write(d, "bot.key", &bot_leaf.key).to_str().unwrap(),
+            )
             .env("TLS_CLIENT_CA_PATH", internal_ca.to_str().unwrap())
             .env("RELAY_API_KEY", RELAY_KEY),
     )
@@ -99,19 +119,49 @@ async fn signed_webhook_through_the_https_relay_reaches_the_mtls_bot_and_is_answ
 
     // The bot requires a client certificate: without one the handshake is refused.
     let anonymous = client(&internal, None);
-    assert!(anonymous.get(format!("{bot_url}/health")).send().await.is_err());
-    wait_https(&client(&internal, Some(&relay_client)), &format!("{bot_url}/health")).await;
+    assert!(
+        anonymous
+            .get(format!("{bot_url}/health"))
+            .send()
+            .await
+            .is_err()
+    );
+    wait_https(
+        &client(&internal, Some(&relay_client)),
+        &format!("{bot_url}/health"),
+    )
+    .await;
 
     let env: HashMap<&str, String> = [
         ("INTERNAL_BOT_URL", bot_url.clone()),
         ("RELAY_API_KEY", RELAY_KEY.to_owned()),
         ("WEBEX_WEBHOOK_SECRET", WEBHOOK_SECRET.to_owned()),
-        ("SSL_CERT_PATH", write(d, "relay.pem", &relay_server.cert).display().to_string()),
-        ("SSL_KEY_PATH", write(d, "relay.key", &relay_server.key).display().to_string()),
+        (
+            "SSL_CERT_PATH",
+            write(d, "relay.pem", &relay_server.cert)
+                .display()
+                .to_string(),
+        ),
+        (
+            "SSL_KEY_PATH",
+            write(d, "relay.key", &relay_server.key)
+                .display()
+                .to_string(),
+        ),
         ("BIND_ADDR", "127.0.0.1:0".to_owned()),
         ("INTERNAL_CA_PATH", internal_ca.display().to_string()),
-        ("INTERNAL_CLIENT_CERT_PATH", write(d, "relay-client.pem", &relay_client.cert).display().to_string()),
-        ("INTERNAL_CLIENT_KEY_PATH", write(d, "relay-client.key", &relay_client.key).display().to_string()),
+        (
+            "INTERNAL_CLIENT_CERT_PATH",
+            write(d, "relay-client.pem", &relay_client.cert)
+                .display()
+                .to_string(),
+        ),
+        (
+            "INTERNAL_CLIENT_KEY_PATH",
+            write(d, "relay-client.key", &relay_client.key)
+                .display()
+                .to_string(),
+        ),
     ]
     .into_iter()
     .collect();
@@ -143,7 +193,10 @@ async fn signed_webhook_through_the_https_relay_reaches_the_mtls_bot_and_is_answ
     // The signed webhook goes relay → bot (mTLS, relay key) → LLM → reply.
     let good = webex_side
         .post(format!("{relay_url}/webhook"))
-        .header("x-spark-signature", webex::signature::sign(WEBHOOK_SECRET.as_bytes(), &body))
+        .header(
+            "x-spark-signature",
+            webex::signature::sign(WEBHOOK_SECRET.as_bytes(), &body),
+        )
         .body(body)
         .send()
         .await
@@ -152,7 +205,10 @@ async fn signed_webhook_through_the_https_relay_reaches_the_mtls_bot_and_is_answ
     assert_eq!(bot.wait_handled(id).await, "answered");
     let replies = bot.replies().await;
     assert_eq!(replies.len(), 1);
-    assert_eq!(replies[0]["markdown"], format!("Echo: {}", message["text"].as_str().unwrap()));
+    assert_eq!(
+        replies[0]["markdown"],
+        format!("Echo: {}", message["text"].as_str().unwrap())
+    );
 
     let _ = stop_tx.send(());
     relay_task.await.unwrap().unwrap();
@@ -183,5 +239,8 @@ async fn replaced_certificate_files_are_served_to_new_connections_without_a_rest
     write(d, "bot.pem", &new.cert);
     wait_https(&client(&new_ca, None), &health).await;
     assert!(client(&old_ca, None).get(&health).send().await.is_err());
-    assert!(bot.state.started.elapsed() > Duration::ZERO, "same process, no restart");
+    assert!(
+        bot.state.started.elapsed() > Duration::ZERO,
+        "same process, no restart"
+    );
 }
