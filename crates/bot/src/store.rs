@@ -131,6 +131,8 @@ const LEADER_LOCK_KEY: i32 = 0x7765_6278;
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
+    /// Used only by `enqueue`: see `INGEST_CONNECTIONS`.
+    ingest: AnyPool,
     backend: Backend,
     /// What a dedicated (non-pool) connection needs: the URL and the schema.
     url: String,
@@ -160,6 +162,41 @@ fn sqlite_path(url: &str) -> Option<&str> {
         .or_else(|| url.strip_prefix("sqlite:"))?;
     let path = rest.split('?').next().unwrap_or(rest);
     (!path.is_empty() && path != ":memory:").then_some(path)
+}
+
+/// Connections reserved for recording incoming events (`Store::enqueue`).
+const INGEST_CONNECTIONS: u32 = 2;
+
+fn pool_options(backend: Backend, schema: Option<String>, max: u32) -> AnyPoolOptions {
+    AnyPoolOptions::new()
+        .max_connections(max.max(1))
+        .acquire_timeout(Duration::from_secs(10))
+        .after_connect(move |conn, _meta| {
+            let schema = schema.clone();
+            Box::pin(async move {
+                match backend {
+                    // WAL: readers never block the writer; NORMAL sync is durable against
+                    // process crashes (kill -9), which is what "acknowledged is never
+                    // lost" needs, at a fraction of FULL's fsync cost.
+                    Backend::Sqlite => {
+                        conn.execute(
+                            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; \
+                             PRAGMA busy_timeout=10000; PRAGMA foreign_keys=ON;",
+                        )
+                        .await?;
+                    }
+                    Backend::Postgres => {
+                        if let Some(schema) = schema {
+                            conn.execute(sqlx::AssertSqlSafe(format!(
+                                "SET search_path TO \"{schema}\""
+                            )))
+                            .await?;
+                        }
+                    }
+                }
+                Ok(())
+            })
+        })
 }
 
 impl Store {
@@ -204,40 +241,30 @@ impl Store {
             .await?;
             pool.close().await;
         }
-        let schema = options.pg_schema.clone();
-        let pool = AnyPoolOptions::new()
-            .max_connections(options.max_connections.max(1))
-            .acquire_timeout(Duration::from_secs(10))
-            .after_connect(move |conn, _meta| {
-                let schema = schema.clone();
-                Box::pin(async move {
-                    match backend {
-                        // WAL: readers never block the writer; NORMAL sync is durable
-                        // against process crashes (kill -9), which is what "acknowledged
-                        // is never lost" needs, at a fraction of FULL's fsync cost.
-                        Backend::Sqlite => {
-                            conn.execute(
-                                "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; \
-                                 PRAGMA busy_timeout=10000; PRAGMA foreign_keys=ON;",
-                            )
-                            .await?;
-                        }
-                        Backend::Postgres => {
-                            if let Some(schema) = schema {
-                                conn.execute(sqlx::AssertSqlSafe(format!(
-                                    "SET search_path TO \"{schema}\""
-                                )))
-                                .await?;
-                            }
-                        }
-                    }
-                    Ok(())
-                })
-            })
+        // SQLite has one writer at a time, and a connection that finds the database locked
+        // sleeps in SQLite's busy handler (up to 100 ms a try): with several connections a
+        // webhook's insert could wait behind the workers for a second. One connection
+        // queues every statement fairly in the pool instead.
+        let max = match backend {
+            Backend::Sqlite => 1,
+            Backend::Postgres => options.max_connections,
+        };
+        let pool = pool_options(backend, options.pg_schema.clone(), max)
             .connect(&url)
             .await?;
+        // On PostgreSQL webhook acknowledgements get connections of their own, so a 200
+        // never queues behind the workers' traffic (hundreds of rooms at once).
+        let ingest = match backend {
+            Backend::Sqlite => pool.clone(),
+            Backend::Postgres => {
+                pool_options(backend, options.pg_schema.clone(), INGEST_CONNECTIONS)
+                    .connect(&url)
+                    .await?
+            }
+        };
         let store = Store {
             pool,
+            ingest,
             backend,
             url,
             pg_schema: options.pg_schema.clone(),
@@ -248,14 +275,14 @@ impl Store {
     }
 
     async fn migrate(&self) -> Result<()> {
-        match self.backend {
-            Backend::Sqlite => sqlx::migrate!("migrations/sqlite").run(&self.pool).await?,
-            Backend::Postgres => {
-                sqlx::migrate!("migrations/postgres")
-                    .run(&self.pool)
-                    .await?
-            }
-        }
+        let mut migrator = match self.backend {
+            Backend::Sqlite => sqlx::migrate!("migrations/sqlite"),
+            Backend::Postgres => sqlx::migrate!("migrations/postgres"),
+        };
+        // Migrations only add; a previous binary started on a newer database (a rollback)
+        // must not refuse to run because it does not know the newest migration.
+        migrator.set_ignore_missing(true);
+        migrator.run(&self.pool).await?;
         Ok(())
     }
 
@@ -274,6 +301,7 @@ impl Store {
         if let Some(session) = self.leader.lock().await.take() {
             let _ = session.conn.close().await;
         }
+        self.ingest.close().await;
         self.pool.close().await;
     }
 
@@ -323,7 +351,7 @@ impl Store {
         .bind(ev.room_id)
         .bind(ev.payload)
         .bind(now_ms())
-        .execute(&self.pool)
+        .execute(&self.ingest)
         .await?;
         Ok(if done.rows_affected() == 1 {
             Enqueued::New

@@ -67,7 +67,7 @@ async fn startup_registers_the_webhook_and_removes_stale_ones() {
         Spawn::default().env("BOT_PUBLIC_URL", "https://bot.example.com/"),
     )
     .await;
-    let health = app.health().await;
+    let health = registered_health(&app).await;
     assert_eq!(health["webhook"]["registered"], true, "{health}");
     assert_eq!(health["webhook"]["id"], "NEW");
     assert_eq!(
@@ -118,6 +118,18 @@ async fn an_active_matching_webhook_is_kept_and_updated() {
         Spawn::default().env("BOT_PUBLIC_URL", "https://bot.example.com"),
     )
     .await;
-    assert_eq!(app.health().await["webhook"]["id"], "GOOD");
+    assert_eq!(registered_health(&app).await["webhook"]["id"], "GOOD");
     app.webex.verify().await;
+}
+
+/// `/health` once startup's registration (which runs after the port is bound) is done.
+async fn registered_health(app: &TestApp) -> serde_json::Value {
+    for _ in 0..250 {
+        let health = app.health().await;
+        if health["webhook"]["registered"] == true {
+            return health;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    app.health().await
 }
