@@ -562,3 +562,29 @@ async fn database_max_connections_sizes_the_postgres_pool_and_sqlite_uses_one() 
     };
     assert_eq!(Store::connect(&options).await.unwrap().max_connections(), 3);
 }
+
+#[tokio::test]
+async fn an_older_binary_starts_on_a_database_with_a_newer_migration() {
+    // A rollback: the database has a migration this binary does not know.
+    let dir = tempfile::tempdir().unwrap();
+    let options = StoreOptions {
+        url: format!("sqlite://{}/bot.db", dir.path().display()),
+        max_connections: 1,
+        pg_schema: None,
+    };
+    let store = Store::connect(&options).await.unwrap();
+    store.close().await;
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}/bot.db", dir.path().display()))
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, installed_on, success, checksum, execution_time) \
+         VALUES (99990101000000, 'from the future', CURRENT_TIMESTAMP, 1, x'00', 0)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+    let store = Store::connect(&options).await.unwrap();
+    store.ping().await.unwrap();
+}
