@@ -304,7 +304,9 @@ impl Knobs {
 pub fn test_database_url(test: &str) -> Option<String> {
     let url = std::env::var("TEST_DATABASE_URL").ok();
     if url.is_none() {
-        eprintln!("TEST_DATABASE_URL is not set: {test} skipped (it needs PostgreSQL)");
+        say_skipped(&format!(
+            "TEST_DATABASE_URL is not set: {test} skipped (it needs PostgreSQL)"
+        ));
     }
     url
 }
@@ -723,4 +725,11 @@ impl Drop for Replica {
             runtime.shutdown_background();
         }
     }
+}
+
+/// Writes straight to the process's stderr: libtest captures `eprintln!` of passing tests,
+/// and a skipped PostgreSQL test must be visible in `cargo test`'s output.
+pub fn say_skipped(message: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{message}");
 }

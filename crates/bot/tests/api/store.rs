@@ -27,7 +27,9 @@ pub async fn postgres_store() -> Option<Store> {
     let Ok(url) = std::env::var("TEST_DATABASE_URL") else {
         static SAID: std::sync::Once = std::sync::Once::new();
         SAID.call_once(|| {
-            eprintln!("TEST_DATABASE_URL is not set: PostgreSQL store tests skipped")
+            crate::helpers::say_skipped(
+                "TEST_DATABASE_URL is not set: PostgreSQL store tests skipped",
+            )
         });
         return None;
     };
