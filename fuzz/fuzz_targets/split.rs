@@ -53,10 +53,17 @@ fuzz_target!(|data: &[u8]| {
     let max = 64 + usize::from(first) * 2;
     let parts = webex::split::split_markdown(text, max);
     let input_open = ends_inside_fence(text);
+    // The documented limit: a fence whose opening line (or fence run) takes more than half
+    // of the limit cannot be repeated in every part, so balance is not promised then.
+    let wrappable = text.split('\n').all(|line| {
+        let t = line.trim_start_matches([' ', '\t']);
+        let run = t.chars().take_while(|c| *c == '`' || *c == '~').count();
+        run < 3 || (line.len() <= max / 2 && 2 * (line.len() - t.len() + run) + 20 <= max / 2)
+    });
     for (i, part) in parts.iter().enumerate() {
         assert!(part.len() <= max, "part {i} is {} bytes > {max}", part.len());
         assert!(!part.trim().is_empty() || text.len() <= max, "part {i} is blank");
-        if !(i + 1 == parts.len() && input_open) {
+        if wrappable && !(i + 1 == parts.len() && input_open) {
             assert!(!ends_inside_fence(part), "part {i} leaves a fence open: {part:?}");
         }
     }

@@ -16,9 +16,11 @@ pub const MAX_MESSAGE_BYTES: usize = 7439;
 /// whitespace between parts, gives the original content. A text that fits is returned
 /// unchanged as one part; an empty text gives no parts.
 ///
-/// Never panics. Limits: a block whose fence lines take more than half of `max_bytes`
-/// cannot repeat them in every part and is split like prose; below 64 bytes the limit
-/// can be exceeded where a single character does not fit.
+/// Never panics. A split block is reopened with its fence and language tag only (the
+/// first word of the info string, at most 16 bytes). Limits: a block whose opening fence
+/// line is longer than half of `max_bytes`, or whose fence (reopen plus close line) takes
+/// more than half of it, cannot be wrapped in every part and is split like prose; below
+/// 64 bytes the limit can be exceeded where a single character does not fit.
 pub fn split_markdown(text: &str, max_bytes: usize) -> Vec<String> {
     split_parts(text, max_bytes)
         .into_iter()
@@ -169,7 +171,7 @@ fn find_fences(text: &str, lines: &[Line]) -> (Vec<Fence>, Vec<Option<usize>>) {
                         open_end: line.end,
                         close_start: None,
                         end: text.len(),
-                        reopen: content.trim_end().to_owned(),
+                        reopen: reopen_line(content, ch, count),
                         close: format!("{}{}", &content[..indent], ch.to_string().repeat(count)),
                         split: false,
                         wrap: false,
@@ -190,6 +192,28 @@ fn find_fences(text: &str, lines: &[Line]) -> (Vec<Fence>, Vec<Option<usize>>) {
         }
     }
     (fences, line_fence)
+}
+
+/// The line that reopens a block in the next part: the same indentation and fence, and
+/// the language tag only (the first word of the info string, at most 16 bytes), so a long
+/// info string cannot crowd the part out. Renderers only look at the language.
+fn reopen_line(content: &str, ch: char, count: usize) -> String {
+    let indent = content.len() - content.trim_start_matches([' ', '\t']).len();
+    let rest = content[indent..].trim_start_matches(ch);
+    let info = rest.trim_start();
+    let gap = &rest[..rest.len() - info.len()];
+    let lang = info.split_whitespace().next().unwrap_or("");
+    let mut end = lang.len().min(16);
+    while !lang.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!(
+        "{}{}{}{}",
+        &content[..indent],
+        ch.to_string().repeat(count),
+        if lang.is_empty() { "" } else { gap },
+        &lang[..end]
+    )
 }
 
 /// Whether `text` ends inside an unclosed fenced code block.
@@ -214,7 +238,10 @@ impl<'a> Splitter<'a> {
             fence.split = block.len() > max;
             // Reopen line + newline + at least some body + newline + close line must
             // leave room for real content, or the parts would be all fence.
-            fence.wrap = fence.split && fence.reopen.len() + fence.close.len() + 2 <= max / 2;
+            // The opening line itself must fit too: the first part starts with it whole.
+            fence.wrap = fence.split
+                && fence.reopen.len() + fence.close.len() + 2 <= max / 2
+                && fence.open_end - fence.open_start <= max / 2;
         }
         let mut last_content = Vec::with_capacity(lines.len() + 1);
         let mut last = 0;
@@ -692,6 +719,19 @@ mod tests {
             for line in part.text.lines().filter(|l| l.contains("let value_")) {
                 assert!(line.ends_with(';'), "{line:?}");
             }
+        }
+    }
+
+    #[test]
+    fn a_long_info_string_is_reopened_with_the_language_only() {
+        // Found by fuzzing: a long info string used to make the reopen line too big to
+        // repeat, so the block was split like prose with unbalanced fences.
+        let body = "let x = 1;\n".repeat(40);
+        let text = format!("```rust title=\"src/main.rs\" linenos highlight=1-3\n{body}```\n");
+        let parts = check(&text, 120);
+        assert!(parts.len() > 3);
+        for part in parts.iter().skip(1) {
+            assert!(part.text.starts_with("```rust\n"), "{:?}", part.text);
         }
     }
 
