@@ -58,7 +58,8 @@ fuzz_target!(|data: &[u8]| {
     let wrappable = text.split('\n').all(|line| {
         let t = line.trim_start_matches([' ', '\t']);
         let run = t.chars().take_while(|c| *c == '`' || *c == '~').count();
-        run < 3 || (line.len() <= max / 2 && 2 * (line.len() - t.len() + run) + 20 <= max / 2)
+        let close = line.len() - t.len() + run;
+        run < 3 || line.trim_end().len() + close + 2 <= max / 2
     });
     for (i, part) in parts.iter().enumerate() {
         assert!(part.len() <= max, "part {i} is {} bytes > {max}", part.len());

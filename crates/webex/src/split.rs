@@ -238,10 +238,11 @@ impl<'a> Splitter<'a> {
             fence.split = block.len() > max;
             // Reopen line + newline + at least some body + newline + close line must
             // leave room for real content, or the parts would be all fence.
-            // The opening line itself must fit too: the first part starts with it whole.
-            fence.wrap = fence.split
-                && fence.reopen.len() + fence.close.len() + 2 <= max / 2
-                && fence.open_end - fence.open_start <= max / 2;
+            // The first part carries the whole opening line, the others the shorter
+            // reopen line: the longer of the two sets the room left for code.
+            let open_len = text[fence.open_start..fence.open_end].trim_end().len();
+            fence.wrap =
+                fence.split && open_len.max(fence.reopen.len()) + fence.close.len() + 2 <= max / 2;
         }
         let mut last_content = Vec::with_capacity(lines.len() + 1);
         let mut last = 0;
