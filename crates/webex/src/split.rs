@@ -240,7 +240,8 @@ impl<'a> Splitter<'a> {
             // leave room for real content, or the parts would be all fence.
             // The first part carries the whole opening line, the others the shorter
             // reopen line: the longer of the two sets the room left for code.
-            let open_len = text[fence.open_start..fence.open_end].trim_end().len();
+            // Untrimmed: trailing whitespace of the opening line is copied into the part.
+            let open_len = fence.open_end - fence.open_start;
             fence.wrap =
                 fence.split && open_len.max(fence.reopen.len()) + fence.close.len() + 2 <= max / 2;
         }
