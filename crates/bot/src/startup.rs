@@ -39,14 +39,23 @@ pub fn http_client() -> anyhow::Result<reqwest::Client> {
         .context("cannot build the HTTP client")
 }
 
+/// The Webex client for `WEBEX_API_URL` with the bot token and the default retry policy.
 pub fn webex_client(config: &Config, http: reqwest::Client) -> Result<webex::Client, StartupError> {
+    webex_client_with(config, http, webex::RetryPolicy::default())
+}
+
+pub fn webex_client_with(
+    config: &Config,
+    http: reqwest::Client,
+    retry: webex::RetryPolicy,
+) -> Result<webex::Client, StartupError> {
     let token = config.require_token()?.clone();
     Ok(webex::Client::new(
         http,
         webex::ClientConfig {
             base_url: config.webex_api_url.clone(),
             token,
-            retry: webex::RetryPolicy::default(),
+            retry,
         },
     ))
 }
@@ -146,22 +155,14 @@ impl App {
             ),
         };
         let http = http_client()?;
-        let token = config.require_token()?.clone();
         let metrics = Metrics::new();
         let observer_metrics = metrics.webex_api_errors.clone();
-        let webex = webex::Client::new(
-            http.clone(),
-            webex::ClientConfig {
-                base_url: config.webex_api_url.clone(),
-                token,
-                retry: options.webex_retry.clone(),
-            },
-        )
-        .with_error_observer(Arc::new(move |status| {
-            observer_metrics
-                .get_or_create(&crate::metrics::StatusLabel { status })
-                .inc();
-        }));
+        let webex = webex_client_with(&config, http.clone(), options.webex_retry.clone())?
+            .with_error_observer(Arc::new(move |status| {
+                observer_metrics
+                    .get_or_create(&crate::metrics::StatusLabel { status })
+                    .inc();
+            }));
         let llm = llm_client(&config, http)?;
         let store = open_store_in(&config, options.pg_schema.clone()).await?;
 
