@@ -9,9 +9,7 @@ use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::helpers::*;
-use crate::ops::{
-    BotProcess, FakeWebhooks, eventually, free_port, post_signed, process_env, wait_healthy,
-};
+use crate::ops::{BotProcess, FakeWebhooks, eventually, process_env, wait_healthy};
 
 const TUNNEL: &str = "https://f00d-203-0-113-7.ngrok-free.app";
 

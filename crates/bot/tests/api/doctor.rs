@@ -9,7 +9,7 @@ use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::helpers::*;
-use crate::ops::{FakeWebhooks, free_port, hook, process_env};
+use crate::ops::{FakeWebhooks, hook, process_env};
 
 /// A self-signed certificate valid for `days` more days, and its key.
 fn certificate(days: i64) -> (String, String) {

@@ -733,3 +733,32 @@ pub fn say_skipped(message: &str) {
     use std::io::Write;
     let _ = writeln!(std::io::stderr().lock(), "{message}");
 }
+
+/// The `webex-chatbot` binary of this build, for tests that run it as a process.
+pub fn bin() -> std::process::Command {
+    std::process::Command::new(env!("CARGO_BIN_EXE_webex-chatbot"))
+}
+
+/// A loopback port that was free a moment ago (for a bot process to bind).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Posts a correctly signed webhook to a bot process on `port`; returns the status.
+pub async fn post_signed(port: u16, event: &Value) -> u16 {
+    let body = serde_json::to_vec(event).unwrap();
+    let sig = webex::signature::sign(WEBHOOK_SECRET.as_bytes(), &body);
+    reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/webhook"))
+        .header("x-spark-signature", sig)
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}

@@ -108,18 +108,6 @@ impl Respond for FakeWebhooks {
     }
 }
 
-pub fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_webex-chatbot"))
-}
-
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// What every bot process in these tests gets: a store in `dir`, the shipped
 /// personalities, no log file, the fakes.
 pub fn process_env(dir: &Path, webex: &MockServer, llm: &MockServer) -> Vec<(String, String)> {
@@ -224,20 +212,6 @@ pub async fn wait_healthy(port: u16, process: &mut BotProcess) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("the bot did not start: {}", process.output());
-}
-
-pub async fn post_signed(port: u16, event: &Value) -> u16 {
-    let body = serde_json::to_vec(event).unwrap();
-    let sig = webex::signature::sign(WEBHOOK_SECRET.as_bytes(), &body);
-    reqwest::Client::new()
-        .post(format!("http://127.0.0.1:{port}/webhook"))
-        .header("x-spark-signature", sig)
-        .body(body)
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
 }
 
 /// Polls until `f` holds (every 25 ms, at most `limit`).

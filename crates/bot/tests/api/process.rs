@@ -10,18 +10,6 @@ use wiremock::MockServer;
 
 use crate::helpers::*;
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_webex-chatbot"))
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[test]
 fn configuration_errors_exit_2_and_name_the_variable() {
     let dir = tempfile::tempdir().unwrap();
@@ -126,20 +114,6 @@ async fn wait_healthy(port: u16) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("the bot did not start");
-}
-
-async fn post_signed(port: u16, event: &Value) -> u16 {
-    let body = serde_json::to_vec(event).unwrap();
-    let sig = webex::signature::sign(WEBHOOK_SECRET.as_bytes(), &body);
-    reqwest::Client::new()
-        .post(format!("http://127.0.0.1:{port}/webhook"))
-        .header("x-spark-signature", sig)
-        .body(body)
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
