@@ -206,7 +206,8 @@ fn doctor_retry() -> webex::RetryPolicy {
 
 async fn check_token(config: &Config, http: &reqwest::Client) -> (Check, Option<webex::Client>) {
     const NAME: &str = "token";
-    let Some(token) = &config.webex_token else {
+    // The only way this fails is a missing token.
+    let Ok(client) = crate::startup::webex_client_with(config, http.clone(), doctor_retry()) else {
         return (
             Check::fail(
                 NAME,
@@ -216,14 +217,6 @@ async fn check_token(config: &Config, http: &reqwest::Client) -> (Check, Option<
             None,
         );
     };
-    let client = webex::Client::new(
-        http.clone(),
-        webex::ClientConfig {
-            base_url: config.webex_api_url.clone(),
-            token: token.clone(),
-            retry: doctor_retry(),
-        },
-    );
     match client.me().await {
         Ok(me) if me.person_type.as_deref() == Some("bot") => {
             let email = me.emails.first().map(String::as_str).unwrap_or("no email");
