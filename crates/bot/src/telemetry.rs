@@ -88,3 +88,46 @@ pub fn init(settings: &LogSettings<'_>) -> anyhow::Result<TelemetryGuard> {
         .context("a logger is already installed")?;
     Ok(TelemetryGuard { _file: guard })
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_log_file_rotates_at_5_mb_and_keeps_3_backups() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("logs/bot_server.log");
+        let mut file = open_rotating(&path).unwrap();
+        let line = [b'x'; 1023];
+        // 5 rotations' worth of 1 KiB lines.
+        for _ in 0..(5 * 5 * 1024 + 10) {
+            file.write_all(&line).unwrap();
+            file.write_all(b"\n").unwrap();
+        }
+        file.flush().unwrap();
+        for backup in 1..=BACKUPS {
+            let b = dir.path().join(format!("logs/bot_server.log.{backup}"));
+            let size = std::fs::metadata(&b).unwrap().len();
+            assert!(
+                size >= ROTATE_BYTES as u64 && size <= ROTATE_BYTES as u64 + 1024,
+                "{b:?}: {size}"
+            );
+        }
+        assert!(
+            !dir.path().join("logs/bot_server.log.4").exists(),
+            "only 3 backups are kept"
+        );
+        assert!(std::fs::metadata(&path).unwrap().len() <= ROTATE_BYTES as u64 + 1024);
+    }
+
+    #[test]
+    fn an_unwritable_log_file_is_reported_naming_the_variable() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("file"), "").unwrap();
+        let err = open_rotating(&dir.path().join("file/bot.log"))
+            .err()
+            .unwrap();
+        assert!(format!("{err:#}").contains("LOG_FILE"), "{err:#}");
+    }
+}
