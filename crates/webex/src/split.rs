@@ -20,7 +20,9 @@ pub const MAX_MESSAGE_BYTES: usize = 7439;
 /// first word of the info string, at most 16 bytes). Limits: a block whose opening fence
 /// line is longer than half of `max_bytes`, or whose fence (reopen plus close line) takes
 /// more than half of it, cannot be wrapped in every part and is split like prose; below
-/// 64 bytes the limit can be exceeded where a single character does not fit.
+/// 64 bytes the limit can be exceeded where a single character does not fit. A part that
+/// continues a prose line cut inside a run of three or more backticks or tildes (a run
+/// longer than the part) starts with a `\` escape, so it renders as text, not as a fence.
 pub fn split_markdown(text: &str, max_bytes: usize) -> Vec<String> {
     split_parts(text, max_bytes)
         .into_iter()
@@ -43,6 +45,9 @@ pub(crate) struct Part {
     pub(crate) reopened: bool,
     /// Ends with an added closing fence line (the block continues in the next part).
     pub(crate) closed: bool,
+    /// Starts with an added `\`: the part continues a long prose line at a run of
+    /// backticks or tildes, which would otherwise open a code fence.
+    pub(crate) escaped: bool,
 }
 
 pub(crate) fn split_parts(text: &str, max_bytes: usize) -> Vec<Part> {
@@ -54,6 +59,7 @@ pub(crate) fn split_parts(text: &str, max_bytes: usize) -> Vec<Part> {
             text: text.to_owned(),
             reopened: false,
             closed: false,
+            escaped: false,
         }];
     }
     Splitter::new(text, max_bytes).run()
@@ -321,7 +327,17 @@ impl<'a> Splitter<'a> {
     }
 
     fn prefix_len(&self, s: usize) -> usize {
-        self.wrapped_at(s).map_or(0, |f| f.reopen.len() + 1)
+        self.wrapped_at(s)
+            .map_or(usize::from(self.needs_escape(s)), |f| f.reopen.len() + 1)
+    }
+
+    /// Whether a part starting at `s` continues a prose line where a run of backticks or
+    /// tildes begins: at a line start that run would open a fence, so it gets a `\`.
+    /// `cut_point` avoids such cuts; only a run longer than the part leaves no choice.
+    fn needs_escape(&self, s: usize) -> bool {
+        self.wrapped_at(s).is_none()
+            && self.lines.get(self.line_at(s)).is_some_and(|l| l.start < s)
+            && starts_with_fence_marker(&self.text[s..])
     }
 
     /// Length of `text[s..p].trim_end()` for a line start `p`, in O(1).
@@ -411,7 +427,7 @@ impl<'a> Splitter<'a> {
             return None;
         }
         let mut text = String::new();
-        let reopened = self.push_reopen(s, &mut text);
+        let (reopened, escaped) = self.push_reopen(s, &mut text);
         let closing = self.wrapped_at(p).filter(|_| p < self.len());
         match closing {
             Some(fence) => {
@@ -424,17 +440,24 @@ impl<'a> Splitter<'a> {
             text,
             reopened,
             closed: closing.is_some(),
+            escaped,
         })
     }
 
-    fn push_reopen(&self, s: usize, text: &mut String) -> bool {
+    /// Starts a part at `s`: the reopened fence line of a wrapped block, or the escape of
+    /// a marker run. Returns (reopened, escaped).
+    fn push_reopen(&self, s: usize, text: &mut String) -> (bool, bool) {
         match self.wrapped_at(s) {
             Some(fence) => {
                 text.push_str(&fence.reopen);
                 text.push('\n');
-                true
+                (true, false)
             }
-            None => false,
+            None if self.needs_escape(s) => {
+                text.push('\\');
+                (false, true)
+            }
+            None => (false, false),
         }
     }
 
@@ -466,7 +489,7 @@ impl<'a> Splitter<'a> {
         };
         let body = &self.text[s..cut];
         let mut text = String::new();
-        let reopened = self.push_reopen(s, &mut text);
+        let (reopened, escaped) = self.push_reopen(s, &mut text);
         let mut closed = false;
         match in_code {
             Some(fence) => {
@@ -492,6 +515,7 @@ impl<'a> Splitter<'a> {
             text,
             reopened,
             closed,
+            escaped,
         });
         // `next > s` already; the guard keeps the loop finite whatever happens above.
         (part, next.max(self.char_after(s)))
@@ -584,6 +608,9 @@ mod tests {
             }
             if part.closed {
                 text = text.rsplit_once('\n').map_or("", |(body, _)| body);
+            }
+            if part.escaped {
+                text = text.strip_prefix('\\').unwrap_or(text);
             }
             all.extend(text.chars().filter(|c| !c.is_whitespace()));
         }
@@ -750,6 +777,29 @@ mod tests {
         for part in check(&inner, 80) {
             assert!(part.text.starts_with("````md\n"), "{:?}", part.text);
         }
+    }
+
+    #[test]
+    fn a_marker_run_longer_than_a_part_is_escaped_not_opened() {
+        // Found by fuzzing: a prose line cut inside a run of backticks or tildes longer
+        // than the part left the next part starting with a fence marker.
+        for marker in ['`', '~'] {
+            let run: String = std::iter::repeat_n(marker, 300).collect();
+            let text = format!("intro {run} tail and more words");
+            let parts = check(&text, 100);
+            assert!(parts.len() > 3, "{:?}", texts(&parts));
+            assert!(!parts[0].escaped);
+            for part in &parts[1..] {
+                if part.text.starts_with(marker) || part.text.starts_with('\\') {
+                    assert!(part.escaped, "{:?}", part.text);
+                    assert!(part.text.starts_with('\\'));
+                }
+                assert!(!starts_with_fence_marker(&part.text), "{:?}", part.text);
+            }
+        }
+        // A run that fits is still cut before it, without an escape.
+        let text = format!("{} ```not a fence``` end", "word ".repeat(30));
+        assert!(check(&text, 100).iter().all(|p| !p.escaped));
     }
 
     #[test]
