@@ -69,14 +69,13 @@ pub(crate) async fn answer(
     ctx: &Context,
     question: &str,
 ) -> Result<String, ChatError> {
-    let chosen = state
+    let keep = memory::messages_to_keep(state.config.memory_max_turns);
+    let (chosen, history) = state
         .store
-        .personality_for(ctx.target.room_id.as_str())
+        .chat_context(ctx.target.room_id.as_str(), &ctx.conversation, keep)
         .await?;
     let personalities = state.personalities.load();
     let personality = personalities.resolve(chosen.as_deref());
-    let keep = memory::messages_to_keep(state.config.memory_max_turns);
-    let history = state.store.history(&ctx.conversation, keep).await?;
     let date = today();
     // Webex messages carry no display name; the email's local part is a fair stand-in
     // and needs no extra API call per message.

@@ -272,18 +272,25 @@ async fn drain_room(state: &AppState, room_id: &str) -> anyhow::Result<()> {
         renewer.abort();
         let lost = !lease.is_held();
         lease.let_go();
-        if let Err(e) = state.store.release_room(room_id, &state.instance_id).await {
-            tracing::warn!(error = %e, "cannot release the room lease; it expires by itself");
+        if lost || result.is_err() || state.shutdown.is_cancelled() {
+            if let Err(e) = state.store.release_room(room_id, &state.instance_id).await {
+                tracing::warn!(error = %e, "cannot release the room lease; it expires by itself");
+            }
+            return result;
         }
-        result?;
-        // An event another replica recorded while this one held the room could not start a
-        // worker there; now that the lease is released, look once more.
-        if lost || state.shutdown.is_cancelled() {
-            return Ok(());
-        }
-        match state.store.next_pending(room_id).await? {
-            Some(event) if event.due => {}
-            _ => return Ok(()),
+        // Released only when nothing is due: an event another replica recorded while this
+        // one held the room could not start a worker there, so it is taken now.
+        match state
+            .store
+            .release_room_if_idle(room_id, &state.instance_id)
+            .await
+        {
+            Ok(true) => return Ok(()),
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot release the room lease; it expires by itself");
+                return Ok(());
+            }
         }
     }
 }
@@ -294,13 +301,11 @@ async fn drain_claimed(state: &AppState, lease: &RoomLease) -> anyhow::Result<()
             tracing::warn!("room lease no longer held; stopping before the next event");
             return Ok(());
         }
-        let Some(event) = state.store.next_pending(&lease.room_id).await? else {
+        // Nothing pending, or the oldest event is backing off after a failure (later
+        // events wait behind it to keep the order).
+        let Some(event) = state.store.take_next(&lease.room_id).await? else {
             return Ok(());
         };
-        if !event.due {
-            // Backing off after a failure; later events wait behind it to keep the order.
-            return Ok(());
-        }
         pipeline::handle(state, lease, event).await;
     }
     Ok(())

@@ -14,10 +14,14 @@
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use std::collections::HashSet;
+use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
-use sqlx::{AnyConnection, AnyPool, AssertSqlSafe, Connection, Executor, Row};
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyConnection, AnyPool, AssertSqlSafe, Connection, Executor, Row};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 
 use crate::domain::{ConversationKey, Email, Role, Turn};
 
@@ -36,6 +40,8 @@ pub enum StoreError {
     Corrupt(String),
     #[error("the database did not answer within {0:?}")]
     Timeout(Duration),
+    #[error("cannot record the event: {0}")]
+    Ingest(String),
 }
 
 type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -131,8 +137,14 @@ const LEADER_LOCK_KEY: i32 = 0x7765_6278;
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
-    /// Used only by `enqueue`: see `INGEST_CONNECTIONS`.
-    ingest: AnyPool,
+    /// SQLite: everything but `enqueue` takes turns here before asking the pool for its one
+    /// connection, so at most one such statement is ever queued in the pool and an incoming
+    /// event's insert waits behind that one only, not behind every busy room.
+    turns: Option<Arc<Semaphore>>,
+    /// `enqueue`'s group commit: see [`ingest_loop`].
+    ingest: mpsc::Sender<IngestJob>,
+    /// The pool `ingest_loop` inserts through (the main pool on SQLite).
+    ingest_pool: AnyPool,
     backend: Backend,
     /// What a dedicated (non-pool) connection needs: the URL and the schema.
     url: String,
@@ -166,6 +178,99 @@ fn sqlite_path(url: &str) -> Option<&str> {
 
 /// Connections reserved for recording incoming events (`Store::enqueue`).
 const INGEST_CONNECTIONS: u32 = 2;
+/// Most events recorded by one insert. Four parameters each: far below SQLite's limit.
+const INGEST_BATCH: usize = 256;
+
+/// A connection of the pool, and on SQLite the turn that goes with it.
+struct Held {
+    conn: PoolConnection<Any>,
+    _turn: Option<OwnedSemaphorePermit>,
+}
+
+impl Deref for Held {
+    type Target = AnyConnection;
+    fn deref(&self) -> &AnyConnection {
+        &self.conn
+    }
+}
+
+impl DerefMut for Held {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        &mut self.conn
+    }
+}
+
+/// An event waiting for the next group commit, and who waits for the outcome.
+struct IngestJob {
+    message_id: String,
+    room_id: String,
+    payload: String,
+    received_at: i64,
+    done: oneshot::Sender<std::result::Result<Enqueued, String>>,
+}
+
+/// Records incoming events in groups: every event that arrived while the previous insert
+/// ran goes into the next one, a single statement (so a single commit) for all of them.
+/// Under load this is what keeps acknowledgements fast; alone, an event is inserted at
+/// once. Each waiter learns whether its event was new; when the insert fails they all do,
+/// nothing is kept, and each webhook is answered 503.
+async fn ingest_loop(pool: AnyPool, mut jobs: mpsc::Receiver<IngestJob>) {
+    let mut batch = Vec::with_capacity(INGEST_BATCH);
+    while jobs.recv_many(&mut batch, INGEST_BATCH).await > 0 {
+        match insert_events(&pool, &batch).await {
+            Ok(mut new) => {
+                for job in batch.drain(..) {
+                    // The first of two deliveries in one batch is the new one.
+                    let outcome = if new.remove(&job.message_id) {
+                        Enqueued::New
+                    } else {
+                        Enqueued::Duplicate
+                    };
+                    let _ = job.done.send(Ok(outcome));
+                }
+            }
+            Err(e) => {
+                let reason = e.to_string();
+                for job in batch.drain(..) {
+                    let _ = job.done.send(Err(reason.clone()));
+                }
+            }
+        }
+    }
+}
+
+/// One `INSERT … ON CONFLICT DO NOTHING RETURNING` for the batch; the message ids that were
+/// new. A message id twice in the batch is inserted once.
+async fn insert_events(pool: &AnyPool, batch: &[IngestJob]) -> Result<HashSet<String>> {
+    let mut seen = HashSet::with_capacity(batch.len());
+    let rows: Vec<&IngestJob> = batch
+        .iter()
+        .filter(|job| seen.insert(job.message_id.as_str()))
+        .collect();
+    let mut sql =
+        String::from("INSERT INTO inbox (message_id, room_id, payload, received_at) VALUES ");
+    for i in 0..rows.len() {
+        let n = i * 4;
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&format!("(${}, ${}, ${}, ${})", n + 1, n + 2, n + 3, n + 4));
+    }
+    sql.push_str(" ON CONFLICT (message_id) DO NOTHING RETURNING message_id");
+    let mut query = sqlx::query(AssertSqlSafe(sql));
+    for job in &rows {
+        query = query
+            .bind(job.message_id.as_str())
+            .bind(job.room_id.as_str())
+            .bind(job.payload.as_str())
+            .bind(job.received_at);
+    }
+    let inserted = query.fetch_all(pool).await?;
+    inserted
+        .iter()
+        .map(|r| r.try_get::<String, _>("message_id").map_err(Into::into))
+        .collect()
+}
 
 fn pool_options(backend: Backend, schema: Option<String>, max: u32) -> AnyPoolOptions {
     AnyPoolOptions::new()
@@ -253,18 +358,24 @@ impl Store {
             .connect(&url)
             .await?;
         // On PostgreSQL webhook acknowledgements get connections of their own, so a 200
-        // never queues behind the workers' traffic (hundreds of rooms at once).
-        let ingest = match backend {
-            Backend::Sqlite => pool.clone(),
-            Backend::Postgres => {
+        // never queues behind the workers' traffic (hundreds of rooms at once). On SQLite
+        // they share the one connection, and everything else takes turns (`Held`).
+        let (ingest_pool, turns) = match backend {
+            Backend::Sqlite => (pool.clone(), Some(Arc::new(Semaphore::new(1)))),
+            Backend::Postgres => (
                 pool_options(backend, options.pg_schema.clone(), INGEST_CONNECTIONS)
                     .connect(&url)
-                    .await?
-            }
+                    .await?,
+                None,
+            ),
         };
+        let (ingest, jobs) = mpsc::channel(4 * INGEST_BATCH);
+        tokio::spawn(ingest_loop(ingest_pool.clone(), jobs));
         let store = Store {
             pool,
+            turns,
             ingest,
+            ingest_pool,
             backend,
             url,
             pg_schema: options.pg_schema.clone(),
@@ -301,7 +412,7 @@ impl Store {
         if let Some(session) = self.leader.lock().await.take() {
             let _ = session.conn.close().await;
         }
-        self.ingest.close().await;
+        self.ingest_pool.close().await;
         self.pool.close().await;
     }
 
@@ -321,13 +432,16 @@ impl Store {
 
     /// A real round trip, for `/health`: a write lock on SQLite is not needed to answer.
     pub async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        sqlx::query("SELECT 1")
+            .execute(&mut *self.conn().await?)
+            .await?;
         Ok(())
     }
 
     /// Whether the migrations are all applied and a write succeeds (for `doctor`).
     pub async fn check_writable(&self) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut conn = self.conn().await?;
+        let mut tx = conn.begin().await?;
         sqlx::query("INSERT INTO room_leases (room_id, owner, expires_at) VALUES ($1, $2, $3)")
             .bind("doctor-write-check")
             .bind("doctor")
@@ -343,20 +457,37 @@ impl Store {
     /// Records an event durably. A message id seen before (redelivery, another replica)
     /// is a `Duplicate` and changes nothing.
     pub async fn enqueue(&self, ev: &NewEvent<'_>) -> Result<Enqueued> {
-        let done = sqlx::query(
-            "INSERT INTO inbox (message_id, room_id, payload, received_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (message_id) DO NOTHING",
-        )
-        .bind(ev.message_id)
-        .bind(ev.room_id)
-        .bind(ev.payload)
-        .bind(now_ms())
-        .execute(&self.ingest)
-        .await?;
-        Ok(if done.rows_affected() == 1 {
-            Enqueued::New
-        } else {
-            Enqueued::Duplicate
+        let (done, outcome) = oneshot::channel();
+        let job = IngestJob {
+            message_id: ev.message_id.to_owned(),
+            room_id: ev.room_id.to_owned(),
+            payload: ev.payload.to_owned(),
+            received_at: now_ms(),
+            done,
+        };
+        let stopped = || StoreError::Ingest("the store is shutting down".to_owned());
+        self.ingest.send(job).await.map_err(|_| stopped())?;
+        outcome
+            .await
+            .map_err(|_| stopped())?
+            .map_err(StoreError::Ingest)
+    }
+
+    /// A connection for anything but `enqueue`; on SQLite after waiting for its turn.
+    async fn conn(&self) -> Result<Held> {
+        let turn = match &self.turns {
+            Some(turns) => Some(
+                turns
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .map_err(|_| sqlx::Error::PoolClosed)?,
+            ),
+            None => None,
+        };
+        Ok(Held {
+            conn: self.pool.acquire().await?,
+            _turn: turn,
         })
     }
 
@@ -366,7 +497,7 @@ impl Store {
             "SELECT room_id, MIN(seq) AS first FROM inbox WHERE state = 'pending' AND not_before <= {now} \
              GROUP BY room_id ORDER BY first",
         ))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.conn().await?)
         .await?;
         rows.iter()
             .map(|r| r.try_get::<String, _>("room_id").map_err(Into::into))
@@ -381,7 +512,26 @@ impl Store {
              FROM inbox WHERE room_id = $1 AND state = 'pending' ORDER BY seq LIMIT 1",
         ))
         .bind(room_id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.conn().await?)
+        .await?;
+        row.map(|r| pending_from_row(&r)).transpose()
+    }
+
+    /// Takes the oldest pending event of a room for an attempt, counting the attempt in the
+    /// same statement: `None` when the room has nothing pending or its oldest event is
+    /// not due yet (backing off after a failure; later events wait behind it to keep the
+    /// order). The returned `attempts` includes this one. Counting before the work starts
+    /// means an event that crashes the process every time is eventually given up.
+    pub async fn take_next(&self, room_id: &str) -> Result<Option<PendingEvent>> {
+        let row = sqlx::query(self.timed(
+            "UPDATE inbox SET attempts = attempts + 1 \
+             WHERE seq = (SELECT seq FROM inbox WHERE room_id = $1 AND state = 'pending' ORDER BY seq LIMIT 1) \
+             AND not_before <= {now} \
+             RETURNING seq, message_id, room_id, payload, received_at, attempts, not_before, reply, parts_sent, \
+             CAST(1 AS BIGINT) AS due",
+        ))
+        .bind(room_id)
+        .fetch_optional(&mut *self.conn().await?)
         .await?;
         row.map(|r| pending_from_row(&r)).transpose()
     }
@@ -395,7 +545,7 @@ impl Store {
              RETURNING attempts",
         )
         .bind(seq)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.conn().await?)
         .await?;
         row.map(|r| r.try_get("attempts").map_err(Into::into))
             .transpose()
@@ -407,7 +557,7 @@ impl Store {
         )
         .bind(reply)
         .bind(seq)
-        .execute(&self.pool)
+        .execute(&mut *self.conn().await?)
         .await?;
         Ok(())
     }
@@ -418,7 +568,7 @@ impl Store {
         sqlx::query("UPDATE inbox SET parts_sent = $1 WHERE seq = $2 AND parts_sent < $1")
             .bind(parts)
             .bind(seq)
-            .execute(&self.pool)
+            .execute(&mut *self.conn().await?)
             .await?;
         Ok(())
     }
@@ -431,7 +581,7 @@ impl Store {
         ))
         .bind(ms(delay))
         .bind(seq)
-        .execute(&self.pool)
+        .execute(&mut *self.conn().await?)
         .await?;
         Ok(())
     }
@@ -442,7 +592,8 @@ impl Store {
     /// and its turns are not stored a second time.
     pub async fn finish(&self, seq: i64, finish: Finish<'_>) -> Result<bool> {
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
+        let mut conn = self.conn().await?;
+        let mut tx = conn.begin().await?;
         let done = sqlx::query(
             "UPDATE inbox SET state = 'done', outcome = $1, finished_at = $2, reply = NULL \
              WHERE seq = $3 AND state = 'pending'",
@@ -456,18 +607,26 @@ impl Store {
             tx.rollback().await?;
             return Ok(false);
         }
-        if let Some((conversation, turns)) = finish.turns {
-            for turn in turns {
-                sqlx::query(
-                    "INSERT INTO turns (conversation, role, content, created_at) VALUES ($1, $2, $3, $4)",
-                )
-                .bind(conversation.as_str())
-                .bind(turn.role.as_str())
-                .bind(turn.content.as_str())
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+        if let Some((conversation, turns)) = finish.turns
+            && !turns.is_empty()
+        {
+            // One statement for all the turns: `($1, $3, $4, $2), ($1, $5, $6, $2), …`.
+            let mut sql =
+                String::from("INSERT INTO turns (conversation, created_at, role, content) VALUES ");
+            for i in 0..turns.len() {
+                let n = 3 + 2 * i;
+                if i > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push_str(&format!("($1, $2, ${n}, ${})", n + 1));
             }
+            let mut insert = sqlx::query(AssertSqlSafe(sql))
+                .bind(conversation.as_str())
+                .bind(now);
+            for turn in turns {
+                insert = insert.bind(turn.role.as_str()).bind(turn.content.as_str());
+            }
+            insert.execute(&mut *tx).await?;
             prune_turns(&mut tx, conversation, finish.keep_messages).await?;
         }
         tx.commit().await?;
@@ -478,7 +637,7 @@ impl Store {
     pub async fn prune_inbox(&self, keep: Duration) -> Result<u64> {
         let done = sqlx::query("DELETE FROM inbox WHERE state = 'done' AND finished_at < $1")
             .bind(now_ms().saturating_sub(ms(keep)))
-            .execute(&self.pool)
+            .execute(&mut *self.conn().await?)
             .await?;
         Ok(done.rows_affected())
     }
@@ -489,7 +648,7 @@ impl Store {
     ) -> Result<Option<(String, Option<String>)>> {
         let row = sqlx::query("SELECT state, outcome FROM inbox WHERE message_id = $1")
             .bind(message_id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.conn().await?)
             .await?;
         row.map(|r| Ok((r.try_get("state")?, r.try_get("outcome")?)))
             .transpose()
@@ -508,7 +667,7 @@ impl Store {
         .bind(room_id)
         .bind(owner)
         .bind(ms(ttl))
-        .execute(&self.pool)
+        .execute(&mut *self.conn().await?)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -523,7 +682,7 @@ impl Store {
         .bind(ms(ttl))
         .bind(room_id)
         .bind(owner)
-        .execute(&self.pool)
+        .execute(&mut *self.conn().await?)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -548,7 +707,7 @@ impl Store {
         .bind(owner)
         .bind(seq)
         .bind(part)
-        .execute(&self.pool)
+        .execute(&mut *self.conn().await?)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -557,9 +716,26 @@ impl Store {
         sqlx::query("DELETE FROM room_leases WHERE room_id = $1 AND owner = $2")
             .bind(room_id)
             .bind(owner)
-            .execute(&self.pool)
+            .execute(&mut *self.conn().await?)
             .await?;
         Ok(())
+    }
+
+    /// Releases the room unless its oldest pending event is due: true when released,
+    /// false when there is work to do (an event recorded while the room was held, perhaps
+    /// by another replica) or the lease is not this owner's any more.
+    pub async fn release_room_if_idle(&self, room_id: &str, owner: &str) -> Result<bool> {
+        let done = sqlx::query(self.timed(
+            "DELETE FROM room_leases WHERE room_id = $1 AND owner = $2 AND NOT EXISTS \
+             (SELECT 1 FROM inbox WHERE seq = \
+               (SELECT seq FROM inbox WHERE room_id = $1 AND state = 'pending' ORDER BY seq LIMIT 1) \
+              AND not_before <= {now})",
+        ))
+        .bind(room_id)
+        .bind(owner)
+        .execute(&mut *self.conn().await?)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// Releases every lease whose owner starts with `prefix` except `keep`: used at startup
@@ -577,7 +753,7 @@ impl Store {
             sqlx::query("DELETE FROM room_leases WHERE owner LIKE $1 ESCAPE '\\' AND owner <> $2")
                 .bind(pattern)
                 .bind(keep)
-                .execute(&self.pool)
+                .execute(&mut *self.conn().await?)
                 .await?;
         Ok(done.rows_affected())
     }
@@ -588,7 +764,7 @@ impl Store {
             self.timed("SELECT owner FROM room_leases WHERE room_id = $1 AND expires_at >= {now}"),
         )
         .bind(room_id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.conn().await?)
         .await?;
         Ok(row.map(|r| r.try_get("owner")).transpose()?)
     }
@@ -647,7 +823,7 @@ impl Store {
     pub async fn approved_users(&self) -> Result<Vec<ApprovedUser>> {
         let rows =
             sqlx::query("SELECT email, added_by, added_at FROM approved_users ORDER BY email")
-                .fetch_all(&self.pool)
+                .fetch_all(&mut *self.conn().await?)
                 .await?;
         rows.iter()
             .map(|r| {
@@ -666,7 +842,7 @@ impl Store {
     pub async fn is_approved(&self, email: &Email) -> Result<bool> {
         let row = sqlx::query("SELECT 1 AS one FROM approved_users WHERE email = $1")
             .bind(email.as_str())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.conn().await?)
             .await?;
         Ok(row.is_some())
     }
@@ -680,7 +856,7 @@ impl Store {
         .bind(email.as_str())
         .bind(added_by)
         .bind(now_ms())
-        .execute(&self.pool)
+        .execute(&mut *self.conn().await?)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -689,14 +865,15 @@ impl Store {
     pub async fn remove_user(&self, email: &Email) -> Result<bool> {
         let done = sqlx::query("DELETE FROM approved_users WHERE email = $1")
             .bind(email.as_str())
-            .execute(&self.pool)
+            .execute(&mut *self.conn().await?)
             .await?;
         Ok(done.rows_affected() == 1)
     }
 
     /// Adds many users in one transaction: all or nothing. Returns how many were new.
     pub async fn add_users(&self, emails: &[Email], added_by: &str) -> Result<u64> {
-        let mut tx = self.pool.begin().await?;
+        let mut conn = self.conn().await?;
+        let mut tx = conn.begin().await?;
         let mut added = 0;
         let now = now_ms();
         for email in emails {
@@ -720,7 +897,7 @@ impl Store {
     pub async fn personality_for(&self, room_id: &str) -> Result<Option<String>> {
         let row = sqlx::query("SELECT personality FROM space_settings WHERE room_id = $1")
             .bind(room_id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.conn().await?)
             .await?;
         Ok(row.map(|r| r.try_get("personality")).transpose()?)
     }
@@ -735,7 +912,7 @@ impl Store {
         .bind(name)
         .bind(by)
         .bind(now_ms())
-        .execute(&self.pool)
+        .execute(&mut *self.conn().await?)
         .await?;
         Ok(())
     }
@@ -749,7 +926,7 @@ impl Store {
         )
         .bind(conversation.as_str())
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.conn().await?)
         .await?;
         let mut turns = rows
             .iter()
@@ -766,10 +943,52 @@ impl Store {
         Ok(turns)
     }
 
+    /// What answering in a space needs from the store, in one round trip: the space's
+    /// personality (if one was chosen) and the newest `limit` messages of the
+    /// conversation, oldest first.
+    pub async fn chat_context(
+        &self,
+        room_id: &str,
+        conversation: &ConversationKey,
+        limit: usize,
+    ) -> Result<(Option<String>, Vec<Turn>)> {
+        let rows = sqlx::query(
+            "SELECT CAST(0 AS BIGINT) AS kind, personality AS a, NULL AS b, CAST(0 AS BIGINT) AS id \
+             FROM space_settings WHERE room_id = $1 \
+             UNION ALL SELECT * FROM (SELECT CAST(1 AS BIGINT) AS kind, role AS a, content AS b, \
+             CAST(id AS BIGINT) AS id FROM turns WHERE conversation = $2 ORDER BY id DESC LIMIT $3) AS recent",
+        )
+        .bind(room_id)
+        .bind(conversation.as_str())
+        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+        .fetch_all(&mut *self.conn().await?)
+        .await?;
+        let mut personality = None;
+        let mut turns = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let a: String = r.try_get("a")?;
+            if r.try_get::<i64, _>("kind")? == 0 {
+                personality = Some(a);
+                continue;
+            }
+            let role =
+                Role::parse(&a).ok_or_else(|| StoreError::Corrupt(format!("turn role {a:?}")))?;
+            turns.push((
+                r.try_get::<i64, _>("id")?,
+                Turn {
+                    role,
+                    content: r.try_get("b")?,
+                },
+            ));
+        }
+        turns.sort_by_key(|(id, _)| *id);
+        Ok((personality, turns.into_iter().map(|(_, t)| t).collect()))
+    }
+
     pub async fn clear_history(&self, conversation: &ConversationKey) -> Result<u64> {
         let done = sqlx::query("DELETE FROM turns WHERE conversation = $1")
             .bind(conversation.as_str())
-            .execute(&self.pool)
+            .execute(&mut *self.conn().await?)
             .await?;
         Ok(done.rows_affected())
     }
@@ -781,7 +1000,8 @@ impl Store {
         turns: &[Turn],
         keep_messages: usize,
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut conn = self.conn().await?;
+        let mut tx = conn.begin().await?;
         let now = now_ms();
         for turn in turns {
             sqlx::query(
@@ -807,7 +1027,7 @@ impl Store {
                (SELECT COUNT(*) FROM inbox WHERE state = 'done') AS processed, \
                (SELECT COUNT(DISTINCT conversation) FROM turns) AS conversations",
         )
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *self.conn().await?)
         .await?;
         Ok(Counts {
             approved_users: row.try_get("users")?,

@@ -46,23 +46,14 @@ fn retry_delay(attempt: i64) -> Duration {
     Duration::from_secs((5u64 << exp).min(300))
 }
 
-/// Handles one event to a durable end state (done, or pending with a retry time), or leaves
-/// it untouched when the room's lease is lost on the way.
+/// Handles one event, taken by [`crate::store::Store::take_next`], to a durable end state
+/// (done, or pending with a retry time), or leaves it untouched when the room's lease is
+/// lost on the way.
 pub async fn handle(state: &AppState, lease: &RoomLease, event: PendingEvent) {
     let span = tracing::info_span!("event", message_id = %event.message_id, seq = event.seq);
     async {
-        let attempt = match state.store.begin_attempt(event.seq).await {
-            Ok(Some(n)) => n,
-            Ok(None) => {
-                tracing::info!("event already handled by another worker");
-                return;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot record the attempt; will retry");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                return;
-            }
-        };
+        // `take_next` counted this attempt.
+        let attempt = event.attempts;
         let disposition = if attempt > MAX_ATTEMPTS {
             Disposition::Failed {
                 outcome: "gave_up",
@@ -265,7 +256,7 @@ async fn run(state: &AppState, lease: &RoomLease, event: &PendingEvent) -> Dispo
     let progress = reply::Progress {
         seq: event.seq,
         already_sent: event.parts_sent,
-        check_since_ms: (event.attempts > 0).then_some(event.received_at),
+        check_since_ms: (event.attempts > 1).then_some(event.received_at),
     };
     // An earlier attempt already has the LLM's answer: only the posting is left.
     if let Some(answer) = &event.reply {

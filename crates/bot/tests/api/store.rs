@@ -590,3 +590,141 @@ async fn an_older_binary_starts_on_a_database_with_a_newer_migration() {
     let store = Store::connect(&options).await.unwrap();
     store.ping().await.unwrap();
 }
+
+/// Webhooks arriving together are recorded by one insert: each learns whether its event
+/// was new, and a message id delivered twice at once is recorded once.
+#[tokio::test]
+async fn concurrent_enqueues_are_grouped_and_deduplicated() {
+    for (name, store, _dir) in stores().await {
+        let ids: Vec<String> = (0..300).map(|i| format!("g{}", i % 150)).collect();
+        let outcomes = futures_util::future::join_all(ids.iter().map(|id| {
+            let store = store.clone();
+            async move {
+                store
+                    .enqueue(&NewEvent {
+                        message_id: id,
+                        room_id: "rg",
+                        payload: "{}",
+                    })
+                    .await
+                    .unwrap()
+            }
+        }))
+        .await;
+        // Each id was delivered twice: exactly one of the two is new.
+        for i in 0..150 {
+            let new = [outcomes[i], outcomes[i + 150]]
+                .iter()
+                .filter(|o| **o == Enqueued::New)
+                .count();
+            assert_eq!(new, 1, "{name}: g{i} recorded once");
+        }
+        assert_eq!(store.counts().await.unwrap().pending_events, 150, "{name}");
+    }
+}
+
+/// `take_next` returns the room's oldest pending event with the attempt counted, nothing
+/// while that event backs off (later ones wait behind it), and `release_room_if_idle`
+/// keeps the lease exactly while the oldest pending event is due.
+#[tokio::test]
+async fn take_next_counts_the_attempt_and_release_if_idle_waits_for_due_work() {
+    for (name, store, _dir) in stores().await {
+        let ttl = Duration::from_secs(30);
+        for id in ["t1", "t2"] {
+            store
+                .enqueue(&NewEvent {
+                    message_id: id,
+                    room_id: "rt",
+                    payload: "{}",
+                })
+                .await
+                .unwrap();
+        }
+        assert!(store.claim_room("rt", "me", ttl).await.unwrap());
+        assert!(
+            !store.release_room_if_idle("rt", "me").await.unwrap(),
+            "{name}: due work keeps the lease"
+        );
+        let first = store.take_next("rt").await.unwrap().unwrap();
+        assert_eq!(
+            (first.message_id.as_str(), first.attempts),
+            ("t1", 1),
+            "{name}"
+        );
+        let again = store.take_next("rt").await.unwrap().unwrap();
+        assert_eq!(
+            (again.seq, again.attempts),
+            (first.seq, 2),
+            "{name}: same event until finished"
+        );
+
+        // Backing off: nothing is due, not even the later event, and the room is released.
+        store
+            .postpone(first.seq, Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert!(store.take_next("rt").await.unwrap().is_none(), "{name}");
+        assert!(
+            store.release_room_if_idle("rt", "me").await.unwrap(),
+            "{name}"
+        );
+        assert_eq!(store.room_owner("rt").await.unwrap(), None, "{name}");
+
+        // Another owner's lease is never released.
+        assert!(store.claim_room("rt", "other", ttl).await.unwrap());
+        assert!(
+            !store.release_room_if_idle("rt", "me").await.unwrap(),
+            "{name}"
+        );
+        assert_eq!(
+            store.room_owner("rt").await.unwrap().as_deref(),
+            Some("other")
+        );
+
+        // Nothing pending at all.
+        assert!(
+            store.take_next("empty-room").await.unwrap().is_none(),
+            "{name}"
+        );
+    }
+}
+
+/// The chat context is the space's personality and the newest turns, oldest first, the
+/// same as `personality_for` and `history` give separately.
+#[tokio::test]
+async fn chat_context_is_personality_and_history_in_one_read() {
+    for (name, store, _dir) in stores().await {
+        let conversation = ConversationKey::direct("rc");
+        assert_eq!(
+            store.chat_context("rc", &conversation, 10).await.unwrap(),
+            (None, vec![]),
+            "{name}"
+        );
+        let turns: Vec<Turn> = (0..6)
+            .map(|i| Turn {
+                role: if i % 2 == 0 {
+                    Role::User
+                } else {
+                    Role::Assistant
+                },
+                content: format!("turn {i}"),
+            })
+            .collect();
+        store
+            .append_turns(&conversation, &turns, 100)
+            .await
+            .unwrap();
+        store
+            .set_personality("rc", "pirate", "a@example.com")
+            .await
+            .unwrap();
+        let (personality, history) = store.chat_context("rc", &conversation, 4).await.unwrap();
+        assert_eq!(personality.as_deref(), Some("pirate"), "{name}");
+        assert_eq!(history, turns[2..].to_vec(), "{name}");
+        assert_eq!(
+            history,
+            store.history(&conversation, 4).await.unwrap(),
+            "{name}"
+        );
+    }
+}
