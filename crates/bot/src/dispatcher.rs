@@ -37,6 +37,9 @@ pub struct Dispatcher {
     /// Rooms with a worker in this process; `true` = new work arrived while it ran.
     active: Mutex<HashMap<String, bool>>,
     lease_ttl: Duration,
+    /// The runtime workers run on (the one the dispatcher was made on): webhooks are
+    /// received on a thread of their own, and their workers must not run there.
+    runtime: Option<tokio::runtime::Handle>,
 }
 
 impl Default for Dispatcher {
@@ -51,6 +54,7 @@ impl Dispatcher {
             active: Mutex::new(HashMap::new()),
             // Below a few hundred milliseconds the renewals could not keep up.
             lease_ttl: lease_ttl.max(Duration::from_millis(300)),
+            runtime: tokio::runtime::Handle::try_current().ok(),
         }
     }
 
@@ -70,9 +74,11 @@ impl Dispatcher {
         drop(active);
         let state2 = state.clone();
         let room = room_id.to_owned();
-        state
-            .tasks
-            .spawn(async move { room_worker(state2, room).await }.in_current_span());
+        let worker = async move { room_worker(state2, room).await }.in_current_span();
+        match &self.runtime {
+            Some(runtime) => state.tasks.spawn_on(worker, runtime),
+            None => state.tasks.spawn(worker),
+        };
     }
 
     /// Called by a worker that found no more work: true when it should look again because

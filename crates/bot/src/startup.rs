@@ -246,12 +246,12 @@ impl App {
             ..
         } = self;
         let handle = axum_server::Handle::<SocketAddr>::new();
-        let server = tokio::spawn(tls::serve(
+        let (server, _front_runtime) = serve_on_own_thread(
             listener,
             crate::routes::router(state.clone()),
             tls.clone(),
             handle.clone(),
-        ));
+        )?;
 
         match state.config.mode {
             crate::config::Mode::Webhook => register_webhook(&state).await?,
@@ -285,6 +285,57 @@ impl App {
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+/// Serves HTTP on a thread with a runtime of its own. Under load the workers keep the main
+/// runtime's threads busy; on its own thread (scheduled by the kernel like any other) a
+/// webhook is read, verified, recorded and acknowledged without queueing behind them.
+///
+/// Returns when the server stopped, and a guard: the thread's runtime lives until the
+/// guard is dropped, because what it started (pooled connections opened by `/health`
+/// checks, the store's ingest loop) may still be used by the workers while they drain.
+fn serve_on_own_thread(
+    listener: std::net::TcpListener,
+    router: axum::Router,
+    tls: Option<tls::ServerTls>,
+    handle: axum_server::Handle<SocketAddr>,
+) -> anyhow::Result<(
+    tokio::sync::oneshot::Receiver<std::io::Result<()>>,
+    tokio::sync::oneshot::Sender<()>,
+)> {
+    let (done, stopped) = tokio::sync::oneshot::channel();
+    let (keep, release) = tokio::sync::oneshot::channel::<()>();
+    // Held by a task of the main runtime: if that runtime goes away (in tests, a simulated
+    // crash), this thread stops serving too instead of acknowledging work nobody does.
+    let (lifeline, main_gone) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let _lifeline = lifeline;
+        std::future::pending::<()>().await;
+    });
+    std::thread::Builder::new()
+        .name("http-front".into())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(e) => {
+                    let _ = done.send(Err(e));
+                    return;
+                }
+            };
+            let served = runtime.block_on(async {
+                tokio::select! {
+                    served = tls::serve(listener, router, tls, handle) => served,
+                    _ = main_gone => Ok(()),
+                }
+            });
+            let _ = done.send(served);
+            let _ = runtime.block_on(release);
+        })
+        .context("cannot start the HTTP thread")?;
+    Ok((stopped, keep))
 }
 
 /// `/health`'s webhook note on a replica that does not maintain the registration.

@@ -143,6 +143,8 @@ pub struct Store {
     turns: Option<Arc<Semaphore>>,
     /// `enqueue`'s group commit: see [`ingest_loop`].
     ingest: mpsc::Sender<IngestJob>,
+    /// The loop's end of the queue until the first `enqueue` starts it (see there).
+    ingest_start: Arc<std::sync::Mutex<Option<IngestLoop>>>,
     /// The pool `ingest_loop` inserts through (the main pool on SQLite).
     ingest_pool: AnyPool,
     backend: Backend,
@@ -199,6 +201,9 @@ impl DerefMut for Held {
         &mut self.conn
     }
 }
+
+/// What `ingest_loop` needs, kept until the first `enqueue` starts it.
+type IngestLoop = (AnyPool, mpsc::Receiver<IngestJob>);
 
 /// An event waiting for the next group commit, and who waits for the outcome.
 struct IngestJob {
@@ -370,11 +375,12 @@ impl Store {
             ),
         };
         let (ingest, jobs) = mpsc::channel(4 * INGEST_BATCH);
-        tokio::spawn(ingest_loop(ingest_pool.clone(), jobs));
+        let ingest_start = Arc::new(std::sync::Mutex::new(Some((ingest_pool.clone(), jobs))));
         let store = Store {
             pool,
             turns,
             ingest,
+            ingest_start,
             ingest_pool,
             backend,
             url,
@@ -456,7 +462,16 @@ impl Store {
 
     /// Records an event durably. A message id seen before (redelivery, another replica)
     /// is a `Duplicate` and changes nothing.
+    ///
+    /// Events are inserted in groups by one loop ([`ingest_loop`]), started by the first
+    /// call on that caller's runtime: in `serve` the webhook front end's own thread, so an
+    /// acknowledgement never waits for the busy workers' runtime to get round to it.
     pub async fn enqueue(&self, ev: &NewEvent<'_>) -> Result<Enqueued> {
+        if let Ok(mut start) = self.ingest_start.lock()
+            && let Some((pool, jobs)) = start.take()
+        {
+            tokio::spawn(ingest_loop(pool, jobs));
+        }
         let (done, outcome) = oneshot::channel();
         let job = IngestJob {
             message_id: ev.message_id.to_owned(),
