@@ -140,24 +140,16 @@ pub(crate) struct RoomLease {
 }
 
 impl RoomLease {
-    async fn claim(state: &AppState, room_id: &str) -> anyhow::Result<Option<Arc<RoomLease>>> {
-        let ttl = state.dispatcher.lease_ttl;
-        let sent = Instant::now();
-        if !state
-            .store
-            .claim_room(room_id, &state.instance_id, ttl)
-            .await?
-        {
-            return Ok(None);
-        }
-        Ok(Some(Arc::new(RoomLease {
+    /// A lease not held yet: [`drain_room`] takes it with the room's first event.
+    fn new(state: &AppState, room_id: &str) -> Self {
+        RoomLease {
             store: state.store.clone(),
             room_id: room_id.to_owned(),
             owner: state.instance_id.clone(),
-            ttl,
-            held_until: Mutex::new(sent + Self::usable(ttl)),
+            ttl: state.dispatcher.lease_ttl,
+            held_until: Mutex::new(Instant::now()),
             lost: AtomicBool::new(false),
-        })))
+        }
     }
 
     /// How long after a renewal is sent the lease counts as held here: a third of the TTL
@@ -203,9 +195,10 @@ impl RoomLease {
 
     /// Makes sure posting part `part` of event `seq`'s answer is still this worker's job
     /// (the room is still ours, the event still pending, that part not posted by another
-    /// worker), renewing the lease. False, and the room is let go, when it is not or when
-    /// that cannot be confirmed in time.
-    pub(crate) async fn confirm_post(&self, seq: i64, part: i64) -> bool {
+    /// worker), renewing the lease, and first keeps the answer with the event when `save`
+    /// is given. False, and the room is let go, when it is not or when that cannot be
+    /// confirmed in time.
+    pub(crate) async fn confirm_post(&self, seq: i64, part: i64, save: Option<&str>) -> bool {
         if !self.is_held() {
             self.let_go();
             return false;
@@ -214,7 +207,7 @@ impl RoomLease {
         let confirmed = tokio::time::timeout_at(
             self.deadline(),
             self.store
-                .confirm_post(&self.room_id, &self.owner, self.ttl, seq, part),
+                .confirm_post(&self.room_id, &self.owner, self.ttl, seq, part, save),
         )
         .await;
         match confirmed {
@@ -266,55 +259,46 @@ impl RoomLease {
     }
 }
 
-/// Handles the room's pending events in order while holding its lease.
+/// Handles the room's pending events in order while holding its lease: each
+/// [`Store::next_event`] takes (or renews) the lease with the event, and releases it when
+/// nothing more is due, so a room with one message costs two such steps.
 async fn drain_room(state: &AppState, room_id: &str) -> anyhow::Result<()> {
-    loop {
-        let Some(lease) = RoomLease::claim(state, room_id).await? else {
-            tracing::debug!("room is being handled by another replica");
-            return Ok(());
-        };
-        let renewer = tokio::spawn(lease.clone().keep_renewed());
-        let result = drain_claimed(state, &lease).await;
-        renewer.abort();
-        let lost = !lease.is_held();
-        lease.let_go();
-        if lost || result.is_err() || state.shutdown.is_cancelled() {
-            if let Err(e) = state.store.release_room(room_id, &state.instance_id).await {
-                tracing::warn!(error = %e, "cannot release the room lease; it expires by itself");
-            }
-            return result;
+    let lease = Arc::new(RoomLease::new(state, room_id));
+    let mut renewer = None;
+    let mut released = false;
+    let result = loop {
+        if state.shutdown.is_cancelled() {
+            break Ok(());
         }
-        // Released only when nothing is due: an event another replica recorded while this
-        // one held the room could not start a worker there, so it is taken now.
-        match state
+        let sent = Instant::now();
+        let event = match state
             .store
-            .release_room_if_idle(room_id, &state.instance_id)
+            .next_event(room_id, &state.instance_id, lease.ttl)
             .await
         {
-            Ok(true) => return Ok(()),
-            Ok(false) => {}
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot release the room lease; it expires by itself");
-                return Ok(());
+            Ok(Some(event)) => event,
+            Ok(None) => {
+                released = true;
+                break Ok(());
             }
-        }
-    }
-}
-
-async fn drain_claimed(state: &AppState, lease: &RoomLease) -> anyhow::Result<()> {
-    while !state.shutdown.is_cancelled() {
+            Err(e) => break Err(e),
+        };
+        lease.extend(sent);
+        renewer.get_or_insert_with(|| tokio::spawn(lease.clone().keep_renewed()));
+        pipeline::handle(state, &lease, event).await;
         if !lease.is_held() {
             tracing::warn!("room lease no longer held; stopping before the next event");
-            return Ok(());
+            break Ok(());
         }
-        // Nothing pending, or the oldest event is backing off after a failure (later
-        // events wait behind it to keep the order).
-        let Some(event) = state.store.take_next(&lease.room_id).await? else {
-            return Ok(());
-        };
-        pipeline::handle(state, lease, event).await;
+    };
+    if let Some(renewer) = renewer {
+        renewer.abort();
     }
-    Ok(())
+    lease.let_go();
+    if !released && let Err(e) = state.store.release_room(room_id, &state.instance_id).await {
+        tracing::warn!(error = %e, "cannot release the room lease; it expires by itself");
+    }
+    Ok(result?)
 }
 
 /// Picks up pending events that no worker is on (startup, retries after backoff, rooms of

@@ -532,6 +532,58 @@ impl Store {
         row.map(|r| pending_from_row(&r)).transpose()
     }
 
+    /// The next event of a room for `owner`'s worker, taking (or keeping) the room's lease
+    /// and counting the attempt: `Some` while the lease is held and the oldest pending event
+    /// is due; `None` when the room is another owner's, or when nothing is due, in which
+    /// case the lease is released in the same step. A worker calls it until `None`.
+    ///
+    /// SQLite: one round trip (claim; release if idle; take), the statements of which each
+    /// stand on their own. PostgreSQL: the same steps as separate statements.
+    pub async fn next_event(
+        &self,
+        room_id: &str,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<Option<PendingEvent>> {
+        if self.backend == Backend::Postgres {
+            // A few rounds at most: only an event arriving between the take and the release
+            // makes the release refuse while the lease is still ours.
+            for _ in 0..3 {
+                if !self.claim_room(room_id, owner, ttl).await? {
+                    return Ok(None);
+                }
+                if let Some(event) = self.take_next(room_id).await? {
+                    return Ok(Some(event));
+                }
+                if self.release_room_if_idle(room_id, owner).await? {
+                    return Ok(None);
+                }
+            }
+            return Ok(None);
+        }
+        let rows = sqlx::query(self.timed(
+            "INSERT INTO room_leases (room_id, owner, expires_at) VALUES ($1, $2, {now} + $3) \
+             ON CONFLICT (room_id) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at \
+             WHERE room_leases.expires_at < {now} OR room_leases.owner = excluded.owner; \
+             DELETE FROM room_leases WHERE room_id = $1 AND owner = $2 AND NOT EXISTS \
+             (SELECT 1 FROM inbox WHERE seq = \
+               (SELECT seq FROM inbox WHERE room_id = $1 AND state = 'pending' ORDER BY seq LIMIT 1) \
+              AND not_before <= {now}); \
+             UPDATE inbox SET attempts = attempts + 1 \
+             WHERE seq = (SELECT seq FROM inbox WHERE room_id = $1 AND state = 'pending' ORDER BY seq LIMIT 1) \
+             AND not_before <= {now} \
+             AND EXISTS (SELECT 1 FROM room_leases WHERE room_id = $1 AND owner = $2) \
+             RETURNING seq, message_id, room_id, payload, received_at, attempts, not_before, reply, parts_sent, \
+             CAST(1 AS BIGINT) AS due",
+        ))
+        .bind(room_id)
+        .bind(owner)
+        .bind(ms(ttl))
+        .fetch_all(&mut *self.conn().await?)
+        .await?;
+        rows.first().map(pending_from_row).transpose()
+    }
+
     /// Takes the oldest pending event of a room for an attempt, counting the attempt in the
     /// same statement: `None` when the room has nothing pending or its oldest event is
     /// not due yet (backing off after a failure; later events wait behind it to keep the
@@ -607,25 +659,63 @@ impl Store {
     /// and its turns are not stored a second time.
     pub async fn finish(&self, seq: i64, finish: Finish<'_>) -> Result<bool> {
         let now = now_ms();
+        let turns = finish.turns.filter(|(_, turns)| !turns.is_empty());
         let mut conn = self.conn().await?;
         let mut tx = conn.begin().await?;
-        let done = sqlx::query(
-            "UPDATE inbox SET state = 'done', outcome = $1, finished_at = $2, reply = NULL \
-             WHERE seq = $3 AND state = 'pending'",
-        )
-        .bind(finish.outcome)
-        .bind(now)
-        .bind(seq)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() == 0 {
+        const DONE: &str = "UPDATE inbox SET state = 'done', outcome = $1, finished_at = $2, reply = NULL \
+             WHERE seq = $3 AND state = 'pending' RETURNING seq";
+        if self.backend == Backend::Sqlite {
+            // One round trip inside the transaction: the done mark (whose RETURNING says
+            // whether it applied), the turns only if it did (`changes()`), the pruning.
+            let mut sql = format!("{DONE};");
+            if let Some((_, turns)) = turns {
+                sql.push_str(" INSERT INTO turns (conversation, created_at, role, content) ");
+                for i in 0..turns.len() {
+                    let n = 6 + 2 * i;
+                    if i > 0 {
+                        sql.push_str(" UNION ALL ");
+                    }
+                    sql.push_str(&format!(
+                        "SELECT $4, $2, ${n}, ${} WHERE changes() = 1",
+                        n + 1
+                    ));
+                }
+                sql.push_str(
+                    "; DELETE FROM turns WHERE conversation = $4 AND id NOT IN \
+                     (SELECT id FROM turns WHERE conversation = $4 ORDER BY id DESC LIMIT $5)",
+                );
+            }
+            let mut query = sqlx::query(AssertSqlSafe(sql))
+                .bind(finish.outcome)
+                .bind(now)
+                .bind(seq);
+            if let Some((conversation, turns)) = turns {
+                query = query
+                    .bind(conversation.as_str())
+                    .bind(i64::try_from(finish.keep_messages).unwrap_or(i64::MAX));
+                for turn in turns {
+                    query = query.bind(turn.role.as_str()).bind(turn.content.as_str());
+                }
+            }
+            if query.fetch_all(&mut *tx).await?.is_empty() {
+                tx.rollback().await?;
+                return Ok(false);
+            }
+            tx.commit().await?;
+            return Ok(true);
+        }
+        let done = sqlx::query(DONE)
+            .bind(finish.outcome)
+            .bind(now)
+            .bind(seq)
+            .fetch_all(&mut *tx)
+            .await?;
+        if done.is_empty() {
             tx.rollback().await?;
             return Ok(false);
         }
-        if let Some((conversation, turns)) = finish.turns
-            && !turns.is_empty()
-        {
-            // One statement for all the turns: `($1, $3, $4, $2), ($1, $5, $6, $2), …`.
+        if let Some((conversation, turns)) = turns {
+            // One statement for all the turns: `($1, $2, $3, $4), ($1, $2, $5, $6), …`.
             let mut sql =
                 String::from("INSERT INTO turns (conversation, created_at, role, content) VALUES ");
             for i in 0..turns.len() {
@@ -705,6 +795,10 @@ impl Store {
     /// Renews the lease right before part `part` of event `seq`'s answer is posted, and only
     /// if posting it is still this owner's job: the lease is this owner's, the event is
     /// pending, and no other worker recorded that part as posted. False otherwise.
+    ///
+    /// With `save`, the answer is also kept with the event when the confirmation succeeds
+    /// (so an attempt after a crash posts it instead of asking the LLM again): on SQLite in
+    /// the same round trip.
     pub async fn confirm_post(
         &self,
         room_id: &str,
@@ -712,19 +806,35 @@ impl Store {
         ttl: Duration,
         seq: i64,
         part: i64,
+        save: Option<&str>,
     ) -> Result<bool> {
-        let done = sqlx::query(self.timed(
-            "UPDATE room_leases SET expires_at = {now} + $1 WHERE room_id = $2 AND owner = $3 \
-             AND EXISTS (SELECT 1 FROM inbox WHERE seq = $4 AND state = 'pending' AND parts_sent <= $5)",
-        ))
-        .bind(ms(ttl))
-        .bind(room_id)
-        .bind(owner)
-        .bind(seq)
-        .bind(part)
-        .execute(&mut *self.conn().await?)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        const CONFIRM: &str = "UPDATE room_leases SET expires_at = {now} + $1 WHERE room_id = $2 AND owner = $3 \
+             AND EXISTS (SELECT 1 FROM inbox WHERE seq = $4 AND state = 'pending' AND parts_sent <= $5) \
+             RETURNING room_id";
+        let confirm = self.timed(CONFIRM);
+        let sql = match (save, self.backend) {
+            // `changes()`: rows changed by the confirmation, the statement before.
+            (Some(_), Backend::Sqlite) => AssertSqlSafe(format!(
+                "{}; UPDATE inbox SET reply = $6, parts_sent = 0 \
+                 WHERE seq = $4 AND state = 'pending' AND changes() = 1",
+                confirm.0
+            )),
+            _ => confirm,
+        };
+        let mut query = sqlx::query(sql)
+            .bind(ms(ttl))
+            .bind(room_id)
+            .bind(owner)
+            .bind(seq)
+            .bind(part);
+        if let (Some(reply), Backend::Sqlite) = (save, self.backend) {
+            query = query.bind(reply);
+        }
+        let confirmed = query.fetch_all(&mut *self.conn().await?).await?.len() == 1;
+        if confirmed && let (Some(reply), Backend::Postgres) = (save, self.backend) {
+            self.save_reply(seq, reply).await?;
+        }
+        Ok(confirmed)
     }
 
     pub async fn release_room(&self, room_id: &str, owner: &str) -> Result<()> {

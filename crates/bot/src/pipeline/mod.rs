@@ -257,6 +257,7 @@ async fn run(state: &AppState, lease: &RoomLease, event: &PendingEvent) -> Dispo
         seq: event.seq,
         already_sent: event.parts_sent,
         check_since_ms: (event.attempts > 1).then_some(event.received_at),
+        save_answer: false,
     };
     // An earlier attempt already has the LLM's answer: only the posting is left.
     if let Some(answer) = &event.reply {
@@ -318,13 +319,11 @@ async fn run(state: &AppState, lease: &RoomLease, event: &PendingEvent) -> Dispo
             };
         }
     };
-    if let Err(e) = state.store.save_reply(event.seq, &answer).await {
-        return Disposition::Retry {
-            cause: anyhow::Error::new(e).context("saving the answer"),
-        };
-    }
+    // Kept with the event right before its first part is posted (one round trip with the
+    // lease check), so an attempt after a crash posts this answer instead of asking again.
     let fresh = reply::Progress {
         already_sent: 0,
+        save_answer: true,
         ..progress
     };
     finish_answer(state, lease, fresh, &ctx, &text, &answer).await

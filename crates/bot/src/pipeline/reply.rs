@@ -28,6 +28,8 @@ pub struct Progress {
     /// Set when an earlier attempt ran: it may have posted the next part without recording
     /// it. The value is when the event arrived (unix ms): only later messages can be ours.
     pub check_since_ms: Option<i64>,
+    /// A fresh LLM answer: keep it with the event before its first part is posted.
+    pub save_answer: bool,
 }
 
 /// Messages of the room looked at when checking for a part an earlier attempt posted.
@@ -85,6 +87,7 @@ pub async fn post(
     let seq = progress.seq;
     let parts = webex::split::split_markdown(markdown, webex::split::MAX_MESSAGE_BYTES);
     let count = parts.len();
+    let mut save = progress.save_answer;
     let already = usize::try_from(progress.already_sent).unwrap_or(0);
     for (index, part) in parts.into_iter().enumerate().skip(already) {
         if index == already
@@ -110,7 +113,8 @@ pub async fn post(
             text: None,
         };
         let part = i64::try_from(index).unwrap_or(i64::MAX);
-        if !lease.confirm_post(seq, part).await {
+        let keep_answer = std::mem::take(&mut save).then_some(markdown);
+        if !lease.confirm_post(seq, part, keep_answer).await {
             return Err(PostError::LeaseLost);
         }
         state

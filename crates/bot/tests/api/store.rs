@@ -488,7 +488,7 @@ async fn leases_follow_owners_and_a_restart_takes_back_its_own() {
             let store = store.clone();
             async move {
                 store
-                    .confirm_post("r1", owner, ttl, seq, part)
+                    .confirm_post("r1", owner, ttl, seq, part, None)
                     .await
                     .unwrap()
             }
@@ -726,5 +726,82 @@ async fn chat_context_is_personality_and_history_in_one_read() {
             store.history(&conversation, 4).await.unwrap(),
             "{name}"
         );
+    }
+}
+
+/// `next_event` takes the lease with the event and releases it when nothing is due; a
+/// room leased by another owner gives nothing; the answer saved with the first
+/// confirmation is what a later attempt finds.
+#[tokio::test]
+async fn next_event_holds_the_lease_while_work_is_due_and_releases_it_after() {
+    for (name, store, _dir) in stores().await {
+        let ttl = Duration::from_secs(30);
+        for id in ["n1", "n2"] {
+            store
+                .enqueue(&NewEvent {
+                    message_id: id,
+                    room_id: "rn",
+                    payload: "{}",
+                })
+                .await
+                .unwrap();
+        }
+        let first = store.next_event("rn", "me", ttl).await.unwrap().unwrap();
+        assert_eq!(
+            (first.message_id.as_str(), first.attempts),
+            ("n1", 1),
+            "{name}"
+        );
+        assert_eq!(store.room_owner("rn").await.unwrap().as_deref(), Some("me"));
+        // Another owner cannot take the room meanwhile.
+        assert!(
+            store
+                .next_event("rn", "other", ttl)
+                .await
+                .unwrap()
+                .is_none(),
+            "{name}"
+        );
+
+        // The answer is kept with the confirmation of its first part.
+        assert!(
+            store
+                .confirm_post("rn", "me", ttl, first.seq, 0, Some("the answer"))
+                .await
+                .unwrap(),
+            "{name}"
+        );
+        assert!(
+            !store
+                .confirm_post("rn", "other", ttl, first.seq, 0, Some("not mine"))
+                .await
+                .unwrap(),
+            "{name}: another owner's confirmation fails"
+        );
+        let again = store.next_event("rn", "me", ttl).await.unwrap().unwrap();
+        assert_eq!(
+            (again.seq, again.attempts, again.reply.as_deref()),
+            (first.seq, 2, Some("the answer")),
+            "{name}: saved only with a confirmation that succeeded"
+        );
+        let finish = Finish {
+            outcome: "answered",
+            turns: None,
+            keep_messages: 10,
+        };
+        assert!(store.finish(first.seq, finish).await.unwrap(), "{name}");
+        let second = store.next_event("rn", "me", ttl).await.unwrap().unwrap();
+        assert_eq!(second.message_id, "n2", "{name}");
+        store
+            .postpone(second.seq, Duration::from_secs(60))
+            .await
+            .unwrap();
+
+        // Nothing due: released in the same step.
+        assert!(
+            store.next_event("rn", "me", ttl).await.unwrap().is_none(),
+            "{name}"
+        );
+        assert_eq!(store.room_owner("rn").await.unwrap(), None, "{name}");
     }
 }
