@@ -202,6 +202,45 @@ impl DerefMut for Held {
     }
 }
 
+/// How often the SQLite WAL is copied back into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
+
+/// SQLite: copies the WAL back into the database file from a connection of its own, so the
+/// fsyncs of a checkpoint never hold up the one connection that records webhooks and
+/// serves the workers (a checkpoint there stalled acknowledgements for tens of
+/// milliseconds on a slow disk). A `PASSIVE` checkpoint takes no lock that writers wait
+/// for. Ends when the store is closed.
+async fn checkpoint_loop(url: String, pool: AnyPool) {
+    let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut conn: Option<AnyConnection> = None;
+    let mut failing = false;
+    while !pool.is_closed() {
+        tick.tick().await;
+        let result = match conn.as_mut() {
+            Some(conn) => conn
+                .execute("PRAGMA wal_checkpoint(PASSIVE)")
+                .await
+                .map(|_| ()),
+            None => AnyConnection::connect(&url).await.map(|c| conn = Some(c)),
+        };
+        match result {
+            Ok(()) => failing = false,
+            Err(e) => {
+                // Said once per streak; the main connection checkpoints by itself meanwhile.
+                if !failing {
+                    tracing::warn!(error = %e, "cannot checkpoint the SQLite WAL; retrying");
+                }
+                failing = true;
+                conn = None;
+            }
+        }
+    }
+    if let Some(conn) = conn {
+        let _ = conn.close().await;
+    }
+}
+
 /// What `ingest_loop` needs, kept until the first `enqueue` starts it.
 type IngestLoop = (AnyPool, mpsc::Receiver<IngestJob>);
 
@@ -289,9 +328,13 @@ fn pool_options(backend: Backend, schema: Option<String>, max: u32) -> AnyPoolOp
                     // process crashes (kill -9), which is what "acknowledged is never
                     // lost" needs, at a fraction of FULL's fsync cost.
                     Backend::Sqlite => {
+                        // Checkpoints (and their fsyncs) run on a connection of their own
+                        // (`checkpoint_loop`); this one only falls back to them if the WAL
+                        // grows far past SQLite's default of 1,000 pages.
                         conn.execute(
                             "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; \
-                             PRAGMA busy_timeout=10000; PRAGMA foreign_keys=ON;",
+                             PRAGMA busy_timeout=10000; PRAGMA foreign_keys=ON; \
+                             PRAGMA wal_autocheckpoint=20000;",
                         )
                         .await?;
                     }
@@ -374,6 +417,9 @@ impl Store {
                 None,
             ),
         };
+        if backend == Backend::Sqlite && sqlite_path(&url).is_some() {
+            tokio::spawn(checkpoint_loop(url.clone(), pool.clone()));
+        }
         let (ingest, jobs) = mpsc::channel(4 * INGEST_BATCH);
         let ingest_start = Arc::new(std::sync::Mutex::new(Some((ingest_pool.clone(), jobs))));
         let store = Store {

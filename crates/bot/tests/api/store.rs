@@ -805,3 +805,49 @@ async fn next_event_holds_the_lease_while_work_is_due_and_releases_it_after() {
         assert_eq!(store.room_owner("rn").await.unwrap(), None, "{name}");
     }
 }
+
+/// SQLite: the WAL is copied back into the database file by the store's own checkpointer,
+/// not by the connection that records webhooks (which now checkpoints only far past
+/// SQLite's default). Read with `immutable=1`, which ignores the WAL, the database file
+/// itself soon holds a recorded event.
+#[tokio::test]
+async fn sqlite_wal_is_checkpointed_in_the_background() {
+    use sqlx::{Connection, Row};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bot.db");
+    let store = Store::connect(&StoreOptions {
+        url: format!("sqlite://{}", path.display()),
+        max_connections: 1,
+        pg_schema: None,
+    })
+    .await
+    .unwrap();
+    store
+        .enqueue(&NewEvent {
+            message_id: "wal-1",
+            room_id: "r",
+            payload: "{}",
+        })
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    loop {
+        let mut file_only =
+            sqlx::SqliteConnection::connect(&format!("sqlite://{}?immutable=true", path.display()))
+                .await
+                .unwrap();
+        let in_file: i64 = sqlx::query("SELECT COUNT(*) AS n FROM inbox")
+            .fetch_one(&mut file_only)
+            .await
+            .map_or(0, |r| r.get("n"));
+        file_only.close().await.unwrap();
+        if in_file == 1 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "the event never reached the database file"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
