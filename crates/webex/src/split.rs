@@ -23,6 +23,9 @@ pub const MAX_MESSAGE_BYTES: usize = 7439;
 /// 64 bytes the limit can be exceeded where a single character does not fit. A part that
 /// continues a prose line cut inside a run of three or more backticks or tildes (a run
 /// longer than the part) starts with a `\` escape, so it renders as text, not as a fence.
+/// Inside a code block no escape exists: a code line that ends in a stretch of only
+/// whitespace and the fence's own character longer than a part ends up with a last piece
+/// that reads as the closing line, which closes the block early (the byte limit holds).
 pub fn split_markdown(text: &str, max_bytes: usize) -> Vec<String> {
     split_parts(text, max_bytes)
         .into_iter()
@@ -230,6 +233,20 @@ fn ends_inside_fence(text: &str) -> bool {
     fences.last().is_some_and(|f| f.close_start.is_none())
 }
 
+/// When `piece` (a line or piece of one inside a block closed by `close`) would read as
+/// the closing line, the length of its start that would not: its indentation and one
+/// fence character fewer than the fence has.
+fn short_of_closing(piece: &str, close: &str) -> Option<usize> {
+    let marker = close.trim();
+    let ch = marker.chars().next()?;
+    let count = marker.chars().count();
+    if !closes(piece, ch, count) {
+        return None;
+    }
+    let indent = piece.len() - piece.trim_start().len();
+    Some(indent + (count - 1) * ch.len_utf8())
+}
+
 fn starts_with_fence_marker(s: &str) -> bool {
     let t = s.trim_start_matches([' ', '\t']);
     t.starts_with("```") || t.starts_with("~~~")
@@ -247,9 +264,10 @@ impl<'a> Splitter<'a> {
             // The first part carries the whole opening line, the others the shorter
             // reopen line: the longer of the two sets the room left for code.
             // Untrimmed: trailing whitespace of the opening line is copied into the part.
+            // `open_len` already counts the opening line's break; the reopen line needs one.
             let open_len = fence.open_end - fence.open_start;
-            fence.wrap =
-                fence.split && open_len.max(fence.reopen.len()) + fence.close.len() + 2 <= max / 2;
+            fence.wrap = fence.split
+                && open_len.max(fence.reopen.len() + 1) + 1 + fence.close.len() <= max / 2;
         }
         let mut last_content = Vec::with_capacity(lines.len() + 1);
         let mut last = 0;
@@ -476,11 +494,33 @@ impl<'a> Splitter<'a> {
         let budget = self
             .max
             .saturating_sub(self.prefix_len(s) + (start - s) + suffix);
-        let cut = if line.content_end - start <= budget {
+        let mut cut = if line.content_end - start <= budget {
             line.content_end
         } else {
             self.cut_point(start, line.content_end, budget)
         };
+        // Inside a block, a piece of a long line that is nothing but the fence's own
+        // character (a run longer than the part) would close the block: take fewer of
+        // them than the fence has, so it cannot.
+        if let Some(fence) = in_code
+            && let Some(shorter) = short_of_closing(&self.text[start..cut], &fence.close)
+        {
+            cut = start + shorter;
+        }
+        // Likewise the rest of the line, which starts the next part: when it would read as
+        // the closing line, cut before the line's last other character instead.
+        if let Some(fence) = in_code
+            && cut < line.content_end
+            && short_of_closing(&self.text[cut..line.content_end], &fence.close).is_some()
+            && let Some(ch) = fence.close.trim().chars().next()
+            && let Some((last_other, _)) = self.text[start..cut]
+                .trim_end_matches(|c: char| c.is_whitespace() || c == ch)
+                .char_indices()
+                .last()
+            && last_other > 0
+        {
+            cut = start + last_other;
+        }
 
         let mut next = if cut >= line.content_end {
             line.end
@@ -800,6 +840,38 @@ mod tests {
         // A run that fits is still cut before it, without an escape.
         let text = format!("{} ```not a fence``` end", "word ".repeat(30));
         assert!(check(&text, 100).iter().all(|p| !p.escaped));
+    }
+
+    #[test]
+    fn a_fence_run_inside_a_long_code_line_does_not_close_the_block() {
+        // Found by fuzzing: inside a block, a code line with a run of the fence's own
+        // character longer than the part left a part whose line was only that run, which
+        // closed the block.
+        let run: String = std::iter::repeat_n('`', 150).collect();
+        let text = format!(
+            "```\n{}\ncode {run} tail\n{}\n```\n",
+            "code\n".repeat(20),
+            "x".repeat(10)
+        );
+        let parts = check(&text, 66);
+        assert!(parts.len() > 3, "{:?}", texts(&parts));
+        // Tildes do not close a backtick block: no need to cut them short.
+        let tildes = text.replace('`', "~").replacen("~~~", "```", 1);
+        check(&tildes, 66);
+    }
+
+    #[test]
+    fn the_rest_of_a_cut_code_line_does_not_read_as_the_closing_line() {
+        // Found by fuzzing: a long code line ending in whitespace and a fence run was cut so
+        // that the next part started with just that tail, which closed the block there.
+        let text = format!(
+            "```\n{}\ncode {} ```\n```\nafter\n",
+            "code\n".repeat(12),
+            "x".repeat(40) + &" ".repeat(20)
+        );
+        for max in 64..90 {
+            check(&text, max);
+        }
     }
 
     #[test]
