@@ -233,13 +233,11 @@ fn ends_inside_fence(text: &str) -> bool {
     fences.last().is_some_and(|f| f.close_start.is_none())
 }
 
-/// When `piece` (a line or piece of one inside a block closed by `close`) would read as
-/// the closing line, the length of its start that would not: its indentation and one
-/// fence character fewer than the fence has.
-fn short_of_closing(piece: &str, close: &str) -> Option<usize> {
-    let marker = close.trim();
-    let ch = marker.chars().next()?;
-    let count = marker.chars().count();
+/// When `piece` (a line or piece of one inside the block opened by `open`) would read as
+/// a closing line, the length of its start that would not: its indentation and one fence
+/// character fewer than the opening fence has (a closing fence needs at least as many).
+fn short_of_closing(piece: &str, open: &str) -> Option<usize> {
+    let (ch, count) = open_marker(open)?;
     if !closes(piece, ch, count) {
         return None;
     }
@@ -503,7 +501,7 @@ impl<'a> Splitter<'a> {
         // character (a run longer than the part) would close the block: take fewer of
         // them than the fence has, so it cannot.
         if let Some(fence) = in_code
-            && let Some(shorter) = short_of_closing(&self.text[start..cut], &fence.close)
+            && let Some(shorter) = short_of_closing(&self.text[start..cut], &fence.reopen)
         {
             cut = start + shorter;
         }
@@ -511,8 +509,8 @@ impl<'a> Splitter<'a> {
         // the closing line, cut before the line's last other character instead.
         if let Some(fence) = in_code
             && cut < line.content_end
-            && short_of_closing(&self.text[cut..line.content_end], &fence.close).is_some()
-            && let Some(ch) = fence.close.trim().chars().next()
+            && short_of_closing(&self.text[cut..line.content_end], &fence.reopen).is_some()
+            && let Some((ch, _)) = open_marker(&fence.reopen)
             && let Some((last_other, _)) = self.text[start..cut]
                 .trim_end_matches(|c: char| c.is_whitespace() || c == ch)
                 .char_indices()
@@ -872,6 +870,15 @@ mod tests {
         for max in 64..90 {
             check(&text, max);
         }
+    }
+
+    #[test]
+    fn a_piece_as_long_as_the_opening_fence_does_not_close_the_block() {
+        // Found by fuzzing: a block closed by a longer fence than it opened with; pieces
+        // were kept one character short of the closing line, not of the opening fence.
+        let run: String = std::iter::repeat_n('~', 80).collect();
+        let text = format!("~~~ode\n{}\nc{run}@x\n~~~~\n", "code\n".repeat(8));
+        check(&text, 66);
     }
 
     #[test]
