@@ -248,7 +248,6 @@ impl App {
         let handle = axum_server::Handle::<SocketAddr>::new();
         let (server, _front_runtime) = serve_on_own_thread(
             listener,
-            state.store.clone(),
             crate::routes::router(state.clone()),
             tls.clone(),
             handle.clone(),
@@ -292,14 +291,11 @@ impl App {
 /// runtime's threads busy; on its own thread (scheduled by the kernel like any other) a
 /// webhook is read, verified, recorded and acknowledged without queueing behind them.
 ///
-/// The store runs its hot statements there too ([`crate::store::Store::run_on`]).
-///
 /// Returns when the server stopped, and a guard: the thread's runtime lives until the
-/// guard is dropped, because what it runs (the store's statements and ingest loop, pooled
-/// connections opened by `/health` checks) is still used by the workers while they drain.
+/// guard is dropped, because what it started (pooled connections opened by `/health`
+/// checks, the store's ingest loop) may still be used by the workers while they drain.
 fn serve_on_own_thread(
     listener: std::net::TcpListener,
-    store: crate::store::Store,
     router: axum::Router,
     tls: Option<tls::ServerTls>,
     handle: axum_server::Handle<SocketAddr>,
@@ -329,7 +325,6 @@ fn serve_on_own_thread(
                     return;
                 }
             };
-            store.run_on(runtime.handle().clone());
             let served = runtime.block_on(async {
                 tokio::select! {
                     served = tls::serve(listener, router, tls, handle) => served,

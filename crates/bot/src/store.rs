@@ -42,8 +42,6 @@ pub enum StoreError {
     Timeout(Duration),
     #[error("cannot record the event: {0}")]
     Ingest(String),
-    #[error("the store's runtime stopped: {0}")]
-    Runtime(String),
 }
 
 type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -149,8 +147,6 @@ pub struct Store {
     ingest_start: Arc<std::sync::Mutex<Option<IngestLoop>>>,
     /// The pool `ingest_loop` inserts through (the main pool on SQLite).
     ingest_pool: AnyPool,
-    /// Where the workers' hot statements run, once set (see [`Store::run_on`]).
-    runtime: Arc<std::sync::OnceLock<tokio::runtime::Handle>>,
     backend: Backend,
     /// What a dedicated (non-pool) connection needs: the URL and the schema.
     url: String,
@@ -432,7 +428,6 @@ impl Store {
             ingest,
             ingest_start,
             ingest_pool,
-            runtime: Arc::new(std::sync::OnceLock::new()),
             backend,
             url,
             pg_schema: options.pg_schema.clone(),
@@ -539,103 +534,6 @@ impl Store {
             .map_err(StoreError::Ingest)
     }
 
-    /// Runs the workers' hot statements on `runtime` from now on (in `serve`: the HTTP
-    /// thread's, which is never saturated). A pool connection goes back to the pool only
-    /// when the task holding it runs again after its statement; on a runtime whose
-    /// threads are all busy with workers that takes long, and with SQLite's one
-    /// connection every acknowledgement and every other room waits meanwhile.
-    pub fn run_on(&self, runtime: tokio::runtime::Handle) {
-        let _ = self.runtime.set(runtime);
-    }
-
-    async fn on_runtime<T: Send + 'static>(
-        &self,
-        work: impl std::future::Future<Output = Result<T>> + Send + 'static,
-    ) -> Result<T> {
-        match self.runtime.get() {
-            Some(runtime) => runtime
-                .spawn(work)
-                .await
-                .map_err(|e| StoreError::Runtime(e.to_string()))?,
-            None => work.await,
-        }
-    }
-
-    /// The next event of a room for `owner`'s worker: see `next_event_here`.
-    pub async fn next_event(
-        &self,
-        room_id: &str,
-        owner: &str,
-        ttl: Duration,
-    ) -> Result<Option<PendingEvent>> {
-        let (store, room_id, owner) = (self.clone(), room_id.to_owned(), owner.to_owned());
-        self.on_runtime(async move { store.next_event_here(&room_id, &owner, ttl).await })
-            .await
-    }
-
-    /// The space's personality and the conversation's newest turns: see `chat_context_here`.
-    pub async fn chat_context(
-        &self,
-        room_id: &str,
-        conversation: &ConversationKey,
-        limit: usize,
-    ) -> Result<(Option<String>, Vec<Turn>)> {
-        let (store, room_id, conversation) =
-            (self.clone(), room_id.to_owned(), conversation.clone());
-        self.on_runtime(async move {
-            store
-                .chat_context_here(&room_id, &conversation, limit)
-                .await
-        })
-        .await
-    }
-
-    /// Confirms the lease before posting a part: see `confirm_post_here`.
-    pub async fn confirm_post(
-        &self,
-        room_id: &str,
-        owner: &str,
-        ttl: Duration,
-        seq: i64,
-        part: i64,
-        save: Option<&str>,
-    ) -> Result<bool> {
-        let (store, room_id, owner) = (self.clone(), room_id.to_owned(), owner.to_owned());
-        let save = save.map(str::to_owned);
-        self.on_runtime(async move {
-            store
-                .confirm_post_here(&room_id, &owner, ttl, seq, part, save.as_deref())
-                .await
-        })
-        .await
-    }
-
-    /// Marks an event handled with its turns: see `finish_here`.
-    pub async fn finish(&self, seq: i64, finish: Finish<'_>) -> Result<bool> {
-        let store = self.clone();
-        let outcome = finish.outcome.to_owned();
-        let keep_messages = finish.keep_messages;
-        let turns = finish
-            .turns
-            .map(|(conversation, turns)| (conversation.clone(), turns.to_vec()));
-        self.on_runtime(async move {
-            let finish = Finish {
-                outcome: &outcome,
-                turns: turns.as_ref().map(|(c, t)| (c, t.as_slice())),
-                keep_messages,
-            };
-            store.finish_here(seq, finish).await
-        })
-        .await
-    }
-
-    /// Records how many parts are posted: see `set_parts_sent_here`.
-    pub async fn set_parts_sent(&self, seq: i64, parts: i64) -> Result<()> {
-        let store = self.clone();
-        self.on_runtime(async move { store.set_parts_sent_here(seq, parts).await })
-            .await
-    }
-
     /// A connection for anything but `enqueue`; on SQLite after waiting for its turn.
     async fn conn(&self) -> Result<Held> {
         let turn = match &self.turns {
@@ -687,7 +585,7 @@ impl Store {
     ///
     /// SQLite: one round trip (claim; release if idle; take), the statements of which each
     /// stand on their own. PostgreSQL: the same steps as separate statements.
-    async fn next_event_here(
+    pub async fn next_event(
         &self,
         room_id: &str,
         owner: &str,
@@ -779,7 +677,7 @@ impl Store {
 
     /// Records how many parts of the answer are posted. Only ever grows: a late write from
     /// a worker that lost the room cannot make the next one post a part again.
-    async fn set_parts_sent_here(&self, seq: i64, parts: i64) -> Result<()> {
+    pub async fn set_parts_sent(&self, seq: i64, parts: i64) -> Result<()> {
         sqlx::query("UPDATE inbox SET parts_sent = $1 WHERE seq = $2 AND parts_sent < $1")
             .bind(parts)
             .bind(seq)
@@ -805,7 +703,7 @@ impl Store {
     /// so a crash leaves either both or neither. The state changes first and only from
     /// `pending`: an event that another worker already finished is left as it is (false),
     /// and its turns are not stored a second time.
-    async fn finish_here(&self, seq: i64, finish: Finish<'_>) -> Result<bool> {
+    pub async fn finish(&self, seq: i64, finish: Finish<'_>) -> Result<bool> {
         let now = now_ms();
         let turns = finish.turns.filter(|(_, turns)| !turns.is_empty());
         let mut conn = self.conn().await?;
@@ -947,7 +845,7 @@ impl Store {
     /// With `save`, the answer is also kept with the event when the confirmation succeeds
     /// (so an attempt after a crash posts it instead of asking the LLM again): on SQLite in
     /// the same round trip.
-    async fn confirm_post_here(
+    pub async fn confirm_post(
         &self,
         room_id: &str,
         owner: &str,
@@ -1219,7 +1117,7 @@ impl Store {
     /// What answering in a space needs from the store, in one round trip: the space's
     /// personality (if one was chosen) and the newest `limit` messages of the
     /// conversation, oldest first.
-    async fn chat_context_here(
+    pub async fn chat_context(
         &self,
         room_id: &str,
         conversation: &ConversationKey,
