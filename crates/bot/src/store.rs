@@ -244,6 +244,23 @@ async fn checkpoint_loop(url: String, pool: AnyPool) {
 /// What `ingest_loop` needs, kept until the first `enqueue` starts it.
 type IngestLoop = (AnyPool, mpsc::Receiver<IngestJob>);
 
+/// A connection running a transaction written inline in one multi-statement round trip.
+/// Dropped before that ended (the task was cancelled mid-way), the transaction may still
+/// be open: the connection is then closed, which rolls it back, instead of going back to
+/// the pool where later statements would run inside it.
+struct InlineTx {
+    held: Held,
+    ended: bool,
+}
+
+impl Drop for InlineTx {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.held.conn.close_on_drop();
+        }
+    }
+}
+
 /// An event waiting for the next group commit, and who waits for the outcome.
 struct IngestJob {
     message_id: String,
@@ -706,14 +723,14 @@ impl Store {
     pub async fn finish(&self, seq: i64, finish: Finish<'_>) -> Result<bool> {
         let now = now_ms();
         let turns = finish.turns.filter(|(_, turns)| !turns.is_empty());
-        let mut conn = self.conn().await?;
-        let mut tx = conn.begin().await?;
         const DONE: &str = "UPDATE inbox SET state = 'done', outcome = $1, finished_at = $2, reply = NULL \
              WHERE seq = $3 AND state = 'pending' RETURNING seq";
         if self.backend == Backend::Sqlite {
-            // One round trip inside the transaction: the done mark (whose RETURNING says
-            // whether it applied), the turns only if it did (`changes()`), the pruning.
-            let mut sql = format!("{DONE};");
+            // One round trip, the transaction included: the done mark (whose RETURNING
+            // says whether it applied), the turns only if it did (`changes()`), the
+            // pruning. A transaction over several round trips would hold the one
+            // connection while this task waits to be polled again between them.
+            let mut sql = format!("BEGIN IMMEDIATE; {DONE};");
             if let Some((_, turns)) = turns {
                 sql.push_str(" INSERT INTO turns (conversation, created_at, role, content) ");
                 for i in 0..turns.len() {
@@ -731,6 +748,7 @@ impl Store {
                      (SELECT id FROM turns WHERE conversation = $4 ORDER BY id DESC LIMIT $5)",
                 );
             }
+            sql.push_str("; COMMIT");
             let mut query = sqlx::query(AssertSqlSafe(sql))
                 .bind(finish.outcome)
                 .bind(now)
@@ -743,13 +761,20 @@ impl Store {
                     query = query.bind(turn.role.as_str()).bind(turn.content.as_str());
                 }
             }
-            if query.fetch_all(&mut *tx).await?.is_empty() {
-                tx.rollback().await?;
-                return Ok(false);
+            let mut tx = InlineTx {
+                held: self.conn().await?,
+                ended: false,
+            };
+            let done = query.fetch_all(&mut *tx.held).await;
+            if done.is_err() {
+                // A statement failed: the transaction may be open; end it here.
+                let _ = tx.held.execute("ROLLBACK").await;
             }
-            tx.commit().await?;
-            return Ok(true);
+            tx.ended = true;
+            return Ok(!done?.is_empty());
         }
+        let mut conn = self.conn().await?;
+        let mut tx = conn.begin().await?;
         let done = sqlx::query(DONE)
             .bind(finish.outcome)
             .bind(now)

@@ -45,6 +45,31 @@ pub async fn postgres_store() -> Option<Store> {
     )
 }
 
+/// A SQLite store in this file.
+async fn sqlite_store_at(path: &std::path::Path) -> Store {
+    Store::connect(&StoreOptions {
+        url: format!("sqlite://{}", path.display()),
+        max_connections: 1,
+        pg_schema: None,
+    })
+    .await
+    .unwrap()
+}
+
+/// Records events with these message ids in one room, in order.
+async fn enqueue_all(store: &Store, room_id: &str, ids: &[&str]) {
+    for id in ids {
+        store
+            .enqueue(&NewEvent {
+                message_id: id,
+                room_id,
+                payload: "{}",
+            })
+            .await
+            .unwrap();
+    }
+}
+
 fn email(s: &str) -> Email {
     Email::parse(s).unwrap()
 }
@@ -630,16 +655,7 @@ async fn concurrent_enqueues_are_grouped_and_deduplicated() {
 async fn take_next_counts_the_attempt_and_release_if_idle_waits_for_due_work() {
     for (name, store, _dir) in stores().await {
         let ttl = Duration::from_secs(30);
-        for id in ["t1", "t2"] {
-            store
-                .enqueue(&NewEvent {
-                    message_id: id,
-                    room_id: "rt",
-                    payload: "{}",
-                })
-                .await
-                .unwrap();
-        }
+        enqueue_all(&store, "rt", &["t1", "t2"]).await;
         assert!(store.claim_room("rt", "me", ttl).await.unwrap());
         assert!(
             !store.release_room_if_idle("rt", "me").await.unwrap(),
@@ -736,16 +752,7 @@ async fn chat_context_is_personality_and_history_in_one_read() {
 async fn next_event_holds_the_lease_while_work_is_due_and_releases_it_after() {
     for (name, store, _dir) in stores().await {
         let ttl = Duration::from_secs(30);
-        for id in ["n1", "n2"] {
-            store
-                .enqueue(&NewEvent {
-                    message_id: id,
-                    room_id: "rn",
-                    payload: "{}",
-                })
-                .await
-                .unwrap();
-        }
+        enqueue_all(&store, "rn", &["n1", "n2"]).await;
         let first = store.next_event("rn", "me", ttl).await.unwrap().unwrap();
         assert_eq!(
             (first.message_id.as_str(), first.attempts),
@@ -815,13 +822,7 @@ async fn sqlite_wal_is_checkpointed_in_the_background() {
     use sqlx::{Connection, Row};
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bot.db");
-    let store = Store::connect(&StoreOptions {
-        url: format!("sqlite://{}", path.display()),
-        max_connections: 1,
-        pg_schema: None,
-    })
-    .await
-    .unwrap();
+    let store = sqlite_store_at(&path).await;
     store
         .enqueue(&NewEvent {
             message_id: "wal-1",
@@ -850,4 +851,71 @@ async fn sqlite_wal_is_checkpointed_in_the_background() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// SQLite runs the done mark, the turns and the pruning as one inline transaction: when a
+/// statement in it fails, nothing of it is kept and the connection is usable afterwards
+/// (no transaction left open on it).
+#[tokio::test]
+async fn a_failed_finish_keeps_nothing_and_leaves_no_transaction_open() {
+    use sqlx::Connection;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bot.db");
+    let store = sqlite_store_at(&path).await;
+    store
+        .enqueue(&NewEvent {
+            message_id: "f1",
+            room_id: "rf",
+            payload: "{}",
+        })
+        .await
+        .unwrap();
+    let event = store.take_next("rf").await.unwrap().unwrap();
+    let conversation = ConversationKey::direct("rf");
+    let turns = [
+        Turn {
+            role: Role::User,
+            content: "q".into(),
+        },
+        Turn {
+            role: Role::Assistant,
+            content: "a".into(),
+        },
+    ];
+    let finish = || Finish {
+        outcome: "answered",
+        turns: Some((&conversation, &turns[..])),
+        keep_messages: 10,
+    };
+    let mut side = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    sqlx::query("ALTER TABLE turns RENAME TO turns_away")
+        .execute(&mut side)
+        .await
+        .unwrap();
+    assert!(store.finish(event.seq, finish()).await.is_err());
+    sqlx::query("ALTER TABLE turns_away RENAME TO turns")
+        .execute(&mut side)
+        .await
+        .unwrap();
+    side.close().await.unwrap();
+
+    // The done mark was rolled back with the failed insert; the event is still pending.
+    assert_eq!(
+        store.event_outcome("f1").await.unwrap(),
+        Some(("pending".into(), None))
+    );
+    // Committed work after it really is committed: seen from a fresh connection.
+    assert!(store.finish(event.seq, finish()).await.unwrap());
+    store.close().await;
+    let reopened = sqlite_store_at(&path).await;
+    assert_eq!(
+        reopened.event_outcome("f1").await.unwrap(),
+        Some(("done".into(), Some("answered".into())))
+    );
+    assert_eq!(
+        reopened.history(&conversation, 10).await.unwrap(),
+        turns.to_vec()
+    );
 }
