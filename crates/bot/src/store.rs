@@ -666,21 +666,6 @@ impl Store {
         row.map(|r| pending_from_row(&r)).transpose()
     }
 
-    /// Counts an attempt before the work starts, so an event that crashes the process
-    /// every time is eventually given up instead of looping forever. `None` when the event
-    /// is no longer pending (finished meanwhile by a worker that held the room before).
-    pub async fn begin_attempt(&self, seq: i64) -> Result<Option<i64>> {
-        let row = sqlx::query(
-            "UPDATE inbox SET attempts = attempts + 1 WHERE seq = $1 AND state = 'pending' \
-             RETURNING attempts",
-        )
-        .bind(seq)
-        .fetch_optional(&mut *self.conn().await?)
-        .await?;
-        row.map(|r| r.try_get("attempts").map_err(Into::into))
-            .transpose()
-    }
-
     pub async fn save_reply(&self, seq: i64, reply: &str) -> Result<()> {
         sqlx::query(
             "UPDATE inbox SET reply = $1, parts_sent = 0 WHERE seq = $2 AND state = 'pending'",

@@ -431,13 +431,7 @@ async fn a_part_an_earlier_attempt_posted_is_not_posted_again() {
         .unwrap();
     // An earlier attempt got the answer, and Webex accepted it, but the process died before
     // the store recorded the post.
-    let seq = store
-        .next_pending("ROOM-posted")
-        .await
-        .unwrap()
-        .unwrap()
-        .seq;
-    store.begin_attempt(seq).await.unwrap();
+    let seq = store.take_next("ROOM-posted").await.unwrap().unwrap().seq;
     store.save_reply(seq, "Echo: hi").await.unwrap();
     let posted = app
         .http
