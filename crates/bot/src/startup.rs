@@ -462,7 +462,8 @@ async fn shutdown(state: &AppState, handle: &axum_server::Handle<SocketAddr>) {
     }
 }
 
-async fn terminate_signal() {
+/// Resolves on SIGTERM or SIGINT (Ctrl-C).
+pub(crate) async fn terminate_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
