@@ -62,25 +62,10 @@ pub async fn handle(state: &AppState, lease: &RoomLease, event: PendingEvent) {
         } else {
             run(state, lease, &event).await
         };
-        let keep_messages = crate::memory::messages_to_keep(state.config.memory_max_turns);
         let stored = match disposition {
             Disposition::Done { outcome, turns } => {
                 tracing::info!(outcome, "event handled");
-                state.metrics.processed(outcome);
-                let turns_ref = turns.as_ref().map(|(k, t)| (k, t.as_slice()));
-                finished(
-                    state
-                        .store
-                        .finish(
-                            event.seq,
-                            Finish {
-                                outcome,
-                                turns: turns_ref,
-                                keep_messages,
-                            },
-                        )
-                        .await,
-                )
+                finish(state, event.seq, outcome, turns).await
             }
             Disposition::Retry { cause } => {
                 let delay = retry_delay(attempt);
@@ -94,20 +79,7 @@ pub async fn handle(state: &AppState, lease: &RoomLease, event: PendingEvent) {
             }
             Disposition::Failed { outcome, cause } => {
                 tracing::error!(error = format!("{cause:#}"), outcome, "event failed");
-                state.metrics.processed(outcome);
-                finished(
-                    state
-                        .store
-                        .finish(
-                            event.seq,
-                            Finish {
-                                outcome,
-                                turns: None,
-                                keep_messages,
-                            },
-                        )
-                        .await,
-                )
+                finish(state, event.seq, outcome, None).await
             }
             Disposition::LeaseLost => {
                 tracing::warn!(
@@ -124,11 +96,22 @@ pub async fn handle(state: &AppState, lease: &RoomLease, event: PendingEvent) {
     .await;
 }
 
-/// `finish` found the event already finished: another worker that held the room before
-/// this one recorded it (and its turns) first.
-fn finished(
-    result: Result<bool, crate::store::StoreError>,
+/// Counts the outcome and marks the event done with its turns. Finding it already
+/// finished means another worker that held the room before this one recorded it (and its
+/// turns) first.
+async fn finish(
+    state: &AppState,
+    seq: i64,
+    outcome: &'static str,
+    turns: Option<(ConversationKey, Vec<Turn>)>,
 ) -> Result<(), crate::store::StoreError> {
+    state.metrics.processed(outcome);
+    let finish = Finish {
+        outcome,
+        turns: turns.as_ref().map(|(k, t)| (k, t.as_slice())),
+        keep_messages: crate::memory::messages_to_keep(state.config.memory_max_turns),
+    };
+    let result = state.store.finish(seq, finish).await;
     if let Ok(false) = result {
         tracing::warn!(
             "event was already finished by another worker; its turns are not stored twice"
