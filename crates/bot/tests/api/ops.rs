@@ -617,23 +617,69 @@ async fn wait_for_llm_call(llm: &MockServer) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_lets_the_answer_in_flight_reach_webex_before_exiting() {
+/// A `serve` process with one question of ALICE's acknowledged and its LLM call in
+/// flight (the LLM answers after `llm_delay`).
+struct InFlight {
+    dir: tempfile::TempDir,
+    webex: MockServer,
+    llm: MockServer,
+    env: Vec<(String, String)>,
+    port: u16,
+    bot: BotProcess,
+}
+
+async fn answer_in_flight(
+    name: &str,
+    llm_delay: Duration,
+    (message_id, room_id, text): (&str, &str, &str),
+    extra_env: &[(&str, &str)],
+) -> InFlight {
     let dir = tempfile::tempdir().unwrap();
     let webex = MockServer::start().await;
     mount_webex_basics(&webex).await;
-    let llm = slow_llm(Duration::from_secs(2)).await;
-    let message = direct_message("M-drain", "ROOM-drain", ALICE, "answer me before you go");
+    let llm = slow_llm(llm_delay).await;
+    let message = direct_message(message_id, room_id, ALICE, text);
     mount_message(&webex, &message).await;
 
     let port = free_port();
     let mut env = process_env(dir.path(), &webex, &llm);
     env.push(("BIND_ADDR".into(), format!("127.0.0.1:{port}")));
-    env.push(("SHUTDOWN_TIMEOUT_SECS".into(), "15".into()));
-    let mut bot = BotProcess::spawn(dir.path(), "drain", &["serve"], &env);
+    env.extend(
+        extra_env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
+    let mut bot = BotProcess::spawn(dir.path(), name, &["serve"], &env);
     wait_healthy(port, &mut bot).await;
     assert_eq!(post_signed(port, &event_for(&message)).await, 200);
     wait_for_llm_call(&llm).await;
+    InFlight {
+        dir,
+        webex,
+        llm,
+        env,
+        port,
+        bot,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_the_answer_in_flight_reach_webex_before_exiting() {
+    // `_dir` and `_llm` stay bound: the process uses them until it exits.
+    let InFlight {
+        dir: _dir,
+        webex,
+        llm: _llm,
+        env: _,
+        port,
+        mut bot,
+    } = answer_in_flight(
+        "drain",
+        Duration::from_secs(2),
+        ("M-drain", "ROOM-drain", "answer me before you go"),
+        &[("SHUTDOWN_TIMEOUT_SECS", "15")],
+    )
+    .await;
 
     let stopping = Instant::now();
     bot.sigterm();
@@ -664,22 +710,20 @@ async fn sigterm_lets_the_answer_in_flight_reach_webex_before_exiting() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_timeout_leaves_the_event_pending_for_the_next_start() {
-    let dir = tempfile::tempdir().unwrap();
-    let webex = MockServer::start().await;
-    mount_webex_basics(&webex).await;
-    let llm = slow_llm(Duration::from_secs(10)).await;
-    let message = direct_message("M-later", "ROOM-later", ALICE, "take your time");
-    mount_message(&webex, &message).await;
-
-    let port = free_port();
-    let mut env = process_env(dir.path(), &webex, &llm);
-    env.push(("BIND_ADDR".into(), format!("127.0.0.1:{port}")));
-    env.push(("SHUTDOWN_TIMEOUT_SECS".into(), "1".into()));
-    env.push(("LLM_TIMEOUT_SECS".into(), "60".into()));
-    let mut first = BotProcess::spawn(dir.path(), "first", &["serve"], &env);
-    wait_healthy(port, &mut first).await;
-    assert_eq!(post_signed(port, &event_for(&message)).await, 200);
-    wait_for_llm_call(&llm).await;
+    let InFlight {
+        dir,
+        webex,
+        llm,
+        env,
+        port,
+        bot: mut first,
+    } = answer_in_flight(
+        "first",
+        Duration::from_secs(10),
+        ("M-later", "ROOM-later", "take your time"),
+        &[("SHUTDOWN_TIMEOUT_SECS", "1"), ("LLM_TIMEOUT_SECS", "60")],
+    )
+    .await;
 
     let stopping = Instant::now();
     first.sigterm();
