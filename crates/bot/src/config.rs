@@ -58,6 +58,8 @@ pub struct Config {
     pub webex_token: Option<SecretString>,
     pub webex_bot_id: Option<String>,
     pub webex_api_url: Url,
+    /// `WEBEX_TIMEOUT_SECS`: one try of one Webex REST call.
+    pub webex_timeout: Duration,
     pub llm: llm::ProviderConfig,
     pub llm_fallback: Option<llm::ProviderConfig>,
     pub llm_timeout: Duration,
@@ -79,6 +81,8 @@ pub struct Config {
     pub default_personality: String,
     pub memory_max_turns: usize,
     pub memory_max_chars: usize,
+    /// `MAX_REPLY_PARTS`: messages one answer may take; a longer one is cut.
+    pub max_reply_parts: usize,
     pub mode: Mode,
     /// `MODE=websocket`: where the device service is looked up (`WEBEX_U2C_URL`), or the
     /// device service itself (`WEBEX_WDM_URL`, which skips the lookup).
@@ -367,6 +371,7 @@ impl Config {
             webex_api_url: r
                 .url("WEBEX_API_URL")?
                 .unwrap_or_else(|| default_url("https://webexapis.com/v1")),
+            webex_timeout: Duration::from_secs(r.positive("WEBEX_TIMEOUT_SECS", 30u64)?),
             llm,
             llm_fallback,
             llm_timeout: Duration::from_secs(r.positive("LLM_TIMEOUT_SECS", 120u64)?),
@@ -393,6 +398,7 @@ impl Config {
                 .unwrap_or_else(|| "default".to_owned()),
             memory_max_turns: r.parse("MEMORY_MAX_TURNS", 20usize)?,
             memory_max_chars: r.positive("MEMORY_MAX_CHARS", 24_000usize)?,
+            max_reply_parts: r.positive("MAX_REPLY_PARTS", 5usize)?,
             mode,
             webex_u2c_url: r
                 .url("WEBEX_U2C_URL")?
@@ -455,6 +461,8 @@ mod tests {
         assert_eq!(c.webex_u2c_url.as_str(), "https://u2c.wbx2.com/u2c/api/v1");
         assert!(c.webex_wdm_url.is_none());
         assert_eq!(c.shutdown_timeout, Duration::from_secs(30));
+        assert_eq!(c.webex_timeout, Duration::from_secs(30));
+        assert_eq!(c.max_reply_parts, 5);
         assert!(c.require_token().is_err());
     }
 
@@ -481,6 +489,8 @@ mod tests {
             (&[("MODE", "poll")], "MODE"),
             (&[("WEBEX_WDM_URL", "wdm.example.com")], "WEBEX_WDM_URL"),
             (&[("LLM_SHOW_THINKING", "maybe")], "LLM_SHOW_THINKING"),
+            (&[("WEBEX_TIMEOUT_SECS", "0")], "WEBEX_TIMEOUT_SECS"),
+            (&[("MAX_REPLY_PARTS", "0")], "MAX_REPLY_PARTS"),
         ];
         for (pairs, var) in cases {
             let err = Config::from_source(&env(pairs)).unwrap_err();

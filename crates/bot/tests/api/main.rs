@@ -13,6 +13,7 @@ mod ops;
 mod process;
 mod properties;
 mod providers;
+mod real_webex;
 mod registration;
 mod replicas;
 mod store;
