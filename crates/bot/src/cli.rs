@@ -352,6 +352,42 @@ async fn users_action(
 }
 
 /// `webex-chatbot chat`: the same personality, memory and provider as in Webex, in a terminal.
+/// Asks the LLM and prints the answer to stdout as it streams, ending with a newline;
+/// returns the whole answer. Nothing is printed of an answer that fails before its
+/// first text; one that fails midway ends its line and reports the error.
+async fn print_streamed(
+    llm: &llm::Llm,
+    request: llm::ChatRequest,
+) -> Result<String, llm::LlmError> {
+    use futures_util::StreamExt as _;
+    let mut stream = llm.chat_stream(request).await?;
+    let mut answer = String::new();
+    let mut out = std::io::stdout();
+    while let Some(delta) = stream.next().await {
+        match delta {
+            Ok(delta) => {
+                let _ = out.write_all(delta.as_bytes());
+                let _ = out.flush();
+                answer.push_str(&delta);
+            }
+            Err(e) => {
+                if !answer.is_empty() {
+                    println!();
+                }
+                return Err(e);
+            }
+        }
+    }
+    println!();
+    if answer.trim().is_empty() {
+        return Err(llm::LlmError::Malformed {
+            provider: llm.primary().kind,
+            reason: "the answer is empty".into(),
+        });
+    }
+    Ok(answer)
+}
+
 async fn console_chat(config: Config, start: Option<String>) -> Result<(), CliError> {
     let personalities = startup::load_personalities(&config)?;
     let mut current = match start {
@@ -394,37 +430,40 @@ async fn console_chat(config: Config, start: Option<String>) -> Result<(), CliEr
             break;
         }
         let reply = match commands::parse(text) {
-            Some(Command::Help) => {
+            Some(Command::Help) => Some(
                 "Commands: help, reset, personality, personality list, personality NAME, exit."
-                    .to_owned()
-            }
+                    .to_owned(),
+            ),
             Some(Command::Reset) => {
                 store
                     .clear_history(&conversation)
                     .await
                     .context("cannot reset")?;
-                strings::RESET_DONE.to_owned()
+                Some(strings::RESET_DONE.to_owned())
             }
-            Some(Command::Personality) => {
-                strings::current_personality(&current.name, &current.description)
-            }
-            Some(Command::PersonalityList) => personalities
-                .iter()
-                .map(|p| {
-                    format!(
-                        "- {}{}: {}",
-                        p.name,
-                        if p.name == current.name {
-                            " (current)"
-                        } else {
-                            ""
-                        },
-                        p.description
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join("\n"),
-            Some(Command::PersonalitySet(name)) => match personalities.get(&name) {
+            Some(Command::Personality) => Some(strings::current_personality(
+                &current.name,
+                &current.description,
+            )),
+            Some(Command::PersonalityList) => Some(
+                personalities
+                    .iter()
+                    .map(|p| {
+                        format!(
+                            "- {}{}: {}",
+                            p.name,
+                            if p.name == current.name {
+                                " (current)"
+                            } else {
+                                ""
+                            },
+                            p.description
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            ),
+            Some(Command::PersonalitySet(name)) => Some(match personalities.get(&name) {
                 Some(p) => {
                     current = p.clone();
                     strings::personality_switched(&p.name, &p.description)
@@ -437,8 +476,8 @@ async fn console_chat(config: Config, start: Option<String>) -> Result<(), CliEr
                         .collect::<Vec<_>>()
                         .join(", "),
                 ),
-            },
-            Some(other) => format!("`{}` only works in Webex.", other.name()),
+            }),
+            Some(other) => Some(format!("`{}` only works in Webex.", other.name())),
             None => {
                 let history = store
                     .history(&conversation, keep)
@@ -458,8 +497,9 @@ async fn console_chat(config: Config, start: Option<String>) -> Result<(), CliEr
                     config.memory_max_turns,
                     config.memory_max_chars,
                 );
-                match llm.chat(request).await {
-                    Ok(response) => {
+                // The answer is printed as it streams; history keeps the finished text.
+                match print_streamed(&llm, request).await {
+                    Ok(answer) => {
                         let turns = [
                             Turn {
                                 role: Role::User,
@@ -467,23 +507,25 @@ async fn console_chat(config: Config, start: Option<String>) -> Result<(), CliEr
                             },
                             Turn {
                                 role: Role::Assistant,
-                                content: response.content.clone(),
+                                content: answer,
                             },
                         ];
                         store
                             .append_turns(&conversation, &turns, keep)
                             .await
                             .context("cannot store the turn")?;
-                        response.content
+                        None
                     }
                     Err(e) => {
                         eprintln!("LLM error: {e}");
-                        strings::LLM_UNAVAILABLE.to_owned()
+                        Some(strings::LLM_UNAVAILABLE.to_owned())
                     }
                 }
             }
         };
-        println!("{reply}");
+        if let Some(reply) = reply {
+            println!("{reply}");
+        }
         if interactive {
             println!();
         }

@@ -83,12 +83,24 @@ pub struct Config {
     pub memory_max_chars: usize,
     /// `MAX_REPLY_PARTS`: messages one answer may take; a longer one is cut.
     pub max_reply_parts: usize,
+    /// `REPLY_STREAMING`, `STREAM_FIRST_POST_MS`, `STREAM_EDIT_MS` (DESIGN §10.2).
+    pub streaming: Streaming,
     pub mode: Mode,
     /// `MODE=websocket`: where the device service is looked up (`WEBEX_U2C_URL`), or the
     /// device service itself (`WEBEX_WDM_URL`, which skips the lookup).
     pub webex_u2c_url: Url,
     pub webex_wdm_url: Option<Url>,
     pub shutdown_timeout: Duration,
+}
+
+/// How answers are streamed into one edited message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Streaming {
+    pub enabled: bool,
+    /// An answer not complete this long after the LLM call started is posted as it stands.
+    pub first_post: Duration,
+    /// The least time between two writes of the streamed message.
+    pub edit_every: Duration,
 }
 
 /// Where configuration values come from; the process environment in production, a map in tests.
@@ -399,6 +411,11 @@ impl Config {
             memory_max_turns: r.parse("MEMORY_MAX_TURNS", 20usize)?,
             memory_max_chars: r.positive("MEMORY_MAX_CHARS", 24_000usize)?,
             max_reply_parts: r.positive("MAX_REPLY_PARTS", 5usize)?,
+            streaming: Streaming {
+                enabled: r.bool("REPLY_STREAMING", true)?,
+                first_post: Duration::from_millis(r.parse("STREAM_FIRST_POST_MS", 1000u64)?),
+                edit_every: Duration::from_millis(r.positive("STREAM_EDIT_MS", 1500u64)?),
+            },
             mode,
             webex_u2c_url: r
                 .url("WEBEX_U2C_URL")?
@@ -463,6 +480,14 @@ mod tests {
         assert_eq!(c.shutdown_timeout, Duration::from_secs(30));
         assert_eq!(c.webex_timeout, Duration::from_secs(30));
         assert_eq!(c.max_reply_parts, 5);
+        assert_eq!(
+            c.streaming,
+            Streaming {
+                enabled: true,
+                first_post: Duration::from_millis(1000),
+                edit_every: Duration::from_millis(1500),
+            }
+        );
         assert!(c.require_token().is_err());
     }
 
@@ -491,6 +516,9 @@ mod tests {
             (&[("LLM_SHOW_THINKING", "maybe")], "LLM_SHOW_THINKING"),
             (&[("WEBEX_TIMEOUT_SECS", "0")], "WEBEX_TIMEOUT_SECS"),
             (&[("MAX_REPLY_PARTS", "0")], "MAX_REPLY_PARTS"),
+            (&[("REPLY_STREAMING", "sometimes")], "REPLY_STREAMING"),
+            (&[("STREAM_FIRST_POST_MS", "-1")], "STREAM_FIRST_POST_MS"),
+            (&[("STREAM_EDIT_MS", "0")], "STREAM_EDIT_MS"),
         ];
         for (pairs, var) in cases {
             let err = Config::from_source(&env(pairs)).unwrap_err();

@@ -91,6 +91,10 @@ pub struct PendingEvent {
     /// does not ask again), and how many of its parts were already posted.
     pub reply: Option<String>,
     pub parts_sent: i64,
+    /// The message a streamed answer is being written into (DESIGN §10.2), recorded right
+    /// after it was posted and before its first edit, so a later attempt can finish or
+    /// remove it.
+    pub stream_message_id: Option<String>,
     /// Whether `not_before` has passed, by the database's clock.
     pub due: bool,
 }
@@ -585,7 +589,7 @@ impl Store {
     /// The oldest pending event of a room, due or not: a later event must not overtake it.
     pub async fn next_pending(&self, room_id: &str) -> Result<Option<PendingEvent>> {
         let row = sqlx::query(self.timed(
-            "SELECT seq, message_id, room_id, payload, received_at, attempts, not_before, reply, parts_sent, \
+            "SELECT seq, message_id, room_id, payload, received_at, attempts, not_before, reply, parts_sent, stream_message_id, \
              CAST(CASE WHEN not_before <= {now} THEN 1 ELSE 0 END AS BIGINT) AS due \
              FROM inbox WHERE room_id = $1 AND state = 'pending' ORDER BY seq LIMIT 1",
         ))
@@ -636,7 +640,7 @@ impl Store {
              WHERE seq = (SELECT seq FROM inbox WHERE room_id = $1 AND state = 'pending' ORDER BY seq LIMIT 1) \
              AND not_before <= {now} \
              AND EXISTS (SELECT 1 FROM room_leases WHERE room_id = $1 AND owner = $2) \
-             RETURNING seq, message_id, room_id, payload, received_at, attempts, not_before, reply, parts_sent, \
+             RETURNING seq, message_id, room_id, payload, received_at, attempts, not_before, reply, parts_sent, stream_message_id, \
              CAST(1 AS BIGINT) AS due",
         ))
         .bind(room_id)
@@ -657,7 +661,7 @@ impl Store {
             "UPDATE inbox SET attempts = attempts + 1 \
              WHERE seq = (SELECT seq FROM inbox WHERE room_id = $1 AND state = 'pending' ORDER BY seq LIMIT 1) \
              AND not_before <= {now} \
-             RETURNING seq, message_id, room_id, payload, received_at, attempts, not_before, reply, parts_sent, \
+             RETURNING seq, message_id, room_id, payload, received_at, attempts, not_before, reply, parts_sent, stream_message_id, \
              CAST(1 AS BIGINT) AS due",
         ))
         .bind(room_id)
@@ -674,6 +678,16 @@ impl Store {
         .bind(seq)
         .execute(&mut *self.conn().await?)
         .await?;
+        Ok(())
+    }
+
+    /// Records (or forgets, with `None`) the message a streamed answer is written into.
+    pub async fn set_stream_message(&self, seq: i64, message_id: Option<&str>) -> Result<()> {
+        sqlx::query("UPDATE inbox SET stream_message_id = $1 WHERE seq = $2 AND state = 'pending'")
+            .bind(message_id)
+            .bind(seq)
+            .execute(&mut *self.conn().await?)
+            .await?;
         Ok(())
     }
 
@@ -1266,6 +1280,7 @@ fn pending_from_row(r: &AnyRow) -> Result<PendingEvent> {
         not_before: r.try_get("not_before")?,
         reply: r.try_get("reply")?,
         parts_sent: r.try_get("parts_sent")?,
+        stream_message_id: r.try_get("stream_message_id")?,
         due: r.try_get::<i64, _>("due")? != 0,
     })
 }

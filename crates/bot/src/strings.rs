@@ -2,6 +2,8 @@
 
 pub const LLM_UNAVAILABLE: &str =
     "Sorry, the AI service is unavailable right now. Please try again in a few minutes.";
+/// The first text of a streamed answer when the personality sets no `thinking`.
+pub const THINKING: &str = "…";
 pub const ADMIN_ONLY: &str = "Sorry, only admins can do that.";
 /// `list users` and `status` in a group space: everyone there would read the answer.
 pub const ASK_IN_DIRECT: &str =

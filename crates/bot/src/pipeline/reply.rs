@@ -91,14 +91,10 @@ pub struct Target {
     pub group: bool,
 }
 
-pub async fn post(
-    state: &AppState,
-    lease: &RoomLease,
-    progress: Progress,
-    target: &Target,
-    markdown: &str,
-) -> Result<(), PostError> {
-    let seq = progress.seq;
+/// The messages an answer is posted as: mentions made inert, split under Webex's limit,
+/// cut at `MAX_REPLY_PARTS`. The same text always gives the same parts (an attempt after
+/// a crash resumes by part index).
+pub fn parts_of(state: &AppState, markdown: &str) -> Vec<String> {
     let safe = webex::mention::neutralize_mentions(markdown);
     let (parts, cut) = webex::split::split_markdown_at_most(
         &safe,
@@ -112,6 +108,18 @@ pub async fn post(
             "answer longer than MAX_REPLY_PARTS messages; cut"
         );
     }
+    parts
+}
+
+pub async fn post(
+    state: &AppState,
+    lease: &RoomLease,
+    progress: Progress,
+    target: &Target,
+    markdown: &str,
+) -> Result<(), PostError> {
+    let seq = progress.seq;
+    let parts = parts_of(state, markdown);
     let count = parts.len();
     let mut save = progress.save_answer;
     let already = usize::try_from(progress.already_sent).unwrap_or(0);

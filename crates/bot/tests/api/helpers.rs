@@ -46,7 +46,8 @@ fn init_logs() {
 pub type Answerer = Arc<dyn Fn(&Value) -> ResponseTemplate + Send + Sync>;
 
 /// Fake Ollama `/api/chat`: rejects what Ollama would (no model, bad roles, no messages),
-/// answers `{"message": {"role": "assistant", "content": …}, "done": true}`.
+/// answers `{"message": {"role": "assistant", "content": …}, "done": true}`, plain or as a
+/// one-line stream. Slow streams with many chunks are in `streaming.rs`.
 struct OllamaChat(Answerer);
 
 impl Respond for OllamaChat {
@@ -62,7 +63,10 @@ impl Respond for OllamaChat {
                         && x["content"].is_string()
                 })
         });
-        if !model_ok || !messages_ok || body["stream"] != json!(false) {
+        // `stream` must be said (Ollama streams when it is left out). A streamed answer is
+        // NDJSON lines; the one-line answer below is also a valid stream (content and
+        // `done: true` on one line), so each answerer serves both forms.
+        if !model_ok || !messages_ok || !body["stream"].is_boolean() {
             return ResponseTemplate::new(400).set_body_json(json!({"error": "bad request"}));
         }
         (self.0)(&body)
@@ -107,6 +111,20 @@ struct FakeWebexState {
     mounted: Vec<Value>,
     /// Room id -> `direct` | `group`, from the mounted messages.
     room_types: HashMap<String, String>,
+    /// Every post and edit the fake accepted, in order, with when it arrived.
+    writes: Vec<Write>,
+}
+
+/// A post or an edit the fake Webex accepted.
+#[derive(Clone, Debug)]
+pub struct Write {
+    pub at: std::time::Instant,
+    /// `POST` or `PUT`.
+    pub method: &'static str,
+    pub message_id: String,
+    pub room_id: String,
+    pub parent_id: Option<String>,
+    pub text: String,
 }
 
 type FakeWebexStates = Mutex<HashMap<String, Arc<Mutex<FakeWebexState>>>>;
@@ -205,6 +223,14 @@ impl Respond for CreateMessage {
                 created[key] = body[key].clone();
             }
         }
+        state.writes.push(Write {
+            at: std::time::Instant::now(),
+            method: "POST",
+            message_id: format!("REPLY-{n}"),
+            room_id: room.to_owned(),
+            parent_id: body["parentId"].as_str().map(str::to_owned),
+            text: text.to_owned(),
+        });
         state.posted.push(created.clone());
         ResponseTemplate::new(200).set_body_json(created)
     }
@@ -304,6 +330,15 @@ impl Respond for EditMessage {
             return webex_error_body(400, "Message edit limit reached");
         }
         *edits += 1;
+        let parent_id = state.posted[index]["parentId"].as_str().map(str::to_owned);
+        state.writes.push(Write {
+            at: std::time::Instant::now(),
+            method: "PUT",
+            message_id: id.clone(),
+            room_id: room.to_owned(),
+            parent_id,
+            text: text.clone(),
+        });
         let message = &mut state.posted[index];
         message["markdown"] = json!(text);
         message["updated"] = json!(now_rfc3339());
@@ -330,6 +365,11 @@ impl Respond for DeleteMessage {
         }
         ResponseTemplate::new(204)
     }
+}
+
+/// Every post and edit the fake Webex at `webex` accepted, in order.
+pub fn webex_writes(webex: &MockServer) -> Vec<Write> {
+    fake_state(&webex.uri()).lock().unwrap().writes.clone()
 }
 
 /// The messages the fake Webex at `webex` holds from the bot now (after edits and

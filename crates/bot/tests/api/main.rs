@@ -17,6 +17,7 @@ mod real_webex;
 mod registration;
 mod replicas;
 mod store;
+mod streaming;
 mod tls_relay;
 mod webhook_auth;
 mod websocket;

@@ -677,7 +677,11 @@ async fn sigterm_lets_the_answer_in_flight_reach_webex_before_exiting() {
         "drain",
         Duration::from_secs(2),
         ("M-drain", "ROOM-drain", "answer me before you go"),
-        &[("SHUTDOWN_TIMEOUT_SECS", "15")],
+        // A whole answer, one post (streamed answers have their own kill test).
+        &[
+            ("SHUTDOWN_TIMEOUT_SECS", "15"),
+            ("REPLY_STREAMING", "false"),
+        ],
     )
     .await;
 
@@ -721,7 +725,11 @@ async fn shutdown_timeout_leaves_the_event_pending_for_the_next_start() {
         "first",
         Duration::from_secs(10),
         ("M-later", "ROOM-later", "take your time"),
-        &[("SHUTDOWN_TIMEOUT_SECS", "1"), ("LLM_TIMEOUT_SECS", "60")],
+        &[
+            ("SHUTDOWN_TIMEOUT_SECS", "1"),
+            ("LLM_TIMEOUT_SECS", "60"),
+            ("REPLY_STREAMING", "false"),
+        ],
     )
     .await;
 
