@@ -133,6 +133,8 @@ pub struct App {
     tls: Option<tls::ServerTls>,
     stop: CancellationToken,
     tls_watch: Duration,
+    /// SQLite: this process owns the database while it holds this (see [`crate::store::OwnerLock`]).
+    owner_lock: Option<crate::store::OwnerLock>,
 }
 
 impl App {
@@ -164,7 +166,27 @@ impl App {
                     .inc();
             }));
         let llm = llm_client(&config, http)?;
+        // SQLite: one `serve` owns the database, so what an earlier life held is ours.
+        let owner_lock = crate::store::OwnerLock::acquire(&config.database_url)
+            .map_err(|e| StartupError::BadConfig(format!("DATABASE_URL: {e}")))?;
         let store = open_store_in(&config, options.pg_schema.clone()).await?;
+        if owner_lock.is_some() {
+            // Every lease and backoff is an earlier life's (kill -9, a restart on any port):
+            // take its rooms back at once instead of waiting for the leases to expire.
+            match store.take_back_all().await {
+                Ok((0, 0)) => {}
+                Ok((leases, events)) => tracing::info!(
+                    leases,
+                    events,
+                    "took back the room leases and retry waits of an earlier run"
+                ),
+                Err(e) => {
+                    return Err(StartupError::Runtime(anyhow::Error::new(e).context(
+                        "DATABASE_URL: cannot take back the room leases of an earlier run",
+                    )));
+                }
+            }
+        }
 
         let me = webex.me().await.context(
             "WEBEX_BOT_TOKEN: cannot look up the bot with GET /people/me (is the token valid?)",
@@ -185,17 +207,6 @@ impl App {
             .context("listener has no address")?
             .port();
         let instance_id = instance_id(port);
-        if store.backend() == crate::store::Backend::Sqlite {
-            // On SQLite every process is on this host, and this port is ours now: leases
-            // under this host and port are an earlier life's (kill -9); take its rooms back
-            // at once instead of waiting for the leases to expire.
-            let prefix = format!("{}:{port}:", hostname());
-            match store.release_leases_of(&prefix, &instance_id).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(released = n, "released room leases of an earlier run"),
-                Err(e) => tracing::warn!(error = %e, "cannot release the leases of an earlier run"),
-            }
-        }
 
         let state = AppState::new(Inner {
             bot: BotIdentity {
@@ -223,6 +234,7 @@ impl App {
             tls,
             stop: options.stop,
             tls_watch: options.tls_watch,
+            owner_lock,
         })
     }
 
@@ -243,6 +255,7 @@ impl App {
             tls,
             stop,
             tls_watch,
+            owner_lock,
             ..
         } = self;
         let handle = axum_server::Handle::<SocketAddr>::new();
@@ -282,6 +295,7 @@ impl App {
             Err(_) => tracing::warn!("server did not stop in time"),
         }
         state.store.close().await;
+        drop(owner_lock);
         tracing::info!("stopped");
         Ok(())
     }

@@ -619,16 +619,16 @@ async fn wait_for_llm_call(llm: &MockServer) {
 
 /// A `serve` process with one question of ALICE's acknowledged and its LLM call in
 /// flight (the LLM answers after `llm_delay`).
-struct InFlight {
-    dir: tempfile::TempDir,
-    webex: MockServer,
-    llm: MockServer,
-    env: Vec<(String, String)>,
-    port: u16,
-    bot: BotProcess,
+pub struct InFlight {
+    pub dir: tempfile::TempDir,
+    pub webex: MockServer,
+    pub llm: MockServer,
+    pub env: Vec<(String, String)>,
+    pub port: u16,
+    pub bot: BotProcess,
 }
 
-async fn answer_in_flight(
+pub async fn answer_in_flight(
     name: &str,
     llm_delay: Duration,
     (message_id, room_id, text): (&str, &str, &str),
