@@ -76,7 +76,8 @@ pub enum WebhooksCmd {
     List,
     /// Register BOT_PUBLIC_URL/webhook (removing stale ones of this bot)
     Register,
-    /// Delete every webhook named webex-chatbot or pointing at BOT_PUBLIC_URL/webhook
+    /// Delete every webhook this token owns, whatever its name or URL (no prompt); prints
+    /// each deleted one: id, name, target URL
     DeleteAll,
 }
 
@@ -228,10 +229,14 @@ async fn webhooks(config: Config, action: WebhooksCmd) -> Result<(), CliError> {
             );
         }
         WebhooksCmd::DeleteAll => {
-            let n = crate::registration::delete_all(&client, target.as_deref())
+            let deleted = crate::registration::delete_every(&client)
                 .await
                 .context("cannot delete webhooks")?;
-            println!("deleted {n} webhook(s)");
+            // One line per deleted webhook on stdout; the count on stderr.
+            for w in &deleted {
+                println!("{}\t{}\t{}", w.id, w.name, w.target_url);
+            }
+            eprintln!("deleted {} webhook(s)", deleted.len());
         }
     }
     Ok(())

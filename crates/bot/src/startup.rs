@@ -273,6 +273,7 @@ impl App {
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
         let sweeper = tokio::spawn(dispatcher::sweeper(state.clone()));
         let leadership = tokio::spawn(keep_leadership(state.clone()));
+        let webhook_check = tokio::spawn(keep_webhook_active(state.clone()));
         let reloader = tokio::spawn(reload_on_sighup(state.clone(), tls.clone()));
         let tls_watch = tls.as_ref().map(|t| t.watch(tls_watch));
         let watchdog = tokio::spawn(watchdog());
@@ -283,7 +284,7 @@ impl App {
         }
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
         shutdown(&state, &handle).await;
-        for task in [sweeper, leadership, reloader, watchdog] {
+        for task in [sweeper, leadership, webhook_check, reloader, watchdog] {
             task.abort();
         }
         if let Some(t) = tls_watch {
@@ -454,6 +455,50 @@ async fn keep_leadership(state: AppState) {
                 }
             }
             Err(e) => tracing::warn!(error = %e, "cannot check the webhook leadership"),
+        }
+    }
+}
+
+/// Every `WEBHOOK_CHECK_SECS` the leader re-reads the bot's webhooks: one Webex set
+/// `inactive` (after failed deliveries) is set active again, a missing one is created
+/// again, and `/health.webhook` shows what the check saw.
+async fn keep_webhook_active(state: AppState) {
+    let Some(url) = state.config.bot_public_url.clone() else {
+        return;
+    };
+    if state.config.mode != crate::config::Mode::Webhook {
+        return;
+    }
+    let mut tick = tokio::time::interval(state.config.webhook_check);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            () = state.shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        // Followers leave the registration to the leader (see `keep_leadership`).
+        if !state.webhook.lock().is_ok_and(|w| w.registered) {
+            continue;
+        }
+        let checked =
+            crate::registration::check(&state.webex, &url, state.config.webhook_secret.as_ref())
+                .await;
+        let Ok(mut w) = state.webhook.lock() else {
+            continue;
+        };
+        if !w.registered {
+            // Leadership was lost while checking: the follower's status stays.
+            continue;
+        }
+        match checked {
+            Ok(status) => *w = status,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot check the webhook with Webex; trying again at the next check");
+                w.status = Some("unknown".to_owned());
+                w.checked_at = Some(crate::registration::now_rfc3339());
+                w.note = Some(format!("the last check failed: {e}"));
+            }
         }
     }
 }

@@ -118,3 +118,99 @@ async fn after_kill_9_a_restart_on_another_port_answers_the_pending_question_wit
     assert_eq!(replies.len(), 1, "{replies:?}");
     assert_eq!(replies[0]["markdown"], "Echo: still waiting");
 }
+
+// ---- the webhook check (WEBHOOK_CHECK_SECS) ------------------------------------------
+
+async fn webhook_health(app: &TestApp) -> serde_json::Value {
+    app.health().await["webhook"].clone()
+}
+
+fn is_rfc3339(v: &serde_json::Value) -> bool {
+    v.as_str().is_some_and(|s| {
+        time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).is_ok()
+    })
+}
+
+#[tokio::test]
+async fn the_leader_sets_an_inactive_webhook_active_again_and_recreates_a_deleted_one() {
+    let webex = wiremock::MockServer::start().await;
+    mount_webex_basics(&webex).await;
+    let fake = FakeWebhooks::default();
+    fake.mount(&webex).await;
+    let app = TestApp::spawn_with_webex(
+        webex,
+        Spawn::default()
+            .env("BOT_PUBLIC_URL", "https://bot.example.com")
+            .env("WEBHOOK_CHECK_SECS", "1"),
+    )
+    .await;
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            webhook_health(&app).await["registered"] == true
+        })
+        .await
+    );
+    let health = webhook_health(&app).await;
+    assert_eq!(health["signed"], true, "{health}");
+    assert_eq!(health["status"], "active", "{health}");
+    assert!(is_rfc3339(&health["checked_at"]), "{health}");
+    let id = health["id"].as_str().unwrap().to_owned();
+    assert_eq!(fake.list().len(), 1);
+
+    // Webex disables it after failed deliveries: the next check sets it active again.
+    fake.set_status(&id, "inactive");
+    let first_check = health["checked_at"].clone();
+    assert!(
+        eventually(Duration::from_secs(4), || async {
+            fake.list()[0]["status"] == "active"
+        })
+        .await,
+        "the webhook was not set active again: {:?}",
+        fake.list()
+    );
+    let puts: Vec<serde_json::Value> =
+        requests_to(&app.webex, "PUT", &format!("/webhooks/{id}")).await;
+    assert_eq!(puts.len(), 1, "{puts:?}");
+    assert_eq!(puts[0]["status"], "active");
+    assert_eq!(puts[0]["name"], "webex-chatbot");
+    assert_eq!(puts[0]["targetUrl"], "https://bot.example.com/webhook");
+    assert_eq!(puts[0]["secret"], WEBHOOK_SECRET);
+    let health = webhook_health(&app).await;
+    assert_eq!(health["status"], "active", "{health}");
+    assert_ne!(health["checked_at"], first_check, "{health}");
+    assert!(is_rfc3339(&health["checked_at"]), "{health}");
+
+    // Deleted behind the bot's back: the next check creates it again.
+    fake.remove(&id);
+    assert!(
+        eventually(Duration::from_secs(4), || async { fake.list().len() == 1 }).await,
+        "the webhook was not created again"
+    );
+    let again = &fake.list()[0];
+    assert_eq!(again["targetUrl"], "https://bot.example.com/webhook");
+    assert_eq!(again["secret"], WEBHOOK_SECRET);
+    assert!(
+        eventually(Duration::from_secs(2), || async {
+            webhook_health(&app).await["id"] == again["id"]
+        })
+        .await
+    );
+    // One webhook stays one: the checks in between changed nothing.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(fake.list().len(), 1, "{:?}", fake.list());
+    assert_eq!(
+        requests_to(&app.webex, "PUT", &format!("/webhooks/{id}"))
+            .await
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn health_shows_an_unsigned_webhook_and_unknown_status_without_a_public_url() {
+    let app = TestApp::spawn(Spawn::default().env("WEBHOOK_SECRET", "")).await;
+    let health = webhook_health(&app).await;
+    assert_eq!(health["signed"], false, "{health}");
+    assert_eq!(health["status"], "unknown", "{health}");
+    assert!(health["checked_at"].is_null(), "{health}");
+}
