@@ -274,6 +274,7 @@ impl App {
         let sweeper = tokio::spawn(dispatcher::sweeper(state.clone()));
         let leadership = tokio::spawn(keep_leadership(state.clone()));
         let webhook_check = tokio::spawn(keep_webhook_active(state.clone()));
+        let memory = tokio::spawn(forget_old_conversations(state.clone()));
         let reloader = tokio::spawn(reload_on_sighup(state.clone(), tls.clone()));
         let tls_watch = tls.as_ref().map(|t| t.watch(tls_watch));
         let watchdog = tokio::spawn(watchdog());
@@ -284,7 +285,14 @@ impl App {
         }
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
         shutdown(&state, &handle).await;
-        for task in [sweeper, leadership, webhook_check, reloader, watchdog] {
+        for task in [
+            sweeper,
+            leadership,
+            webhook_check,
+            memory,
+            reloader,
+            watchdog,
+        ] {
             task.abort();
         }
         if let Some(t) = tls_watch {
@@ -498,6 +506,42 @@ async fn keep_webhook_active(state: AppState) {
                 w.status = Some("unknown".to_owned());
                 w.checked_at = Some(crate::registration::now_rfc3339());
                 w.note = Some(format!("the last check failed: {e}"));
+            }
+        }
+    }
+}
+
+/// How often conversations older than `MEMORY_MAX_AGE_DAYS` are looked for.
+const MEMORY_SWEEP_EVERY: Duration = Duration::from_secs(3600);
+
+/// `MEMORY_MAX_AGE_DAYS`: at start and then hourly, deletes the conversations nobody
+/// touched for that long. Replicas may all do it; the deletes are the same.
+async fn forget_old_conversations(state: AppState) {
+    let Some(max_age) = state.config.memory_max_age else {
+        return;
+    };
+    let mut tick = tokio::time::interval(MEMORY_SWEEP_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = state.shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let age_ms = i64::try_from(max_age.as_millis()).unwrap_or(i64::MAX);
+        let cutoff = crate::store::now_ms().saturating_sub(age_ms);
+        match state
+            .store
+            .forget_conversations_untouched_since(cutoff)
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                turns = n,
+                max_age_days = max_age.as_secs_f64() / 86_400.0,
+                "forgot conversations untouched longer than MEMORY_MAX_AGE_DAYS"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot forget old conversations; trying again in an hour")
             }
         }
     }

@@ -1236,6 +1236,20 @@ impl Store {
         Ok(done.rows_affected())
     }
 
+    /// Deletes the conversations (all their turns) whose newest turn is older than
+    /// `cutoff_ms` (milliseconds since the epoch): `MEMORY_MAX_AGE_DAYS`. Returns how many
+    /// turns were deleted.
+    pub async fn forget_conversations_untouched_since(&self, cutoff_ms: i64) -> Result<u64> {
+        let done = sqlx::query(
+            "DELETE FROM turns WHERE conversation IN \
+             (SELECT conversation FROM turns GROUP BY conversation HAVING MAX(created_at) < $1)",
+        )
+        .bind(cutoff_ms)
+        .execute(&mut *self.conn().await?)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
     /// Appends turns outside the inbox (the console chat).
     pub async fn append_turns(
         &self,

@@ -214,3 +214,82 @@ async fn health_shows_an_unsigned_webhook_and_unknown_status_without_a_public_ur
     assert_eq!(health["status"], "unknown", "{health}");
     assert!(health["checked_at"].is_null(), "{health}");
 }
+
+// ---- MEMORY_MAX_AGE_DAYS ---------------------------------------------------------------
+
+#[tokio::test]
+async fn a_start_forgets_conversations_older_than_memory_max_age_days_and_0_keeps_them() {
+    use bot::domain::{ConversationKey, Role, Turn};
+    let turn = Turn {
+        role: Role::User,
+        content: "remember me".to_owned(),
+    };
+    let conversation = ConversationKey::direct("ROOM-memory");
+    // 0 = never: the conversation outlives a restart.
+    let app = TestApp::spawn(Spawn::default().env("MEMORY_MAX_AGE_DAYS", "0")).await;
+    app.state
+        .store
+        .append_turns(&conversation, std::slice::from_ref(&turn), 40)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let app = app.restart().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        app.state
+            .store
+            .history(&conversation, 40)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    app.stop().await;
+
+    // 0.00001 days = 0.864 s: a start after that forgets it.
+    let app = TestApp::spawn(Spawn::default().env("MEMORY_MAX_AGE_DAYS", "0.00001")).await;
+    app.state
+        .store
+        .append_turns(&conversation, std::slice::from_ref(&turn), 40)
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let app = app.restart().await;
+    assert!(
+        eventually(Duration::from_secs(3), || async {
+            app.state
+                .store
+                .history(&conversation, 40)
+                .await
+                .unwrap()
+                .is_empty()
+        })
+        .await,
+        "the old conversation was not forgotten at start"
+    );
+}
+
+#[test]
+fn a_bad_memory_max_age_days_exits_2_naming_it() {
+    for bad in ["-1", "ninety"] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = bin()
+            .arg("serve")
+            .current_dir(dir.path())
+            .env_clear()
+            .env("WEBEX_BOT_TOKEN", TOKEN)
+            .env("LOG_FILE", "")
+            .env("MEMORY_MAX_AGE_DAYS", bad)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {stderr}");
+        assert!(stderr.contains("MEMORY_MAX_AGE_DAYS"), "{bad}: {stderr}");
+        if bad == "-1" {
+            assert!(
+                stderr.contains("0 or more"),
+                "says what is allowed: {stderr}"
+            );
+        }
+    }
+}

@@ -937,3 +937,56 @@ async fn a_failed_finish_keeps_nothing_and_leaves_no_transaction_open() {
         turns.to_vec()
     );
 }
+
+/// `MEMORY_MAX_AGE_DAYS`: a conversation whose newest turn is older than the cutoff is
+/// deleted whole; one touched since is kept whole, however old its first turns.
+#[tokio::test]
+async fn conversations_untouched_since_the_cutoff_are_forgotten() {
+    for (name, store, _dir) in stores().await {
+        let turn = |text: &str| Turn {
+            role: Role::User,
+            content: text.to_owned(),
+        };
+        let old = ConversationKey::direct("room-old");
+        let revived = ConversationKey::direct("room-revived");
+        let fresh = ConversationKey::thread("room-fresh", "root");
+        store
+            .append_turns(&old, &[turn("a"), turn("b")], 40)
+            .await
+            .unwrap();
+        store
+            .append_turns(&revived, &[turn("c")], 40)
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let cutoff = bot::store::now_ms();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        store
+            .append_turns(&revived, &[turn("d")], 40)
+            .await
+            .unwrap();
+        store.append_turns(&fresh, &[turn("e")], 40).await.unwrap();
+
+        let deleted = store
+            .forget_conversations_untouched_since(cutoff)
+            .await
+            .unwrap();
+        assert_eq!(deleted, 2, "{name}");
+        assert!(store.history(&old, 40).await.unwrap().is_empty(), "{name}");
+        assert_eq!(
+            store.history(&revived, 40).await.unwrap().len(),
+            2,
+            "{name}"
+        );
+        assert_eq!(store.history(&fresh, 40).await.unwrap().len(), 1, "{name}");
+        // Again: nothing more to forget.
+        assert_eq!(
+            store
+                .forget_conversations_untouched_since(cutoff)
+                .await
+                .unwrap(),
+            0,
+            "{name}"
+        );
+    }
+}
