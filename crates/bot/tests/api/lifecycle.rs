@@ -293,3 +293,130 @@ fn a_bad_memory_max_age_days_exits_2_naming_it() {
         }
     }
 }
+
+// ---- .env and ENV_FILE -------------------------------------------------------------------
+
+fn users_list(
+    cwd: &std::path::Path,
+    db: &std::path::Path,
+    env: &[(&str, &str)],
+) -> std::process::Output {
+    let mut cmd = bin();
+    cmd.args(["users", "list"])
+        .current_dir(cwd)
+        .env_clear()
+        .env("DATABASE_URL", format!("sqlite://{}/bot.db", db.display()))
+        .env("PERSONALITIES_DIR", personalities_dir())
+        .env("LOG_FILE", "");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+fn write_mode(path: &std::path::Path, text: &str, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+#[test]
+fn env_is_read_from_the_working_directory_only_and_env_file_names_another() {
+    let root = tempfile::tempdir().unwrap();
+    let work = root.path().join("work");
+    std::fs::create_dir(&work).unwrap();
+    let db = root.path().join("db");
+    write_mode(
+        &root.path().join(".env"),
+        "ADMIN_EMAILS=parent@example.com\n",
+        0o600,
+    );
+    let out_text = |o: &std::process::Output| {
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    };
+
+    // A .env in the parent folder is not read.
+    let out = users_list(&work, &db, &[]);
+    assert!(out.status.success(), "{}", out_text(&out));
+    assert!(
+        !out_text(&out).contains("parent@example.com"),
+        "{}",
+        out_text(&out)
+    );
+
+    // The working directory's .env is.
+    write_mode(&work.join(".env"), "ADMIN_EMAILS=work@example.com\n", 0o600);
+    let out = users_list(&work, &db, &[]);
+    assert!(
+        out_text(&out).contains("work@example.com\tadmin"),
+        "{}",
+        out_text(&out)
+    );
+
+    // ENV_FILE names the file to read instead (and the working directory's is not read).
+    let other = root.path().join("bot.env");
+    write_mode(&other, "ADMIN_EMAILS=envfile@example.com\n", 0o644);
+    let other_s = other.display().to_string();
+    let out = users_list(&work, &db, &[("ENV_FILE", &other_s)]);
+    let text = out_text(&out);
+    assert!(text.contains("envfile@example.com\tadmin"), "{text}");
+    assert!(!text.contains("work@example.com"), "{text}");
+
+    // Real environment variables still win.
+    let out = users_list(
+        &work,
+        &db,
+        &[("ENV_FILE", &other_s), ("ADMIN_EMAILS", "real@example.com")],
+    );
+    let text = out_text(&out);
+    assert!(text.contains("real@example.com\tadmin"), "{text}");
+    assert!(!text.contains("envfile@example.com"), "{text}");
+
+    // A missing ENV_FILE is a configuration error naming it.
+    let missing = root.path().join("missing.env").display().to_string();
+    let out = users_list(&work, &db, &[("ENV_FILE", &missing)]);
+    assert_eq!(out.status.code(), Some(2), "{}", out_text(&out));
+    assert!(out_text(&out).contains("ENV_FILE"), "{}", out_text(&out));
+
+    // A broken line is named by file, never quoted (it may hold a secret).
+    let broken = root.path().join("broken.env");
+    write_mode(&broken, "WEBEX_BOT_TOKEN tok-SECRET-in-env\n", 0o600);
+    let broken_s = broken.display().to_string();
+    let out = users_list(&work, &db, &[("ENV_FILE", &broken_s)]);
+    assert_eq!(out.status.code(), Some(2), "{}", out_text(&out));
+    assert!(out_text(&out).contains("broken.env"), "{}", out_text(&out));
+    assert!(!out_text(&out).contains("SECRET"), "{}", out_text(&out));
+
+    // doctor checks the mode of the file that was read: ENV_FILE's (0644 here).
+    let closed = format!("http://127.0.0.1:{}", free_port());
+    let out = bin()
+        .args(["doctor", "--json"])
+        .current_dir(&work)
+        .env_clear()
+        .env("ENV_FILE", &other_s)
+        .env("DATABASE_URL", format!("sqlite://{}/bot.db", db.display()))
+        .env("PERSONALITIES_DIR", personalities_dir())
+        .env("LOG_FILE", "")
+        .env("WEBEX_API_URL", &closed)
+        .env("OLLAMA_URL", &closed)
+        .output()
+        .unwrap();
+    let report: serde_json::Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out_text(&out)));
+    let check = report
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "env-file")
+        .unwrap()
+        .clone();
+    assert_eq!(check["status"], "FAIL", "{check}");
+    assert!(
+        check["detail"].as_str().unwrap().contains("bot.env"),
+        "{check}"
+    );
+}
