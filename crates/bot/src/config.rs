@@ -58,6 +58,8 @@ pub struct Config {
     pub webex_token: Option<SecretString>,
     pub webex_bot_id: Option<String>,
     pub webex_api_url: Url,
+    /// `WEBEX_TIMEOUT_SECS`: one try of one Webex REST call.
+    pub webex_timeout: Duration,
     pub llm: llm::ProviderConfig,
     pub llm_fallback: Option<llm::ProviderConfig>,
     pub llm_timeout: Duration,
@@ -79,6 +81,8 @@ pub struct Config {
     pub default_personality: String,
     pub memory_max_turns: usize,
     pub memory_max_chars: usize,
+    /// `MAX_REPLY_PARTS`: messages one answer may take; a longer one is cut.
+    pub max_reply_parts: usize,
     pub mode: Mode,
     /// `MODE=websocket`: where the device service is looked up (`WEBEX_U2C_URL`), or the
     /// device service itself (`WEBEX_WDM_URL`, which skips the lookup).
@@ -389,6 +393,7 @@ impl Config {
             webex_api_url: r
                 .url("WEBEX_API_URL")?
                 .unwrap_or_else(|| default_url("https://webexapis.com/v1")),
+            webex_timeout: Duration::from_secs(r.positive("WEBEX_TIMEOUT_SECS", 30u64)?),
             llm,
             llm_fallback,
             llm_timeout: Duration::from_secs(r.positive("LLM_TIMEOUT_SECS", 120u64)?),
@@ -415,6 +420,7 @@ impl Config {
                 .unwrap_or_else(|| "default".to_owned()),
             memory_max_turns: r.parse("MEMORY_MAX_TURNS", 20usize)?,
             memory_max_chars: r.positive("MEMORY_MAX_CHARS", 24_000usize)?,
+            max_reply_parts: r.positive("MAX_REPLY_PARTS", 5usize)?,
             mode,
             webex_u2c_url: r
                 .url("WEBEX_U2C_URL")?
@@ -481,6 +487,8 @@ mod tests {
         assert_eq!(c.shutdown_timeout, Duration::from_secs(30));
         assert_eq!(c.webhook_check, Duration::from_secs(300));
         assert_eq!(c.memory_max_age, Some(Duration::from_secs(90 * 86_400)));
+        assert_eq!(c.webex_timeout, Duration::from_secs(30));
+        assert_eq!(c.max_reply_parts, 5);
         assert!(c.require_token().is_err());
     }
 
@@ -514,6 +522,8 @@ mod tests {
             (&[("MEMORY_MAX_AGE_DAYS", "ninety")], "MEMORY_MAX_AGE_DAYS"),
             (&[("MEMORY_MAX_AGE_DAYS", "NaN")], "MEMORY_MAX_AGE_DAYS"),
             (&[("MEMORY_MAX_AGE_DAYS", "inf")], "MEMORY_MAX_AGE_DAYS"),
+            (&[("WEBEX_TIMEOUT_SECS", "0")], "WEBEX_TIMEOUT_SECS"),
+            (&[("MAX_REPLY_PARTS", "0")], "MAX_REPLY_PARTS"),
         ];
         for (pairs, var) in cases {
             let err = Config::from_source(&env(pairs)).unwrap_err();

@@ -57,7 +57,8 @@ pub fn webex_client_with(
             token,
             retry,
         },
-    ))
+    )
+    .with_timeout(config.webex_timeout))
 }
 
 pub fn llm_client(config: &Config, http: reqwest::Client) -> Result<llm::Llm, StartupError> {
@@ -112,6 +113,8 @@ pub struct BuildOptions {
     pub pg_schema: Option<String>,
     /// How long a room lease lasts without renewal (how soon a dead replica's rooms move).
     pub lease_ttl: Duration,
+    /// Runs before each event is handled (tests make a worker panic with it).
+    pub fault_hook: Option<dispatcher::FaultHook>,
 }
 
 impl Default for BuildOptions {
@@ -122,6 +125,7 @@ impl Default for BuildOptions {
             tls_watch: Duration::from_secs(30),
             pg_schema: None,
             lease_ttl: dispatcher::LEASE_TTL,
+            fault_hook: None,
         }
     }
 }
@@ -217,7 +221,7 @@ impl App {
             started: Instant::now(),
             webhook: Mutex::new(WebhookStatus::default()),
             health_cache: tokio::sync::Mutex::new(None),
-            dispatcher: Dispatcher::new(options.lease_ttl),
+            dispatcher: Dispatcher::new(options.lease_ttl).with_fault_hook(options.fault_hook),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
             instance_id,

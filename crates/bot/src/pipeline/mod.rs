@@ -184,7 +184,9 @@ async fn run(state: &AppState, lease: &RoomLease, event: &PendingEvent) -> Dispo
     if sender.is_bot() {
         return ignored(state, "bot_sender");
     }
-    let group = matches!(message.room_type, Some(webex::RoomType::Group));
+    // A message of unknown room type is treated as group: it needs a mention, and only
+    // admins may switch the personality.
+    let group = !matches!(message.room_type, Some(webex::RoomType::Direct));
     let mentioned = webex::mention::mentions(&message, &state.bot.id);
     if group && !mentioned {
         return ignored(state, "not_mentioned");
@@ -227,6 +229,7 @@ async fn run(state: &AppState, lease: &RoomLease, event: &PendingEvent) -> Dispo
     let target = reply::Target {
         room_id: message.room_id.clone(),
         parent_id: parent,
+        group,
     };
     let ctx = Context {
         sender,

@@ -268,9 +268,52 @@ async fn wait_up(http: &reqwest::Client, port: u16) {
 /// once although the bot is killed 5 times mid-stream.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_at_random_moments_answers_every_acknowledged_message_exactly_once() {
-    const MESSAGES: usize = 60;
-    const ROOMS: usize = 6;
-    const KILLS: usize = 5;
+    let messages: Vec<Value> = (0..MESSAGES)
+        .map(|i| {
+            direct_message(
+                &format!("M-crash-{i}"),
+                &format!("ROOM-crash-{}", i % ROOMS),
+                ALICE,
+                &format!("crash question {i}"),
+            )
+        })
+        .collect();
+    let repeated = kill_9_at_random_moments(messages).await;
+    assert!(repeated.is_empty(), "answered more than once: {repeated:?}");
+}
+
+/// Guards the same in group spaces, where Webex never shows the bot its own replies (the
+/// strict fake refuses to list a group room without `mentionedPeople=me`): every
+/// acknowledged question is answered; a kill between Webex accepting a reply and the bot
+/// recording it may repeat that reply, at most once per kill, nothing else repeats.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_at_random_moments_answers_every_group_question() {
+    let messages: Vec<Value> = (0..MESSAGES)
+        .map(|i| {
+            group_message(
+                &format!("M-gcrash-{i}"),
+                &format!("ROOM-gcrash-{}", i % ROOMS),
+                ALICE,
+                &format!("crash question {i}"),
+            )
+        })
+        .collect();
+    let repeated = kill_9_at_random_moments(messages).await;
+    let extra: usize = repeated.iter().map(|(_, n)| n - 1).sum();
+    assert!(
+        extra <= KILLS,
+        "more repeats than kills ({KILLS}): {repeated:?}"
+    );
+}
+
+const MESSAGES: usize = 60;
+const ROOMS: usize = 6;
+const KILLS: usize = 5;
+
+/// Delivers `messages` (answered as `Echo: crash question {i}`) to a bot process killed
+/// `KILLS` times; checks every acknowledged one is answered and returns the answers posted
+/// more than once, with their counts.
+async fn kill_9_at_random_moments(messages: Vec<Value>) -> Vec<(String, usize)> {
     let dir = tempfile::tempdir().unwrap();
     let webex = MockServer::start().await;
     mount_webex_basics(&webex).await;
@@ -289,16 +332,6 @@ async fn kill_9_at_random_moments_answers_every_acknowledged_message_exactly_onc
         }),
     )
     .await;
-    let messages: Vec<Value> = (0..MESSAGES)
-        .map(|i| {
-            direct_message(
-                &format!("M-crash-{i}"),
-                &format!("ROOM-crash-{}", i % ROOMS),
-                ALICE,
-                &format!("crash question {i}"),
-            )
-        })
-        .collect();
     for m in &messages {
         mount_message(&webex, m).await;
     }
@@ -383,7 +416,6 @@ async fn kill_9_at_random_moments_answers_every_acknowledged_message_exactly_onc
         missing.is_empty(),
         "acknowledged but never answered: {missing:?}"
     );
-    let repeated: Vec<(&String, &usize)> = counts.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(repeated.is_empty(), "answered more than once: {repeated:?}");
     drop(bot);
+    counts.into_iter().filter(|(_, n)| *n > 1).collect()
 }

@@ -14,6 +14,7 @@ mod ops;
 mod process;
 mod properties;
 mod providers;
+mod real_webex;
 mod registration;
 mod replicas;
 mod store;
