@@ -19,7 +19,8 @@ use crate::{chat, memory, personality, strings, telemetry};
     about = "A self-hosted Webex bot that answers people with a large language model",
     long_about = "A self-hosted Webex bot that answers people with a large language model.\n\n\
         Every setting is an environment variable (see docs/configuration.md); a .env file in the \
-        working directory is read too, and real environment variables win.\n\n\
+        working directory (or the file ENV_FILE names) is read too, and real environment \
+        variables win.\n\n\
         Exit codes: 0 ok, 1 runtime failure, 2 bad configuration."
 )]
 pub struct Cli {
@@ -76,7 +77,8 @@ pub enum WebhooksCmd {
     List,
     /// Register BOT_PUBLIC_URL/webhook (removing stale ones of this bot)
     Register,
-    /// Delete every webhook named webex-chatbot or pointing at BOT_PUBLIC_URL/webhook
+    /// Delete every webhook this token owns, whatever its name or URL (no prompt); prints
+    /// each deleted one: id, name, target URL
     DeleteAll,
 }
 
@@ -92,6 +94,40 @@ pub enum UsersCmd {
     Import { file: PathBuf },
     /// Print the approved users as a JSON array of emails
     Export,
+}
+
+/// The settings file this process reads: `ENV_FILE` when set, else `.env` in the working
+/// directory (never one in a parent folder). `doctor` checks the mode of the same file.
+pub fn env_file_path() -> (PathBuf, bool) {
+    match std::env::var_os("ENV_FILE").filter(|v| !v.is_empty()) {
+        Some(path) => (PathBuf::from(path), true),
+        None => (PathBuf::from(".env"), false),
+    }
+}
+
+/// Loads [`env_file_path`] into the environment; real environment variables win (nothing
+/// is overridden). A missing `.env` is fine, a missing `ENV_FILE` is a configuration
+/// error naming it. Errors never quote the file's lines (they may hold secrets).
+pub fn load_env_file() -> Result<(), CliError> {
+    let (path, named) = env_file_path();
+    let var = if named { "ENV_FILE" } else { ".env" };
+    match dotenvy::from_path(&path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.not_found() && !named => Ok(()),
+        Err(dotenvy::Error::LineParse(_, index)) => Err(CliError::Usage(format!(
+            "configuration error: {var}: cannot parse {} (at character {index} of a line; \
+             expected NAME=value lines)",
+            path.display()
+        ))),
+        Err(dotenvy::Error::Io(e)) => Err(CliError::Usage(format!(
+            "configuration error: {var}: cannot read {}: {e}",
+            path.display()
+        ))),
+        Err(e) => Err(CliError::Usage(format!(
+            "configuration error: {var}: cannot load {}: {e}",
+            path.display()
+        ))),
+    }
 }
 
 /// A command's failure, mapped to the exit code by `main`.
@@ -228,10 +264,14 @@ async fn webhooks(config: Config, action: WebhooksCmd) -> Result<(), CliError> {
             );
         }
         WebhooksCmd::DeleteAll => {
-            let n = crate::registration::delete_all(&client, target.as_deref())
+            let deleted = crate::registration::delete_every(&client)
                 .await
                 .context("cannot delete webhooks")?;
-            println!("deleted {n} webhook(s)");
+            // One line per deleted webhook on stdout; the count on stderr.
+            for w in &deleted {
+                println!("{}\t{}\t{}", w.id, w.name, w.target_url);
+            }
+            eprintln!("deleted {} webhook(s)", deleted.len());
         }
     }
     Ok(())

@@ -91,6 +91,10 @@ pub struct Config {
     pub webex_u2c_url: Url,
     pub webex_wdm_url: Option<Url>,
     pub shutdown_timeout: Duration,
+    /// `WEBHOOK_CHECK_SECS`: how often the webhook leader re-reads the bot's webhooks.
+    pub webhook_check: Duration,
+    /// `MEMORY_MAX_AGE_DAYS`: conversations untouched this long are deleted; `None` = never.
+    pub memory_max_age: Option<Duration>,
 }
 
 /// How answers are streamed into one edited message.
@@ -266,6 +270,24 @@ fn default_url(literal: &'static str) -> Url {
     Url::parse(literal).expect("built-in default URLs are valid")
 }
 
+/// `MEMORY_MAX_AGE_DAYS` (default 90, fractions allowed, `0` = never).
+fn memory_max_age(r: &Reader<'_>) -> Result<Option<Duration>, ConfigError> {
+    const VAR: &str = "MEMORY_MAX_AGE_DAYS";
+    let days: f64 = r.parse(VAR, 90.0)?;
+    if !days.is_finite() || days < 0.0 {
+        return Err(ConfigError::new(
+            VAR,
+            format!("must be a number of days, 0 or more (0 = never), got {days}"),
+        ));
+    }
+    if days == 0.0 {
+        return Ok(None);
+    }
+    Duration::try_from_secs_f64(days * 86_400.0)
+        .map(Some)
+        .map_err(|e| ConfigError::new(VAR, format!("too large: {e}")))
+}
+
 impl Config {
     /// Parses the whole configuration. Variables that only some subcommands need (the bot
     /// token) are checked by [`Config::require_token`].
@@ -422,6 +444,8 @@ impl Config {
                 .unwrap_or_else(|| default_url("https://u2c.wbx2.com/u2c/api/v1")),
             webex_wdm_url: r.url("WEBEX_WDM_URL")?,
             shutdown_timeout: Duration::from_secs(r.parse("SHUTDOWN_TIMEOUT_SECS", 30u64)?),
+            webhook_check: Duration::from_secs(r.positive("WEBHOOK_CHECK_SECS", 300u64)?),
+            memory_max_age: memory_max_age(&r)?,
         })
     }
 
@@ -478,6 +502,8 @@ mod tests {
         assert_eq!(c.webex_u2c_url.as_str(), "https://u2c.wbx2.com/u2c/api/v1");
         assert!(c.webex_wdm_url.is_none());
         assert_eq!(c.shutdown_timeout, Duration::from_secs(30));
+        assert_eq!(c.webhook_check, Duration::from_secs(300));
+        assert_eq!(c.memory_max_age, Some(Duration::from_secs(90 * 86_400)));
         assert_eq!(c.webex_timeout, Duration::from_secs(30));
         assert_eq!(c.max_reply_parts, 5);
         assert_eq!(
@@ -514,6 +540,13 @@ mod tests {
             (&[("MODE", "poll")], "MODE"),
             (&[("WEBEX_WDM_URL", "wdm.example.com")], "WEBEX_WDM_URL"),
             (&[("LLM_SHOW_THINKING", "maybe")], "LLM_SHOW_THINKING"),
+            (&[("WEBHOOK_CHECK_SECS", "0")], "WEBHOOK_CHECK_SECS"),
+            (&[("WEBHOOK_CHECK_SECS", "-5")], "WEBHOOK_CHECK_SECS"),
+            (&[("WEBHOOK_CHECK_SECS", "often")], "WEBHOOK_CHECK_SECS"),
+            (&[("MEMORY_MAX_AGE_DAYS", "-1")], "MEMORY_MAX_AGE_DAYS"),
+            (&[("MEMORY_MAX_AGE_DAYS", "ninety")], "MEMORY_MAX_AGE_DAYS"),
+            (&[("MEMORY_MAX_AGE_DAYS", "NaN")], "MEMORY_MAX_AGE_DAYS"),
+            (&[("MEMORY_MAX_AGE_DAYS", "inf")], "MEMORY_MAX_AGE_DAYS"),
             (&[("WEBEX_TIMEOUT_SECS", "0")], "WEBEX_TIMEOUT_SECS"),
             (&[("MAX_REPLY_PARTS", "0")], "MAX_REPLY_PARTS"),
             (&[("REPLY_STREAMING", "sometimes")], "REPLY_STREAMING"),
@@ -524,6 +557,18 @@ mod tests {
             let err = Config::from_source(&env(pairs)).unwrap_err();
             assert_eq!(err.var, *var, "for {pairs:?}: {err}");
         }
+    }
+
+    #[test]
+    fn memory_max_age_takes_fractions_and_zero_means_never() {
+        let age = |v: &str| {
+            Config::from_source(&env(&[("MEMORY_MAX_AGE_DAYS", v)]))
+                .unwrap()
+                .memory_max_age
+        };
+        assert_eq!(age("0.5"), Some(Duration::from_secs(43_200)));
+        assert_eq!(age("0"), None);
+        assert_eq!(age("1"), Some(Duration::from_secs(86_400)));
     }
 
     #[test]

@@ -142,7 +142,14 @@ pub async fn checks(config: &Config, external: bool) -> Vec<Check> {
         timed("database", check_database(config)),
     );
     let (llm, llm_fallback) = llm;
-    let env_dir = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    let (env_file, _) = crate::cli::env_file_path();
+    let env_file = if env_file.is_relative() {
+        std::env::current_dir()
+            .unwrap_or_else(|_| PathBuf::from("."))
+            .join(env_file)
+    } else {
+        env_file
+    };
     vec![
         token,
         llm,
@@ -150,7 +157,7 @@ pub async fn checks(config: &Config, external: bool) -> Vec<Check> {
         webhook,
         external,
         check_tls(config, now_unix()),
-        check_env_file(&env_dir.join(".env")),
+        check_env_file(&env_file),
         database,
         check_personalities(config),
         check_admins(config),

@@ -182,6 +182,68 @@ fn sqlite_path(url: &str) -> Option<&str> {
     (!path.is_empty() && path != ":memory:").then_some(path)
 }
 
+/// SQLite: the advisory lock on `<database file>.lock` that makes one `serve` process the
+/// database's owner, held as long as this value lives (the OS drops it when the process
+/// dies, `kill -9` included). Other subcommands do not take it.
+#[derive(Debug)]
+pub struct OwnerLock {
+    _file: std::fs::File,
+    path: std::path::PathBuf,
+}
+
+impl OwnerLock {
+    /// The lock file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Takes the lock of the SQLite database at `url`; `Ok(None)` for PostgreSQL and
+    /// in-memory SQLite, where there is no file to own.
+    pub fn acquire(url: &str) -> std::result::Result<Option<OwnerLock>, OwnerLockError> {
+        if !url.starts_with("sqlite:") {
+            return Ok(None);
+        }
+        let Some(db) = sqlite_path(url) else {
+            return Ok(None);
+        };
+        let path = std::path::PathBuf::from(format!("{db}.lock"));
+        let io = |source| OwnerLockError::Io {
+            path: path.clone(),
+            source,
+        };
+        if let Some(dir) = path.parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io)?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(OwnerLock { _file: file, path })),
+            Err(std::fs::TryLockError::WouldBlock) => Err(OwnerLockError::InUse(path)),
+            Err(std::fs::TryLockError::Error(source)) => Err(io(source)),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OwnerLockError {
+    #[error(
+        "the database is in use by another process (another `serve` holds the lock {0}); \
+         stop it first, or give this one another DATABASE_URL"
+    )]
+    InUse(std::path::PathBuf),
+    #[error("cannot lock the database ({path}): {source}")]
+    Io {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+}
+
 /// Connections reserved for recording incoming events (`Store::enqueue`).
 const INGEST_CONNECTIONS: u32 = 2;
 /// Most events recorded by one insert. Four parameters each: far below SQLite's limit.
@@ -933,24 +995,24 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Releases every lease whose owner starts with `prefix` except `keep`: used at startup
-    /// on SQLite, where all processes share one host and an owner with this process's
-    /// `host:port:` prefix can only be an earlier life of it (the port is ours now).
-    pub async fn release_leases_of(&self, prefix: &str, keep: &str) -> Result<u64> {
-        let pattern = format!(
-            "{}%",
-            prefix
-                .replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_")
-        );
-        let done =
-            sqlx::query("DELETE FROM room_leases WHERE owner LIKE $1 ESCAPE '\\' AND owner <> $2")
-                .bind(pattern)
-                .bind(keep)
-                .execute(&mut *self.conn().await?)
-                .await?;
-        Ok(done.rows_affected())
+    /// Takes back everything an earlier life of the process left held: deletes every room
+    /// lease and makes every pending event due now (a retry backoff does not outlive a
+    /// restart). Only for the database's one owner (SQLite, holding [`OwnerLock`]): no
+    /// other process can be working on a room. Returns the leases released and the
+    /// events made due.
+    pub async fn take_back_all(&self) -> Result<(u64, u64)> {
+        let mut conn = self.conn().await?;
+        let leases = sqlx::query("DELETE FROM room_leases")
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+        let events = sqlx::query(
+            "UPDATE inbox SET not_before = 0 WHERE state = 'pending' AND not_before > 0",
+        )
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+        Ok((leases, events))
     }
 
     /// Who owns a room's lease, if it has not expired (by the database's clock).
@@ -1185,6 +1247,20 @@ impl Store {
             .bind(conversation.as_str())
             .execute(&mut *self.conn().await?)
             .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Deletes the conversations (all their turns) whose newest turn is older than
+    /// `cutoff_ms` (milliseconds since the epoch): `MEMORY_MAX_AGE_DAYS`. Returns how many
+    /// turns were deleted.
+    pub async fn forget_conversations_untouched_since(&self, cutoff_ms: i64) -> Result<u64> {
+        let done = sqlx::query(
+            "DELETE FROM turns WHERE conversation IN \
+             (SELECT conversation FROM turns GROUP BY conversation HAVING MAX(created_at) < $1)",
+        )
+        .bind(cutoff_ms)
+        .execute(&mut *self.conn().await?)
+        .await?;
         Ok(done.rows_affected())
     }
 

@@ -8,6 +8,7 @@ mod dev;
 mod doctor;
 mod faults;
 mod helpers;
+mod lifecycle;
 mod message_flow;
 mod ops;
 mod process;
