@@ -14,7 +14,7 @@
 //! - `routes::webhook`: body limit → 413, signature → 401, forward → the bot's status,
 //!   502 when the bot is unreachable, 504 on timeout
 //! - `routes::health`: relay status plus a probe of the bot's `/health`
-//! - `bot`: the one pooled HTTPS client to the bot (extra CA, optional client certificate)
+//! - `bot`: the one pooled HTTPS client to the bot (pinned internal CA, optional client certificate)
 
 mod bot;
 mod config;
