@@ -1,4 +1,4 @@
-//! The command line (DESIGN §2): one subcommand per job, all configured from the environment.
+//! The command line (README, "Commands"): one subcommand per job, all configured from the environment.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;

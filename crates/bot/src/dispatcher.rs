@@ -29,7 +29,7 @@ use crate::store::Store;
 pub const LEASE_TTL: Duration = Duration::from_secs(30);
 /// How often the sweeper looks for pending work nobody is doing.
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(2);
-/// Handled message ids are remembered at least this long to drop redeliveries (DESIGN: 7 days).
+/// Handled message ids are remembered at least this long to drop redeliveries (at least 7 days, docs/architecture.md).
 const DEDUP_KEEP: Duration = Duration::from_secs(8 * 24 * 3600);
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 

@@ -1,4 +1,4 @@
-//! Splitting long markdown into parts Webex accepts (DESIGN §5.7): under the byte limit,
+//! Splitting long markdown into parts Webex accepts (7439 bytes each): under the byte limit,
 //! in order, at paragraph then line boundaries, never inside a fenced code block unless
 //! that block alone is too long, in which case it is closed and reopened across parts.
 

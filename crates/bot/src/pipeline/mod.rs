@@ -1,4 +1,4 @@
-//! How one recorded event is handled (DESIGN §5): fetch → sender checks → access →
+//! How one recorded event is handled (docs/architecture.md): fetch → sender checks → access →
 //! command or chat → reply → store. This is the one error boundary per message: every
 //! failure ends as a logged outcome, a retry later, or an apology; never a panic upward.
 

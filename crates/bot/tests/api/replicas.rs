@@ -1,4 +1,4 @@
-//! Several replicas on one PostgreSQL database (DESIGN §1, scale-out): every message is
+//! Several replicas on one PostgreSQL database (docs/scaling.md): every message is
 //! answered exactly once and, within a conversation, in the order it arrived, also when a
 //! replica dies mid-run; and one replica at a time maintains the webhook registration.
 //!
