@@ -886,28 +886,103 @@ impl Respond for FakeWebex {
     }
 }
 
-/// The app in websocket mode against `webex`, reusing the device `OURS` that the fake WDM
-/// lists (and expecting it deleted `deletes` times, once per clean stop).
-async fn spawn_on(webex: &FakeWebex, mercury: &FakeMercury, deletes: u64) -> (TestApp, MockServer) {
-    let wdm = MockServer::start().await;
-    mount_device_list(
-        &wdm,
-        "",
-        vec![device(&wdm.uri(), "OURS", mercury, "webex-chatbot")],
-    )
-    .await;
-    mount_device_create(&wdm, "", json!({}), 0).await;
-    mount_device_delete(&wdm, "", "OURS", deletes).await;
+/// A device service that keeps what it is told: `GET /devices` lists the registered
+/// devices, `POST /devices` (exactly the registration body) adds one, `DELETE` removes it
+/// (404 when there is no such device). Bearer token on everything.
+#[derive(Clone)]
+struct FakeWdm {
+    devices: Arc<Mutex<Vec<Value>>>,
+    registered: Arc<Mutex<usize>>,
+    base: String,
+    mercury: String,
+}
+
+impl Respond for FakeWdm {
+    fn respond(&self, request: &wiremock::Request) -> ResponseTemplate {
+        if request
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            != Some(format!("Bearer {TOKEN}").as_str())
+        {
+            return error(401, "unauthorized");
+        }
+        let mut devices = self.devices.lock().unwrap();
+        let path = request.url.path();
+        match (request.method.as_str(), path) {
+            ("GET", "/devices") => {
+                ResponseTemplate::new(200).set_body_json(json!({"devices": *devices}))
+            }
+            ("POST", "/devices") => {
+                let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
+                if body["name"] != "webex-chatbot" || body["deviceType"] != "DESKTOP" {
+                    return error(400, "unexpected device body");
+                }
+                let mut n = self.registered.lock().unwrap();
+                *n += 1;
+                let id = format!("DEV-{n}");
+                let created = json!({
+                    "url": format!("{}/devices/{id}", self.base),
+                    "webSocketUrl": format!("{}/v1/apps/wx2/registrations/{id}/messages", self.mercury),
+                    "name": "webex-chatbot",
+                    "deviceType": "DESKTOP",
+                });
+                devices.push(created.clone());
+                ResponseTemplate::new(200).set_body_json(created)
+            }
+            ("DELETE", p) if p.starts_with("/devices/") => {
+                let url = format!("{}{p}", self.base);
+                match devices.iter().position(|d| d["url"] == json!(url)) {
+                    Some(i) => {
+                        devices.remove(i);
+                        ResponseTemplate::new(204)
+                    }
+                    None => error(404, "device not found"),
+                }
+            }
+            _ => error(404, "not found"),
+        }
+    }
+}
+
+impl FakeWdm {
+    async fn start(mercury: &FakeMercury) -> (FakeWdm, MockServer) {
+        let server = MockServer::start().await;
+        let wdm = FakeWdm {
+            devices: Arc::default(),
+            registered: Arc::default(),
+            base: server.uri(),
+            mercury: format!("ws://{}", mercury.addr),
+        };
+        Mock::given(any())
+            .respond_with(wdm.clone())
+            .mount(&server)
+            .await;
+        (wdm, server)
+    }
+
+    fn devices(&self) -> usize {
+        self.devices.lock().unwrap().len()
+    }
+
+    fn registered(&self) -> usize {
+        *self.registered.lock().unwrap()
+    }
+}
+
+/// The app in websocket mode against `webex`, with its device on a [`FakeWdm`].
+async fn spawn_on(webex: &FakeWebex, mercury: &FakeMercury) -> (TestApp, FakeWdm, MockServer) {
+    let (wdm, server) = FakeWdm::start(mercury).await;
     let app = TestApp::spawn_with_webex(
         webex.mount().await,
         Spawn {
             mount_webex: false,
             ..Spawn::default()
         }
-        .websocket(&wdm.uri()),
+        .websocket(&server.uri()),
     )
     .await;
-    (app, wdm)
+    (app, wdm, server)
 }
 
 /// The stored cursor, once there is one.
@@ -965,7 +1040,7 @@ async fn messages_sent_while_the_socket_was_down_are_answered_once_after_the_rec
     webex.room(&gone, "direct");
     webex.0.lock().unwrap().rooms.last_mut().unwrap()["gone"] = json!(true);
     let mercury = FakeMercury::start(None).await;
-    let (app, wdm) = spawn_on(&webex, &mercury, 1).await;
+    let (app, wdm, _wdm_server) = spawn_on(&webex, &mercury).await;
     mercury.wait_authorized(1).await;
     let first = wait_cursor(&app).await;
     assert_eq!(first.first_at, first.last_event_at);
@@ -1023,7 +1098,7 @@ async fn messages_sent_while_the_socket_was_down_are_answered_once_after_the_rec
     assert!(after.last_event_at > first.last_event_at);
     assert_eq!(after.first_at, first.first_at);
     app.stop().await;
-    wdm.verify().await;
+    assert_eq!(wdm.devices(), 0, "the device is deleted on shutdown");
 }
 
 #[tokio::test]
@@ -1034,8 +1109,7 @@ async fn a_restart_answers_what_was_sent_while_the_bot_was_stopped() {
     webex.room(&direct, "direct");
     webex.room(&group, "group");
     let mercury = FakeMercury::start(None).await;
-    // The same device both lives, deleted at each clean stop.
-    let (app, wdm) = spawn_on(&webex, &mercury, 2).await;
+    let (app, wdm, _wdm_server) = spawn_on(&webex, &mercury).await;
     mercury.wait_authorized(1).await;
     wait_cursor(&app).await;
     let live = webex.say(&direct, ADMIN, "before the restart", 0, false);
@@ -1058,9 +1132,16 @@ async fn a_restart_answers_what_was_sent_while_the_bot_was_stopped() {
             "Echo: while stopped too"
         ]
     );
-    assert!(mercury.handshakes().iter().all(|h| h.contains("/OURS/")));
+    // One device at a time: the first life deleted its own before the second registered.
+    assert_eq!((wdm.registered(), wdm.devices()), (2, 1));
+    let handshakes = mercury.handshakes();
+    assert!(handshakes[0].contains("/DEV-1/"), "{handshakes:?}");
+    assert!(
+        handshakes.last().unwrap().contains("/DEV-2/"),
+        "{handshakes:?}"
+    );
     app.stop().await;
-    wdm.verify().await;
+    assert_eq!(wdm.devices(), 0, "the device is deleted on shutdown");
 }
 
 /// How often the test apps' Webex client retries a 5xx (`RetryPolicy::fast_for_tests`).
@@ -1072,7 +1153,7 @@ async fn a_failed_catch_up_keeps_the_cursor_and_is_done_at_the_next_connection()
     let direct = rest_id("ROOM", &new_uuid());
     webex.room(&direct, "direct");
     let mercury = FakeMercury::start(None).await;
-    let (app, wdm) = spawn_on(&webex, &mercury, 1).await;
+    let (app, wdm, _wdm_server) = spawn_on(&webex, &mercury).await;
     mercury.wait_authorized(1).await;
     wait_cursor(&app).await;
 
@@ -1125,7 +1206,7 @@ async fn a_failed_catch_up_keeps_the_cursor_and_is_done_at_the_next_connection()
     assert_eq!(app.wait_handled(&missed).await, "answered");
     assert_eq!(answered_texts(&webex.replies()), ["Echo: missed"]);
     app.stop().await;
-    wdm.verify().await;
+    assert_eq!(wdm.devices(), 0, "the device is deleted on shutdown");
 }
 
 #[tokio::test]
