@@ -1226,3 +1226,35 @@ async fn the_websocket_cursor_is_kept_per_bot() {
         assert_eq!((b.last_event_at, b.first_at), (7_000, 7_000), "{name}");
     }
 }
+
+#[tokio::test]
+async fn a_catch_up_reads_at_most_50_messages_of_a_room() {
+    let webex = FakeWebex::default();
+    let direct = rest_id("ROOM", &new_uuid());
+    webex.room(&direct, "direct");
+    let mercury = FakeMercury::start(None).await;
+    let (app, wdm, _wdm_server) = spawn_on(&webex, &mercury).await;
+    mercury.wait_authorized(1).await;
+    wait_cursor(&app).await;
+
+    let ids: Vec<String> = (0..51)
+        .map(|n| webex.say(&direct, ADMIN, &format!("missed {n}"), 0, false))
+        .collect();
+    mercury.close();
+    mercury.wait_authorized(2).await;
+    webex.wait_replies(50).await;
+    assert_eq!(app.wait_handled(&ids[50]).await, "answered");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(webex.replies().len(), 50);
+    // The oldest is past the bound (a WARN says so).
+    assert!(
+        app.state
+            .store
+            .event_outcome(&ids[0])
+            .await
+            .unwrap()
+            .is_none()
+    );
+    app.stop().await;
+    assert_eq!(wdm.devices(), 0);
+}
