@@ -1258,3 +1258,41 @@ async fn a_catch_up_reads_at_most_50_messages_of_a_room() {
     app.stop().await;
     assert_eq!(wdm.devices(), 0);
 }
+
+#[tokio::test]
+async fn a_catch_up_reads_at_most_the_100_most_recently_active_rooms() {
+    let webex = FakeWebex::default();
+    let rooms: Vec<String> = (0..101).map(|_| rest_id("ROOM", &new_uuid())).collect();
+    for room in &rooms {
+        webex.room(room, "direct");
+    }
+    let mercury = FakeMercury::start(None).await;
+    let (app, wdm, _wdm_server) = spawn_on(&webex, &mercury).await;
+    mercury.wait_authorized(1).await;
+    wait_cursor(&app).await;
+
+    // The first room's message is the oldest, so its room is the least recently active
+    // (all are after the bot's first connection: a clock a little ahead).
+    let mut ids = Vec::new();
+    for (n, room) in rooms.iter().enumerate() {
+        let secs_ago = -i64::try_from(n).unwrap();
+        ids.push(webex.say(room, ADMIN, &format!("missed {n}"), secs_ago, false));
+    }
+    mercury.close();
+    mercury.wait_authorized(2).await;
+    webex.wait_replies(100).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(webex.replies().len(), 100);
+    // Past the bound (a WARN says so).
+    assert!(
+        app.state
+            .store
+            .event_outcome(&ids[0])
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(app.wait_handled(&ids[100]).await, "answered");
+    app.stop().await;
+    assert_eq!(wdm.devices(), 0);
+}
