@@ -78,6 +78,24 @@ struct Log {
     bad_auth: usize,
     /// Every frame the bot sent after authorizing.
     received: Vec<Value>,
+    /// The envelope id of every frame sent to the bot.
+    sent: Vec<String>,
+}
+
+impl Log {
+    /// Envelopes sent to the bot and not (yet) acknowledged with their id.
+    fn unacked(&self) -> Vec<String> {
+        self.sent
+            .iter()
+            .filter(|id| {
+                !self
+                    .received
+                    .iter()
+                    .any(|f| f["type"] == "ack" && f["messageId"] == id.as_str())
+            })
+            .cloned()
+            .collect()
+    }
 }
 
 /// One websocket server speaking just enough Mercury: it expects the authorization frame
@@ -210,6 +228,10 @@ async fn serve_connection(
     log.lock().unwrap().authorized += 1;
     let buffer_state = json!({"id": new_uuid(), "data": {"eventType": "mercury.buffer_state",
         "bufferState": {"conversation": "UNAVAILABLE", "locus": "UNAVAILABLE"}}});
+    log.lock()
+        .unwrap()
+        .sent
+        .push(buffer_state["id"].as_str().unwrap().to_owned());
     if ws
         .send(Message::text(buffer_state.to_string()))
         .await
@@ -221,6 +243,9 @@ async fn serve_connection(
         tokio::select! {
             cmd = rx.recv() => match cmd {
                 Some(Cmd::Send(event)) => {
+                    if let Some(id) = event["id"].as_str() {
+                        log.lock().unwrap().sent.push(id.to_owned());
+                    }
                     if ws.send(Message::text(event.to_string())).await.is_err() {
                         return;
                     }
@@ -1093,6 +1118,11 @@ async fn messages_sent_while_the_socket_was_down_are_answered_once_after_the_rec
             "never recorded"
         );
     }
+    // Every envelope of both connections (buffer states, messages) acknowledged by its id.
+    mercury
+        .wait_until("every envelope acknowledged", |l| l.unacked().is_empty())
+        .await;
+    assert!(mercury.log.lock().unwrap().sent.len() >= 4);
     // The cursor moved past the catch-up.
     let after = wait_cursor(&app).await;
     assert!(after.last_event_at > first.last_event_at);
