@@ -503,7 +503,7 @@ fn set_status(state: &AppState, status: &str) {
     if let Ok(mut w) = state.webhook.lock() {
         *w = WebhookStatus {
             note: Some(HEALTH_NOTE.into()),
-            status: Some(status.into()),
+            websocket: Some(status.into()),
             ..WebhookStatus::default()
         };
     }

@@ -436,7 +436,8 @@ async fn websocket_message_is_answered_once_and_acknowledged() {
     let health = app.health().await;
     assert_eq!(health["webhook"]["registered"], false);
     assert_eq!(health["webhook"]["note"], "websocket mode: no webhook");
-    assert_eq!(health["webhook"]["status"], "connected");
+    assert_eq!(health["webhook"]["websocket"], "connected");
+    assert_eq!(health["webhook"]["status"], "unknown", "no webhook in this mode");
     // No webhook was registered on Webex.
     assert!(
         requests_to(&app.webex, "POST", "/webhooks")
@@ -522,7 +523,7 @@ async fn the_bot_reconnects_after_mercury_closes_the_socket() {
     mercury.close();
     mercury.wait_authorized(2).await;
     assert_eq!(
-        app.health().await["webhook"]["status"],
+        app.health().await["webhook"]["websocket"],
         "connected",
         "reconnected"
     );
