@@ -437,7 +437,10 @@ async fn websocket_message_is_answered_once_and_acknowledged() {
     assert_eq!(health["webhook"]["registered"], false);
     assert_eq!(health["webhook"]["note"], "websocket mode: no webhook");
     assert_eq!(health["webhook"]["websocket"], "connected");
-    assert_eq!(health["webhook"]["status"], "unknown", "no webhook in this mode");
+    assert_eq!(
+        health["webhook"]["status"], "unknown",
+        "no webhook in this mode"
+    );
     // No webhook was registered on Webex.
     assert!(
         requests_to(&app.webex, "POST", "/webhooks")
