@@ -327,10 +327,8 @@ async fn a_group_question_acknowledged_before_kill_9_is_answered_once_after_rest
     mount_ollama(&llm, echo_answerer()).await;
     let _second = start(dir.path(), "second", port, &webex, &llm);
     wait_healthy(port).await;
-    let mut shown = Vec::new();
     for _ in 0..400 {
-        shown = posted_messages(&webex);
-        if shown
+        if posted_messages(&webex)
             .iter()
             .any(|m| m["markdown"] == "Echo: are you still there?")
         {
