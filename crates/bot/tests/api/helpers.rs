@@ -990,6 +990,23 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Waits until a bot process on `port` answers `/health` (up to 6 s).
+pub async fn wait_listening(port: u16) {
+    let http = reqwest::Client::new();
+    for _ in 0..300 {
+        if http
+            .get(format!("http://127.0.0.1:{port}/health"))
+            .send()
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the bot did not start on port {port}");
+}
+
 /// Posts a correctly signed webhook to a bot process on `port`; returns the status.
 pub async fn post_signed(port: u16, event: &Value) -> u16 {
     let body = serde_json::to_vec(event).unwrap();

@@ -740,7 +740,7 @@ async fn kill_9_mid_stream_leaves_one_complete_answer() {
                 .unwrap()
         };
         let mut bot = start();
-        wait_health(port).await;
+        wait_listening(port).await;
         assert_eq!(post_signed(port, &event_for(&message)).await, 200);
         // Wait for the first edit: the message exists and is being written.
         let started = Instant::now();
@@ -754,7 +754,7 @@ async fn kill_9_mid_stream_leaves_one_complete_answer() {
         bot.kill().unwrap();
         bot.wait().unwrap();
         let mut bot = start();
-        wait_health(port).await;
+        wait_listening(port).await;
         let started = Instant::now();
         loop {
             let in_room: Vec<Value> = posted_messages(&webex)
@@ -780,22 +780,6 @@ async fn kill_9_mid_stream_leaves_one_complete_answer() {
         let _ = bot.kill();
         let _ = bot.wait();
     }
-}
-
-async fn wait_health(port: u16) {
-    let http = reqwest::Client::new();
-    for _ in 0..300 {
-        if http
-            .get(format!("http://127.0.0.1:{port}/health"))
-            .send()
-            .await
-            .is_ok()
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("the bot did not start");
 }
 
 /// `webex-chatbot chat` prints the answer as it streams: its first words are on stdout
