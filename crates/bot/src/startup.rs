@@ -112,6 +112,8 @@ pub struct BuildOptions {
     pub pg_schema: Option<String>,
     /// How long a room lease lasts without renewal (how soon a dead replica's rooms move).
     pub lease_ttl: Duration,
+    /// How often `/metrics`' store-derived gauges are recounted from the database.
+    pub metrics_refresh: Duration,
 }
 
 impl Default for BuildOptions {
@@ -122,6 +124,7 @@ impl Default for BuildOptions {
             tls_watch: Duration::from_secs(30),
             pg_schema: None,
             lease_ttl: dispatcher::LEASE_TTL,
+            metrics_refresh: crate::metrics::REFRESH_INTERVAL,
         }
     }
 }
@@ -133,6 +136,7 @@ pub struct App {
     tls: Option<tls::ServerTls>,
     stop: CancellationToken,
     tls_watch: Duration,
+    metrics_refresh: Duration,
 }
 
 impl App {
@@ -164,6 +168,13 @@ impl App {
                     .inc();
             }));
         let llm = llm_client(&config, http)?;
+        // Before anything is opened or bound: a webhook server without a secret would take
+        // orders from anyone who finds its URL.
+        if config.check_webhook_secret()? {
+            tracing::warn!(
+                "ALLOW_UNSIGNED_WEBHOOKS=true and WEBHOOK_SECRET is not set: POST /webhook accepts UNSIGNED requests, so anyone who can reach it can make this bot read and answer messages. For local experiments only: set WEBHOOK_SECRET before going live"
+            );
+        }
         let store = open_store_in(&config, options.pg_schema.clone()).await?;
 
         let me = webex.me().await.context(
@@ -223,6 +234,7 @@ impl App {
             tls,
             stop: options.stop,
             tls_watch: options.tls_watch,
+            metrics_refresh: options.metrics_refresh,
         })
     }
 
@@ -243,6 +255,7 @@ impl App {
             tls,
             stop,
             tls_watch,
+            metrics_refresh,
             ..
         } = self;
         let handle = axum_server::Handle::<SocketAddr>::new();
@@ -251,7 +264,13 @@ impl App {
             crate::routes::router(state.clone()),
             tls.clone(),
             handle.clone(),
+            state.config.max_connections,
         )?;
+        // Counted before the first scrape, then every `metrics_refresh`.
+        let gauges = tokio::spawn(crate::metrics::refresh_store_gauges(
+            state.clone(),
+            metrics_refresh,
+        ));
 
         match state.config.mode {
             crate::config::Mode::Webhook => register_webhook(&state).await?,
@@ -270,7 +289,7 @@ impl App {
         }
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
         shutdown(&state, &handle).await;
-        for task in [sweeper, leadership, reloader, watchdog] {
+        for task in [sweeper, leadership, reloader, watchdog, gauges] {
             task.abort();
         }
         if let Some(t) = tls_watch {
@@ -287,7 +306,8 @@ impl App {
     }
 }
 
-/// Serves HTTP on a thread with a runtime of its own. Under load the workers keep the main
+/// Serves HTTP on a thread with a runtime of its own, at most `max_connections` open
+/// connections at once (`MAX_CONNECTIONS`; more wait to be accepted). Under load the workers keep the main
 /// runtime's threads busy; on its own thread (scheduled by the kernel like any other) a
 /// webhook is read, verified, recorded and acknowledged without queueing behind them.
 ///
@@ -299,6 +319,7 @@ fn serve_on_own_thread(
     router: axum::Router,
     tls: Option<tls::ServerTls>,
     handle: axum_server::Handle<SocketAddr>,
+    max_connections: usize,
 ) -> anyhow::Result<(
     tokio::sync::oneshot::Receiver<std::io::Result<()>>,
     tokio::sync::oneshot::Sender<()>,
@@ -327,7 +348,13 @@ fn serve_on_own_thread(
             };
             let served = runtime.block_on(async {
                 tokio::select! {
-                    served = tls::serve(listener, router, tls, handle) => served,
+                    served = tls::serve_with(
+                        listener,
+                        router,
+                        tls,
+                        handle,
+                        tls::ServeOptions { max_connections: Some(max_connections) },
+                    ) => served,
                     _ = main_gone => Ok(()),
                 }
             });

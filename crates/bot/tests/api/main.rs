@@ -8,6 +8,7 @@ mod dev;
 mod doctor;
 mod faults;
 mod helpers;
+mod ingress;
 mod message_flow;
 mod ops;
 mod process;
