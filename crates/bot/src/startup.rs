@@ -307,9 +307,10 @@ impl App {
 }
 
 /// Serves HTTP on a thread with a runtime of its own, at most `max_connections` open
-/// connections at once (`MAX_CONNECTIONS`; more wait to be accepted). Under load the workers keep the main
-/// runtime's threads busy; on its own thread (scheduled by the kernel like any other) a
-/// webhook is read, verified, recorded and acknowledged without queueing behind them.
+/// connections at once (`MAX_CONNECTIONS`; more wait to be accepted). Under load the
+/// workers keep the main runtime's threads busy; on its own thread (scheduled by the
+/// kernel like any other) a webhook is read, verified, recorded and acknowledged without
+/// queueing behind them.
 ///
 /// Returns when the server stopped, and a guard: the thread's runtime lives until the
 /// guard is dropped, because what it started (pooled connections opened by `/health`

@@ -17,7 +17,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use std::collections::HashSet;
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::pool::PoolConnection;
@@ -168,8 +168,12 @@ pub struct Store {
 #[derive(Debug, Default)]
 struct PendingCount {
     value: AtomicI64,
-    /// Bumped by every local change, so a count that raced with one is not kept.
+    /// Bumped by every local change, so a count that raced with one is not kept...
     changes: AtomicU64,
+    /// ...unless the count before it raced too: under steady traffic every count may
+    /// overlap an arrival, and one off by the few events of one query beats never
+    /// correcting what this process cannot see (other replicas).
+    raced: AtomicBool,
 }
 
 impl PendingCount {
@@ -586,16 +590,18 @@ impl Store {
 
     /// Counts the pending events in the database (one indexed count) and keeps the number
     /// for [`Store::pending_events`], unless this process changed it meanwhile (then the
-    /// next count settles it).
+    /// next count settles it; two racing counts in a row: the second is kept).
     pub async fn recount_pending(&self) -> Result<i64> {
         let before = self.pending.changes.load(Ordering::SeqCst);
         let row = sqlx::query("SELECT COUNT(*) AS pending FROM inbox WHERE state = 'pending'")
             .fetch_one(&mut *self.conn().await?)
             .await?;
         let counted: i64 = row.try_get("pending")?;
-        if self.pending.changes.load(Ordering::SeqCst) == before {
+        let raced = self.pending.changes.load(Ordering::SeqCst) != before;
+        if !raced || self.pending.raced.load(Ordering::SeqCst) {
             self.pending.value.store(counted, Ordering::SeqCst);
         }
+        self.pending.raced.store(raced, Ordering::SeqCst);
         Ok(counted)
     }
 

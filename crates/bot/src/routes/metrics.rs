@@ -15,9 +15,12 @@ fn authorized(state: &AppState, headers: &HeaderMap) -> bool {
     let Some(expected) = &state.config.metrics_token else {
         return true;
     };
+    // The scheme is case-insensitive (RFC 9110); the token is not.
     let Some(presented) = headers
         .get(header::AUTHORIZATION)
-        .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
+        .map(|v| v.as_bytes())
+        .filter(|v| v.len() >= 7 && v[..7].eq_ignore_ascii_case(b"bearer "))
+        .map(|v| &v[7..])
     else {
         return false;
     };

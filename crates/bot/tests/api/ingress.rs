@@ -392,6 +392,9 @@ async fn metrics_token_requires_the_bearer_token() {
             .unwrap()
             .contains("webex_chatbot_queue_depth")
     );
+    // The scheme's case does not matter (RFC 9110).
+    let res = get(Some(format!("bearer {token}"))).await.unwrap();
+    assert_eq!(res.status(), 200);
     // /health and /webhook are not behind it.
     assert_eq!(app.health().await["status"], "ok");
 }
