@@ -398,3 +398,36 @@ async fn metrics_token_requires_the_bearer_token() {
     // /health and /webhook are not behind it.
     assert_eq!(app.health().await["status"], "ok");
 }
+
+#[tokio::test]
+async fn queue_depth_is_recounted_on_postgresql_too() {
+    let Some(url) = test_database_url("queue_depth_is_recounted_on_postgresql_too") else {
+        return;
+    };
+    let schema = fresh_schema();
+    let app = TestApp::spawn(
+        Spawn::default()
+            .postgres(&url, &schema)
+            .metrics_refresh(Duration::from_millis(200)),
+    )
+    .await;
+    assert_eq!(queue_depth(&scrape_text(&app).await), Some(0.0));
+    let mut side = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "INSERT INTO \"{schema}\".inbox (message_id, room_id, payload, received_at, not_before) \
+         VALUES ('M-pg-other', 'ROOM-pg-other', '{{}}', 0, 9000000000000)"
+    )))
+    .execute(&mut side)
+    .await
+    .unwrap();
+    side.close().await.unwrap();
+    let mut seen = None;
+    for _ in 0..50 {
+        seen = queue_depth(&scrape_text(&app).await);
+        if seen == Some(1.0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(seen, Some(1.0));
+}
