@@ -10,14 +10,6 @@ use crate::pipeline::Context;
 use crate::state::AppState;
 use crate::store::StoreError;
 
-#[derive(Debug, thiserror::Error)]
-pub enum ChatError {
-    #[error(transparent)]
-    Llm(#[from] llm::LlmError),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
 /// Today's date for the `{date}` prompt variable (UTC, `YYYY-MM-DD`).
 pub fn today() -> String {
     let now = time::OffsetDateTime::now_utc();
@@ -63,12 +55,19 @@ pub fn build_request(
     }
 }
 
-/// Asks the LLM on behalf of a Webex conversation.
-pub(crate) async fn answer(
+/// What a Webex conversation asks the LLM: the request (personality, trimmed history,
+/// question) and the personality's `thinking` text for a streamed answer.
+pub(crate) struct Prepared {
+    pub request: llm::ChatRequest,
+    pub thinking: Option<String>,
+}
+
+/// Builds the request for a question in a Webex conversation.
+pub(crate) async fn prepare(
     state: &AppState,
     ctx: &Context,
     question: &str,
-) -> Result<String, ChatError> {
+) -> Result<Prepared, StoreError> {
     let keep = memory::messages_to_keep(state.config.memory_max_turns);
     let (chosen, history) = state
         .store
@@ -94,6 +93,17 @@ pub(crate) async fn answer(
         state.config.memory_max_chars,
     );
     tracing::debug!(personality = %personality.name, history = request.messages.len() - 1, "asking the LLM");
+    Ok(Prepared {
+        request,
+        thinking: personality.thinking.clone(),
+    })
+}
+
+/// Asks the LLM on behalf of a Webex conversation, for the whole answer at once.
+pub(crate) async fn answer(
+    state: &AppState,
+    request: llm::ChatRequest,
+) -> Result<String, llm::LlmError> {
     let started = Instant::now();
     let result = state.llm.chat(request).await;
     state

@@ -1,4 +1,4 @@
-//! The command line (DESIGN §2): one subcommand per job, all configured from the environment.
+//! The command line (README, "Commands"): one subcommand per job, all configured from the environment.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
@@ -19,7 +19,8 @@ use crate::{chat, memory, personality, strings, telemetry};
     about = "A self-hosted Webex bot that answers people with a large language model",
     long_about = "A self-hosted Webex bot that answers people with a large language model.\n\n\
         Every setting is an environment variable (see docs/configuration.md); a .env file in the \
-        working directory is read too, and real environment variables win.\n\n\
+        working directory (or the file ENV_FILE names) is read too, and real environment \
+        variables win.\n\n\
         Exit codes: 0 ok, 1 runtime failure, 2 bad configuration."
 )]
 pub struct Cli {
@@ -76,7 +77,8 @@ pub enum WebhooksCmd {
     List,
     /// Register BOT_PUBLIC_URL/webhook (removing stale ones of this bot)
     Register,
-    /// Delete every webhook named webex-chatbot or pointing at BOT_PUBLIC_URL/webhook
+    /// Delete every webhook this token owns, whatever its name or URL (no prompt); prints
+    /// each deleted one: id, name, target URL
     DeleteAll,
 }
 
@@ -92,6 +94,40 @@ pub enum UsersCmd {
     Import { file: PathBuf },
     /// Print the approved users as a JSON array of emails
     Export,
+}
+
+/// The settings file this process reads: `ENV_FILE` when set, else `.env` in the working
+/// directory (never one in a parent folder). `doctor` checks the mode of the same file.
+pub fn env_file_path() -> (PathBuf, bool) {
+    match std::env::var_os("ENV_FILE").filter(|v| !v.is_empty()) {
+        Some(path) => (PathBuf::from(path), true),
+        None => (PathBuf::from(".env"), false),
+    }
+}
+
+/// Loads [`env_file_path`] into the environment; real environment variables win (nothing
+/// is overridden). A missing `.env` is fine, a missing `ENV_FILE` is a configuration
+/// error naming it. Errors never quote the file's lines (they may hold secrets).
+pub fn load_env_file() -> Result<(), CliError> {
+    let (path, named) = env_file_path();
+    let var = if named { "ENV_FILE" } else { ".env" };
+    match dotenvy::from_path(&path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.not_found() && !named => Ok(()),
+        Err(dotenvy::Error::LineParse(_, index)) => Err(CliError::Usage(format!(
+            "configuration error: {var}: cannot parse {} (at character {index} of a line; \
+             expected NAME=value lines)",
+            path.display()
+        ))),
+        Err(dotenvy::Error::Io(e)) => Err(CliError::Usage(format!(
+            "configuration error: {var}: cannot read {}: {e}",
+            path.display()
+        ))),
+        Err(e) => Err(CliError::Usage(format!(
+            "configuration error: {var}: cannot load {}: {e}",
+            path.display()
+        ))),
+    }
 }
 
 /// A command's failure, mapped to the exit code by `main`.
@@ -228,10 +264,14 @@ async fn webhooks(config: Config, action: WebhooksCmd) -> Result<(), CliError> {
             );
         }
         WebhooksCmd::DeleteAll => {
-            let n = crate::registration::delete_all(&client, target.as_deref())
+            let deleted = crate::registration::delete_every(&client)
                 .await
                 .context("cannot delete webhooks")?;
-            println!("deleted {n} webhook(s)");
+            // One line per deleted webhook on stdout; the count on stderr.
+            for w in &deleted {
+                println!("{}\t{}\t{}", w.id, w.name, w.target_url);
+            }
+            eprintln!("deleted {} webhook(s)", deleted.len());
         }
     }
     Ok(())
@@ -352,6 +392,42 @@ async fn users_action(
 }
 
 /// `webex-chatbot chat`: the same personality, memory and provider as in Webex, in a terminal.
+/// Asks the LLM and prints the answer to stdout as it streams, ending with a newline;
+/// returns the whole answer. Nothing is printed of an answer that fails before its
+/// first text; one that fails midway ends its line and reports the error.
+async fn print_streamed(
+    llm: &llm::Llm,
+    request: llm::ChatRequest,
+) -> Result<String, llm::LlmError> {
+    use futures_util::StreamExt as _;
+    let mut stream = llm.chat_stream(request).await?;
+    let mut answer = String::new();
+    let mut out = std::io::stdout();
+    while let Some(delta) = stream.next().await {
+        match delta {
+            Ok(delta) => {
+                let _ = out.write_all(delta.as_bytes());
+                let _ = out.flush();
+                answer.push_str(&delta);
+            }
+            Err(e) => {
+                if !answer.is_empty() {
+                    println!();
+                }
+                return Err(e);
+            }
+        }
+    }
+    println!();
+    if answer.trim().is_empty() {
+        return Err(llm::LlmError::Malformed {
+            provider: llm.primary().kind,
+            reason: "the answer is empty".into(),
+        });
+    }
+    Ok(answer)
+}
+
 async fn console_chat(config: Config, start: Option<String>) -> Result<(), CliError> {
     let personalities = startup::load_personalities(&config)?;
     let mut current = match start {
@@ -394,37 +470,40 @@ async fn console_chat(config: Config, start: Option<String>) -> Result<(), CliEr
             break;
         }
         let reply = match commands::parse(text) {
-            Some(Command::Help) => {
+            Some(Command::Help) => Some(
                 "Commands: help, reset, personality, personality list, personality NAME, exit."
-                    .to_owned()
-            }
+                    .to_owned(),
+            ),
             Some(Command::Reset) => {
                 store
                     .clear_history(&conversation)
                     .await
                     .context("cannot reset")?;
-                strings::RESET_DONE.to_owned()
+                Some(strings::RESET_DONE.to_owned())
             }
-            Some(Command::Personality) => {
-                strings::current_personality(&current.name, &current.description)
-            }
-            Some(Command::PersonalityList) => personalities
-                .iter()
-                .map(|p| {
-                    format!(
-                        "- {}{}: {}",
-                        p.name,
-                        if p.name == current.name {
-                            " (current)"
-                        } else {
-                            ""
-                        },
-                        p.description
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join("\n"),
-            Some(Command::PersonalitySet(name)) => match personalities.get(&name) {
+            Some(Command::Personality) => Some(strings::current_personality(
+                &current.name,
+                &current.description,
+            )),
+            Some(Command::PersonalityList) => Some(
+                personalities
+                    .iter()
+                    .map(|p| {
+                        format!(
+                            "- {}{}: {}",
+                            p.name,
+                            if p.name == current.name {
+                                " (current)"
+                            } else {
+                                ""
+                            },
+                            p.description
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            ),
+            Some(Command::PersonalitySet(name)) => Some(match personalities.get(&name) {
                 Some(p) => {
                     current = p.clone();
                     strings::personality_switched(&p.name, &p.description)
@@ -437,8 +516,8 @@ async fn console_chat(config: Config, start: Option<String>) -> Result<(), CliEr
                         .collect::<Vec<_>>()
                         .join(", "),
                 ),
-            },
-            Some(other) => format!("`{}` only works in Webex.", other.name()),
+            }),
+            Some(other) => Some(format!("`{}` only works in Webex.", other.name())),
             None => {
                 let history = store
                     .history(&conversation, keep)
@@ -458,8 +537,9 @@ async fn console_chat(config: Config, start: Option<String>) -> Result<(), CliEr
                     config.memory_max_turns,
                     config.memory_max_chars,
                 );
-                match llm.chat(request).await {
-                    Ok(response) => {
+                // The answer is printed as it streams; history keeps the finished text.
+                match print_streamed(&llm, request).await {
+                    Ok(answer) => {
                         let turns = [
                             Turn {
                                 role: Role::User,
@@ -467,23 +547,25 @@ async fn console_chat(config: Config, start: Option<String>) -> Result<(), CliEr
                             },
                             Turn {
                                 role: Role::Assistant,
-                                content: response.content.clone(),
+                                content: answer,
                             },
                         ];
                         store
                             .append_turns(&conversation, &turns, keep)
                             .await
                             .context("cannot store the turn")?;
-                        response.content
+                        None
                     }
                     Err(e) => {
                         eprintln!("LLM error: {e}");
-                        strings::LLM_UNAVAILABLE.to_owned()
+                        Some(strings::LLM_UNAVAILABLE.to_owned())
                     }
                 }
             }
         };
-        println!("{reply}");
+        if let Some(reply) = reply {
+            println!("{reply}");
+        }
         if interactive {
             println!();
         }

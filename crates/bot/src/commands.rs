@@ -1,4 +1,4 @@
-//! Chat commands (DESIGN §6): parsing text into a [`Command`] is pure and table-tested;
+//! Chat commands (README, "Commands"): parsing text into a [`Command`] is pure and table-tested;
 //! running one is [`crate::pipeline::commands`].
 
 /// A command, recognised only when the whole message is exactly one of these

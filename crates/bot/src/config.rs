@@ -58,6 +58,8 @@ pub struct Config {
     pub webex_token: Option<SecretString>,
     pub webex_bot_id: Option<String>,
     pub webex_api_url: Url,
+    /// `WEBEX_TIMEOUT_SECS`: one try of one Webex REST call.
+    pub webex_timeout: Duration,
     pub llm: llm::ProviderConfig,
     pub llm_fallback: Option<llm::ProviderConfig>,
     pub llm_timeout: Duration,
@@ -86,12 +88,30 @@ pub struct Config {
     pub default_personality: String,
     pub memory_max_turns: usize,
     pub memory_max_chars: usize,
+    /// `MAX_REPLY_PARTS`: messages one answer may take; a longer one is cut.
+    pub max_reply_parts: usize,
+    /// `REPLY_STREAMING`, `STREAM_FIRST_POST_MS`, `STREAM_EDIT_MS` (DESIGN §10.2).
+    pub streaming: Streaming,
     pub mode: Mode,
     /// `MODE=websocket`: where the device service is looked up (`WEBEX_U2C_URL`), or the
     /// device service itself (`WEBEX_WDM_URL`, which skips the lookup).
     pub webex_u2c_url: Url,
     pub webex_wdm_url: Option<Url>,
     pub shutdown_timeout: Duration,
+    /// `WEBHOOK_CHECK_SECS`: how often the webhook leader re-reads the bot's webhooks.
+    pub webhook_check: Duration,
+    /// `MEMORY_MAX_AGE_DAYS`: conversations untouched this long are deleted; `None` = never.
+    pub memory_max_age: Option<Duration>,
+}
+
+/// How answers are streamed into one edited message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Streaming {
+    pub enabled: bool,
+    /// An answer not complete this long after the LLM call started is posted as it stands.
+    pub first_post: Duration,
+    /// The least time between two writes of the streamed message.
+    pub edit_every: Duration,
 }
 
 /// Where configuration values come from; the process environment in production, a map in tests.
@@ -257,6 +277,24 @@ fn default_url(literal: &'static str) -> Url {
     Url::parse(literal).expect("built-in default URLs are valid")
 }
 
+/// `MEMORY_MAX_AGE_DAYS` (default 90, fractions allowed, `0` = never).
+fn memory_max_age(r: &Reader<'_>) -> Result<Option<Duration>, ConfigError> {
+    const VAR: &str = "MEMORY_MAX_AGE_DAYS";
+    let days: f64 = r.parse(VAR, 90.0)?;
+    if !days.is_finite() || days < 0.0 {
+        return Err(ConfigError::new(
+            VAR,
+            format!("must be a number of days, 0 or more (0 = never), got {days}"),
+        ));
+    }
+    if days == 0.0 {
+        return Ok(None);
+    }
+    Duration::try_from_secs_f64(days * 86_400.0)
+        .map(Some)
+        .map_err(|e| ConfigError::new(VAR, format!("too large: {e}")))
+}
+
 impl Config {
     /// Parses the whole configuration. Variables that only some subcommands need (the bot
     /// token) are checked by [`Config::require_token`].
@@ -374,6 +412,7 @@ impl Config {
             webex_api_url: r
                 .url("WEBEX_API_URL")?
                 .unwrap_or_else(|| default_url("https://webexapis.com/v1")),
+            webex_timeout: Duration::from_secs(r.positive("WEBEX_TIMEOUT_SECS", 30u64)?),
             llm,
             llm_fallback,
             llm_timeout: Duration::from_secs(r.positive("LLM_TIMEOUT_SECS", 120u64)?),
@@ -403,12 +442,20 @@ impl Config {
                 .unwrap_or_else(|| "default".to_owned()),
             memory_max_turns: r.parse("MEMORY_MAX_TURNS", 20usize)?,
             memory_max_chars: r.positive("MEMORY_MAX_CHARS", 24_000usize)?,
+            max_reply_parts: r.positive("MAX_REPLY_PARTS", 5usize)?,
+            streaming: Streaming {
+                enabled: r.bool("REPLY_STREAMING", true)?,
+                first_post: Duration::from_millis(r.parse("STREAM_FIRST_POST_MS", 1000u64)?),
+                edit_every: Duration::from_millis(r.positive("STREAM_EDIT_MS", 1500u64)?),
+            },
             mode,
             webex_u2c_url: r
                 .url("WEBEX_U2C_URL")?
                 .unwrap_or_else(|| default_url("https://u2c.wbx2.com/u2c/api/v1")),
             webex_wdm_url: r.url("WEBEX_WDM_URL")?,
             shutdown_timeout: Duration::from_secs(r.parse("SHUTDOWN_TIMEOUT_SECS", 30u64)?),
+            webhook_check: Duration::from_secs(r.positive("WEBHOOK_CHECK_SECS", 300u64)?),
+            memory_max_age: memory_max_age(&r)?,
         })
     }
 
@@ -482,6 +529,18 @@ mod tests {
         assert_eq!(c.webex_u2c_url.as_str(), "https://u2c.wbx2.com/u2c/api/v1");
         assert!(c.webex_wdm_url.is_none());
         assert_eq!(c.shutdown_timeout, Duration::from_secs(30));
+        assert_eq!(c.webhook_check, Duration::from_secs(300));
+        assert_eq!(c.memory_max_age, Some(Duration::from_secs(90 * 86_400)));
+        assert_eq!(c.webex_timeout, Duration::from_secs(30));
+        assert_eq!(c.max_reply_parts, 5);
+        assert_eq!(
+            c.streaming,
+            Streaming {
+                enabled: true,
+                first_post: Duration::from_millis(1000),
+                edit_every: Duration::from_millis(1500),
+            }
+        );
         assert!(c.require_token().is_err());
         assert_eq!(c.max_connections, 1024);
         assert!(c.metrics_token.is_none());
@@ -535,11 +594,35 @@ mod tests {
                 &[("ALLOW_UNSIGNED_WEBHOOKS", "perhaps")],
                 "ALLOW_UNSIGNED_WEBHOOKS",
             ),
+            (&[("WEBHOOK_CHECK_SECS", "0")], "WEBHOOK_CHECK_SECS"),
+            (&[("WEBHOOK_CHECK_SECS", "-5")], "WEBHOOK_CHECK_SECS"),
+            (&[("WEBHOOK_CHECK_SECS", "often")], "WEBHOOK_CHECK_SECS"),
+            (&[("MEMORY_MAX_AGE_DAYS", "-1")], "MEMORY_MAX_AGE_DAYS"),
+            (&[("MEMORY_MAX_AGE_DAYS", "ninety")], "MEMORY_MAX_AGE_DAYS"),
+            (&[("MEMORY_MAX_AGE_DAYS", "NaN")], "MEMORY_MAX_AGE_DAYS"),
+            (&[("MEMORY_MAX_AGE_DAYS", "inf")], "MEMORY_MAX_AGE_DAYS"),
+            (&[("WEBEX_TIMEOUT_SECS", "0")], "WEBEX_TIMEOUT_SECS"),
+            (&[("MAX_REPLY_PARTS", "0")], "MAX_REPLY_PARTS"),
+            (&[("REPLY_STREAMING", "sometimes")], "REPLY_STREAMING"),
+            (&[("STREAM_FIRST_POST_MS", "-1")], "STREAM_FIRST_POST_MS"),
+            (&[("STREAM_EDIT_MS", "0")], "STREAM_EDIT_MS"),
         ];
         for (pairs, var) in cases {
             let err = Config::from_source(&env(pairs)).unwrap_err();
             assert_eq!(err.var, *var, "for {pairs:?}: {err}");
         }
+    }
+
+    #[test]
+    fn memory_max_age_takes_fractions_and_zero_means_never() {
+        let age = |v: &str| {
+            Config::from_source(&env(&[("MEMORY_MAX_AGE_DAYS", v)]))
+                .unwrap()
+                .memory_max_age
+        };
+        assert_eq!(age("0.5"), Some(Duration::from_secs(43_200)));
+        assert_eq!(age("0"), None);
+        assert_eq!(age("1"), Some(Duration::from_secs(86_400)));
     }
 
     #[test]

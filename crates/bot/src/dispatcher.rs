@@ -29,14 +29,26 @@ use crate::store::Store;
 pub const LEASE_TTL: Duration = Duration::from_secs(30);
 /// How often the sweeper looks for pending work nobody is doing.
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(2);
-/// Handled message ids are remembered at least this long to drop redeliveries (DESIGN: 7 days).
+/// Handled message ids are remembered at least this long to drop redeliveries (at least 7 days, docs/architecture.md).
 const DEDUP_KEEP: Duration = Duration::from_secs(8 * 24 * 3600);
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
+/// Called with each event's message id right before it is handled: a test's way to make
+/// a worker fail where it stands (a panic), as a bug would.
+#[derive(Clone)]
+pub struct FaultHook(pub Arc<dyn Fn(&str) + Send + Sync>);
+
+impl std::fmt::Debug for FaultHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FaultHook")
+    }
+}
 
 pub struct Dispatcher {
     /// Rooms with a worker in this process; `true` = new work arrived while it ran.
     active: Mutex<HashMap<String, bool>>,
     lease_ttl: Duration,
+    fault: Option<FaultHook>,
     /// The runtime workers run on (the one the dispatcher was made on): webhooks are
     /// received on a thread of their own, and their workers must not run there.
     runtime: Option<tokio::runtime::Handle>,
@@ -54,8 +66,14 @@ impl Dispatcher {
             active: Mutex::new(HashMap::new()),
             // Below a few hundred milliseconds the renewals could not keep up.
             lease_ttl: lease_ttl.max(Duration::from_millis(300)),
+            fault: None,
             runtime: tokio::runtime::Handle::try_current().ok(),
         }
+    }
+
+    pub fn with_fault_hook(mut self, fault: Option<FaultHook>) -> Self {
+        self.fault = fault;
+        self
     }
 
     /// Makes sure a worker runs for this room. Cheap; called for every accepted event.
@@ -104,26 +122,83 @@ impl Dispatcher {
     }
 }
 
+/// A room's entry in the active map while its worker runs. A worker that ends any other
+/// way than through [`Dispatcher::finish_or_rerun`] (shutdown, or a panic that drops its
+/// task) removes the entry on drop, so the room is not left looking busy forever and the
+/// sweeper starts a new worker for what is still pending.
+struct Registered<'a> {
+    dispatcher: &'a Dispatcher,
+    room_id: &'a str,
+    /// `finish_or_rerun` already removed the entry (a newer worker may own the room now).
+    removed: bool,
+}
+
+impl Drop for Registered<'_> {
+    fn drop(&mut self) {
+        if self.removed {
+            return;
+        }
+        if let Ok(mut active) = self.dispatcher.active.lock() {
+            active.remove(self.room_id);
+        }
+    }
+}
+
 async fn room_worker(state: AppState, room_id: String) {
     let span = tracing::info_span!("room", room_id = %room_id);
+    let mut registered = Registered {
+        dispatcher: &state.dispatcher,
+        room_id: &room_id,
+        removed: false,
+    };
     async {
         loop {
             match drain_room(&state, &room_id).await {
                 Ok(()) => {}
                 Err(e) => tracing::error!(error = %e, "room worker failed; the sweeper retries"),
             }
-            if state.shutdown.is_cancelled() || !state.dispatcher.finish_or_rerun(&room_id) {
+            if state.shutdown.is_cancelled() {
+                break;
+            }
+            if !state.dispatcher.finish_or_rerun(&room_id) {
+                registered.removed = true;
                 break;
             }
         }
     }
     .instrument(span)
     .await;
-    // A worker that stopped for shutdown or an error leaves itself registered; remove it.
-    if let Ok(mut active) = state.dispatcher.active.lock()
-        && state.shutdown.is_cancelled()
-    {
-        active.remove(&room_id);
+}
+
+/// The lease renewer of a worker: aborted when the worker ends, however it ends (a worker
+/// whose task panics must not keep its room's lease renewed forever). A worker that did not
+/// release its lease on the way out (a panic) has it released here, in the background, so
+/// the room does not wait for the lease to expire.
+struct LeaseKeeper<'a> {
+    renewer: Option<tokio::task::JoinHandle<()>>,
+    lease: &'a RoomLease,
+    released: bool,
+}
+
+impl Drop for LeaseKeeper<'_> {
+    fn drop(&mut self) {
+        if let Some(renewer) = self.renewer.take() {
+            renewer.abort();
+        }
+        self.lease.let_go();
+        if self.released {
+            return;
+        }
+        let store = self.lease.store.clone();
+        let room_id = self.lease.room_id.clone();
+        let owner = self.lease.owner.clone();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if let Err(e) = store.release_room(&room_id, &owner).await {
+                    tracing::warn!(error = %e, "cannot release the room lease; it expires by itself");
+                }
+            });
+        }
     }
 }
 
@@ -264,8 +339,11 @@ impl RoomLease {
 /// nothing more is due, so a room with one message costs two such steps.
 async fn drain_room(state: &AppState, room_id: &str) -> anyhow::Result<()> {
     let lease = Arc::new(RoomLease::new(state, room_id));
-    let mut renewer = None;
-    let mut released = false;
+    let mut keeper = LeaseKeeper {
+        renewer: None,
+        lease: &lease,
+        released: false,
+    };
     let result = loop {
         if state.shutdown.is_cancelled() {
             break Ok(());
@@ -278,25 +356,33 @@ async fn drain_room(state: &AppState, room_id: &str) -> anyhow::Result<()> {
         {
             Ok(Some(event)) => event,
             Ok(None) => {
-                released = true;
+                keeper.released = true;
                 break Ok(());
             }
             Err(e) => break Err(e),
         };
         lease.extend(sent);
-        renewer.get_or_insert_with(|| tokio::spawn(lease.clone().keep_renewed()));
+        keeper
+            .renewer
+            .get_or_insert_with(|| tokio::spawn(lease.clone().keep_renewed()));
+        if let Some(fault) = &state.dispatcher.fault {
+            (fault.0)(&event.message_id);
+        }
         pipeline::handle(state, &lease, event).await;
         if !lease.is_held() {
             tracing::warn!("room lease no longer held; stopping before the next event");
             break Ok(());
         }
     };
-    if let Some(renewer) = renewer {
+    if let Some(renewer) = keeper.renewer.take() {
         renewer.abort();
     }
     lease.let_go();
-    if !released && let Err(e) = state.store.release_room(room_id, &state.instance_id).await {
-        tracing::warn!(error = %e, "cannot release the room lease; it expires by itself");
+    if !keeper.released {
+        keeper.released = true;
+        if let Err(e) = state.store.release_room(room_id, &state.instance_id).await {
+            tracing::warn!(error = %e, "cannot release the room lease; it expires by itself");
+        }
     }
     Ok(result?)
 }

@@ -142,7 +142,14 @@ pub async fn checks(config: &Config, external: bool) -> Vec<Check> {
         timed("database", check_database(config)),
     );
     let (llm, llm_fallback) = llm;
-    let env_dir = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    let (env_file, _) = crate::cli::env_file_path();
+    let env_file = if env_file.is_relative() {
+        std::env::current_dir()
+            .unwrap_or_else(|_| PathBuf::from("."))
+            .join(env_file)
+    } else {
+        env_file
+    };
     vec![
         token,
         llm,
@@ -151,7 +158,7 @@ pub async fn checks(config: &Config, external: bool) -> Vec<Check> {
         check_webhook_secret(config),
         external,
         check_tls(config, now_unix()),
-        check_env_file(&env_dir.join(".env")),
+        check_env_file(&env_file),
         database,
         check_personalities(config),
         check_admins(config),
@@ -403,6 +410,12 @@ async fn check_webhook(config: &Config, client: &webex::Client) -> Check {
     Check::pass(NAME, format!("{keep} is active and points at {target}"))
 }
 
+/// A `/health` answer is a few hundred bytes; anything past this is not one.
+const EXTERNAL_BODY_LIMIT: usize = 64 * 1024;
+
+/// `--external`: `BOT_PUBLIC_URL/health` as Webex would reach it. That is this bot's
+/// `/health` (Option A) or the relay's (Option B); both answer 200 even when degraded, so
+/// the JSON `status` decides, not the HTTP code alone.
 async fn check_external(config: &Config, http: &reqwest::Client, external: bool) -> Check {
     const NAME: &str = "external";
     let Some(public_url) = &config.bot_public_url else {
@@ -413,21 +426,85 @@ async fn check_external(config: &Config, http: &reqwest::Client, external: bool)
         return Check::skip(NAME, format!("pass --external to call {url} from here"));
     }
     let started = Instant::now();
-    match http.get(&url).timeout(Duration::from_secs(10)).send().await {
-        Ok(r) if r.status() == reqwest::StatusCode::OK => Check::pass(
+    let response = match http.get(&url).timeout(Duration::from_secs(10)).send().await {
+        Ok(response) => response,
+        Err(e) => {
+            return Check::fail(
+                NAME,
+                format!("cannot reach {url}: {}", error_chain(&e)),
+                "check DNS, the firewall (port open to the internet), that the service runs, and that the certificate is publicly trusted (Webex refuses self-signed ones)",
+            );
+        }
+    };
+    let elsewhere = "BOT_PUBLIC_URL must lead to this bot (or its relay): check the reverse proxy or port forwarding";
+    if response.status() != reqwest::StatusCode::OK {
+        return Check::fail(
             NAME,
-            format!("{url} answered 200 in {} ms", started.elapsed().as_millis()),
-        ),
-        Ok(r) => Check::fail(
+            format!("{url} answered HTTP {}", response.status().as_u16()),
+            elsewhere,
+        );
+    }
+    let body = match read_limited(response, EXTERNAL_BODY_LIMIT).await {
+        Ok(body) => body,
+        Err(reason) => {
+            return Check::fail(NAME, format!("{url} answered 200 but {reason}"), elsewhere);
+        }
+    };
+    let ms = started.elapsed().as_millis();
+    let health: Option<serde_json::Value> = serde_json::from_slice(&body).ok();
+    let status = health
+        .as_ref()
+        .and_then(|h| h.get("status"))
+        .and_then(serde_json::Value::as_str);
+    // The relay's /health has a `bot` object: what it saw of this bot's /health.
+    let relay_bot = health.as_ref().and_then(|h| h.get("bot"));
+    match (status, relay_bot) {
+        (Some("ok"), _) => Check::pass(NAME, format!("{url} answered 200 in {ms} ms, status ok")),
+        (Some("degraded"), Some(bot)) => {
+            let saw = match bot.get("status").and_then(serde_json::Value::as_u64) {
+                Some(code) => format!("the bot's /health answered it HTTP {code}"),
+                None => "it cannot reach the bot".to_owned(),
+            };
+            Check::fail(
+                NAME,
+                format!("{url} (the relay) answered 200 but status degraded: {saw}"),
+                "from the relay host, check INTERNAL_BOT_URL, the firewall between relay and bot, INTERNAL_CA_PATH and the relay's client certificate (`journalctl -u webex-relay`, `webex-relay --check-config`)",
+            )
+        }
+        (Some("degraded"), None) => Check::fail(
             NAME,
-            format!("{url} answered HTTP {}", r.status().as_u16()),
-            "BOT_PUBLIC_URL must lead to this bot (or its relay): check the reverse proxy or port forwarding",
+            format!("{url} answered 200 but status degraded"),
+            "the bot reports its LLM or database unreachable: see the llm and database checks",
         ),
-        Err(e) => Check::fail(
+        (Some(other), _) => Check::fail(
             NAME,
-            format!("cannot reach {url}: {}", error_chain(&e)),
-            "check DNS, the firewall (port open to the internet), that the service runs, and that the certificate is publicly trusted (Webex refuses self-signed ones)",
+            format!("{url} answered 200 but status {other:?}, neither ok nor degraded"),
+            elsewhere,
         ),
+        (None, _) => Check::fail(
+            NAME,
+            format!(
+                "{url} answered 200 but not with the health report of webex-chatbot or webex-relay (no JSON status)"
+            ),
+            elsewhere,
+        ),
+    }
+}
+
+/// The body, or why it is not a health report: too large, or cut off.
+async fn read_limited(mut response: reqwest::Response, limit: usize) -> Result<Vec<u8>, String> {
+    let mut body = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > limit {
+                    return Err(format!("with a body over {limit} bytes"));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(body),
+            Err(e) => return Err(format!("its body broke off: {}", error_chain(&e))),
+        }
     }
 }
 

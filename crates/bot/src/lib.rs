@@ -46,6 +46,7 @@ mod strings;
 pub mod telemetry;
 mod websocket;
 
+pub use dispatcher::FaultHook;
 pub use routes::{MAX_BODY_BYTES, router};
 pub use startup::{App, BuildOptions, StartupError};
 pub use state::AppState;

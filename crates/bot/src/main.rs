@@ -6,12 +6,10 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     tls::install_crypto_provider();
-    // Real environment variables win over `.env` (dotenvy never overrides).
-    if let Err(e) = dotenvy::dotenv()
-        && !e.not_found()
-    {
-        eprintln!("configuration error: .env: {e}");
-        return ExitCode::from(2);
+    // `.env` in the working directory only (or ENV_FILE); real environment variables win.
+    if let Err(e) = bot::cli::load_env_file() {
+        eprintln!("webex-chatbot: {e}");
+        return ExitCode::from(e.exit_code());
     }
     let cli = bot::cli::Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -44,6 +44,10 @@ pub struct Metrics {
     pub queue_depth: Gauge,
     pub llm_in_flight: Gauge,
     pub llm_queued: Gauge,
+    /// Streamed answers (DESIGN §10.2): time to the first text, edits, failed edits.
+    pub llm_first_token: Histogram,
+    pub stream_edits: Counter,
+    pub stream_edit_failures: Counter,
 }
 
 impl Default for Metrics {
@@ -65,6 +69,24 @@ impl Metrics {
         let queue_depth = Gauge::default();
         let llm_in_flight = Gauge::default();
         let llm_queued = Gauge::default();
+        let llm_first_token = Histogram::new(exponential_buckets(0.05, 2.0, 13));
+        let stream_edits = Counter::default();
+        let stream_edit_failures = Counter::default();
+        registry.register(
+            "llm_first_token_seconds",
+            "Time from the start of a streamed LLM call to its first text, queue wait included",
+            llm_first_token.clone(),
+        );
+        registry.register(
+            "stream_edits",
+            "Edits of streamed answers accepted by Webex",
+            stream_edits.clone(),
+        );
+        registry.register(
+            "stream_edit_failures",
+            "Edits of streamed answers Webex refused (the answer was then posted whole)",
+            stream_edit_failures.clone(),
+        );
         registry.register(
             "events_received",
             "Webhook events accepted by /webhook",
@@ -121,6 +143,9 @@ impl Metrics {
             queue_depth,
             llm_in_flight,
             llm_queued,
+            llm_first_token,
+            stream_edits,
+            stream_edit_failures,
         }
     }
 

@@ -15,6 +15,14 @@ pub struct Personality {
     pub temperature: Option<f32>,
     pub model: Option<String>,
     pub max_tokens: Option<u32>,
+    /// The first text of a streamed answer, shown until the model's words arrive.
+    pub thinking: Option<String>,
+    /// Posted when the bot is added to a group space (DESIGN §10.3).
+    pub greeting: Option<String>,
+    /// `false`: this personality's model cannot see images (DESIGN §10.4).
+    pub vision: Option<bool>,
+    /// MCP servers or `server/tool` names offered to the model (DESIGN §10.5).
+    pub tools: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -25,6 +33,21 @@ struct PersonalityFile {
     temperature: Option<f32>,
     model: Option<String>,
     max_tokens: Option<u32>,
+    thinking: Option<String>,
+    greeting: Option<String>,
+    vision: Option<bool>,
+    #[serde(default)]
+    tools: Vec<String>,
+}
+
+/// A text field that, when present, must say something.
+fn non_empty(field: &str, value: Option<String>) -> Result<Option<String>, String> {
+    match value {
+        Some(v) if v.trim().is_empty() => {
+            Err(format!("{field} is empty (leave it out for the default)"))
+        }
+        other => Ok(other),
+    }
 }
 
 /// A file that could not be loaded, and why.
@@ -86,6 +109,14 @@ pub fn parse(name: &str, text: &str) -> Result<Personality, String> {
     if file.model.as_deref().is_some_and(|m| m.trim().is_empty()) {
         return Err("model is empty (leave it out to use LLM_MODEL)".into());
     }
+    if let Some(thinking) = &file.thinking
+        && thinking.len() > 1000
+    {
+        return Err("thinking is longer than 1000 bytes".into());
+    }
+    if file.tools.iter().any(|t| t.trim().is_empty()) {
+        return Err("tools has an empty name".into());
+    }
     Ok(Personality {
         name: name.to_ascii_lowercase(),
         description: file.description.trim().to_owned(),
@@ -93,6 +124,10 @@ pub fn parse(name: &str, text: &str) -> Result<Personality, String> {
         temperature: file.temperature,
         model: file.model,
         max_tokens: file.max_tokens,
+        thinking: non_empty("thinking", file.thinking)?,
+        greeting: non_empty("greeting", file.greeting)?,
+        vision: file.vision,
+        tools: file.tools,
     })
 }
 
@@ -207,6 +242,21 @@ mod tests {
         assert_eq!(p.temperature, Some(0.5));
         assert_eq!(p.model.as_deref(), Some("m"));
         assert_eq!(p.max_tokens, Some(10));
+        assert_eq!(p.thinking, None);
+
+        // The optional stage-2 fields of DESIGN §7 are accepted.
+        let full = "description = \"d\"\nsystem_prompt = \"p\"\ngreeting = \"Hi! @mention me and type help.\"\nthinking = \"Thinking…\"\nvision = false\ntools = [\"tickets\", \"wiki/search\"]\n";
+        let p = parse("full", full).unwrap();
+        assert_eq!(p.thinking.as_deref(), Some("Thinking…"));
+        assert_eq!(
+            p.greeting.as_deref(),
+            Some("Hi! @mention me and type help.")
+        );
+        assert_eq!(p.vision, Some(false));
+        assert_eq!(
+            p.tools,
+            vec!["tickets".to_owned(), "wiki/search".to_owned()]
+        );
 
         let bad: &[(&str, &str, &str)] = &[
             ("x", "description = \"d\"", "system_prompt"),
@@ -237,6 +287,16 @@ mod tests {
                 "max_tokens",
             ),
             ("x", "description = \"d\nsystem_prompt = \"p\"", ""),
+            (
+                "x",
+                "description = \"d\"\nsystem_prompt = \"p\"\nthinking = \" \"",
+                "thinking is empty",
+            ),
+            (
+                "x",
+                "description = \"d\"\nsystem_prompt = \"p\"\nvision = \"no\"",
+                "vision",
+            ),
             (
                 "bad name",
                 "description = \"d\"\nsystem_prompt = \"p\"",

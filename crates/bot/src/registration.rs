@@ -103,8 +103,135 @@ pub async fn register(
         id: Some(webhook.id.to_string()),
         target_url: Some(webhook.target_url),
         status: webhook.status.or(Some("active".to_owned())),
+        checked_at: Some(now_rfc3339()),
         note: None,
     })
+}
+
+/// The current time in RFC 3339, for `/health.webhook.checked_at`.
+pub fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// The periodic check (`WEBHOOK_CHECK_SECS`): re-reads the webhooks; this bot's webhook at
+/// `BOT_PUBLIC_URL/webhook` that Webex set `inactive` is set `active` again, a missing one
+/// is created again. The status says what the check saw and what it did.
+pub async fn check(
+    client: &webex::Client,
+    public_url: &Url,
+    secret: Option<&SecretString>,
+) -> Result<WebhookStatus, webex::Error> {
+    let target = target_url(public_url);
+    let existing = client.list_webhooks().await?;
+    let matching = |w: &&webex::Webhook| {
+        w.target_url == target
+            && w.resource == "messages"
+            && w.event == "created"
+            && w.filter.as_deref().is_none_or(str::is_empty)
+    };
+    let found = existing
+        .iter()
+        .filter(matching)
+        .find(|w| w.is_active())
+        .or_else(|| existing.iter().find(matching));
+    let secret = secret.map(|s| s.expose_secret().to_owned());
+    let (webhook, note) = match found {
+        Some(w) if w.is_active() => (w.clone(), None),
+        Some(w) => {
+            tracing::warn!(webhook_id = %w.id, "Webex set the webhook inactive (failed deliveries); setting it active again");
+            let updated = client
+                .update_webhook(
+                    &w.id,
+                    &webex::UpdateWebhook {
+                        name: WEBHOOK_NAME.to_owned(),
+                        target_url: target.clone(),
+                        secret,
+                        status: Some("active".to_owned()),
+                    },
+                )
+                .await;
+            let updated = match updated {
+                Ok(updated) => updated,
+                Err(e) => return Ok(unfixed(w, "inactive", "set it active again", &e)),
+            };
+            (
+                updated,
+                Some("Webex had set the webhook inactive; it was set active again".to_owned()),
+            )
+        }
+        None => {
+            tracing::warn!(target_url = %target, "the webhook is missing on Webex; creating it again");
+            let created = client
+                .create_webhook(&webex::NewWebhook {
+                    name: WEBHOOK_NAME.to_owned(),
+                    target_url: target.clone(),
+                    resource: "messages".to_owned(),
+                    event: "created".to_owned(),
+                    filter: None,
+                    secret,
+                })
+                .await;
+            let created = match created {
+                Ok(created) => created,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot create the missing webhook; trying again at the next check");
+                    return Ok(WebhookStatus {
+                        registered: true,
+                        target_url: Some(target),
+                        status: Some("missing".to_owned()),
+                        checked_at: Some(now_rfc3339()),
+                        note: Some(format!(
+                            "the webhook is missing on Webex and could not be created again: {e}"
+                        )),
+                        ..WebhookStatus::default()
+                    });
+                }
+            };
+            (
+                created,
+                Some("the webhook was missing on Webex; it was created again".to_owned()),
+            )
+        }
+    };
+    Ok(WebhookStatus {
+        registered: true,
+        id: Some(webhook.id.to_string()),
+        target_url: Some(webhook.target_url),
+        status: webhook.status.or(Some("active".to_owned())),
+        checked_at: Some(now_rfc3339()),
+        note,
+    })
+}
+
+/// What the check saw when it could not fix it.
+fn unfixed(w: &webex::Webhook, status: &str, what: &str, e: &webex::Error) -> WebhookStatus {
+    tracing::error!(error = %e, webhook_id = %w.id, "cannot {what}; trying again at the next check");
+    WebhookStatus {
+        registered: true,
+        id: Some(w.id.to_string()),
+        target_url: Some(w.target_url.clone()),
+        status: Some(status.to_owned()),
+        checked_at: Some(now_rfc3339()),
+        note: Some(format!("could not {what}: {e}")),
+    }
+}
+
+/// Deletes every webhook the token owns, whatever its name or target (all pages); returns
+/// what was deleted.
+pub async fn delete_every(client: &webex::Client) -> Result<Vec<webex::Webhook>, webex::Error> {
+    let existing = client.list_webhooks().await?;
+    let mut deleted = Vec::with_capacity(existing.len());
+    for w in existing {
+        match client.delete_webhook(&w.id).await {
+            Ok(()) => deleted.push(w),
+            // Gone already (another process deleted it meanwhile): nothing left to do.
+            Err(e) if e.status() == Some(404) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(deleted)
 }
 
 /// Deletes every webhook of this bot (by name or target); returns how many.

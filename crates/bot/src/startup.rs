@@ -57,7 +57,8 @@ pub fn webex_client_with(
             token,
             retry,
         },
-    ))
+    )
+    .with_timeout(config.webex_timeout))
 }
 
 pub fn llm_client(config: &Config, http: reqwest::Client) -> Result<llm::Llm, StartupError> {
@@ -114,6 +115,8 @@ pub struct BuildOptions {
     pub lease_ttl: Duration,
     /// How often `/metrics`' store-derived gauges are recounted from the database.
     pub metrics_refresh: Duration,
+    /// Runs before each event is handled (tests make a worker panic with it).
+    pub fault_hook: Option<dispatcher::FaultHook>,
 }
 
 impl Default for BuildOptions {
@@ -125,6 +128,7 @@ impl Default for BuildOptions {
             pg_schema: None,
             lease_ttl: dispatcher::LEASE_TTL,
             metrics_refresh: crate::metrics::REFRESH_INTERVAL,
+            fault_hook: None,
         }
     }
 }
@@ -137,6 +141,8 @@ pub struct App {
     stop: CancellationToken,
     tls_watch: Duration,
     metrics_refresh: Duration,
+    /// SQLite: this process owns the database while it holds this (see [`crate::store::OwnerLock`]).
+    owner_lock: Option<crate::store::OwnerLock>,
 }
 
 impl App {
@@ -175,7 +181,27 @@ impl App {
                 "ALLOW_UNSIGNED_WEBHOOKS=true and WEBHOOK_SECRET is not set: POST /webhook accepts UNSIGNED requests, so anyone who can reach it can make this bot read and answer messages. For local experiments only: set WEBHOOK_SECRET before going live"
             );
         }
+        // SQLite: one `serve` owns the database, so what an earlier life held is ours.
+        let owner_lock = crate::store::OwnerLock::acquire(&config.database_url)
+            .map_err(|e| StartupError::BadConfig(format!("DATABASE_URL: {e}")))?;
         let store = open_store_in(&config, options.pg_schema.clone()).await?;
+        if owner_lock.is_some() {
+            // Every lease and backoff is an earlier life's (kill -9, a restart on any port):
+            // take its rooms back at once instead of waiting for the leases to expire.
+            match store.take_back_all().await {
+                Ok((0, 0)) => {}
+                Ok((leases, events)) => tracing::info!(
+                    leases,
+                    events,
+                    "took back the room leases and retry waits of an earlier run"
+                ),
+                Err(e) => {
+                    return Err(StartupError::Runtime(anyhow::Error::new(e).context(
+                        "DATABASE_URL: cannot take back the room leases of an earlier run",
+                    )));
+                }
+            }
+        }
 
         let me = webex.me().await.context(
             "WEBEX_BOT_TOKEN: cannot look up the bot with GET /people/me (is the token valid?)",
@@ -196,17 +222,6 @@ impl App {
             .context("listener has no address")?
             .port();
         let instance_id = instance_id(port);
-        if store.backend() == crate::store::Backend::Sqlite {
-            // On SQLite every process is on this host, and this port is ours now: leases
-            // under this host and port are an earlier life's (kill -9); take its rooms back
-            // at once instead of waiting for the leases to expire.
-            let prefix = format!("{}:{port}:", hostname());
-            match store.release_leases_of(&prefix, &instance_id).await {
-                Ok(0) => {}
-                Ok(n) => tracing::info!(released = n, "released room leases of an earlier run"),
-                Err(e) => tracing::warn!(error = %e, "cannot release the leases of an earlier run"),
-            }
-        }
 
         let state = AppState::new(Inner {
             bot: BotIdentity {
@@ -217,7 +232,7 @@ impl App {
             started: Instant::now(),
             webhook: Mutex::new(WebhookStatus::default()),
             health_cache: tokio::sync::Mutex::new(None),
-            dispatcher: Dispatcher::new(options.lease_ttl),
+            dispatcher: Dispatcher::new(options.lease_ttl).with_fault_hook(options.fault_hook),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
             instance_id,
@@ -235,6 +250,7 @@ impl App {
             stop: options.stop,
             tls_watch: options.tls_watch,
             metrics_refresh: options.metrics_refresh,
+            owner_lock,
         })
     }
 
@@ -256,6 +272,7 @@ impl App {
             stop,
             tls_watch,
             metrics_refresh,
+            owner_lock,
             ..
         } = self;
         let handle = axum_server::Handle::<SocketAddr>::new();
@@ -279,6 +296,8 @@ impl App {
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
         let sweeper = tokio::spawn(dispatcher::sweeper(state.clone()));
         let leadership = tokio::spawn(keep_leadership(state.clone()));
+        let webhook_check = tokio::spawn(keep_webhook_active(state.clone()));
+        let memory = tokio::spawn(forget_old_conversations(state.clone()));
         let reloader = tokio::spawn(reload_on_sighup(state.clone(), tls.clone()));
         let tls_watch = tls.as_ref().map(|t| t.watch(tls_watch));
         let watchdog = tokio::spawn(watchdog());
@@ -289,7 +308,15 @@ impl App {
         }
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
         shutdown(&state, &handle).await;
-        for task in [sweeper, leadership, reloader, watchdog, gauges] {
+        for task in [
+            sweeper,
+            leadership,
+            webhook_check,
+            memory,
+            reloader,
+            watchdog,
+            gauges,
+        ] {
             task.abort();
         }
         if let Some(t) = tls_watch {
@@ -301,6 +328,7 @@ impl App {
             Err(_) => tracing::warn!("server did not stop in time"),
         }
         state.store.close().await;
+        drop(owner_lock);
         tracing::info!("stopped");
         Ok(())
     }
@@ -468,6 +496,86 @@ async fn keep_leadership(state: AppState) {
                 }
             }
             Err(e) => tracing::warn!(error = %e, "cannot check the webhook leadership"),
+        }
+    }
+}
+
+/// Every `WEBHOOK_CHECK_SECS` the leader re-reads the bot's webhooks: one Webex set
+/// `inactive` (after failed deliveries) is set active again, a missing one is created
+/// again, and `/health.webhook` shows what the check saw.
+async fn keep_webhook_active(state: AppState) {
+    let Some(url) = state.config.bot_public_url.clone() else {
+        return;
+    };
+    if state.config.mode != crate::config::Mode::Webhook {
+        return;
+    }
+    let mut tick = tokio::time::interval(state.config.webhook_check);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            () = state.shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        // Followers leave the registration to the leader (see `keep_leadership`).
+        if !state.webhook.lock().is_ok_and(|w| w.registered) {
+            continue;
+        }
+        let checked =
+            crate::registration::check(&state.webex, &url, state.config.webhook_secret.as_ref())
+                .await;
+        let Ok(mut w) = state.webhook.lock() else {
+            continue;
+        };
+        if !w.registered {
+            // Leadership was lost while checking: the follower's status stays.
+            continue;
+        }
+        match checked {
+            Ok(status) => *w = status,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot check the webhook with Webex; trying again at the next check");
+                w.status = Some("unknown".to_owned());
+                w.checked_at = Some(crate::registration::now_rfc3339());
+                w.note = Some(format!("the last check failed: {e}"));
+            }
+        }
+    }
+}
+
+/// How often conversations older than `MEMORY_MAX_AGE_DAYS` are looked for.
+const MEMORY_SWEEP_EVERY: Duration = Duration::from_secs(3600);
+
+/// `MEMORY_MAX_AGE_DAYS`: at start and then hourly, deletes the conversations nobody
+/// touched for that long. Replicas may all do it; the deletes are the same.
+async fn forget_old_conversations(state: AppState) {
+    let Some(max_age) = state.config.memory_max_age else {
+        return;
+    };
+    let mut tick = tokio::time::interval(MEMORY_SWEEP_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = state.shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let age_ms = i64::try_from(max_age.as_millis()).unwrap_or(i64::MAX);
+        let cutoff = crate::store::now_ms().saturating_sub(age_ms);
+        match state
+            .store
+            .forget_conversations_untouched_since(cutoff)
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                turns = n,
+                max_age_days = max_age.as_secs_f64() / 86_400.0,
+                "forgot conversations untouched longer than MEMORY_MAX_AGE_DAYS"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot forget old conversations; trying again in an hour")
+            }
         }
     }
 }

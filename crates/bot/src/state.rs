@@ -29,8 +29,12 @@ pub struct WebhookStatus {
     pub id: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target_url: Option<String>,
+    /// `active`, `inactive` or `missing` as last seen on Webex; `/health` says `unknown`
+    /// when there is none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
+    /// When Webex's webhooks were last read (RFC 3339); `null` when never.
+    pub checked_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
 }

@@ -94,6 +94,10 @@ pub struct PendingEvent {
     /// does not ask again), and how many of its parts were already posted.
     pub reply: Option<String>,
     pub parts_sent: i64,
+    /// The message a streamed answer is being written into (DESIGN §10.2), recorded right
+    /// after it was posted and before its first edit, so a later attempt can finish or
+    /// remove it.
+    pub stream_message_id: Option<String>,
     /// Whether `not_before` has passed, by the database's clock.
     pub due: bool,
 }
@@ -203,6 +207,68 @@ fn sqlite_path(url: &str) -> Option<&str> {
         .or_else(|| url.strip_prefix("sqlite:"))?;
     let path = rest.split('?').next().unwrap_or(rest);
     (!path.is_empty() && path != ":memory:").then_some(path)
+}
+
+/// SQLite: the advisory lock on `<database file>.lock` that makes one `serve` process the
+/// database's owner, held as long as this value lives (the OS drops it when the process
+/// dies, `kill -9` included). Other subcommands do not take it.
+#[derive(Debug)]
+pub struct OwnerLock {
+    _file: std::fs::File,
+    path: std::path::PathBuf,
+}
+
+impl OwnerLock {
+    /// The lock file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Takes the lock of the SQLite database at `url`; `Ok(None)` for PostgreSQL and
+    /// in-memory SQLite, where there is no file to own.
+    pub fn acquire(url: &str) -> std::result::Result<Option<OwnerLock>, OwnerLockError> {
+        if !url.starts_with("sqlite:") {
+            return Ok(None);
+        }
+        let Some(db) = sqlite_path(url) else {
+            return Ok(None);
+        };
+        let path = std::path::PathBuf::from(format!("{db}.lock"));
+        let io = |source| OwnerLockError::Io {
+            path: path.clone(),
+            source,
+        };
+        if let Some(dir) = path.parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(io)?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(OwnerLock { _file: file, path })),
+            Err(std::fs::TryLockError::WouldBlock) => Err(OwnerLockError::InUse(path)),
+            Err(std::fs::TryLockError::Error(source)) => Err(io(source)),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OwnerLockError {
+    #[error(
+        "the database is in use by another process (another `serve` holds the lock {0}); \
+         stop it first, or give this one another DATABASE_URL"
+    )]
+    InUse(std::path::PathBuf),
+    #[error("cannot lock the database ({path}): {source}")]
+    Io {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// Connections reserved for recording incoming events (`Store::enqueue`).
@@ -639,7 +705,7 @@ impl Store {
     /// The oldest pending event of a room, due or not: a later event must not overtake it.
     pub async fn next_pending(&self, room_id: &str) -> Result<Option<PendingEvent>> {
         let row = sqlx::query(self.timed(
-            "SELECT seq, message_id, room_id, payload, received_at, attempts, not_before, reply, parts_sent, \
+            "SELECT seq, message_id, room_id, payload, received_at, attempts, not_before, reply, parts_sent, stream_message_id, \
              CAST(CASE WHEN not_before <= {now} THEN 1 ELSE 0 END AS BIGINT) AS due \
              FROM inbox WHERE room_id = $1 AND state = 'pending' ORDER BY seq LIMIT 1",
         ))
@@ -690,7 +756,7 @@ impl Store {
              WHERE seq = (SELECT seq FROM inbox WHERE room_id = $1 AND state = 'pending' ORDER BY seq LIMIT 1) \
              AND not_before <= {now} \
              AND EXISTS (SELECT 1 FROM room_leases WHERE room_id = $1 AND owner = $2) \
-             RETURNING seq, message_id, room_id, payload, received_at, attempts, not_before, reply, parts_sent, \
+             RETURNING seq, message_id, room_id, payload, received_at, attempts, not_before, reply, parts_sent, stream_message_id, \
              CAST(1 AS BIGINT) AS due",
         ))
         .bind(room_id)
@@ -711,7 +777,7 @@ impl Store {
             "UPDATE inbox SET attempts = attempts + 1 \
              WHERE seq = (SELECT seq FROM inbox WHERE room_id = $1 AND state = 'pending' ORDER BY seq LIMIT 1) \
              AND not_before <= {now} \
-             RETURNING seq, message_id, room_id, payload, received_at, attempts, not_before, reply, parts_sent, \
+             RETURNING seq, message_id, room_id, payload, received_at, attempts, not_before, reply, parts_sent, stream_message_id, \
              CAST(1 AS BIGINT) AS due",
         ))
         .bind(room_id)
@@ -728,6 +794,16 @@ impl Store {
         .bind(seq)
         .execute(&mut *self.conn().await?)
         .await?;
+        Ok(())
+    }
+
+    /// Records (or forgets, with `None`) the message a streamed answer is written into.
+    pub async fn set_stream_message(&self, seq: i64, message_id: Option<&str>) -> Result<()> {
+        sqlx::query("UPDATE inbox SET stream_message_id = $1 WHERE seq = $2 AND state = 'pending'")
+            .bind(message_id)
+            .bind(seq)
+            .execute(&mut *self.conn().await?)
+            .await?;
         Ok(())
     }
 
@@ -981,24 +1057,24 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Releases every lease whose owner starts with `prefix` except `keep`: used at startup
-    /// on SQLite, where all processes share one host and an owner with this process's
-    /// `host:port:` prefix can only be an earlier life of it (the port is ours now).
-    pub async fn release_leases_of(&self, prefix: &str, keep: &str) -> Result<u64> {
-        let pattern = format!(
-            "{}%",
-            prefix
-                .replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_")
-        );
-        let done =
-            sqlx::query("DELETE FROM room_leases WHERE owner LIKE $1 ESCAPE '\\' AND owner <> $2")
-                .bind(pattern)
-                .bind(keep)
-                .execute(&mut *self.conn().await?)
-                .await?;
-        Ok(done.rows_affected())
+    /// Takes back everything an earlier life of the process left held: deletes every room
+    /// lease and makes every pending event due now (a retry backoff does not outlive a
+    /// restart). Only for the database's one owner (SQLite, holding [`OwnerLock`]): no
+    /// other process can be working on a room. Returns the leases released and the
+    /// events made due.
+    pub async fn take_back_all(&self) -> Result<(u64, u64)> {
+        let mut conn = self.conn().await?;
+        let leases = sqlx::query("DELETE FROM room_leases")
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+        let events = sqlx::query(
+            "UPDATE inbox SET not_before = 0 WHERE state = 'pending' AND not_before > 0",
+        )
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+        Ok((leases, events))
     }
 
     /// Who owns a room's lease, if it has not expired (by the database's clock).
@@ -1236,6 +1312,20 @@ impl Store {
         Ok(done.rows_affected())
     }
 
+    /// Deletes the conversations (all their turns) whose newest turn is older than
+    /// `cutoff_ms` (milliseconds since the epoch): `MEMORY_MAX_AGE_DAYS`. Returns how many
+    /// turns were deleted.
+    pub async fn forget_conversations_untouched_since(&self, cutoff_ms: i64) -> Result<u64> {
+        let done = sqlx::query(
+            "DELETE FROM turns WHERE conversation IN \
+             (SELECT conversation FROM turns GROUP BY conversation HAVING MAX(created_at) < $1)",
+        )
+        .bind(cutoff_ms)
+        .execute(&mut *self.conn().await?)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
     /// Appends turns outside the inbox (the console chat).
     pub async fn append_turns(
         &self,
@@ -1328,6 +1418,7 @@ fn pending_from_row(r: &AnyRow) -> Result<PendingEvent> {
         not_before: r.try_get("not_before")?,
         reply: r.try_get("reply")?,
         parts_sent: r.try_get("parts_sent")?,
+        stream_message_id: r.try_get("stream_message_id")?,
         due: r.try_get::<i64, _>("due")? != 0,
     })
 }

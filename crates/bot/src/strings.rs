@@ -2,7 +2,14 @@
 
 pub const LLM_UNAVAILABLE: &str =
     "Sorry, the AI service is unavailable right now. Please try again in a few minutes.";
+/// The first text of a streamed answer when the personality sets no `thinking`.
+pub const THINKING: &str = "…";
 pub const ADMIN_ONLY: &str = "Sorry, only admins can do that.";
+/// `list users` and `status` in a group space: everyone there would read the answer.
+pub const ASK_IN_DIRECT: &str =
+    "I only answer that in a direct space (it is not for everyone here): ask me in a direct space.";
+/// The last line of an answer cut at `MAX_REPLY_PARTS` messages.
+pub const ANSWER_CUT: &str = "*(The answer was cut here: it was too long to post in full.)*";
 pub const RESET_DONE: &str = "Done: I have forgotten our conversation. Let's start fresh.";
 pub const RESET_EMPTY: &str = "There was nothing to forget: this conversation has no history yet.";
 pub const EMPTY_MESSAGE: &str = "Ask me anything, or type `help` to see what I can do.";

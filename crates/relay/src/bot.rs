@@ -1,5 +1,5 @@
-//! The internal bot as seen from the relay: one pooled HTTPS client (extra CA, optional
-//! client certificate) that forwards verified webhooks and probes `/health`.
+//! The internal bot as seen from the relay: one pooled HTTPS client (pinned internal CA,
+//! optional client certificate) that forwards verified webhooks and probes `/health`.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -61,7 +61,10 @@ impl Bot {
             // HTTP/1 keep-alive connection: a webhook must not race into a closing socket.
             .pool_idle_timeout(Duration::from_secs(20));
         if let Some(path) = &config.internal_ca {
-            builder = builder.tls_certs_merge(read_ca(path)?);
+            // Pinned: only this CA, not the system roots as well. Any public CA would
+            // otherwise do for a certificate in the bot's name, and the relay key, the
+            // signature and every webhook would go to whoever holds one.
+            builder = builder.tls_certs_only(read_ca(path)?);
         }
         if let Some(files) = &config.internal_client_cert {
             builder = builder.identity(read_identity(&files.cert, &files.key)?);

@@ -33,7 +33,8 @@ pub struct Config {
     pub webhook_secret: SecretString,
     /// `SSL_CERT_PATH` + `SSL_KEY_PATH`: HTTPS when set.
     pub tls: Option<TlsFiles>,
-    /// `INTERNAL_CA_PATH`: trusted for the bot's certificate, on top of the system roots.
+    /// `INTERNAL_CA_PATH`: the only CA trusted for the bot's certificate (the system roots
+    /// are not used when it is set).
     pub internal_ca: Option<PathBuf>,
     /// `INTERNAL_CLIENT_CERT_PATH` + `INTERNAL_CLIENT_KEY_PATH`: the relay's certificate
     /// for mTLS to the bot.

@@ -12,12 +12,14 @@
 //!   [`App::run_until_stopped`] (signals: SIGHUP reloads TLS, SIGTERM/SIGINT drain and stop)
 //! - `rate_limit`: per-source-address limit, before any body is read → 429
 //! - `routes::webhook`: body limit → 413, signature → 401, forward → the bot's status,
-//!   502 when the bot is unreachable, 504 on timeout
+//!   502 when the bot is unreachable, 504 on timeout; its WARN/ERROR lines go through
+//!   `log_throttle` (one per reason per 10 s)
 //! - `routes::health`: relay status plus a probe of the bot's `/health`
-//! - `bot`: the one pooled HTTPS client to the bot (extra CA, optional client certificate)
+//! - `bot`: the one pooled HTTPS client to the bot (pinned internal CA, optional client certificate)
 
 mod bot;
 mod config;
+mod log_throttle;
 mod rate_limit;
 mod routes;
 mod startup;

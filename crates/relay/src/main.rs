@@ -14,7 +14,8 @@ Configuration comes from the environment, and from .env in the working directory
   WEBEX_WEBHOOK_SECRET        required  the webhook secret Webex signs with
   SSL_CERT_PATH, SSL_KEY_PATH           PEM certificate and key; HTTPS when both are set
   BIND_ADDR                   0.0.0.0:8443
-  INTERNAL_CA_PATH                      extra CA trusted for the bot's certificate
+  INTERNAL_CA_PATH                      the only CA trusted for the bot's certificate
+                                        (system roots when unset)
   INTERNAL_CLIENT_CERT_PATH, INTERNAL_CLIENT_KEY_PATH
                                         client certificate for mTLS to the bot
   RELAY_RATE_LIMIT            20        requests per second per source address (0 = off)

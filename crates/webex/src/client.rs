@@ -42,6 +42,8 @@ struct Inner {
     base_url: Url,
     token: SecretString,
     retry: RetryPolicy,
+    /// How long one try may take, from connecting to the end of the answer's body.
+    timeout: Duration,
     observer: Option<ErrorObserver>,
 }
 
@@ -53,6 +55,9 @@ impl fmt::Debug for Client {
             .finish_non_exhaustive()
     }
 }
+
+/// One try's limit when [`Client::with_timeout`] is not called (`WEBEX_TIMEOUT_SECS`'s default).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Webex pages lists 100 at a time; this bounds a runaway `Link` chain.
 const MAX_PAGES: usize = 1000;
@@ -75,8 +80,20 @@ impl Client {
                 base_url: config.base_url,
                 token: config.token,
                 retry: config.retry,
+                timeout: DEFAULT_TIMEOUT,
                 observer: None,
             }),
+        }
+    }
+
+    /// Limits each try of a request to `timeout` (connect, send, answer and its body). A
+    /// `GET`/`PUT`/`DELETE` that times out is retried like a 5xx; a `POST` is not (Webex may
+    /// have acted on it: the caller decides), and fails with [`Error::Transport`].
+    pub fn with_timeout(self, timeout: Duration) -> Self {
+        let mut inner = Arc::unwrap_or_clone(self.inner);
+        inner.timeout = timeout;
+        Self {
+            inner: Arc::new(inner),
         }
     }
 
@@ -271,6 +288,7 @@ impl Client {
                 .http
                 .request(call.method.clone(), call.url.clone())
                 .bearer_auth(self.inner.token.expose_secret())
+                .timeout(self.inner.timeout)
                 .header(ACCEPT, "application/json");
             if let Some(body) = &call.body {
                 request = request
@@ -279,7 +297,9 @@ impl Client {
             }
             let response = match request.send().await {
                 Ok(response) => response,
-                Err(error) if retries < policy.max_retries && is_transient(&error) => {
+                Err(error)
+                    if retries < policy.max_retries && is_transient(&call.method, &error) =>
+                {
                     let wait = policy.backoff(retries);
                     retries += 1;
                     tracing::warn!(%method, path, retry = retries, wait_ms = millis(wait), error = %error, "Webex unreachable; retrying");
@@ -433,8 +453,13 @@ fn header(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// Errors worth another try: the request may not have reached Webex, or timed out.
-fn is_transient(error: &reqwest::Error) -> bool {
+/// Errors worth another try: the request may not have reached Webex, or timed out. A
+/// `POST` is tried again only when it cannot have reached Webex (no connection): after a
+/// timeout it may have been carried out, and repeating it would post a message twice.
+fn is_transient(method: &Method, error: &reqwest::Error) -> bool {
+    if method == Method::POST {
+        return error.is_connect();
+    }
     error.is_connect() || error.is_timeout() || error.is_request()
 }
 

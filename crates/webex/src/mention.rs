@@ -314,9 +314,75 @@ fn decode_entity(entity: &str) -> Option<char> {
     }
 }
 
+/// Makes text safe to post: Webex turns `<@all>`, `<@personEmail:…>`, `<@personId:…>`,
+/// `<@groupMention…>` and `<spark-mention …>` in a message into real mentions, so an
+/// answer the bot did not write itself (the LLM's) could ping a whole space. A zero-width
+/// space after each such `<` leaves the words readable and the markup inert: the result
+/// contains no `<@` and no `<spark-mention` in any letter case.
+pub fn neutralize_mentions(text: &str) -> std::borrow::Cow<'_, str> {
+    const TAG: &str = "spark-mention";
+    let needs = |rest: &str| {
+        rest.starts_with('@')
+            || rest
+                .get(..TAG.len())
+                .is_some_and(|head| head.eq_ignore_ascii_case(TAG))
+    };
+    if !text.match_indices('<').any(|(i, _)| needs(&text[i + 1..])) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    let mut rest = text;
+    while let Some(i) = rest.find('<') {
+        out.push_str(&rest[..=i]);
+        rest = &rest[i + 1..];
+        if needs(rest) {
+            out.push('\u{200B}');
+        }
+    }
+    out.push_str(rest);
+    std::borrow::Cow::Owned(out)
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
+    #[test]
+    fn mentions_in_answers_are_neutralized() {
+        let cases = [
+            "<@all> please read",
+            "ping <@personEmail:boss@example.com> now",
+            "<@personId:Y2lzY29zcGFyazovL3VzL1BFT1BMRS8x|Boss>",
+            "<@groupMention:all>",
+            "<spark-mention data-object-type=\"groupMention\" data-group-type=\"all\">All</spark-mention>",
+            "<SPARK-MENTION data-object-id=\"x\">X</SPARK-MENTION>",
+            "<<@all>>",
+        ];
+        for case in cases {
+            let out = neutralize_mentions(case);
+            assert!(!out.contains("<@"), "{out:?}");
+            assert!(
+                !out.to_ascii_lowercase().contains("<spark-mention"),
+                "{out:?}"
+            );
+            assert_eq!(out.replace('\u{200B}', ""), case, "the words stay");
+        }
+        let plain = "a < b and x<y, <b>bold</b>, email@example.com";
+        assert!(matches!(
+            neutralize_mentions(plain),
+            std::borrow::Cow::Borrowed(_)
+        ));
+    }
+
+    proptest! {
+        #[test]
+        fn neutralized_text_never_mentions(text in ".{0,200}") {
+            let out = neutralize_mentions(&text);
+            prop_assert!(!out.contains("<@"));
+            prop_assert!(!out.to_ascii_lowercase().contains("<spark-mention"));
+            prop_assert_eq!(out.replace('\u{200B}', ""), text.replace('\u{200B}', ""));
+        }
+    }
+
     use super::*;
     use proptest::prelude::*;
 

@@ -1,4 +1,4 @@
-//! Splitting long markdown into parts Webex accepts (DESIGN §5.7): under the byte limit,
+//! Splitting long markdown into parts Webex accepts (7439 bytes each): under the byte limit,
 //! in order, at paragraph then line boundaries, never inside a fenced code block unless
 //! that block alone is too long, in which case it is closed and reopened across parts.
 
@@ -31,6 +31,37 @@ pub fn split_markdown(text: &str, max_bytes: usize) -> Vec<String> {
         .into_iter()
         .map(|part| part.text)
         .collect()
+}
+
+/// [`split_markdown`], at most `max_parts` parts: a longer answer is cut, and its last
+/// part ends with `cut_line` on a line of its own (still under `max_bytes`, fences
+/// balanced). Returns the parts and whether the text was cut. `max_parts` of 0 counts as 1.
+pub fn split_markdown_at_most(
+    text: &str,
+    max_bytes: usize,
+    max_parts: usize,
+    cut_line: &str,
+) -> (Vec<String>, bool) {
+    let max_parts = max_parts.max(1);
+    let mut parts = split_markdown(text, max_bytes);
+    if parts.len() <= max_parts {
+        return (parts, false);
+    }
+    parts.truncate(max_parts);
+    let last = parts.pop().unwrap_or_default();
+    // The last part is complete markdown on its own (a split block is closed at its end),
+    // so splitting it again keeps the fences balanced and leaves room for the cut line.
+    let room = max_bytes.saturating_sub(cut_line.len() + 2);
+    let head = split_markdown(&last, room)
+        .into_iter()
+        .next()
+        .unwrap_or_default();
+    parts.push(if head.is_empty() {
+        cut_line.to_owned()
+    } else {
+        format!("{head}\n\n{cut_line}")
+    });
+    (parts, true)
 }
 
 /// One output part and whether a fence line was added at either end.
@@ -593,6 +624,39 @@ impl<'a> Splitter<'a> {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
+
+    #[test]
+    fn at_most_cuts_long_answers_and_says_so() {
+        const CUT: &str = "*(cut)*";
+        let short = "one\n\ntwo";
+        assert_eq!(
+            super::split_markdown_at_most(short, 100, 2, CUT),
+            (vec![short.to_owned()], false)
+        );
+        let paragraphs: Vec<String> = (0..40)
+            .map(|i| format!("paragraph {i} {}", "x".repeat(60)))
+            .collect();
+        let long = paragraphs.join("\n\n");
+        let all = super::split_markdown(&long, 200);
+        assert!(all.len() > 3);
+        let (parts, cut) = super::split_markdown_at_most(&long, 200, 3, CUT);
+        assert!(cut);
+        assert_eq!(parts.len(), 3);
+        assert_eq!(parts[..2], all[..2]);
+        assert!(parts[2].ends_with("\n\n*(cut)*"), "{:?}", parts[2]);
+        assert!(parts.iter().all(|p| p.len() <= 200));
+        // A cut inside a long code block still closes the fence before the cut line.
+        let code = format!("```rust\n{}```", "let x = 1;\n".repeat(200));
+        let (parts, cut) = super::split_markdown_at_most(&code, 300, 2, CUT);
+        assert!(cut);
+        assert_eq!(parts.len(), 2);
+        for p in &parts {
+            assert!(p.len() <= 300);
+            assert_eq!(p.matches("```").count() % 2, 0, "{p:?}");
+        }
+        assert!(parts[1].ends_with("```\n\n*(cut)*"), "{:?}", parts[1]);
+    }
+
     use super::*;
     use proptest::prelude::*;
 

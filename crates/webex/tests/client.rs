@@ -659,3 +659,71 @@ async fn list_messages_asks_for_one_room_or_thread() {
     // `max` is clamped to what Webex accepts.
     assert!(c.list_messages(&room, None, 500).await.unwrap().is_empty());
 }
+
+/// `WEBEX_TIMEOUT_SECS`: a `GET` whose answer never comes is cut off and tried again like a
+/// 5xx, so one lost answer cannot stall a room forever.
+#[tokio::test]
+async fn a_get_that_times_out_is_retried() {
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path(format!("/v1/messages/{MESSAGE_ID}")))
+        .and(bearer_token(TOKEN))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(fixture(DIRECT))
+                .set_delay(std::time::Duration::from_secs(30)),
+        )
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(format!("/v1/messages/{MESSAGE_ID}")))
+        .and(bearer_token(TOKEN))
+        .respond_with(ResponseTemplate::new(200).set_body_json(fixture(DIRECT)))
+        .mount(&server)
+        .await;
+    let client = client(&server).with_timeout(std::time::Duration::from_millis(300));
+    let started = std::time::Instant::now();
+    let message = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        client.get_message(&MessageId::new(MESSAGE_ID)),
+    )
+    .await
+    .expect("the timeout cut the hanging try short")
+    .unwrap();
+    assert_eq!(message.id.as_str(), MESSAGE_ID);
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    assert_eq!(server.received_requests().await.unwrap().len(), 2);
+}
+
+/// A `POST /messages` that times out is not sent again by the client: Webex may have
+/// posted it, and the caller's recovery rules decide ("not known to be posted").
+#[tokio::test]
+async fn a_post_that_times_out_is_not_repeated() {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/v1/messages"))
+        .and(bearer_token(TOKEN))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(fixture(DIRECT))
+                .set_delay(std::time::Duration::from_secs(30)),
+        )
+        .mount(&server)
+        .await;
+    let client = client(&server).with_timeout(std::time::Duration::from_millis(300));
+    let message = NewMessage::markdown(RoomId::new(ROOM_ID), "hello");
+    let err = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        client.create_message(&message),
+    )
+    .await
+    .expect("the timeout cut the hanging post short")
+    .unwrap_err();
+    assert!(
+        matches!(&err, Error::Transport(e) if e.is_timeout()),
+        "{err:?}"
+    );
+    assert_eq!(server.received_requests().await.unwrap().len(), 1);
+}

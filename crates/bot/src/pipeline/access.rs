@@ -1,4 +1,4 @@
-//! Access control (DESIGN §5.5): by the sender's email as Webex reports it.
+//! Access control (docs/configuration.md, "Who may talk to the bot"): by the sender's email as Webex reports it.
 
 use crate::domain::Email;
 use crate::state::AppState;

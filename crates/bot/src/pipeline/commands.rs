@@ -17,6 +17,10 @@ pub(crate) async fn run(
         tracing::info!(command = command.name(), sender = %ctx.sender, "refused: admin command from a non-admin");
         return Ok(strings::ADMIN_ONLY.to_owned());
     }
+    if ctx.group && matches!(command, Command::ListUsers | Command::Status) {
+        tracing::info!(command = command.name(), sender = %ctx.sender, "refused in a group space");
+        return Ok(strings::ASK_IN_DIRECT.to_owned());
+    }
     let room = ctx.target.room_id.as_str();
     let can_switch = admin || !ctx.group;
     Ok(match command {

@@ -1,10 +1,11 @@
-//! How one recorded event is handled (DESIGN §5): fetch → sender checks → access →
+//! How one recorded event is handled (docs/architecture.md): fetch → sender checks → access →
 //! command or chat → reply → store. This is the one error boundary per message: every
 //! failure ends as a logged outcome, a retry later, or an apology; never a panic upward.
 
 pub(crate) mod access;
 pub(crate) mod commands;
 pub(crate) mod reply;
+mod stream;
 
 use std::time::Duration;
 
@@ -184,7 +185,9 @@ async fn run(state: &AppState, lease: &RoomLease, event: &PendingEvent) -> Dispo
     if sender.is_bot() {
         return ignored(state, "bot_sender");
     }
-    let group = matches!(message.room_type, Some(webex::RoomType::Group));
+    // A message of unknown room type is treated as group: it needs a mention, and only
+    // admins may switch the personality.
+    let group = !matches!(message.room_type, Some(webex::RoomType::Direct));
     let mentioned = webex::mention::mentions(&message, &state.bot.id);
     if group && !mentioned {
         return ignored(state, "not_mentioned");
@@ -227,6 +230,7 @@ async fn run(state: &AppState, lease: &RoomLease, event: &PendingEvent) -> Dispo
     let target = reply::Target {
         room_id: message.room_id.clone(),
         parent_id: parent,
+        group,
     };
     let ctx = Context {
         sender,
@@ -242,9 +246,34 @@ async fn run(state: &AppState, lease: &RoomLease, event: &PendingEvent) -> Dispo
         check_since_ms: (event.attempts > 1).then_some(event.received_at),
         save_answer: false,
     };
+    if let Some(streamed) = &event.stream_message_id {
+        match &event.reply {
+            // Crashed after the answer was saved, before its first part was recorded.
+            Some(answer) if event.parts_sent == 0 => {
+                return stream::resume(
+                    state,
+                    lease,
+                    progress,
+                    &ctx,
+                    &text,
+                    answer.clone(),
+                    streamed,
+                )
+                .await;
+            }
+            // The first part is in the message: the rest is posted as usual below.
+            Some(_) => {}
+            // Crashed mid-stream: the unfinished message goes, the question is answered anew.
+            None => {
+                if let Err(disposition) = stream::discard(state, event.seq, streamed).await {
+                    return disposition;
+                }
+            }
+        }
+    }
     // An earlier attempt already has the LLM's answer: only the posting is left.
     if let Some(answer) = &event.reply {
-        return finish_answer(state, lease, progress, &ctx, &text, answer).await;
+        return answered(state, lease, progress, &ctx, &text, answer.clone()).await;
     }
     if let Some(command) = crate::commands::parse(&text) {
         tracing::info!(command = command.name(), sender = %ctx.sender, "command");
@@ -275,32 +304,20 @@ async fn run(state: &AppState, lease: &RoomLease, event: &PendingEvent) -> Dispo
         };
     }
 
-    let answer = match chat::answer(state, &ctx, &text).await {
-        Ok(answer) => answer,
-        Err(chat::ChatError::Llm(e)) => {
-            // The cause goes to the log; the person gets a short apology, nothing stored.
-            tracing::warn!(error = %e, "LLM failed; apologising");
-            return match reply::post(
-                state,
-                lease,
-                progress,
-                &ctx.target,
-                strings::LLM_UNAVAILABLE,
-            )
-            .await
-            {
-                Ok(()) => Disposition::Done {
-                    outcome: "llm_error",
-                    turns: None,
-                },
-                Err(e) => post_failure(e, "posting the apology"),
-            };
-        }
-        Err(chat::ChatError::Store(e)) => {
+    let prepared = match chat::prepare(state, &ctx, &text).await {
+        Ok(prepared) => prepared,
+        Err(e) => {
             return Disposition::Retry {
                 cause: anyhow::Error::new(e).context("preparing the chat"),
             };
         }
+    };
+    if state.config.streaming.enabled {
+        return stream::answer(state, lease, progress, &ctx, &text, prepared).await;
+    }
+    let answer = match chat::answer(state, prepared.request).await {
+        Ok(answer) => answer,
+        Err(e) => return apologise(state, lease, progress, &ctx, e).await,
     };
     // Kept with the event right before its first part is posted (one round trip with the
     // lease check), so an attempt after a crash posts this answer instead of asking again.
@@ -309,18 +326,55 @@ async fn run(state: &AppState, lease: &RoomLease, event: &PendingEvent) -> Dispo
         save_answer: true,
         ..progress
     };
-    finish_answer(state, lease, fresh, &ctx, &text, &answer).await
+    answered(state, lease, fresh, &ctx, &text, answer).await
 }
 
-async fn finish_answer(
+/// The LLM failed: the cause goes to the log, the person gets a short apology, nothing
+/// is stored.
+async fn apologise(
+    state: &AppState,
+    lease: &RoomLease,
+    progress: reply::Progress,
+    ctx: &Context,
+    error: llm::LlmError,
+) -> Disposition {
+    tracing::warn!(error = %error, "LLM failed; apologising");
+    post_apology(state, lease, progress, ctx).await
+}
+
+async fn post_apology(
+    state: &AppState,
+    lease: &RoomLease,
+    progress: reply::Progress,
+    ctx: &Context,
+) -> Disposition {
+    match reply::post(
+        state,
+        lease,
+        progress,
+        &ctx.target,
+        strings::LLM_UNAVAILABLE,
+    )
+    .await
+    {
+        Ok(()) => Disposition::Done {
+            outcome: "llm_error",
+            turns: None,
+        },
+        Err(e) => post_failure(e, "posting the apology"),
+    }
+}
+
+/// Posts the LLM's answer (from `progress` on) and keeps the exchange in the history.
+async fn answered(
     state: &AppState,
     lease: &RoomLease,
     progress: reply::Progress,
     ctx: &Context,
     question: &str,
-    answer: &str,
+    answer: String,
 ) -> Disposition {
-    match reply::post(state, lease, progress, &ctx.target, answer).await {
+    match reply::post(state, lease, progress, &ctx.target, &answer).await {
         Ok(()) => Disposition::Done {
             outcome: "answered",
             turns: Some((
@@ -332,7 +386,7 @@ async fn finish_answer(
                     },
                     Turn {
                         role: Role::Assistant,
-                        content: answer.to_owned(),
+                        content: answer,
                     },
                 ],
             )),

@@ -4,9 +4,15 @@
 //! replica that lost the room does not answer in it.
 //!
 //! Webex has no idempotency keys: an attempt that died after Webex accepted a part but before
-//! the store recorded it would repeat that part. So a later attempt first looks at the room's
-//! newest messages and skips the part when the bot already posted exactly it since the event
-//! arrived.
+//! the store recorded it would repeat that part. So in a direct space a later attempt first
+//! looks at the room's newest messages and skips the part when the bot already posted exactly
+//! it since the event arrived. In a group space Webex lets a bot list only the messages that
+//! mention it (`mentionedPeople=me`), never its own replies, so no such look is possible
+//! there: the part is posted again (once per crash at most). A look that fails is "not known
+//! to be posted" too: a question is never dropped because the check could not be made.
+//!
+//! Everything posted is made inert first ([`webex::mention::neutralize_mentions`]: the LLM
+//! cannot ping a space) and cut at `MAX_REPLY_PARTS` messages.
 
 use crate::dispatcher::RoomLease;
 use crate::state::AppState;
@@ -37,19 +43,25 @@ const RECENT_MESSAGES: u32 = 20;
 /// Clock skew allowed between this host and Webex when comparing creation times.
 const SKEW_MS: i64 = 120_000;
 
-/// Whether the bot already posted `part` in this room or thread since `since_ms`.
-async fn already_posted(
-    state: &AppState,
-    target: &Target,
-    part: &str,
-    since_ms: i64,
-) -> Result<bool, webex::Error> {
-    let recent = state
+/// Whether the bot is known to have posted `part` in this room or thread since `since_ms`.
+/// `false` when it cannot be known: in a group space, or when Webex does not answer.
+async fn already_posted(state: &AppState, target: &Target, part: &str, since_ms: i64) -> bool {
+    if target.group {
+        return false;
+    }
+    let recent = match state
         .webex
         .list_messages(&target.room_id, target.parent_id.as_ref(), RECENT_MESSAGES)
-        .await?;
+        .await
+    {
+        Ok(recent) => recent,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot check whether an earlier attempt posted the answer; posting it");
+            return false;
+        }
+    };
     let part = part.trim();
-    Ok(recent.iter().any(|m| {
+    recent.iter().any(|m| {
         let by_bot = m
             .person_id
             .as_ref()
@@ -67,7 +79,7 @@ async fn already_posted(
         let same = m.markdown.as_deref().map(str::trim) == Some(part)
             || m.text.as_deref().map(str::trim) == Some(part);
         by_bot && recent_enough && same
-    }))
+    })
 }
 
 /// Where an answer goes: the room, and the thread root in group spaces.
@@ -75,6 +87,28 @@ async fn already_posted(
 pub struct Target {
     pub room_id: webex::RoomId,
     pub parent_id: Option<webex::MessageId>,
+    /// A group space (or one of unknown type): the bot cannot list its own replies there.
+    pub group: bool,
+}
+
+/// The messages an answer is posted as: mentions made inert, split under Webex's limit,
+/// cut at `MAX_REPLY_PARTS`. The same text always gives the same parts (an attempt after
+/// a crash resumes by part index).
+pub fn parts_of(state: &AppState, markdown: &str) -> Vec<String> {
+    let safe = webex::mention::neutralize_mentions(markdown);
+    let (parts, cut) = webex::split::split_markdown_at_most(
+        &safe,
+        webex::split::MAX_MESSAGE_BYTES,
+        state.config.max_reply_parts,
+        crate::strings::ANSWER_CUT,
+    );
+    if cut {
+        tracing::warn!(
+            parts = parts.len(),
+            "answer longer than MAX_REPLY_PARTS messages; cut"
+        );
+    }
+    parts
 }
 
 pub async fn post(
@@ -85,16 +119,14 @@ pub async fn post(
     markdown: &str,
 ) -> Result<(), PostError> {
     let seq = progress.seq;
-    let parts = webex::split::split_markdown(markdown, webex::split::MAX_MESSAGE_BYTES);
+    let parts = parts_of(state, markdown);
     let count = parts.len();
     let mut save = progress.save_answer;
     let already = usize::try_from(progress.already_sent).unwrap_or(0);
     for (index, part) in parts.into_iter().enumerate().skip(already) {
         if index == already
             && let Some(since) = progress.check_since_ms
-            && already_posted(state, target, &part, since)
-                .await
-                .map_err(PostError::Webex)?
+            && already_posted(state, target, &part, since).await
         {
             tracing::info!(
                 part = index,

@@ -29,6 +29,13 @@ pub(crate) async fn report(state: &AppState) -> Value {
     let database_ok = database.is_ok();
     let degraded = !llm.primary.reachable || !database_ok;
     let webhook = state.webhook.lock().map(|w| w.clone()).unwrap_or_default();
+    let mut webhook = serde_json::to_value(&webhook).unwrap_or_else(|_| json!({}));
+    // `signed`: deliveries are verified with WEBHOOK_SECRET; `status` is `unknown` until
+    // Webex was asked (or when there is no webhook to ask about).
+    webhook["signed"] = Value::Bool(state.config.webhook_secret.is_some());
+    if webhook["status"].is_null() {
+        webhook["status"] = Value::String("unknown".to_owned());
+    }
     let mut llm_json = serde_json::to_value(&llm.primary).unwrap_or(Value::Null);
     if let Some(fallback) = &llm.fallback {
         llm_json["fallback"] = serde_json::to_value(fallback).unwrap_or(Value::Null);

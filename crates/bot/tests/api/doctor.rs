@@ -497,3 +497,114 @@ async fn doctor_fails_unsigned_webhooks_even_when_allowed() {
     let (_, report) = doctor_json(d, &[], &env).await;
     assert_eq!(by_name(&report)["webhook-secret"]["status"], "SKIP");
 }
+
+/// `--external` reads the JSON `status` of `BOT_PUBLIC_URL/health`, not only the HTTP code:
+/// the relay answers 200 "degraded" when it cannot reach the bot, and that must fail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_external_fails_on_a_degraded_relay_or_a_foreign_200() {
+    tls::install_crypto_provider();
+    let webex = MockServer::start().await;
+    mount_webex_basics(&webex).await;
+    let llm = MockServer::start().await;
+    mount_ollama(&llm, echo_answerer()).await;
+
+    // The real webex-relay, in front of a bot address where nothing listens.
+    let relay_env: BTreeMap<&str, String> = [
+        (
+            "INTERNAL_BOT_URL",
+            format!("http://127.0.0.1:{}", free_port()),
+        ),
+        (
+            "RELAY_API_KEY",
+            "relay-key-0123456789abcdef0123456789ab".to_owned(),
+        ),
+        ("WEBEX_WEBHOOK_SECRET", WEBHOOK_SECRET.to_owned()),
+        ("BIND_ADDR", "127.0.0.1:0".to_owned()),
+    ]
+    .into_iter()
+    .collect();
+    let relay_config = relay::Config::from_lookup(|k| relay_env.get(k).cloned()).unwrap();
+    let relay_app = relay::App::build(relay_config).await.unwrap();
+    let relay_url = format!("http://127.0.0.1:{}", relay_app.port());
+    let (stop_relay, relay_stopped) = tokio::sync::oneshot::channel::<()>();
+    let relay_task = tokio::spawn(relay_app.run_until(async move {
+        let _ = relay_stopped.await;
+    }));
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = process_env(dir.path(), &webex, &llm);
+    set(&mut env, "BOT_PUBLIC_URL", &relay_url);
+    let (code, report) = doctor_json(dir.path(), &["--external"], &env).await;
+    let external = by_name(&report)["external"].clone();
+    assert_eq!(external["status"], "FAIL", "{external}");
+    assert_eq!(code, Some(1), "{report:?}");
+    let detail = external["detail"].as_str().unwrap();
+    assert!(detail.contains("status degraded"), "{external}");
+    assert!(detail.contains("cannot reach the bot"), "{external}");
+    assert!(
+        external["fix"]
+            .as_str()
+            .unwrap()
+            .contains("INTERNAL_BOT_URL"),
+        "{external}"
+    );
+    let _ = stop_relay.send(());
+    relay_task.await.unwrap().unwrap();
+
+    // Other 200 answers, each under a base path of one fake public server.
+    let public = MockServer::start().await;
+    let cases: [(&str, ResponseTemplate, &str, &str); 4] = [
+        (
+            "relay-ok",
+            ResponseTemplate::new(200).set_body_json(json!({
+                "status": "ok", "version": "0.1.0", "uptime_seconds": 5,
+                "bot": {"reachable": true, "status": 200, "latency_ms": 3}
+            })),
+            "PASS",
+            "status ok",
+        ),
+        (
+            "bot-degraded",
+            ResponseTemplate::new(200).set_body_json(json!({
+                "status": "degraded", "llm": {"reachable": false}, "database": {"ok": true}
+            })),
+            "FAIL",
+            "status degraded",
+        ),
+        (
+            "welcome-page",
+            ResponseTemplate::new(200)
+                .set_body_string("<html><body>It works!</body></html>")
+                .insert_header("content-type", "text/html"),
+            "FAIL",
+            "no JSON status",
+        ),
+        (
+            "starting",
+            ResponseTemplate::new(200).set_body_json(json!({"status": "starting"})),
+            "FAIL",
+            "neither ok nor degraded",
+        ),
+    ];
+    for (case, answer, status, fragment) in cases {
+        Mock::given(method("GET"))
+            .and(path(format!("/{case}/health")))
+            .respond_with(answer)
+            .expect(1)
+            .mount(&public)
+            .await;
+        set(
+            &mut env,
+            "BOT_PUBLIC_URL",
+            &format!("{}/{case}", public.uri()),
+        );
+        let (_, report) = doctor_json(dir.path(), &["--external"], &env).await;
+        let external = &by_name(&report)["external"];
+        assert_eq!(external["status"], status, "{case}: {external}");
+        assert!(
+            external["detail"].as_str().unwrap().contains(fragment),
+            "{case}: {external}"
+        );
+    }
+    public.verify().await;
+}

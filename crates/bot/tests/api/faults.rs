@@ -134,20 +134,23 @@ async fn a_hanging_llm_gives_the_apology_instead_of_a_stuck_conversation() {
     app.approve(ALICE).await;
     let message = direct_message("M-hang", "ROOM-hang", ALICE, "are you there?");
     app.deliver(&message).await;
-    let replies = app.wait_replies(1).await;
     assert_eq!(app.wait_handled("M-hang").await, "llm_error");
-    assert!(
-        replies[0]["markdown"]
-            .as_str()
-            .unwrap()
-            .contains("AI service is unavailable"),
-        "{replies:?}"
-    );
     // The conversation is not stuck: the next message of the same room is handled too.
     let next = direct_message("M-hang-2", "ROOM-hang", ALICE, "hello?");
     app.deliver(&next).await;
     assert_eq!(app.wait_handled("M-hang-2").await, "llm_error");
-    assert_eq!(app.replies().await.len(), 2);
+    // What Webex shows: two apologies (a streamed "…" that came first was turned into one).
+    let shown = posted_messages(&app.webex);
+    assert_eq!(shown.len(), 2, "{shown:?}");
+    for m in &shown {
+        assert!(
+            m["markdown"]
+                .as_str()
+                .unwrap()
+                .contains("AI service is unavailable"),
+            "{shown:?}"
+        );
+    }
 }
 
 async fn sqlite_side_connection(app: &TestApp) -> sqlx::SqliteConnection {
@@ -268,9 +271,52 @@ async fn wait_up(http: &reqwest::Client, port: u16) {
 /// once although the bot is killed 5 times mid-stream.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_at_random_moments_answers_every_acknowledged_message_exactly_once() {
-    const MESSAGES: usize = 60;
-    const ROOMS: usize = 6;
-    const KILLS: usize = 5;
+    let messages: Vec<Value> = (0..MESSAGES)
+        .map(|i| {
+            direct_message(
+                &format!("M-crash-{i}"),
+                &format!("ROOM-crash-{}", i % ROOMS),
+                ALICE,
+                &format!("crash question {i}"),
+            )
+        })
+        .collect();
+    let repeated = kill_9_at_random_moments(messages).await;
+    assert!(repeated.is_empty(), "answered more than once: {repeated:?}");
+}
+
+/// Guards the same in group spaces, where Webex never shows the bot its own replies (the
+/// strict fake refuses to list a group room without `mentionedPeople=me`): every
+/// acknowledged question is answered; a kill between Webex accepting a reply and the bot
+/// recording it may repeat that reply, at most once per kill, nothing else repeats.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_at_random_moments_answers_every_group_question() {
+    let messages: Vec<Value> = (0..MESSAGES)
+        .map(|i| {
+            group_message(
+                &format!("M-gcrash-{i}"),
+                &format!("ROOM-gcrash-{}", i % ROOMS),
+                ALICE,
+                &format!("crash question {i}"),
+            )
+        })
+        .collect();
+    let repeated = kill_9_at_random_moments(messages).await;
+    let extra: usize = repeated.iter().map(|(_, n)| n - 1).sum();
+    assert!(
+        extra <= KILLS,
+        "more repeats than kills ({KILLS}): {repeated:?}"
+    );
+}
+
+const MESSAGES: usize = 60;
+const ROOMS: usize = 6;
+const KILLS: usize = 5;
+
+/// Delivers `messages` (answered as `Echo: crash question {i}`) to a bot process killed
+/// `KILLS` times; checks every acknowledged one is answered and returns the answers posted
+/// more than once, with their counts.
+async fn kill_9_at_random_moments(messages: Vec<Value>) -> Vec<(String, usize)> {
     let dir = tempfile::tempdir().unwrap();
     let webex = MockServer::start().await;
     mount_webex_basics(&webex).await;
@@ -289,16 +335,6 @@ async fn kill_9_at_random_moments_answers_every_acknowledged_message_exactly_onc
         }),
     )
     .await;
-    let messages: Vec<Value> = (0..MESSAGES)
-        .map(|i| {
-            direct_message(
-                &format!("M-crash-{i}"),
-                &format!("ROOM-crash-{}", i % ROOMS),
-                ALICE,
-                &format!("crash question {i}"),
-            )
-        })
-        .collect();
     for m in &messages {
         mount_message(&webex, m).await;
     }
@@ -383,7 +419,6 @@ async fn kill_9_at_random_moments_answers_every_acknowledged_message_exactly_onc
         missing.is_empty(),
         "acknowledged but never answered: {missing:?}"
     );
-    let repeated: Vec<(&String, &usize)> = counts.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(repeated.is_empty(), "answered more than once: {repeated:?}");
     drop(bot);
+    counts.into_iter().filter(|(_, n)| *n > 1).collect()
 }

@@ -46,7 +46,8 @@ fn init_logs() {
 pub type Answerer = Arc<dyn Fn(&Value) -> ResponseTemplate + Send + Sync>;
 
 /// Fake Ollama `/api/chat`: rejects what Ollama would (no model, bad roles, no messages),
-/// answers `{"message": {"role": "assistant", "content": …}, "done": true}`.
+/// answers `{"message": {"role": "assistant", "content": …}, "done": true}`, plain or as a
+/// one-line stream. Slow streams with many chunks are in `streaming.rs`.
 struct OllamaChat(Answerer);
 
 impl Respond for OllamaChat {
@@ -62,7 +63,10 @@ impl Respond for OllamaChat {
                         && x["content"].is_string()
                 })
         });
-        if !model_ok || !messages_ok || body["stream"] != json!(false) {
+        // `stream` must be said (Ollama streams when it is left out). A streamed answer is
+        // NDJSON lines; the one-line answer below is also a valid stream (content and
+        // `done: true` on one line), so each answerer serves both forms.
+        if !model_ok || !messages_ok || !body["stream"].is_boolean() {
             return ResponseTemplate::new(400).set_body_json(json!({"error": "bad request"}));
         }
         (self.0)(&body)
@@ -92,15 +96,91 @@ pub fn echo_answerer() -> Answerer {
     })
 }
 
-/// Fake Webex `POST /messages`: bearer token, JSON with `roomId` and `markdown`/`text`
-/// under 7439 bytes (else 400, like Webex), answers with the created message.
-struct CreateMessage {
-    counter: Mutex<u64>,
-    posted: Posted,
+/// What a fake Webex knows beyond its mocks, kept per fake server (by its address): the
+/// messages the bot posted (for listing, editing, deleting), how often each was edited,
+/// and the messages the test mounted with their room types (for listing like Webex does).
+#[derive(Default)]
+struct FakeWebexState {
+    /// Messages the fake accepted from the bot, oldest first.
+    posted: Vec<Value>,
+    /// Messages created so far (ids stay unique after deletions).
+    created: u64,
+    /// Edits per posted message id.
+    edits: HashMap<String, u32>,
+    /// Messages the test mounted with [`mount_message`], oldest first.
+    mounted: Vec<Value>,
+    /// Room id -> `direct` | `group`, from the mounted messages.
+    room_types: HashMap<String, String>,
+    /// Every post and edit the fake accepted, in order, with when it arrived.
+    writes: Vec<Write>,
 }
 
-/// Messages the fake Webex has accepted, oldest first, for `GET /messages?roomId=…`.
-type Posted = Arc<Mutex<Vec<Value>>>;
+/// A post or an edit the fake Webex accepted.
+#[derive(Clone, Debug)]
+pub struct Write {
+    pub at: std::time::Instant,
+    /// `POST` or `PUT`.
+    pub method: &'static str,
+    pub message_id: String,
+    pub room_id: String,
+    pub parent_id: Option<String>,
+    pub text: String,
+}
+
+type FakeWebexStates = Mutex<HashMap<String, Arc<Mutex<FakeWebexState>>>>;
+
+fn fake_states() -> &'static FakeWebexStates {
+    static STATES: OnceLock<FakeWebexStates> = OnceLock::new();
+    STATES.get_or_init(Default::default)
+}
+
+/// The state of the fake Webex at `origin` (`http://127.0.0.1:PORT`).
+fn fake_state(origin: &str) -> Arc<Mutex<FakeWebexState>> {
+    fake_states()
+        .lock()
+        .unwrap()
+        .entry(origin.trim_end_matches('/').to_owned())
+        .or_default()
+        .clone()
+}
+
+/// The fake server a request was sent to, as `MockServer::uri` names it (wiremock's
+/// `request.url` says `localhost` for every server; the `Host` header has the port).
+fn origin_of(request: &Request) -> String {
+    let host = request
+        .headers
+        .get("host")
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    format!("http://{host}")
+}
+
+fn webex_error_body(status: u16, message: &str) -> ResponseTemplate {
+    ResponseTemplate::new(status).set_body_json(json!({
+        "message": message,
+        "errors": [{"description": message}],
+        "trackingId": format!("ROUTER_FAKE_{status}")
+    }))
+}
+
+/// The text a message body carries, checked the way Webex checks it: `text` or
+/// `markdown` required, at most 7439 bytes.
+fn checked_text(body: &Value) -> Result<&str, &'static str> {
+    let Some(text) = body["markdown"].as_str().or(body["text"].as_str()) else {
+        return Err("text or markdown required");
+    };
+    if text.len() > 7439 {
+        return Err(
+            "Message length limited to 7439 characters before encryption and 10000 characters after encryption",
+        );
+    }
+    Ok(text)
+}
+
+/// Fake Webex `POST /messages`: bearer token, JSON with `roomId` and `markdown`/`text`
+/// under 7439 bytes (else 400, like Webex), at most one card in `attachments`; answers with
+/// the created message.
+struct CreateMessage;
 
 fn now_rfc3339() -> String {
     time::OffsetDateTime::now_utc()
@@ -111,26 +191,22 @@ fn now_rfc3339() -> String {
 impl Respond for CreateMessage {
     fn respond(&self, request: &Request) -> ResponseTemplate {
         let Ok(body) = serde_json::from_slice::<Value>(&request.body) else {
-            return ResponseTemplate::new(400)
-                .set_body_json(json!({"message": "bad JSON", "trackingId": "T"}));
+            return webex_error_body(400, "bad JSON");
         };
-        let text = body["markdown"].as_str().or(body["text"].as_str());
         let Some(room) = body["roomId"].as_str() else {
-            return ResponseTemplate::new(400)
-                .set_body_json(json!({"message": "roomId required", "trackingId": "T"}));
+            return webex_error_body(400, "roomId required");
         };
-        let Some(text) = text else {
-            return ResponseTemplate::new(400)
-                .set_body_json(json!({"message": "text or markdown required", "trackingId": "T"}));
+        let text = match checked_text(&body) {
+            Ok(text) => text,
+            Err(refusal) => return webex_error_body(400, refusal),
         };
-        if text.len() > 7439 {
-            return ResponseTemplate::new(400).set_body_json(json!({
-                "message": "Message length limited to 7439 characters before encryption and 10000 characters after encryption",
-                "trackingId": "ROUTER_LEN"
-            }));
+        if body["attachments"].as_array().is_some_and(|a| a.len() > 1) {
+            return webex_error_body(400, "only one attachment per message");
         }
-        let mut n = self.counter.lock().unwrap();
-        *n += 1;
+        let state = fake_state(&origin_of(request));
+        let mut state = state.lock().unwrap();
+        state.created += 1;
+        let n = state.created;
         let mut created = json!({
             "id": format!("REPLY-{n}"),
             "roomId": room,
@@ -142,46 +218,169 @@ impl Respond for CreateMessage {
         if let Some(parent) = body["parentId"].as_str() {
             created["parentId"] = json!(parent);
         }
-        self.posted.lock().unwrap().push(created.clone());
+        for key in ["attachments", "files"] {
+            if body[key].is_array() {
+                created[key] = body[key].clone();
+            }
+        }
+        state.writes.push(Write {
+            at: std::time::Instant::now(),
+            method: "POST",
+            message_id: format!("REPLY-{n}"),
+            room_id: room.to_owned(),
+            parent_id: body["parentId"].as_str().map(str::to_owned),
+            text: text.to_owned(),
+        });
+        state.posted.push(created.clone());
         ResponseTemplate::new(200).set_body_json(created)
     }
 }
 
-/// Fake `GET /messages?roomId=…[&parentId=…]&max=…`: the room's (or thread's) messages the
-/// fake accepted, newest first, like Webex lists them.
-struct ListMessages {
-    posted: Posted,
+/// Fake `GET /messages?roomId=…[&parentId=…][&mentionedPeople=me]&max=…`, as strict as
+/// Webex is with a bot: a direct room lists fully (newest first); a group room (or one the
+/// fake does not know) answers `403 Failed to get activity` unless `mentionedPeople=me`,
+/// and then lists only the messages that mention the bot, never the bot's own replies.
+struct ListMessages;
+
+fn created_of(m: &Value) -> String {
+    m["created"].as_str().unwrap_or_default().to_owned()
 }
 
 impl Respond for ListMessages {
     fn respond(&self, request: &Request) -> ResponseTemplate {
         let query: HashMap<String, String> = request.url.query_pairs().into_owned().collect();
         let Some(room) = query.get("roomId") else {
-            return ResponseTemplate::new(400)
-                .set_body_json(json!({"message": "roomId required", "trackingId": "T"}));
+            return webex_error_body(400, "roomId required");
         };
         let max: usize = query.get("max").and_then(|m| m.parse().ok()).unwrap_or(50);
-        let items: Vec<Value> = self
-            .posted
-            .lock()
-            .unwrap()
+        let state = fake_state(&origin_of(request));
+        let state = state.lock().unwrap();
+        let direct = state.room_types.get(room).is_some_and(|t| t == "direct");
+        let mentioned_me = query
+            .get("mentionedPeople")
+            .is_some_and(|p| p == "me" || p == BOT_ID);
+        if !direct && !mentioned_me {
+            return webex_error_body(403, "Failed to get activity");
+        }
+        let mut items: Vec<Value> = state
+            .mounted
             .iter()
-            .rev()
+            .chain(state.posted.iter())
             .filter(|m| m["roomId"] == json!(room))
             .filter(|m| {
                 query
                     .get("parentId")
                     .is_none_or(|p| m["parentId"] == json!(p))
             })
-            .take(max)
+            .filter(|m| {
+                let by_bot = m["personId"] == json!(BOT_ID);
+                let mentions_bot = m["mentionedPeople"]
+                    .as_array()
+                    .is_some_and(|people| people.iter().any(|p| p == BOT_ID || p == BOT_UUID));
+                if mentioned_me {
+                    mentions_bot && !by_bot
+                } else {
+                    true
+                }
+            })
             .cloned()
             .collect();
+        items.sort_by_key(|m| std::cmp::Reverse(created_of(m)));
+        items.truncate(max);
         ResponseTemplate::new(200).set_body_json(json!({ "items": items }))
     }
 }
 
+/// Fake `PUT /messages/{id}`: only the bot's own messages, body `roomId` plus
+/// `text`/`markdown` (same limits as a post), at most 10 edits per message (the 11th is a
+/// 400, like Webex), never a message with files or a card.
+struct EditMessage;
+
+impl Respond for EditMessage {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let id = request
+            .url
+            .path()
+            .trim_start_matches("/messages/")
+            .to_owned();
+        let Ok(body) = serde_json::from_slice::<Value>(&request.body) else {
+            return webex_error_body(400, "bad JSON");
+        };
+        let Some(room) = body["roomId"].as_str() else {
+            return webex_error_body(400, "roomId required");
+        };
+        let text = match checked_text(&body) {
+            Ok(text) => text.to_owned(),
+            Err(refusal) => return webex_error_body(400, refusal),
+        };
+        let state = fake_state(&origin_of(request));
+        let mut state = state.lock().unwrap();
+        let Some(index) = state.posted.iter().position(|m| m["id"] == json!(id)) else {
+            return webex_error_body(404, "The requested resource could not be found.");
+        };
+        if state.posted[index]["roomId"] != json!(room) {
+            return webex_error_body(400, "roomId does not match the message");
+        }
+        if state.posted[index]["attachments"].is_array() || state.posted[index]["files"].is_array()
+        {
+            return webex_error_body(400, "Messages with files or cards cannot be edited");
+        }
+        let edits = state.edits.entry(id.clone()).or_default();
+        if *edits >= 10 {
+            return webex_error_body(400, "Message edit limit reached");
+        }
+        *edits += 1;
+        let parent_id = state.posted[index]["parentId"].as_str().map(str::to_owned);
+        state.writes.push(Write {
+            at: std::time::Instant::now(),
+            method: "PUT",
+            message_id: id.clone(),
+            room_id: room.to_owned(),
+            parent_id,
+            text: text.clone(),
+        });
+        let message = &mut state.posted[index];
+        message["markdown"] = json!(text);
+        message["updated"] = json!(now_rfc3339());
+        ResponseTemplate::new(200).set_body_json(message.clone())
+    }
+}
+
+/// Fake `DELETE /messages/{id}`: the bot's own messages; 204, then gone.
+struct DeleteMessage;
+
+impl Respond for DeleteMessage {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let id = request
+            .url
+            .path()
+            .trim_start_matches("/messages/")
+            .to_owned();
+        let state = fake_state(&origin_of(request));
+        let mut state = state.lock().unwrap();
+        let before = state.posted.len();
+        state.posted.retain(|m| m["id"] != json!(id));
+        if state.posted.len() == before {
+            return webex_error_body(404, "The requested resource could not be found.");
+        }
+        ResponseTemplate::new(204)
+    }
+}
+
+/// Every post and edit the fake Webex at `webex` accepted, in order.
+pub fn webex_writes(webex: &MockServer) -> Vec<Write> {
+    fake_state(&webex.uri()).lock().unwrap().writes.clone()
+}
+
+/// The messages the fake Webex at `webex` holds from the bot now (after edits and
+/// deletions), oldest first.
+pub fn posted_messages(webex: &MockServer) -> Vec<Value> {
+    fake_state(&webex.uri()).lock().unwrap().posted.clone()
+}
+
 pub async fn mount_webex_basics(webex: &MockServer) {
-    let posted = Posted::default();
+    // wiremock hands out pooled servers: forget what an earlier test left at this address.
+    *fake_state(&webex.uri()).lock().unwrap() = FakeWebexState::default();
     Mock::given(method("GET"))
         .and(path("/people/me"))
         .and(header("authorization", format!("Bearer {TOKEN}").as_str()))
@@ -192,16 +391,26 @@ pub async fn mount_webex_basics(webex: &MockServer) {
         .and(path("/messages"))
         .and(header("authorization", format!("Bearer {TOKEN}").as_str()))
         .and(header("content-type", "application/json"))
-        .respond_with(CreateMessage {
-            counter: Mutex::new(0),
-            posted: posted.clone(),
-        })
+        .respond_with(CreateMessage)
         .mount(webex)
         .await;
     Mock::given(method("GET"))
         .and(path("/messages"))
         .and(header("authorization", format!("Bearer {TOKEN}").as_str()))
-        .respond_with(ListMessages { posted })
+        .respond_with(ListMessages)
+        .mount(webex)
+        .await;
+    Mock::given(method("PUT"))
+        .and(messages_path())
+        .and(header("authorization", format!("Bearer {TOKEN}").as_str()))
+        .and(header("content-type", "application/json"))
+        .respond_with(EditMessage)
+        .mount(webex)
+        .await;
+    Mock::given(method("DELETE"))
+        .and(messages_path())
+        .and(header("authorization", format!("Bearer {TOKEN}").as_str()))
+        .respond_with(DeleteMessage)
         .mount(webex)
         .await;
 }
@@ -209,6 +418,15 @@ pub async fn mount_webex_basics(webex: &MockServer) {
 /// Makes `GET /messages/{id}` answer with this message.
 pub async fn mount_message(webex: &MockServer, message: &Value) {
     let id = message["id"].as_str().unwrap();
+    {
+        let state = fake_state(&webex.uri());
+        let mut state = state.lock().unwrap();
+        if let (Some(room), Some(kind)) = (message["roomId"].as_str(), message["roomType"].as_str())
+        {
+            state.room_types.insert(room.to_owned(), kind.to_owned());
+        }
+        state.mounted.push(message.clone());
+    }
     Mock::given(method("GET"))
         .and(path(format!("/messages/{id}")))
         .and(header("authorization", format!("Bearer {TOKEN}").as_str()))
@@ -259,6 +477,22 @@ pub fn direct_message(id: &str, room: &str, email: &str, text: &str) -> Value {
     m
 }
 
+/// A group-space message from `email` that @mentions the bot (desktop form), with a
+/// unique id, not in a thread.
+pub fn group_message(id: &str, room: &str, email: &str, text: &str) -> Value {
+    let mut m = fixture("message-group-mention-desktop.json");
+    m["id"] = json!(id);
+    m["roomId"] = json!(room);
+    m["personEmail"] = json!(email);
+    m["text"] = json!(format!("HelpBot {text}"));
+    m["markdown"] = json!(format!("HelpBot {text}"));
+    m["html"] = json!(format!(
+        "<p><spark-mention data-object-type=\"person\" data-object-id=\"{BOT_ID}\">HelpBot</spark-mention> {text}</p>"
+    ));
+    m["created"] = json!(now_rfc3339());
+    m
+}
+
 pub struct Spawn {
     pub env: Vec<(String, String)>,
     pub answerer: Answerer,
@@ -283,6 +517,7 @@ pub struct Knobs {
     pub pg_schema: Option<String>,
     pub lease_ttl: Option<Duration>,
     pub metrics_refresh: Option<Duration>,
+    pub fault_hook: Option<bot::FaultHook>,
 }
 
 impl Knobs {
@@ -297,6 +532,7 @@ impl Knobs {
             pg_schema: self.pg_schema.clone(),
             lease_ttl: self.lease_ttl.unwrap_or(defaults.lease_ttl),
             metrics_refresh: self.metrics_refresh.unwrap_or(defaults.metrics_refresh),
+            fault_hook: self.fault_hook.clone(),
             ..defaults
         }
     }
@@ -340,6 +576,11 @@ impl Spawn {
     /// `/metrics`' store-derived gauges recounted this often (default 5 s).
     pub fn metrics_refresh(mut self, every: Duration) -> Self {
         self.knobs.metrics_refresh = Some(every);
+        self
+    }
+    /// Runs `hook` with each event's message id before the event is handled.
+    pub fn fault_hook(mut self, hook: impl Fn(&str) + Send + Sync + 'static) -> Self {
+        self.knobs.fault_hook = Some(bot::FaultHook(Arc::new(hook)));
         self
     }
     /// `MODE=websocket` with the device service (WDM) at `wdm_url`, skipping discovery.

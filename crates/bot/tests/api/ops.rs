@@ -17,11 +17,15 @@ use crate::helpers::*;
 // ---- helpers shared with dev.rs and doctor.rs ---------------------------------------
 
 /// Webex's webhook API with state: `GET /webhooks` lists what `POST` created and
-/// `DELETE` did not remove; `POST` refuses a body without the fields Webex requires.
+/// `DELETE` did not remove, in pages of `max` (or of the fake's page size) linked with
+/// `Link: <…>; rel="next"`; `POST` and `PUT` refuse a body without the fields Webex
+/// requires (OpenAPI: `name`, `targetUrl`, and `resource`, `event` for `POST`), and
+/// `PUT`'s `status` can only be `active`.
 #[derive(Clone, Default)]
 pub struct FakeWebhooks {
     hooks: Arc<Mutex<Vec<Value>>>,
     next: Arc<AtomicU64>,
+    page: Arc<AtomicU64>,
 }
 
 pub fn hook(id: &str, name: &str, target: &str, status: &str) -> Value {
@@ -38,6 +42,24 @@ impl FakeWebhooks {
 
     pub fn list(&self) -> Vec<Value> {
         self.hooks.lock().unwrap().clone()
+    }
+
+    /// Lists at most `n` webhooks a page, whatever `max` asks.
+    pub fn paged(self, n: u64) -> FakeWebhooks {
+        self.page.store(n, Ordering::SeqCst);
+        self
+    }
+
+    /// What Webex does after failed deliveries (`inactive`).
+    pub fn set_status(&self, id: &str, status: &str) {
+        let mut hooks = self.hooks.lock().unwrap();
+        let hook = hooks.iter_mut().find(|h| h["id"] == id).unwrap();
+        hook["status"] = json!(status);
+    }
+
+    /// A webhook deleted behind the bot's back (by hand, another tool).
+    pub fn remove(&self, id: &str) {
+        self.hooks.lock().unwrap().retain(|h| h["id"] != id);
     }
 
     pub async fn mount(&self, webex: &MockServer) {
@@ -63,7 +85,37 @@ impl Respond for FakeWebhooks {
         let body = || serde_json::from_slice::<Value>(&request.body).ok();
         let mut hooks = self.hooks.lock().unwrap();
         match (request.method.as_str(), id) {
-            ("GET", None) => ResponseTemplate::new(200).set_body_json(json!({"items": *hooks})),
+            ("GET", None) => {
+                let query: std::collections::HashMap<String, String> =
+                    request.url.query_pairs().into_owned().collect();
+                let mut max: usize = match query.get("max").map(|m| m.parse()) {
+                    None => 100,
+                    Some(Ok(m)) if m > 0 => m,
+                    Some(_) => return webex_error(400, "invalid max"),
+                };
+                let page = self.page.load(Ordering::SeqCst) as usize;
+                if page > 0 {
+                    max = max.min(page);
+                }
+                let from: usize = query
+                    .get("cursor")
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or(0);
+                let items: Vec<Value> = hooks.iter().skip(from).take(max).cloned().collect();
+                let mut response = ResponseTemplate::new(200);
+                if from + max < hooks.len() {
+                    // Absolute, like Webex's, on the host the client asked.
+                    let host = request
+                        .headers
+                        .get("host")
+                        .and_then(|h| h.to_str().ok())
+                        .unwrap_or("localhost");
+                    let next = format!("http://{host}/webhooks?max={max}&cursor={}", from + max);
+                    response =
+                        response.insert_header("Link", format!("<{next}>; rel=\"next\"").as_str());
+                }
+                response.set_body_json(json!({ "items": items }))
+            }
             ("POST", None) => {
                 let Some(body) = body() else {
                     return webex_error(400, "invalid JSON");
@@ -84,6 +136,14 @@ impl Respond for FakeWebhooks {
                 let Some(body) = body() else {
                     return webex_error(400, "invalid JSON");
                 };
+                for field in ["name", "targetUrl"] {
+                    if !body[field].is_string() {
+                        return webex_error(400, &format!("{field} is required"));
+                    }
+                }
+                if !body["status"].is_null() && body["status"] != "active" {
+                    return webex_error(400, "status can only be set to active");
+                }
                 let Some(existing) = hooks.iter_mut().find(|h| h["id"] == id.as_str()) else {
                     return webex_error(404, "webhook not found");
                 };
@@ -370,8 +430,10 @@ async fn webhooks_register_creates_one_webhook_and_removes_stale_ones() {
     assert_eq!(puts, 1);
 }
 
+/// `delete-all` deletes every webhook the token owns, whatever its name or URL, across
+/// pages, without a prompt or `BOT_PUBLIC_URL`, and prints each one it deleted.
 #[tokio::test]
-async fn webhooks_delete_all_removes_only_this_bots_webhooks() {
+async fn webhooks_delete_all_deletes_every_webhook_of_the_token_across_pages() {
     let dir = tempfile::tempdir().unwrap();
     let webex = MockServer::start().await;
     let fake = FakeWebhooks::with(vec![
@@ -381,34 +443,39 @@ async fn webhooks_delete_all_removes_only_this_bots_webhooks() {
             "https://old.example.com/webhook",
             "active",
         ),
-        hook("WH-SAME-URL", "renamed", TARGET, "active"),
+        hook("WH-SAME-URL", "renamed", TARGET, "inactive"),
         hook(
             "WH-CRM",
             "crm-sync",
             "https://crm.example.com/hook",
             "active",
         ),
-    ]);
+    ])
+    .paged(2);
     fake.mount(&webex).await;
 
-    let out = webhooks_cmd(
-        dir.path(),
-        &webex,
-        &["delete-all"],
-        &[("BOT_PUBLIC_URL", PUBLIC)],
-    )
-    .await;
-    assert!(out.status.success(), "{}", text(&out.stderr));
-    assert_eq!(text(&out.stdout), "deleted 2 webhook(s)\n");
-    let left: Vec<Value> = fake.list();
-    assert_eq!(left.len(), 1);
-    assert_eq!(left[0]["id"], "WH-CRM");
-
-    // Without BOT_PUBLIC_URL only the name identifies this bot's webhooks.
     let out = webhooks_cmd(dir.path(), &webex, &["delete-all"], &[]).await;
-    assert!(out.status.success());
-    assert_eq!(text(&out.stdout), "deleted 0 webhook(s)\n");
-    assert_eq!(fake.list().len(), 1);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "WH-OLD\twebex-chatbot\thttps://old.example.com/webhook\n\
+         WH-SAME-URL\trenamed\thttps://bot.example.com/webhook\n\
+         WH-CRM\tcrm-sync\thttps://crm.example.com/hook\n"
+    );
+    assert!(fake.list().is_empty(), "{:?}", fake.list());
+    let lists = webex
+        .received_requests()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.method.as_str() == "GET")
+        .count();
+    assert_eq!(lists, 2, "both pages were read");
+
+    // Nothing left: still exit 0, nothing printed.
+    let out = webhooks_cmd(dir.path(), &webex, &["delete-all"], &[]).await;
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "");
 }
 
 #[tokio::test]
@@ -619,16 +686,16 @@ async fn wait_for_llm_call(llm: &MockServer) {
 
 /// A `serve` process with one question of ALICE's acknowledged and its LLM call in
 /// flight (the LLM answers after `llm_delay`).
-struct InFlight {
-    dir: tempfile::TempDir,
-    webex: MockServer,
-    llm: MockServer,
-    env: Vec<(String, String)>,
-    port: u16,
-    bot: BotProcess,
+pub struct InFlight {
+    pub dir: tempfile::TempDir,
+    pub webex: MockServer,
+    pub llm: MockServer,
+    pub env: Vec<(String, String)>,
+    pub port: u16,
+    pub bot: BotProcess,
 }
 
-async fn answer_in_flight(
+pub async fn answer_in_flight(
     name: &str,
     llm_delay: Duration,
     (message_id, room_id, text): (&str, &str, &str),
@@ -677,7 +744,11 @@ async fn sigterm_lets_the_answer_in_flight_reach_webex_before_exiting() {
         "drain",
         Duration::from_secs(2),
         ("M-drain", "ROOM-drain", "answer me before you go"),
-        &[("SHUTDOWN_TIMEOUT_SECS", "15")],
+        // A whole answer, one post (streamed answers have their own kill test).
+        &[
+            ("SHUTDOWN_TIMEOUT_SECS", "15"),
+            ("REPLY_STREAMING", "false"),
+        ],
     )
     .await;
 
@@ -721,7 +792,11 @@ async fn shutdown_timeout_leaves_the_event_pending_for_the_next_start() {
         "first",
         Duration::from_secs(10),
         ("M-later", "ROOM-later", "take your time"),
-        &[("SHUTDOWN_TIMEOUT_SECS", "1"), ("LLM_TIMEOUT_SECS", "60")],
+        &[
+            ("SHUTDOWN_TIMEOUT_SECS", "1"),
+            ("LLM_TIMEOUT_SECS", "60"),
+            ("REPLY_STREAMING", "false"),
+        ],
     )
     .await;
 

@@ -4,7 +4,7 @@
 use bot::commands::{Command, parse};
 use proptest::prelude::*;
 
-/// The grammar of DESIGN §6, written independently of the parser: the whole message,
+/// The command grammar (README, "Commands"), written independently of the parser: the whole message,
 /// trimmed, optional leading `/`, words separated by any whitespace, case-insensitive.
 fn expected(text: &str) -> Option<Command> {
     let t = text.trim();

@@ -28,10 +28,81 @@ impl Respond for AnthropicMessages {
                 "type": "error", "error": {"type": "invalid_request_error", "message": "bad request"}
             }));
         }
+        if body["stream"] == json!(true) {
+            // The documented event flow of a streamed answer.
+            let event = |name: &str, data: Value| format!("event: {name}\ndata: {data}\n\n");
+            let sse = [
+                event(
+                    "message_start",
+                    json!({"type": "message_start", "message": {"id": "msg_01",
+                    "type": "message", "role": "assistant", "model": body["model"], "content": [],
+                    "stop_reason": null, "usage": {"input_tokens": 10, "output_tokens": 1}}}),
+                ),
+                event(
+                    "content_block_start",
+                    json!({"type": "content_block_start", "index": 0,
+                    "content_block": {"type": "text", "text": ""}}),
+                ),
+                event(
+                    "content_block_delta",
+                    json!({"type": "content_block_delta", "index": 0,
+                    "delta": {"type": "text_delta", "text": "Claude "}}),
+                ),
+                event(
+                    "content_block_delta",
+                    json!({"type": "content_block_delta", "index": 0,
+                    "delta": {"type": "text_delta", "text": "says hi"}}),
+                ),
+                event(
+                    "content_block_stop",
+                    json!({"type": "content_block_stop", "index": 0}),
+                ),
+                event(
+                    "message_delta",
+                    json!({"type": "message_delta",
+                    "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 3}}),
+                ),
+                event("message_stop", json!({"type": "message_stop"})),
+            ]
+            .concat();
+            return ResponseTemplate::new(200).set_body_raw(sse, "text/event-stream");
+        }
         ResponseTemplate::new(200).set_body_json(json!({
             "id": "msg_01", "type": "message", "role": "assistant", "model": body["model"],
             "content": [{"type": "text", "text": "Claude says hi"}],
             "stop_reason": "end_turn", "usage": {"input_tokens": 10, "output_tokens": 3}
+        }))
+    }
+}
+
+/// Fake OpenAI-compatible chat completions answering `text`, plain or streamed (SSE
+/// chunks ending in `[DONE]`) as the request's `stream` asks.
+struct OpenAiCompletions(&'static str);
+
+impl Respond for OpenAiCompletions {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
+        if !body["messages"].is_array() || !body["model"].is_string() {
+            return ResponseTemplate::new(400).set_body_json(
+                json!({"error": {"message": "bad request", "type": "invalid_request_error"}}),
+            );
+        }
+        if body["stream"] == json!(true) {
+            let chunk = |delta: Value, finish: Option<&str>| {
+                let chunk = json!({"id": "chatcmpl-1", "object": "chat.completion.chunk",
+                    "created": 1, "model": body["model"],
+                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]});
+                format!("data: {chunk}\n\n")
+            };
+            let sse = chunk(json!({"role": "assistant", "content": ""}), None)
+                + &chunk(json!({"content": self.0}), None)
+                + &chunk(json!({}), Some("stop"))
+                + "data: [DONE]\n\n";
+            return ResponseTemplate::new(200).set_body_raw(sse, "text/event-stream");
+        }
+        ResponseTemplate::new(200).set_body_json(json!({
+            "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": body["model"],
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": self.0}, "finish_reason": "stop"}]
         }))
     }
 }
@@ -82,10 +153,7 @@ async fn the_fallback_answers_when_the_primary_fails_and_health_reports_both() {
     let fallback = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path("/v1/chat/completions"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-            "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "local",
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": "fallback here"}, "finish_reason": "stop"}]
-        })))
+        .respond_with(OpenAiCompletions("fallback here"))
         .expect(1)
         .mount(&fallback)
         .await;

@@ -467,7 +467,7 @@ async fn terminate_leader_session(options: &StoreOptions) {
 }
 
 #[tokio::test]
-async fn leases_follow_owners_and_a_restart_takes_back_its_own() {
+async fn leases_follow_owners_and_the_owner_takes_back_every_lease() {
     for (name, store, _dir) in stores().await {
         let ttl = Duration::from_secs(30);
         assert!(store.claim_room("r1", "host:8080:aaaa", ttl).await.unwrap());
@@ -480,27 +480,44 @@ async fn leases_follow_owners_and_a_restart_takes_back_its_own() {
             "{name}"
         );
         assert_eq!(store.room_owner("none").await.unwrap(), None, "{name}");
-        // The next life on host:8080 releases only the earlier life's leases.
-        assert_eq!(
-            store
-                .release_leases_of("host:8080:", "host:8080:dddd")
-                .await
-                .unwrap(),
-            2,
+        // The database's one owner (SQLite) takes back every lease of earlier lives, and
+        // makes every pending event due now.
+        let backoff = NewEvent {
+            message_id: "m-backoff",
+            room_id: "r5",
+            payload: "{}",
+        };
+        store.enqueue(&backoff).await.unwrap();
+        let seq = store.next_pending("r5").await.unwrap().unwrap().seq;
+        store.postpone(seq, Duration::from_secs(300)).await.unwrap();
+        assert!(!store.next_pending("r5").await.unwrap().unwrap().due);
+        assert_eq!(store.take_back_all().await.unwrap(), (4, 1), "{name}");
+        assert!(
+            store.next_pending("r5").await.unwrap().unwrap().due,
             "{name}"
         );
+        store
+            .finish(
+                seq,
+                Finish {
+                    outcome: "answered",
+                    turns: None,
+                    keep_messages: 10,
+                },
+            )
+            .await
+            .unwrap();
         assert!(
             store.claim_room("r1", "host:8080:dddd", ttl).await.unwrap(),
             "{name}"
         );
-        assert!(
-            !store.claim_room("r3", "host:8080:dddd", ttl).await.unwrap(),
-            "{name}"
-        );
-        assert!(
-            !store.claim_room("r4", "host:8080:dddd", ttl).await.unwrap(),
-            "{name}"
-        );
+        for room in ["r3", "r4"] {
+            assert!(
+                store.claim_room(room, "host:8080:dddd", ttl).await.unwrap(),
+                "{name}"
+            );
+            store.release_room(room, "host:8080:dddd").await.unwrap();
+        }
         // Posting is confirmed only while the room, the pending event and the part are ours.
         let payload = "{}";
         let ev = NewEvent {
@@ -919,4 +936,57 @@ async fn a_failed_finish_keeps_nothing_and_leaves_no_transaction_open() {
         reopened.history(&conversation, 10).await.unwrap(),
         turns.to_vec()
     );
+}
+
+/// `MEMORY_MAX_AGE_DAYS`: a conversation whose newest turn is older than the cutoff is
+/// deleted whole; one touched since is kept whole, however old its first turns.
+#[tokio::test]
+async fn conversations_untouched_since_the_cutoff_are_forgotten() {
+    for (name, store, _dir) in stores().await {
+        let turn = |text: &str| Turn {
+            role: Role::User,
+            content: text.to_owned(),
+        };
+        let old = ConversationKey::direct("room-old");
+        let revived = ConversationKey::direct("room-revived");
+        let fresh = ConversationKey::thread("room-fresh", "root");
+        store
+            .append_turns(&old, &[turn("a"), turn("b")], 40)
+            .await
+            .unwrap();
+        store
+            .append_turns(&revived, &[turn("c")], 40)
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let cutoff = bot::store::now_ms();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        store
+            .append_turns(&revived, &[turn("d")], 40)
+            .await
+            .unwrap();
+        store.append_turns(&fresh, &[turn("e")], 40).await.unwrap();
+
+        let deleted = store
+            .forget_conversations_untouched_since(cutoff)
+            .await
+            .unwrap();
+        assert_eq!(deleted, 2, "{name}");
+        assert!(store.history(&old, 40).await.unwrap().is_empty(), "{name}");
+        assert_eq!(
+            store.history(&revived, 40).await.unwrap().len(),
+            2,
+            "{name}"
+        );
+        assert_eq!(store.history(&fresh, 40).await.unwrap().len(), 1, "{name}");
+        // Again: nothing more to forget.
+        assert_eq!(
+            store
+                .forget_conversations_untouched_since(cutoff)
+                .await
+                .unwrap(),
+            0,
+            "{name}"
+        );
+    }
 }

@@ -11,6 +11,7 @@ use bytes::Bytes;
 use secrecy::ExposeSecret;
 
 use crate::bot::{ForwardError, SIGNATURE_HEADER};
+use crate::log_throttle::Throttle;
 use crate::startup::AppState;
 
 /// A webhook whose `X-Spark-Signature` matched its body. Extracting one is the only way
@@ -33,6 +34,15 @@ impl std::fmt::Display for Peer {
     }
 }
 
+// One WARN/ERROR line per reason per 10 s; `suppressed` in a line counts those of its
+// kind left out since the previous one.
+static NO_SIGNATURE: Throttle = Throttle::new();
+static TOO_LARGE: Throttle = Throttle::new();
+static BAD_SIGNATURE: Throttle = Throttle::new();
+static BOT_REFUSED: Throttle = Throttle::new();
+static BOT_TIMEOUT: Throttle = Throttle::new();
+static BOT_UNREACHABLE: Throttle = Throttle::new();
+
 fn unauthorized() -> Response {
     (
         StatusCode::UNAUTHORIZED,
@@ -51,7 +61,9 @@ impl FromRequest<AppState> for VerifiedWebhook {
             .map(|ConnectInfo(addr)| addr.ip());
         // Checked before the body is read: an unsigned request costs no buffering.
         let Some(signature) = request.headers().get(SIGNATURE_HEADER).cloned() else {
-            tracing::warn!(peer = %Peer(peer), "webhook rejected: no X-Spark-Signature");
+            if let Some(suppressed) = NO_SIGNATURE.allow() {
+                tracing::warn!(peer = %Peer(peer), suppressed, "webhook rejected: no X-Spark-Signature");
+            }
             return Err(unauthorized());
         };
         // A client dribbling its body would otherwise hold a connection for as long as it
@@ -60,7 +72,9 @@ impl FromRequest<AppState> for VerifiedWebhook {
         let body = match tokio::time::timeout(state.bot().forward_timeout(), read).await {
             Ok(Ok(body)) => body,
             Ok(Err(rejection)) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                tracing::warn!(peer = %Peer(peer), "webhook rejected: body over RELAY_MAX_BODY_BYTES");
+                if let Some(suppressed) = TOO_LARGE.allow() {
+                    tracing::warn!(peer = %Peer(peer), suppressed, "webhook rejected: body over RELAY_MAX_BODY_BYTES");
+                }
                 return Err(rejection.into_response());
             }
             Ok(Err(rejection)) => {
@@ -84,7 +98,9 @@ impl FromRequest<AppState> for VerifiedWebhook {
             )
         });
         if !valid {
-            tracing::warn!(peer = %Peer(peer), bytes = body.len(), "webhook rejected: bad X-Spark-Signature");
+            if let Some(suppressed) = BAD_SIGNATURE.allow() {
+                tracing::warn!(peer = %Peer(peer), bytes = body.len(), suppressed, "webhook rejected: bad X-Spark-Signature");
+            }
             return Err(unauthorized());
         }
         Ok(VerifiedWebhook {
@@ -104,24 +120,31 @@ pub(crate) async fn webhook(State(state): State<AppState>, webhook: VerifiedWebh
     match result {
         Ok(status) => {
             if status == StatusCode::UNAUTHORIZED {
-                tracing::warn!(
-                    status = status.as_u16(),
-                    latency_ms,
-                    bytes,
-                    peer = %Peer(peer),
-                    "webhook forwarded; the bot refused it: check that RELAY_API_KEY and the webhook secret match on both sides"
-                );
+                if let Some(suppressed) = BOT_REFUSED.allow() {
+                    tracing::warn!(
+                        status = status.as_u16(),
+                        latency_ms,
+                        bytes,
+                        peer = %Peer(peer),
+                        suppressed,
+                        "webhook forwarded; the bot refused it: check that RELAY_API_KEY and the webhook secret match on both sides"
+                    );
+                }
             } else {
                 tracing::info!(status = status.as_u16(), latency_ms, bytes, peer = %Peer(peer), "webhook forwarded");
             }
             status.into_response()
         }
         Err(error @ ForwardError::Timeout(_)) => {
-            tracing::error!(status = 504, latency_ms, bytes, peer = %Peer(peer), %error, "webhook not forwarded");
+            if let Some(suppressed) = BOT_TIMEOUT.allow() {
+                tracing::error!(status = 504, latency_ms, bytes, peer = %Peer(peer), %error, suppressed, "webhook not forwarded");
+            }
             (StatusCode::GATEWAY_TIMEOUT, "internal bot timed out\n").into_response()
         }
         Err(error @ ForwardError::Unreachable(_)) => {
-            tracing::error!(status = 502, latency_ms, bytes, peer = %Peer(peer), %error, "webhook not forwarded");
+            if let Some(suppressed) = BOT_UNREACHABLE.allow() {
+                tracing::error!(status = 502, latency_ms, bytes, peer = %Peer(peer), %error, suppressed, "webhook not forwarded");
+            }
             (StatusCode::BAD_GATEWAY, "internal bot unreachable\n").into_response()
         }
     }

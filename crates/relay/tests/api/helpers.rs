@@ -210,3 +210,67 @@ impl Files {
         self.dir.path()
     }
 }
+
+// ---------------------------------------------------------------- the binary
+
+/// The `webex-relay` binary as a process on a free port, plain HTTP, with a clean
+/// environment: the required variables plus `env`. stderr goes to a file in `dir`.
+/// Killed when dropped.
+pub struct RelayProcess {
+    child: std::process::Child,
+    pub base: String,
+    log: PathBuf,
+}
+
+impl RelayProcess {
+    /// Starts the relay and waits until it answers `/health`.
+    pub async fn start(dir: &std::path::Path, bot_url: &str, env: &[(&str, &str)]) -> RelayProcess {
+        let port = closed_port();
+        let log = dir.join(format!("relay-{port}.log"));
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_webex-relay"));
+        command
+            .env_clear()
+            .current_dir(dir)
+            .env("INTERNAL_BOT_URL", bot_url)
+            .env("RELAY_API_KEY", API_KEY)
+            .env("WEBEX_WEBHOOK_SECRET", SECRET)
+            .env("BIND_ADDR", format!("127.0.0.1:{port}"));
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let child = command
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let relay = RelayProcess {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            log,
+        };
+        let client = reqwest::Client::new();
+        for _ in 0..100 {
+            if client.get(relay.url("/health")).send().await.is_ok() {
+                return relay;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("relay did not come up: {}", relay.log());
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// What the relay has written to stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for RelayProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

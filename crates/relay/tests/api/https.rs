@@ -12,7 +12,9 @@ use axum_server::Handle;
 use bytes::Bytes;
 use tls::{ServerTls, TlsFiles};
 
-use crate::helpers::{API_KEY, BODY, Ca, Files, SECRET, config, sign, spawn_app_with_client};
+use crate::helpers::{
+    API_KEY, BODY, Ca, Files, RelayProcess, SECRET, config, sign, spawn_app_with_client,
+};
 
 #[derive(Clone, Default)]
 struct Received(Arc<Mutex<Vec<(HeaderMap, Bytes)>>>);
@@ -135,5 +137,77 @@ async fn relay_over_https_forwards_to_an_mtls_bot() {
     relay.stop().await;
 
     assert!(received.take().is_empty());
+    bot_handle.graceful_shutdown(Some(Duration::from_secs(1)));
+}
+
+/// INTERNAL_CA_PATH pins the bot's CA: a bot certificate from any other CA is refused,
+/// even one the system trusts. The relay runs as a process with `SSL_CERT_FILE` naming
+/// the other CA, which is how rustls-native-certs (and so the system roots reqwest used
+/// next to INTERNAL_CA_PATH before it was pinned) learns what the system trusts.
+#[tokio::test]
+async fn internal_ca_path_pins_the_bot_ca_over_the_system_roots() {
+    let internal_ca = Ca::new("internal CA");
+    let other_ca = Ca::new("some public CA");
+    let files = Files::new();
+    let internal_ca_path = files.write("internal-ca.pem", &internal_ca.pem);
+    let system_roots = files.write("system-roots.pem", &other_ca.pem);
+
+    // A server in the bot's name with a certificate the system trusts, not the internal CA.
+    let impostor = other_ca.server("bot.internal");
+    let (bot_addr, received, bot_handle) = fake_bot(TlsFiles {
+        cert: files.write("impostor.pem", &impostor.cert).into(),
+        key: files.write("impostor-key.pem", &impostor.key).into(),
+        client_ca: None,
+    })
+    .await;
+    let bot_url = format!("https://localhost:{}", bot_addr.port());
+    let post_signed = |relay: &RelayProcess| {
+        reqwest::Client::new()
+            .post(relay.url("/webhook"))
+            .header("content-type", "application/json")
+            .header("x-spark-signature", sign(SECRET, BODY.as_bytes()))
+            .body(BODY)
+            .send()
+    };
+
+    // Control: without INTERNAL_CA_PATH the system roots apply, and they trust it.
+    let relay = RelayProcess::start(
+        files.dir(),
+        &bot_url,
+        &[("SSL_CERT_FILE", system_roots.as_str())],
+    )
+    .await;
+    let status = post_signed(&relay).await.unwrap().status();
+    assert_eq!(status, 200, "{}", relay.log());
+    assert_eq!(received.take().len(), 1);
+    drop(relay);
+
+    // Pinned to the internal CA: the handshake fails, nothing (no relay key, no body)
+    // reaches the impostor, Webex gets 502 and /health says the bot is unreachable.
+    let relay = RelayProcess::start(
+        files.dir(),
+        &bot_url,
+        &[
+            ("SSL_CERT_FILE", system_roots.as_str()),
+            ("INTERNAL_CA_PATH", internal_ca_path.as_str()),
+        ],
+    )
+    .await;
+    let status = post_signed(&relay).await.unwrap().status();
+    assert_eq!(status, 502, "{}", relay.log());
+    let health: serde_json::Value = reqwest::get(relay.url("/health"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["status"], "degraded", "{health}");
+    assert_eq!(health["bot"]["reachable"], false, "{health}");
+    drop(relay);
+
+    assert!(
+        received.take().is_empty(),
+        "the relay talked to the impostor"
+    );
     bot_handle.graceful_shutdown(Some(Duration::from_secs(1)));
 }

@@ -5,7 +5,9 @@ use std::time::{Duration, Instant};
 use wiremock::matchers::{any, body_bytes, header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-use crate::helpers::{API_KEY, BODY, SECRET, closed_port, config, sign, spawn_app};
+use crate::helpers::{
+    API_KEY, BODY, Files, RelayProcess, SECRET, closed_port, config, sign, spawn_app,
+};
 
 /// A bot that accepts exactly the forwarded request Webex's relay should produce.
 async fn bot_expecting(body: &str, status: u16, times: u64) -> MockServer {
@@ -253,5 +255,72 @@ async fn a_client_that_never_sends_its_body_is_cut_off() {
     );
 
     app.stop().await;
+    bot.verify().await;
+}
+
+/// Anyone on the internet can send bad requests: 1,000 of them write a few WARN lines,
+/// not 1,000 (the binary as a process, its stderr counted, LOG_LEVEL=warn).
+#[tokio::test]
+async fn a_flood_of_bad_requests_writes_a_few_warn_lines() {
+    // Probed at /health while the relay starts; no webhook may reach it.
+    let bot = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/health"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(&bot)
+        .await;
+    Mock::given(path("/webhook"))
+        .respond_with(ResponseTemplate::new(200))
+        .expect(0)
+        .mount(&bot)
+        .await;
+    let files = Files::new();
+    let relay = RelayProcess::start(
+        files.dir(),
+        &bot.uri(),
+        // No per-address limit, so every request reaches the signature check.
+        &[("LOG_LEVEL", "warn"), ("RELAY_RATE_LIMIT", "0")],
+    )
+    .await;
+    let client = reqwest::Client::new();
+    let wrong_signature = sign("not-the-secret", BODY.as_bytes());
+
+    let started = Instant::now();
+    for batch in 0..50 {
+        let mut requests = tokio::task::JoinSet::new();
+        for i in 0..20 {
+            let mut request = client
+                .post(relay.url("/webhook"))
+                .header("content-type", "application/json")
+                .body(BODY);
+            // Half with a wrong signature, half with none: two reasons, two throttles.
+            if (batch * 20 + i) % 2 == 0 {
+                request = request.header("x-spark-signature", wrong_signature.as_str());
+            }
+            requests.spawn(request.send());
+        }
+        while let Some(response) = requests.join_next().await {
+            assert_eq!(response.unwrap().unwrap().status(), 401);
+        }
+    }
+    let windows = started.elapsed().as_secs() / 10 + 1;
+
+    // Lines reach the file asynchronously; give the last ones a moment.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let log = relay.log();
+    let rejected = log
+        .lines()
+        .filter(|line| line.contains("webhook rejected"))
+        .count();
+    assert!(
+        (2..=usize::try_from(2 * windows).unwrap()).contains(&rejected),
+        "{rejected} lines for 1,000 bad requests in {windows} window(s):\n{log}"
+    );
+    assert!(log.contains("bad X-Spark-Signature"), "{log}");
+    assert!(log.contains("no X-Spark-Signature"), "{log}");
+    // Not a terminal: no colour codes in a file or the journal.
+    assert!(!log.contains('\u{1b}'), "{log}");
+    assert!(!log.contains(SECRET) && !log.contains(API_KEY), "{log}");
+    drop(relay);
     bot.verify().await;
 }
