@@ -105,6 +105,7 @@ pub async fn register(
         status: webhook.status.or(Some("active".to_owned())),
         checked_at: Some(now_rfc3339()),
         note: None,
+        websocket: None,
     })
 }
 
@@ -202,6 +203,7 @@ pub async fn check(
         status: webhook.status.or(Some("active".to_owned())),
         checked_at: Some(now_rfc3339()),
         note,
+        websocket: None,
     })
 }
 
@@ -215,6 +217,7 @@ fn unfixed(w: &webex::Webhook, status: &str, what: &str, e: &webex::Error) -> We
         status: Some(status.to_owned()),
         checked_at: Some(now_rfc3339()),
         note: Some(format!("could not {what}: {e}")),
+        websocket: None,
     }
 }
 

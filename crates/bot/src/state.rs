@@ -37,6 +37,10 @@ pub struct WebhookStatus {
     pub checked_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// `MODE=websocket`: the socket's state (`connecting`, `connected`, `disconnected`,
+    /// `stopped`); there is no webhook then, and `status` stays `unknown`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub websocket: Option<String>,
 }
 
 pub struct Inner {

@@ -118,6 +118,15 @@ pub struct Counts {
     pub conversations: i64,
 }
 
+/// Websocket mode's catch-up cursor (ms since the epoch).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WebsocketCursor {
+    /// When the socket last delivered an event (or a catch-up covered everything before).
+    pub last_event_at: i64,
+    /// When the bot first connected: nothing older is fetched.
+    pub first_at: i64,
+}
+
 /// What to store when an event is finished.
 pub struct Finish<'a> {
     pub outcome: &'a str,
@@ -1368,6 +1377,39 @@ impl Store {
             processed_events: row.try_get("processed")?,
             conversations: row.try_get("conversations")?,
         })
+    }
+
+    // ---- websocket cursor ------------------------------------------------------------
+
+    /// Where catching up after a websocket reconnect or a restart starts, if this bot ever
+    /// connected.
+    pub async fn websocket_cursor(&self, bot_id: &str) -> Result<Option<WebsocketCursor>> {
+        let row =
+            sqlx::query("SELECT last_event_at, first_at FROM websocket_cursor WHERE bot_id = $1")
+                .bind(bot_id)
+                .fetch_optional(&mut *self.conn().await?)
+                .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        Ok(Some(WebsocketCursor {
+            last_event_at: row.try_get("last_event_at")?,
+            first_at: row.try_get("first_at")?,
+        }))
+    }
+
+    /// Records when the last websocket event arrived; the first call for a bot also records
+    /// `at_ms` as its first connection.
+    pub async fn set_websocket_cursor(&self, bot_id: &str, at_ms: i64) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO websocket_cursor (bot_id, last_event_at, first_at) VALUES ($1, $2, $2) \
+             ON CONFLICT (bot_id) DO UPDATE SET last_event_at = excluded.last_event_at",
+        )
+        .bind(bot_id)
+        .bind(at_ms)
+        .execute(&mut *self.conn().await?)
+        .await?;
+        Ok(())
     }
 }
 

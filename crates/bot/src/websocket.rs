@@ -23,7 +23,7 @@ use tracing::Instrument as _;
 use url::Url;
 
 use crate::state::{AppState, WebhookStatus};
-use crate::store::{Enqueued, NewEvent};
+use crate::store::{Enqueued, NewEvent, now_ms};
 
 /// This bot's device name: found and reused at every start, so restarts do not pile up
 /// registrations (Webex refuses a user with too many).
@@ -51,6 +51,21 @@ const STABLE_AFTER: Duration = Duration::from_secs(60);
 /// The device is deleted on shutdown, within the shutdown budget.
 const DELETE_TIMEOUT: Duration = Duration::from_secs(5);
 const HEALTH_NOTE: &str = "websocket mode: no webhook";
+/// A catch-up fetches what was sent from this long before the last event the socket
+/// delivered: covers clock skew between this host and Webex, and the time between two
+/// saves of the cursor.
+const CATCH_UP_MARGIN: Duration = Duration::from_secs(120);
+/// A catch-up looks at most at this many rooms (the most recently active) …
+const CATCH_UP_MAX_ROOMS: usize = 100;
+/// … and at most at this many messages of each (the newest).
+const CATCH_UP_MAX_MESSAGES: usize = 50;
+/// A failed catch-up is tried again after this long while the socket stays up (doubling
+/// up to [`CATCH_UP_RETRY_MAX`]), and anyway at the next connection.
+const CATCH_UP_RETRY_FIRST: Duration = Duration::from_secs(30);
+const CATCH_UP_RETRY_MAX: Duration = Duration::from_secs(600);
+/// While the socket delivers, the cursor is saved at most this often (and when the
+/// connection ends).
+const CURSOR_SAVE_EVERY: Duration = Duration::from_secs(10);
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -488,7 +503,7 @@ fn set_status(state: &AppState, status: &str) {
     if let Ok(mut w) = state.webhook.lock() {
         *w = WebhookStatus {
             note: Some(HEALTH_NOTE.into()),
-            status: Some(status.into()),
+            websocket: Some(status.into()),
             ..WebhookStatus::default()
         };
     }
@@ -515,9 +530,10 @@ pub(crate) async fn start(state: &AppState) -> anyhow::Result<()> {
 
 async fn listen(state: AppState, wdm: Wdm, mut device: Device, token: SecretString) {
     let stop = state.shutdown.clone();
+    let cursor = Cursor::default();
     let mut failures: u32 = 0;
     loop {
-        match connect_and_serve(&state, &device, &token, &stop).await {
+        match connect_and_serve(&state, &device, &token, &cursor, &stop).await {
             Ok(Ended::Stopped) => break,
             Ok(Ended::Lost { lasted, why }) => {
                 tracing::warn!(reason = why, up_s = lasted.as_secs(), "websocket lost");
@@ -581,6 +597,7 @@ async fn connect_and_serve(
     state: &AppState,
     device: &Device,
     token: &SecretString,
+    cursor: &Cursor,
     stop: &CancellationToken,
 ) -> anyhow::Result<Ended> {
     let mut socket = tokio::select! {
@@ -600,7 +617,19 @@ async fn connect_and_serve(
     set_status(state, "connected");
 
     let connected_at = Instant::now();
-    let why = match serve(state, &mut socket, stop).await {
+    cursor.connected();
+    // What was sent while no socket was up is fetched by REST while this one serves.
+    let connection = stop.child_token();
+    let (served, ()) = tokio::join!(
+        async {
+            let served = serve(state, &mut socket, cursor, stop).await;
+            connection.cancel();
+            served
+        },
+        catch_up_until_done(state, cursor, &connection),
+    );
+    cursor.save_seen(state).await;
+    let why = match served {
         Ok(None) => return Ok(Ended::Stopped),
         Ok(Some(why)) => why,
         Err(e) => format!("{e:#}"),
@@ -615,6 +644,7 @@ async fn connect_and_serve(
 async fn serve(
     state: &AppState,
     socket: &mut Socket,
+    cursor: &Cursor,
     stop: &CancellationToken,
 ) -> anyhow::Result<Option<String>> {
     let mut pings = tokio::time::interval_at(Instant::now() + PING_EVERY, PING_EVERY);
@@ -640,6 +670,10 @@ async fn serve(
             incoming = socket.next() => incoming,
         };
         last_traffic = Instant::now();
+        if matches!(incoming, Some(Ok(_))) {
+            // The socket was up until now: everything sent before reached it.
+            cursor.saw(state).await;
+        }
         let text = match incoming {
             None => return Ok(Some("closed".into())),
             Some(Err(e)) => return Ok(Some(e.to_string())),
@@ -722,6 +756,308 @@ async fn handle_frame(state: &AppState, socket: &mut Socket, text: &str) -> anyh
             Ok(())
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// Catching up: what was sent while no socket was up
+// ---------------------------------------------------------------------------------------
+
+/// Where catching up starts: the last time the socket delivered anything, kept in the
+/// store so a restart knows it too. It moves only when nothing before it is left unfetched:
+/// during a connection, once that connection's catch-up succeeded.
+#[derive(Default)]
+struct Cursor {
+    inner: std::sync::Mutex<CursorState>,
+}
+
+#[derive(Default)]
+struct CursorState {
+    /// When the socket last delivered a frame (ms since the epoch).
+    seen: i64,
+    /// Whether this connection's catch-up succeeded, so `seen` may be saved.
+    caught_up: bool,
+    last_save: Option<Instant>,
+}
+
+impl Cursor {
+    fn with<T>(&self, f: impl FnOnce(&mut CursorState) -> T) -> T {
+        match self.inner.lock() {
+            Ok(mut guard) => f(&mut guard),
+            Err(poisoned) => f(&mut poisoned.into_inner()),
+        }
+    }
+
+    /// A new connection: nothing is saved until its catch-up succeeds.
+    fn connected(&self) {
+        self.with(|c| {
+            c.seen = now_ms();
+            c.caught_up = false;
+        });
+    }
+
+    /// A frame arrived; saved now and then once caught up.
+    async fn saw(&self, state: &AppState) {
+        let now = now_ms();
+        let due = self.with(|c| {
+            c.seen = c.seen.max(now);
+            let due = c.caught_up && c.last_save.is_none_or(|t| t.elapsed() >= CURSOR_SAVE_EVERY);
+            if due {
+                c.last_save = Some(Instant::now());
+            }
+            due.then_some(c.seen)
+        });
+        if let Some(at) = due {
+            save_cursor(state, at).await;
+        }
+    }
+
+    /// The catch-up that started at `started` succeeded: everything sent before then is
+    /// in the inbox, and the socket delivers the rest.
+    async fn caught_up(&self, state: &AppState, started: i64) {
+        let at = self.with(|c| {
+            c.seen = c.seen.max(started);
+            c.caught_up = true;
+            c.last_save = Some(Instant::now());
+            c.seen
+        });
+        save_cursor(state, at).await;
+    }
+
+    /// The connection ended: saves the last frame's time if its catch-up succeeded.
+    async fn save_seen(&self, state: &AppState) {
+        let at = self.with(|c| c.caught_up.then_some(c.seen));
+        if let Some(at) = at {
+            save_cursor(state, at).await;
+        }
+    }
+}
+
+async fn save_cursor(state: &AppState, at: i64) {
+    if let Err(e) = state
+        .store
+        .set_websocket_cursor(state.bot.id.as_str(), at)
+        .await
+    {
+        // The older value stays: the next catch-up fetches a little more than needed.
+        tracing::warn!(error = %e, "cannot save the websocket cursor");
+    }
+}
+
+/// Runs the catch-up of one connection until it succeeds or the connection ends; a failed
+/// one is tried again after a while, and anyway by the next connection.
+async fn catch_up_until_done(state: &AppState, cursor: &Cursor, connection: &CancellationToken) {
+    let mut delay = CATCH_UP_RETRY_FIRST;
+    loop {
+        let started = now_ms();
+        let attempt = tokio::select! {
+            () = connection.cancelled() => return,
+            attempt = catch_up(state) => attempt,
+        };
+        match attempt {
+            Ok(_) => {
+                cursor.caught_up(state, started).await;
+                return;
+            }
+            Err(e) => tracing::warn!(
+                error = format!("{e:#}"),
+                retry_in_s = delay.as_secs(),
+                "catching up on missed messages failed; the cursor stays where it was"
+            ),
+        }
+        tokio::select! {
+            () = connection.cancelled() => return,
+            () = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(CATCH_UP_RETRY_MAX);
+    }
+}
+
+/// What one catch-up did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct CaughtUp {
+    pub rooms: usize,
+    pub recorded: usize,
+}
+
+/// Fetches every message sent since the stored cursor (minus [`CATCH_UP_MARGIN`]) in the
+/// rooms active since then, and records those the bot should answer in the inbox, where
+/// the message id deduplicates them against what the socket delivered. With no cursor
+/// (the very first start) there is nothing to catch up on: history is not answered.
+async fn catch_up(state: &AppState) -> anyhow::Result<CaughtUp> {
+    let Some(cursor) = state
+        .store
+        .websocket_cursor(state.bot.id.as_str())
+        .await
+        .context("reading the websocket cursor")?
+    else {
+        tracing::info!("first connection of this bot: no earlier messages are answered");
+        return Ok(CaughtUp::default());
+    };
+    let since = cursor
+        .last_event_at
+        .saturating_sub(ms(CATCH_UP_MARGIN))
+        .max(cursor.first_at);
+    let rooms = state
+        .webex
+        .list_rooms_by_activity(CATCH_UP_MAX_ROOMS, |room| {
+            at_or_after(room.last_activity.as_deref(), since)
+        })
+        .await
+        .context("listing rooms")?;
+    if !rooms.complete {
+        tracing::warn!(
+            max_rooms = CATCH_UP_MAX_ROOMS,
+            "catch-up: more rooms were active than it looks at; older ones are skipped"
+        );
+    }
+    let mut done = CaughtUp::default();
+    for room in &rooms.items {
+        let group = match room.room_type {
+            Some(webex::RoomType::Direct) => false,
+            Some(webex::RoomType::Group) => true,
+            _ => continue,
+        };
+        done.rooms += 1;
+        // A bot may list a group room only for the messages that mention it.
+        let listed = state
+            .webex
+            .list_room_messages(&room.id, group, CATCH_UP_MAX_MESSAGES, |m| {
+                at_or_after(m.created.as_deref(), since)
+            })
+            .await;
+        let messages = match listed {
+            Ok(messages) => messages,
+            // Refused for this room for good (left, deleted …): asking again would not
+            // help, and must not hold the cursor back for every other room.
+            Err(e)
+                if e.status()
+                    .is_some_and(|s| (400..500).contains(&s) && s != 429) =>
+            {
+                tracing::warn!(
+                    room_id = room.id.as_str(),
+                    error = %e,
+                    "catch-up: cannot list this room's messages; skipped"
+                );
+                continue;
+            }
+            Err(e) => {
+                return Err(anyhow::Error::new(e)
+                    .context(format!("listing the messages of room {}", room.id.as_str())));
+            }
+        };
+        if !messages.complete {
+            tracing::warn!(
+                room_id = room.id.as_str(),
+                max_messages = CATCH_UP_MAX_MESSAGES,
+                "catch-up: more messages were sent in this room than it looks at; older ones are skipped"
+            );
+        }
+        // Oldest first, so the room's questions are answered in order.
+        for message in messages.items.iter().rev() {
+            if let Some(reason) = skip_reason(message, group, &state.bot.id) {
+                tracing::debug!(
+                    message_id = message.id.as_str(),
+                    reason,
+                    "catch-up: not recorded"
+                );
+                continue;
+            }
+            if record(state, message).await? {
+                done.recorded += 1;
+            }
+        }
+    }
+    tracing::info!(
+        rooms = done.rooms,
+        recorded = done.recorded,
+        since_ms = since,
+        "caught up on messages sent while the socket was down"
+    );
+    Ok(done)
+}
+
+/// Records one fetched message in the inbox; `true` when it was new.
+async fn record(state: &AppState, message: &webex::Message) -> anyhow::Result<bool> {
+    let payload = json!({
+        "source": "websocket-catch-up",
+        "data": {
+            "id": message.id,
+            "roomId": message.room_id,
+            "roomType": message.room_type,
+            "created": message.created,
+        },
+    })
+    .to_string();
+    let event = NewEvent {
+        message_id: message.id.as_str(),
+        room_id: message.room_id.as_str(),
+        payload: &payload,
+    };
+    match state
+        .store
+        .enqueue(&event)
+        .await
+        .context("recording a missed message")?
+    {
+        Enqueued::New => {
+            state.metrics.events_received.inc();
+            tracing::info!(
+                message_id = message.id.as_str(),
+                room_id = message.room_id.as_str(),
+                "event accepted (catch-up)"
+            );
+            state.dispatcher.notify(state, message.room_id.as_str());
+            Ok(true)
+        }
+        // Seen over the socket already, or by an earlier catch-up.
+        Enqueued::Duplicate => Ok(false),
+    }
+}
+
+/// Why a listed message is not for the bot, if it is not: its own, another bot's, or (in a
+/// group room) one that does not mention it.
+pub(crate) fn skip_reason(
+    message: &webex::Message,
+    group: bool,
+    bot: &webex::PersonId,
+) -> Option<&'static str> {
+    if message
+        .person_id
+        .as_ref()
+        .is_some_and(|p| bot.same_person(p.as_str()))
+    {
+        return Some("own_message");
+    }
+    if message
+        .person_email
+        .as_deref()
+        .and_then(|e| crate::domain::Email::parse(e).ok())
+        .is_some_and(|e| e.is_bot())
+    {
+        return Some("bot_sender");
+    }
+    if group && !webex::mention::mentions(message, bot) {
+        return Some("not_mentioned");
+    }
+    None
+}
+
+/// Whether an RFC 3339 time is at or after `since_ms`; a missing or unreadable one counts
+/// as after (fetching too much is harmless, the inbox deduplicates).
+pub(crate) fn at_or_after(time: Option<&str>, since_ms: i64) -> bool {
+    let Some(time) = time else {
+        return true;
+    };
+    match time::OffsetDateTime::parse(time, &time::format_description::well_known::Rfc3339) {
+        Ok(t) => {
+            i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX) >= since_ms
+        }
+        Err(_) => true,
+    }
+}
+
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]
@@ -933,5 +1269,41 @@ mod tests {
         }
         assert_eq!(body["deviceType"], "DESKTOP");
         assert_eq!(body["name"], DEVICE_NAME);
+    }
+    #[test]
+    fn listed_messages_for_someone_else_are_skipped() {
+        let bot = webex::PersonId::new(BOT);
+        let message = |person: &str, email: &str, mentioned: &[&str]| webex::Message {
+            id: webex::MessageId::new("M"),
+            room_id: webex::RoomId::new("R"),
+            person_id: Some(webex::PersonId::new(person)),
+            person_email: Some(email.to_owned()),
+            mentioned_people: mentioned.iter().map(|p| webex::PersonId::new(*p)).collect(),
+            ..webex::Message::default()
+        };
+        let alice = rest_id("PEOPLE", ALICE_UUID);
+        let plain = message(&alice, "alice@example.com", &[]);
+        assert_eq!(skip_reason(&plain, false, &bot), None);
+        assert_eq!(skip_reason(&plain, true, &bot), Some("not_mentioned"));
+        let mention = message(&alice, "alice@example.com", &[BOT]);
+        assert_eq!(skip_reason(&mention, true, &bot), None);
+        let own = message(BOT, "helpbot@webex.bot", &[]);
+        assert_eq!(skip_reason(&own, false, &bot), Some("own_message"));
+        let own_raw = message(BOT_UUID, "helpbot@webex.bot", &[]);
+        assert_eq!(skip_reason(&own_raw, false, &bot), Some("own_message"));
+        let other_bot = message(&alice, "Other@Webex.Bot", &[BOT]);
+        assert_eq!(skip_reason(&other_bot, true, &bot), Some("bot_sender"));
+    }
+
+    #[test]
+    fn times_compare_with_the_cursor() {
+        // 2026-11-20T09:20:00Z
+        let at = 1_795_166_400_000;
+        assert!(at_or_after(Some("2026-11-20T09:20:00.000Z"), at));
+        assert!(at_or_after(Some("2026-11-20T10:20:00.001+01:00"), at));
+        assert!(!at_or_after(Some("2026-11-20T09:19:59.999Z"), at));
+        // Unknown or unreadable: fetched (the inbox deduplicates).
+        assert!(at_or_after(None, at));
+        assert!(at_or_after(Some("yesterday"), at));
     }
 }

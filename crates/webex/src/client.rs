@@ -17,7 +17,9 @@ use url::Url;
 use crate::error::Error;
 use crate::ids::{MessageId, PersonId, RoomId, WebhookId};
 use crate::retry::RetryPolicy;
-use crate::types::{Items, Message, NewMessage, NewWebhook, Person, UpdateWebhook, Webhook};
+use crate::types::{
+    Items, Listing, Message, NewMessage, NewWebhook, Person, Room, UpdateWebhook, Webhook,
+};
 
 /// Where and how to reach Webex.
 #[derive(Clone, Debug)]
@@ -498,6 +500,120 @@ fn next_link(headers: &HeaderMap) -> Option<String> {
             }
             None
         })
+}
+
+// Bounded listings for catching up on what a websocket missed.
+impl Client {
+    /// `GET /rooms?sortBy=lastactivity&max=…`: the bot's rooms, most recently active first,
+    /// following `Link: rel="next"`. Reading stops at the first room `wanted` refuses (the
+    /// list is sorted, so e.g. the first one older than a cutoff), or after `limit` rooms.
+    pub async fn list_rooms_by_activity(
+        &self,
+        limit: usize,
+        wanted: impl FnMut(&Room) -> bool,
+    ) -> Result<Listing<Room>, Error> {
+        let mut url = self.url(&["rooms"])?;
+        url.query_pairs_mut()
+            .append_pair("sortBy", "lastactivity")
+            .append_pair("max", &page_size(limit, 1000));
+        self.list_while(url, "room list", limit, wanted).await
+    }
+
+    /// `GET /messages?roomId=…[&mentionedPeople=me]&max=…`: a room's messages, newest first,
+    /// following `Link: rel="next"`, until the first one `wanted` refuses or `limit` of
+    /// them. In a group room a bot must ask with `mentioned_me` (Webex answers `403`
+    /// otherwise) and then sees only the messages that mention it.
+    pub async fn list_room_messages(
+        &self,
+        room_id: &RoomId,
+        mentioned_me: bool,
+        limit: usize,
+        wanted: impl FnMut(&Message) -> bool,
+    ) -> Result<Listing<Message>, Error> {
+        let mut url = self.url(&["messages"])?;
+        {
+            let mut query = url.query_pairs_mut();
+            query.append_pair("roomId", room_id.as_str());
+            if mentioned_me {
+                query.append_pair("mentionedPeople", "me");
+            }
+            // Webex caps a page at 100 with `mentionedPeople`.
+            query.append_pair("max", &page_size(limit, 100));
+        }
+        self.list_while(url, "message list", limit, wanted).await
+    }
+
+    /// Reads pages from `first` on while `wanted` holds, at most `limit` items.
+    async fn list_while<T: DeserializeOwned>(
+        &self,
+        first: Url,
+        context: &'static str,
+        limit: usize,
+        mut wanted: impl FnMut(&T) -> bool,
+    ) -> Result<Listing<T>, Error> {
+        let mut items = Vec::new();
+        let mut seen = HashSet::new();
+        let mut url = first;
+        for _ in 0..MAX_PAGES {
+            seen.insert(url.clone());
+            let response = self.send(Call::get(url.clone(), context)).await?;
+            let next = next_link(response.headers());
+            let page: Items<T> = decode(response, context).await?;
+            for item in page.items {
+                if !wanted(&item) {
+                    return Ok(Listing {
+                        items,
+                        complete: true,
+                    });
+                }
+                if items.len() >= limit {
+                    return Ok(Listing {
+                        items,
+                        complete: false,
+                    });
+                }
+                items.push(item);
+            }
+            let Some(next) = next else {
+                return Ok(Listing {
+                    items,
+                    complete: true,
+                });
+            };
+            let next = url
+                .join(&next)
+                .map_err(|e| Error::InvalidUrl(format!("{context} next link: {e}")))?;
+            // The token goes with every request: never follow a link to another host.
+            if next.origin() != self.inner.base_url.origin() {
+                return Err(Error::InvalidUrl(format!(
+                    "{context} next link points to another host: {}",
+                    next.origin().ascii_serialization()
+                )));
+            }
+            if seen.contains(&next) {
+                tracing::warn!(
+                    path = next.path(),
+                    "{context} links back to a page already read"
+                );
+                return Ok(Listing {
+                    items,
+                    complete: true,
+                });
+            }
+            url = next;
+        }
+        tracing::warn!(pages = MAX_PAGES, "{context} truncated");
+        Ok(Listing {
+            items,
+            complete: false,
+        })
+    }
+}
+
+/// One more than `limit` (so a full listing shows whether more was left), within what
+/// Webex accepts for `max`.
+fn page_size(limit: usize, cap: usize) -> String {
+    limit.saturating_add(1).clamp(1, cap).to_string()
 }
 
 #[cfg(test)]

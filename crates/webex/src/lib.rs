@@ -29,4 +29,6 @@ pub use error::Error;
 pub use event::{EventData, EventParseError, WebhookEvent};
 pub use ids::{MessageId, PersonId, RoomId, WebhookId};
 pub use retry::RetryPolicy;
-pub use types::{Message, NewMessage, NewWebhook, Person, RoomType, UpdateWebhook, Webhook};
+pub use types::{
+    Listing, Message, NewMessage, NewWebhook, Person, Room, RoomType, UpdateWebhook, Webhook,
+};

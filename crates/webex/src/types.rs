@@ -227,6 +227,29 @@ where
     Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
 }
 
+/// A room (space) as `GET /rooms` lists it; only what catching up needs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Room {
+    pub id: RoomId,
+    /// `direct` or `group`.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub room_type: Option<RoomType>,
+    /// When the room last saw a message (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_activity: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<String>,
+}
+
+/// What a bounded listing read, and whether it read everything that was asked for
+/// (`complete: false` means it stopped at its bound with more left).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Listing<T> {
+    pub items: Vec<T>,
+    pub complete: bool,
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {

@@ -303,3 +303,59 @@ async fn sighup_reloads_personalities_and_a_bad_file_keeps_the_old_set() {
         "the bad file is named in the log"
     );
 }
+
+/// The same in a group space, where the attempt after the restart cannot list the room
+/// (Webex refuses a bot without `mentionedPeople=me` and never shows it its replies): the
+/// question is answered once, in its thread.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_question_acknowledged_before_kill_9_is_answered_once_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let webex = MockServer::start().await;
+    mount_webex_basics(&webex).await;
+    let llm = MockServer::start().await;
+    mount_ollama(
+        &llm,
+        std::sync::Arc::new(|_: &Value| {
+            ollama_answer("too late").set_delay(Duration::from_secs(30))
+        }),
+    )
+    .await;
+    let message = group_message("M-gkill9", "ROOM-gkill9", ALICE, "are you still there?");
+    mount_message(&webex, &message).await;
+    let port = free_port();
+    let mut first = start(dir.path(), "first", port, &webex, &llm);
+    wait_healthy(port).await;
+    assert_eq!(
+        post_signed_with(port, &event_for(&message), Some(RELAY_KEY)).await,
+        200
+    );
+    for _ in 0..200 {
+        if !requests_to(&llm, "POST", "/api/chat").await.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    first.child.kill().unwrap();
+    first.child.wait().unwrap();
+
+    llm.reset().await;
+    mount_ollama(&llm, echo_answerer()).await;
+    let _second = start(dir.path(), "second", port, &webex, &llm);
+    wait_healthy(port).await;
+    let mut shown;
+    for _ in 0..400 {
+        shown = posted_messages(&webex);
+        if shown
+            .iter()
+            .any(|m| m["markdown"] == "Echo: are you still there?")
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let shown = posted_messages(&webex);
+    assert_eq!(shown.len(), 1, "{shown:?}");
+    assert_eq!(shown[0]["markdown"], "Echo: are you still there?");
+    assert_eq!(shown[0]["parentId"], "M-gkill9");
+}

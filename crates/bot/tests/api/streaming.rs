@@ -866,3 +866,64 @@ async fn the_console_prints_the_answer_as_it_streams() {
         "the first words came only after the model finished"
     );
 }
+
+/// An attempt after a crash between saving the finished answer and its final edit: the
+/// answer is written into the streamed message (one edit), not posted a second time.
+#[tokio::test]
+async fn an_attempt_after_a_crash_writes_the_saved_answer_into_the_streamed_message() {
+    let app = TestApp::spawn(Spawn::default()).await;
+    app.approve(ALICE).await;
+    // Webex holds the unfinished message of an earlier life.
+    let unfinished: Value = reqwest::Client::new()
+        .post(format!("{}/messages", app.webex.uri()))
+        .bearer_auth(TOKEN)
+        .json(&json!({"roomId": "ROOM-resume", "markdown": "The saved …"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let streamed = unfinished["id"].as_str().unwrap().to_owned();
+    // The inbox holds the event with its saved answer and that message's id.
+    let message = direct_message("M-resume", "ROOM-resume", ALICE, "finish it");
+    mount_message(&app.webex, &message).await;
+    let store = &app.state.store;
+    let payload = serde_json::to_string(&event_for(&message)["data"]).unwrap();
+    store
+        .enqueue(&bot::store::NewEvent {
+            message_id: "M-resume",
+            room_id: "ROOM-resume",
+            payload: &payload,
+        })
+        .await
+        .unwrap();
+    let seq = store
+        .next_pending("ROOM-resume")
+        .await
+        .unwrap()
+        .unwrap()
+        .seq;
+    store
+        .postpone(seq, Duration::from_secs(3600))
+        .await
+        .unwrap();
+    store.save_reply(seq, "The saved answer.").await.unwrap();
+    store
+        .set_stream_message(seq, Some(&streamed))
+        .await
+        .unwrap();
+    // A restart takes the event up again (and makes it due at once).
+    let app = app.restart().await;
+    assert_eq!(app.wait_handled("M-resume").await, "answered");
+    let posted = posted_messages(&app.webex);
+    assert_eq!(posted.len(), 1, "{posted:?}");
+    assert_eq!(posted[0]["id"], json!(streamed));
+    assert_eq!(posted[0]["markdown"], json!("The saved answer."));
+    let edits = requests_to(&app.webex, "PUT", &format!("/messages/{streamed}")).await;
+    assert_eq!(edits.len(), 1);
+    assert!(
+        app.llm_requests().await.is_empty(),
+        "the LLM is not asked again"
+    );
+}
