@@ -72,8 +72,15 @@ pub struct Config {
     pub log_format: LogFormat,
     pub bot_public_url: Option<Url>,
     pub webhook_secret: Option<SecretString>,
+    /// `ALLOW_UNSIGNED_WEBHOOKS=true`: `serve` runs in webhook mode without `WEBHOOK_SECRET`
+    /// (local experiments only).
+    pub allow_unsigned_webhooks: bool,
     pub relay_api_key: Option<SecretString>,
+    /// When set, `/metrics` requires `Authorization: Bearer <token>`.
+    pub metrics_token: Option<SecretString>,
     pub bind_addr: SocketAddr,
+    /// Open connections served at once (plain or TLS); more wait to be accepted.
+    pub max_connections: usize,
     pub tls: Option<TlsConfig>,
     pub database_url: String,
     pub database_max_connections: u32,
@@ -418,8 +425,11 @@ impl Config {
             log_format,
             bot_public_url,
             webhook_secret: r.secret("WEBHOOK_SECRET"),
+            allow_unsigned_webhooks: r.bool("ALLOW_UNSIGNED_WEBHOOKS", false)?,
             relay_api_key: r.secret("RELAY_API_KEY"),
+            metrics_token: r.secret("METRICS_TOKEN"),
             bind_addr: r.parse("BIND_ADDR", SocketAddr::from(([0, 0, 0, 0], 8080)))?,
+            max_connections: r.positive("MAX_CONNECTIONS", 1024usize)?,
             tls,
             database_url,
             database_max_connections: r.positive("DATABASE_MAX_CONNECTIONS", 10u32)?,
@@ -457,6 +467,23 @@ impl Config {
                 "missing: set it to the bot's access token from developer.webex.com",
             )
         })
+    }
+
+    /// For `serve` and `dev` only (the other subcommands receive no webhooks): in webhook
+    /// mode `WEBHOOK_SECRET` is required unless `ALLOW_UNSIGNED_WEBHOOKS=true`. Returns
+    /// whether webhooks will be accepted unsigned (then the caller warns loudly).
+    pub fn check_webhook_secret(&self) -> Result<bool, ConfigError> {
+        if self.mode != Mode::Webhook || self.webhook_secret.is_some() {
+            return Ok(false);
+        }
+        if self.allow_unsigned_webhooks {
+            return Ok(true);
+        }
+        Err(ConfigError::new(
+            "WEBHOOK_SECRET",
+            "required in webhook mode: set it to a long random string (Webex signs every delivery with it), \
+             or use MODE=websocket; ALLOW_UNSIGNED_WEBHOOKS=true accepts unsigned webhooks (local experiments only)",
+        ))
     }
 
     /// Whether this email is one of `ADMIN_EMAILS`.
@@ -515,6 +542,27 @@ mod tests {
             }
         );
         assert!(c.require_token().is_err());
+        assert_eq!(c.max_connections, 1024);
+        assert!(c.metrics_token.is_none());
+        assert!(!c.allow_unsigned_webhooks);
+    }
+
+    #[test]
+    fn webhook_mode_needs_a_secret_unless_unsigned_ones_are_allowed() {
+        let err = Config::from_source(&env(&[]))
+            .unwrap()
+            .check_webhook_secret()
+            .unwrap_err();
+        assert_eq!(err.var, "WEBHOOK_SECRET");
+        // An empty value is no secret either.
+        let c = Config::from_source(&env(&[("WEBHOOK_SECRET", " ")])).unwrap();
+        assert_eq!(c.check_webhook_secret().unwrap_err().var, "WEBHOOK_SECRET");
+        let c = Config::from_source(&env(&[("WEBHOOK_SECRET", "s")])).unwrap();
+        assert!(!c.check_webhook_secret().unwrap());
+        let c = Config::from_source(&env(&[("ALLOW_UNSIGNED_WEBHOOKS", "true")])).unwrap();
+        assert!(c.check_webhook_secret().unwrap());
+        let c = Config::from_source(&env(&[("MODE", "websocket")])).unwrap();
+        assert!(!c.check_webhook_secret().unwrap());
     }
 
     #[test]
@@ -540,6 +588,12 @@ mod tests {
             (&[("MODE", "poll")], "MODE"),
             (&[("WEBEX_WDM_URL", "wdm.example.com")], "WEBEX_WDM_URL"),
             (&[("LLM_SHOW_THINKING", "maybe")], "LLM_SHOW_THINKING"),
+            (&[("MAX_CONNECTIONS", "0")], "MAX_CONNECTIONS"),
+            (&[("MAX_CONNECTIONS", "many")], "MAX_CONNECTIONS"),
+            (
+                &[("ALLOW_UNSIGNED_WEBHOOKS", "perhaps")],
+                "ALLOW_UNSIGNED_WEBHOOKS",
+            ),
             (&[("WEBHOOK_CHECK_SECS", "0")], "WEBHOOK_CHECK_SECS"),
             (&[("WEBHOOK_CHECK_SECS", "-5")], "WEBHOOK_CHECK_SECS"),
             (&[("WEBHOOK_CHECK_SECS", "often")], "WEBHOOK_CHECK_SECS"),
@@ -579,6 +633,7 @@ mod tests {
             ("LLM_PROVIDER", "Anthropic"),
             ("LLM_API_KEY", "key-SECRET-3"),
             ("RELAY_API_KEY", "relay-SECRET-4"),
+            ("METRICS_TOKEN", "metrics-SECRET-5"),
             ("ADMIN_EMAILS", " Alice@Example.com, bob@example.com ,"),
             ("APPROVED_DOMAINS", "@Example.org"),
             ("LOG_LEVEL", "debug"),

@@ -239,6 +239,13 @@ fn tunnels_url(api: &Url) -> Url {
     api.clone()
 }
 
+/// 32 random bytes, hex: a webhook secret for one `dev` run.
+fn random_secret() -> secrecy::SecretString {
+    let bytes: [u8; 32] = rand::random();
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    secrecy::SecretString::from(hex)
+}
+
 /// Cancels `stop` on SIGTERM or SIGINT, from the first moment on, so no signal is lost
 /// between finding the tunnel and serving.
 fn stop_on_signal(stop: CancellationToken) {
@@ -310,6 +317,14 @@ pub async fn run(mut config: Config, api: Url, no_start: bool) -> Result<(), Cli
     let target = crate::registration::target_url(&public_url);
     println!("webhook: {target} (removed again when this command stops)");
     config.bot_public_url = Some(public_url);
+    if config.webhook_secret.is_none() {
+        // The tunnel is public: its webhook is signed even when no secret is configured.
+        // Registered and verified with the same value; it lives as long as this command.
+        config.webhook_secret = Some(random_secret());
+        tracing::info!(
+            "WEBHOOK_SECRET is not set: using a random secret for this tunnel's webhook (registered with Webex and checked on every delivery; not shown)"
+        );
+    }
     let options = BuildOptions {
         stop: stop.clone(),
         ..BuildOptions::default()
@@ -388,6 +403,14 @@ mod tests {
             "https://a.ngrok.io/"
         );
         assert!(pick_tunnel(&list, 7000).is_none());
+    }
+
+    #[test]
+    fn random_secrets_are_long_and_differ() {
+        use secrecy::ExposeSecret;
+        let (a, b) = (random_secret(), random_secret());
+        assert_eq!(a.expose_secret().len(), 64);
+        assert_ne!(a.expose_secret(), b.expose_secret());
     }
 
     #[test]

@@ -155,6 +155,7 @@ pub async fn checks(config: &Config, external: bool) -> Vec<Check> {
         llm,
         llm_fallback,
         webhook,
+        check_webhook_secret(config),
         external,
         check_tls(config, now_unix()),
         check_env_file(&env_file),
@@ -162,7 +163,46 @@ pub async fn checks(config: &Config, external: bool) -> Vec<Check> {
         check_personalities(config),
         check_admins(config),
         check_log_folder(config),
+        check_metrics(config),
     ]
+}
+
+/// Webhook mode needs `WEBHOOK_SECRET`; `ALLOW_UNSIGNED_WEBHOOKS=true` lets `serve` start
+/// without it, but it is still a failed check: anyone could post events.
+fn check_webhook_secret(config: &Config) -> Check {
+    const NAME: &str = "webhook-secret";
+    if config.mode == Mode::Websocket {
+        return Check::skip(NAME, "MODE=websocket: no webhook is received");
+    }
+    let fix = "set WEBHOOK_SECRET to a long random string (e.g. `openssl rand -hex 32`), then `webex-chatbot webhooks register`";
+    match (&config.webhook_secret, config.allow_unsigned_webhooks) {
+        (Some(_), _) => Check::pass(NAME, "WEBHOOK_SECRET is set: every webhook must be signed"),
+        (None, true) => Check::fail(
+            NAME,
+            "ALLOW_UNSIGNED_WEBHOOKS=true and WEBHOOK_SECRET is not set: /webhook accepts unsigned requests from anyone",
+            format!("{fix}, and remove ALLOW_UNSIGNED_WEBHOOKS"),
+        ),
+        (None, false) => Check::fail(
+            NAME,
+            "WEBHOOK_SECRET is not set: `serve` refuses to start in webhook mode",
+            format!("{fix} (or use MODE=websocket)"),
+        ),
+    }
+}
+
+/// `/metrics` is open unless `METRICS_TOKEN` is set; optional, so never a failure.
+fn check_metrics(config: &Config) -> Check {
+    const NAME: &str = "metrics";
+    match &config.metrics_token {
+        Some(_) => Check::pass(
+            NAME,
+            "METRICS_TOKEN is set: /metrics requires Authorization: Bearer <token>",
+        ),
+        None => Check::skip(
+            NAME,
+            "METRICS_TOKEN is not set: /metrics answers anyone who reaches the port (set it, or keep the port private)",
+        ),
+    }
 }
 
 async fn timed(name: &'static str, check: impl Future<Output = Check>) -> Check {

@@ -1,4 +1,9 @@
 //! Prometheus metrics, one registry per app (so tests can run several apps in one process).
+//!
+//! A scrape never queries the database: gauges that come from the store are kept by the
+//! store as its rows change and recounted by [`refresh_store_gauges`] every few seconds.
+
+use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -6,6 +11,12 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
+
+use crate::state::AppState;
+
+/// How often the store-derived gauges are recounted from the database (the count also
+/// picks up other replicas' work on a shared PostgreSQL).
+pub const REFRESH_INTERVAL: Duration = Duration::from_secs(5);
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabel {
@@ -162,5 +173,26 @@ impl Metrics {
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+/// Recounts the store-derived gauges (pending events) at start and then every `every`,
+/// off the scrape path. Runs until aborted at shutdown.
+pub async fn refresh_store_gauges(state: AppState, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut failing = false;
+    loop {
+        tick.tick().await;
+        match state.store.recount_pending().await {
+            Ok(_) => failing = false,
+            Err(e) => {
+                // Said once per streak: the gauges keep their last values meanwhile.
+                if !failing {
+                    tracing::warn!(error = %e, "cannot count the pending events for /metrics");
+                }
+                failing = true;
+            }
+        }
     }
 }

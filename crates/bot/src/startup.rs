@@ -113,6 +113,8 @@ pub struct BuildOptions {
     pub pg_schema: Option<String>,
     /// How long a room lease lasts without renewal (how soon a dead replica's rooms move).
     pub lease_ttl: Duration,
+    /// How often `/metrics`' store-derived gauges are recounted from the database.
+    pub metrics_refresh: Duration,
     /// Runs before each event is handled (tests make a worker panic with it).
     pub fault_hook: Option<dispatcher::FaultHook>,
 }
@@ -125,6 +127,7 @@ impl Default for BuildOptions {
             tls_watch: Duration::from_secs(30),
             pg_schema: None,
             lease_ttl: dispatcher::LEASE_TTL,
+            metrics_refresh: crate::metrics::REFRESH_INTERVAL,
             fault_hook: None,
         }
     }
@@ -137,6 +140,7 @@ pub struct App {
     tls: Option<tls::ServerTls>,
     stop: CancellationToken,
     tls_watch: Duration,
+    metrics_refresh: Duration,
     /// SQLite: this process owns the database while it holds this (see [`crate::store::OwnerLock`]).
     owner_lock: Option<crate::store::OwnerLock>,
 }
@@ -170,6 +174,13 @@ impl App {
                     .inc();
             }));
         let llm = llm_client(&config, http)?;
+        // Before anything is opened or bound: a webhook server without a secret would take
+        // orders from anyone who finds its URL.
+        if config.check_webhook_secret()? {
+            tracing::warn!(
+                "ALLOW_UNSIGNED_WEBHOOKS=true and WEBHOOK_SECRET is not set: POST /webhook accepts UNSIGNED requests, so anyone who can reach it can make this bot read and answer messages. For local experiments only: set WEBHOOK_SECRET before going live"
+            );
+        }
         // SQLite: one `serve` owns the database, so what an earlier life held is ours.
         let owner_lock = crate::store::OwnerLock::acquire(&config.database_url)
             .map_err(|e| StartupError::BadConfig(format!("DATABASE_URL: {e}")))?;
@@ -238,6 +249,7 @@ impl App {
             tls,
             stop: options.stop,
             tls_watch: options.tls_watch,
+            metrics_refresh: options.metrics_refresh,
             owner_lock,
         })
     }
@@ -259,6 +271,7 @@ impl App {
             tls,
             stop,
             tls_watch,
+            metrics_refresh,
             owner_lock,
             ..
         } = self;
@@ -268,7 +281,13 @@ impl App {
             crate::routes::router(state.clone()),
             tls.clone(),
             handle.clone(),
+            state.config.max_connections,
         )?;
+        // Counted before the first scrape, then every `metrics_refresh`.
+        let gauges = tokio::spawn(crate::metrics::refresh_store_gauges(
+            state.clone(),
+            metrics_refresh,
+        ));
 
         match state.config.mode {
             crate::config::Mode::Webhook => register_webhook(&state).await?,
@@ -296,6 +315,7 @@ impl App {
             memory,
             reloader,
             watchdog,
+            gauges,
         ] {
             task.abort();
         }
@@ -314,9 +334,11 @@ impl App {
     }
 }
 
-/// Serves HTTP on a thread with a runtime of its own. Under load the workers keep the main
-/// runtime's threads busy; on its own thread (scheduled by the kernel like any other) a
-/// webhook is read, verified, recorded and acknowledged without queueing behind them.
+/// Serves HTTP on a thread with a runtime of its own, at most `max_connections` open
+/// connections at once (`MAX_CONNECTIONS`; more wait to be accepted). Under load the
+/// workers keep the main runtime's threads busy; on its own thread (scheduled by the
+/// kernel like any other) a webhook is read, verified, recorded and acknowledged without
+/// queueing behind them.
 ///
 /// Returns when the server stopped, and a guard: the thread's runtime lives until the
 /// guard is dropped, because what it started (pooled connections opened by `/health`
@@ -326,6 +348,7 @@ fn serve_on_own_thread(
     router: axum::Router,
     tls: Option<tls::ServerTls>,
     handle: axum_server::Handle<SocketAddr>,
+    max_connections: usize,
 ) -> anyhow::Result<(
     tokio::sync::oneshot::Receiver<std::io::Result<()>>,
     tokio::sync::oneshot::Sender<()>,
@@ -354,7 +377,13 @@ fn serve_on_own_thread(
             };
             let served = runtime.block_on(async {
                 tokio::select! {
-                    served = tls::serve(listener, router, tls, handle) => served,
+                    served = tls::serve_with(
+                        listener,
+                        router,
+                        tls,
+                        handle,
+                        tls::ServeOptions { max_connections: Some(max_connections) },
+                    ) => served,
                     _ = main_gone => Ok(()),
                 }
             });

@@ -17,6 +17,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use std::collections::HashSet;
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::pool::PoolConnection;
@@ -67,7 +68,9 @@ pub struct StoreOptions {
 pub struct NewEvent<'a> {
     pub message_id: &'a str,
     pub room_id: &'a str,
-    /// The webhook's `data` object, kept so the worker needs nothing else.
+    /// What arrived, for an operator looking at the row: a webhook's `data` object (rows
+    /// of earlier versions hold the whole envelope), or the websocket's own summary. The
+    /// workers read only `message_id` and `room_id`, so either shape is handled.
     pub payload: &'a str,
 }
 
@@ -167,6 +170,30 @@ pub struct Store {
     /// PostgreSQL: the connection that holds (or keeps trying for) the leader lock. Outside
     /// the pool, because the pool recycles connections and the lock lives with the session.
     leader: Arc<tokio::sync::Mutex<Option<LeaderSession>>>,
+    /// Pending events, for `/metrics` without a query per scrape (see [`PendingCount`]).
+    pending: Arc<PendingCount>,
+}
+
+/// How many inbox events are pending, as far as this process knows: counted from the
+/// database by [`Store::recount_pending`] (a background task, every few seconds), and kept
+/// current in between by this process's own enqueues and finishes. Another replica's work
+/// shows at the next count.
+#[derive(Debug, Default)]
+struct PendingCount {
+    value: AtomicI64,
+    /// Bumped by every local change, so a count that raced with one is not kept...
+    changes: AtomicU64,
+    /// ...unless the count before it raced too: under steady traffic every count may
+    /// overlap an arrival, and one off by the few events of one query beats never
+    /// correcting what this process cannot see (other replicas).
+    raced: AtomicBool,
+}
+
+impl PendingCount {
+    fn add(&self, delta: i64) {
+        self.changes.fetch_add(1, Ordering::SeqCst);
+        self.value.fetch_add(delta, Ordering::SeqCst);
+    }
 }
 
 struct LeaderSession {
@@ -524,6 +551,7 @@ impl Store {
             url,
             pg_schema: options.pg_schema.clone(),
             leader: Arc::new(tokio::sync::Mutex::new(None)),
+            pending: Arc::new(PendingCount::default()),
         };
         store.migrate().await?;
         Ok(store)
@@ -620,10 +648,36 @@ impl Store {
         };
         let stopped = || StoreError::Ingest("the store is shutting down".to_owned());
         self.ingest.send(job).await.map_err(|_| stopped())?;
-        outcome
+        let enqueued = outcome
             .await
             .map_err(|_| stopped())?
-            .map_err(StoreError::Ingest)
+            .map_err(StoreError::Ingest)?;
+        if enqueued == Enqueued::New {
+            self.pending.add(1);
+        }
+        Ok(enqueued)
+    }
+
+    /// Pending events as last counted and kept current since (no query; for `/metrics`).
+    pub fn pending_events(&self) -> i64 {
+        self.pending.value.load(Ordering::SeqCst).max(0)
+    }
+
+    /// Counts the pending events in the database (one indexed count) and keeps the number
+    /// for [`Store::pending_events`], unless this process changed it meanwhile (then the
+    /// next count settles it; two racing counts in a row: the second is kept).
+    pub async fn recount_pending(&self) -> Result<i64> {
+        let before = self.pending.changes.load(Ordering::SeqCst);
+        let row = sqlx::query("SELECT COUNT(*) AS pending FROM inbox WHERE state = 'pending'")
+            .fetch_one(&mut *self.conn().await?)
+            .await?;
+        let counted: i64 = row.try_get("pending")?;
+        let raced = self.pending.changes.load(Ordering::SeqCst) != before;
+        if !raced || self.pending.raced.load(Ordering::SeqCst) {
+            self.pending.value.store(counted, Ordering::SeqCst);
+        }
+        self.pending.raced.store(raced, Ordering::SeqCst);
+        Ok(counted)
     }
 
     /// A connection for anything but `enqueue`; on SQLite after waiting for its turn.
@@ -791,6 +845,14 @@ impl Store {
     /// `pending`: an event that another worker already finished is left as it is (false),
     /// and its turns are not stored a second time.
     pub async fn finish(&self, seq: i64, finish: Finish<'_>) -> Result<bool> {
+        let done = self.mark_done(seq, finish).await?;
+        if done {
+            self.pending.add(-1);
+        }
+        Ok(done)
+    }
+
+    async fn mark_done(&self, seq: i64, finish: Finish<'_>) -> Result<bool> {
         let now = now_ms();
         let turns = finish.turns.filter(|(_, turns)| !turns.is_empty());
         const DONE: &str = "UPDATE inbox SET state = 'done', outcome = $1, finished_at = $2, reply = NULL \

@@ -8,19 +8,23 @@
 //! - `pem`: PEM bytes → certificates, key, client-CA verifier → `rustls::ServerConfig`
 //! - `server_tls`: [`ServerTls`], the live config: [`ServerTls::load`], [`ServerTls::reload`]
 //!   (SIGHUP), [`ServerTls::watch`] (certbot renewals)
-//! - `serve`: [`serve`], the axum server loop over plain TCP or TLS
+//! - `serve`: [`serve`], the axum server loop over plain TCP or TLS; [`serve_with`] with a
+//!   bound on open connections
+//! - `limit`: [`LimitedListener`], which accepts only while fewer than the bound are open
 //! - `inspect`: [`certificate_not_after`], [`check_key_matches`] for `doctor`
 //! - `error`: [`TlsError`], each variant naming its file
 
 mod error;
 mod inspect;
+mod limit;
 mod pem;
 mod serve;
 mod server_tls;
 
 pub use error::TlsError;
 pub use inspect::{certificate_not_after, check_key_matches};
-pub use serve::serve;
+pub use limit::{LimitedListener, LimitedStream, PeerAddr};
+pub use serve::{ServeOptions, serve, serve_with};
 pub use server_tls::{ServerTls, TlsFiles};
 
 /// Makes aws-lc-rs the process-wide rustls provider. Call first thing in `main`: with

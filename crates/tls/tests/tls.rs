@@ -123,6 +123,10 @@ struct Server {
 
 impl Server {
     async fn start(tls: Option<ServerTls>) -> Server {
+        Self::start_with(tls, tls::ServeOptions::default()).await
+    }
+
+    async fn start_with(tls: Option<ServerTls>, options: tls::ServeOptions) -> Server {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let router = Router::new().route("/", get(|| async { "hello" })).route(
@@ -130,7 +134,13 @@ impl Server {
             get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move { peer.to_string() }),
         );
         let handle = Handle::new();
-        let task = tokio::spawn(tls::serve(listener, router, tls, handle.clone()));
+        let task = tokio::spawn(tls::serve_with(
+            listener,
+            router,
+            tls,
+            handle.clone(),
+            options,
+        ));
         Server { addr, handle, task }
     }
 
@@ -268,6 +278,40 @@ async fn load_serves_https_with_alpn_and_peer_address() {
         .unwrap();
     assert!(response.contains("\r\n\r\n127.0.0.1:"), "{response}");
 
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn beyond_max_connections_a_tls_connection_waits_until_one_closes() {
+    tls::install_crypto_provider();
+    let ca = Ca::new("test CA");
+    let dir = Dir::new();
+    let tls = ServerTls::load(dir.server_files(&ca.server("server-1", 1)))
+        .await
+        .unwrap();
+    let options = tls::ServeOptions {
+        max_connections: Some(1),
+    };
+    let server = Server::start_with(Some(tls), options).await;
+    let connect = |addr: SocketAddr, config: Arc<ClientConfig>| async move {
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        TlsConnector::from(config)
+            .connect(ServerName::try_from("localhost").unwrap(), tcp)
+            .await
+    };
+    let first = connect(server.addr, default_client(&ca)).await.unwrap();
+    // Connected by the kernel, but not accepted: its handshake gets no answer.
+    let second = tokio::spawn(connect(server.addr, default_client(&ca)));
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert!(!second.is_finished(), "a second connection was served");
+    drop(first);
+    let second = tokio::time::timeout(Duration::from_secs(5), second)
+        .await
+        .expect("the waiting connection was not served after the first closed")
+        .unwrap();
+    let mut second = second.unwrap();
+    let response = http_exchange(&mut second, "/peer").await.unwrap();
+    assert!(response.contains("\r\n\r\n127.0.0.1:"), "{response}");
     server.stop().await;
 }
 

@@ -1,16 +1,42 @@
-//! `GET /metrics`: Prometheus text format.
+//! `GET /metrics`: Prometheus text format. Reads only values held in memory (no database
+//! query per scrape); with `METRICS_TOKEN` set it needs `Authorization: Bearer <token>`.
 
 use axum::extract::State;
-use axum::http::header;
-use axum::response::IntoResponse;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use secrecy::ExposeSecret;
+use subtle::ConstantTimeEq;
 
 use crate::state::AppState;
 
-pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    // Gauges are read at scrape time from their sources of truth.
-    if let Ok(counts) = state.store.counts().await {
-        state.metrics.queue_depth.set(counts.pending_events);
+/// Whether the request may read the metrics: always without `METRICS_TOKEN`, else only with
+/// `Authorization: Bearer <token>` (compared in constant time).
+fn authorized(state: &AppState, headers: &HeaderMap) -> bool {
+    let Some(expected) = &state.config.metrics_token else {
+        return true;
+    };
+    // The scheme is case-insensitive (RFC 9110); the token is not.
+    let Some(presented) = headers
+        .get(header::AUTHORIZATION)
+        .map(|v| v.as_bytes())
+        .filter(|v| v.len() >= 7 && v[..7].eq_ignore_ascii_case(b"bearer "))
+        .map(|v| &v[7..])
+    else {
+        return false;
+    };
+    presented.ct_eq(expected.expose_secret().as_bytes()).into()
+}
+
+pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if !authorized(&state, &headers) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            "METRICS_TOKEN is set: send Authorization: Bearer <token>\n",
+        )
+            .into_response();
     }
+    state.metrics.queue_depth.set(state.store.pending_events());
     state
         .metrics
         .llm_in_flight
@@ -26,4 +52,5 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         )],
         state.metrics.render(),
     )
+        .into_response()
 }

@@ -20,18 +20,20 @@ enum Rejection {
 }
 
 fn check_auth(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<(), Rejection> {
-    // A request that claims to come from the relay must carry the right key; one that does
-    // not claim it is a direct delivery from Webex and is judged by its signature alone.
-    if let Some(key) = headers.get(RELAY_KEY_HEADER) {
-        let Some(expected) = &state.config.relay_api_key else {
-            return Err(Rejection::BadRelayKey);
-        };
-        let matches: bool = key
-            .as_bytes()
-            .ct_eq(expected.expose_secret().as_bytes())
-            .into();
-        if !matches {
-            return Err(Rejection::BadRelayKey);
+    // With RELAY_API_KEY set every request must carry it: the bot then takes only what the
+    // relay forwards (a missing header is refused like a wrong one). Without it, a request
+    // that claims to come from a relay is refused: no relay was configured to send one.
+    match (&state.config.relay_api_key, headers.get(RELAY_KEY_HEADER)) {
+        (None, None) => {}
+        (None, Some(_)) | (Some(_), None) => return Err(Rejection::BadRelayKey),
+        (Some(expected), Some(key)) => {
+            let matches: bool = key
+                .as_bytes()
+                .ct_eq(expected.expose_secret().as_bytes())
+                .into();
+            if !matches {
+                return Err(Rejection::BadRelayKey);
+            }
         }
     }
     if let Some(secret) = &state.config.webhook_secret {
@@ -96,9 +98,9 @@ pub async fn receive(
         return (StatusCode::OK, "ignored\n");
     }
 
-    // The envelope as received: the worker fetches the message itself, but an operator
-    // looking at a stuck event sees exactly what Webex sent.
-    let payload = String::from_utf8_lossy(&body);
+    // Only the `data` object is kept (ids, room, sender, time): the envelope's webhook
+    // name, target URL and creator are not needed to answer.
+    let payload = data_object(&body);
     let recorded = state
         .store
         .enqueue(&NewEvent {
@@ -126,5 +128,32 @@ pub async fn receive(
                 "cannot record the event, retry later\n",
             )
         }
+    }
+}
+
+/// The `data` object of a webhook body, as JSON text (`{}` if it cannot be read, which
+/// `WebhookEvent::parse` has already ruled out).
+fn data_object(body: &[u8]) -> String {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|mut v| v.get_mut("data").map(serde_json::Value::take))
+        .map(|data| data.to_string())
+        .unwrap_or_else(|| "{}".to_owned())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_data_object_is_kept() {
+        let body = br#"{"id":"WH","name":"webex-chatbot","targetUrl":"https://bot.example.com/webhook","resource":"messages","event":"created","createdBy":"P","data":{"id":"M","roomId":"R","personEmail":"a@example.com"}}"#;
+        let kept: serde_json::Value = serde_json::from_str(&data_object(body)).unwrap();
+        assert_eq!(
+            kept,
+            serde_json::json!({"id":"M","roomId":"R","personEmail":"a@example.com"})
+        );
+        assert_eq!(data_object(b"not json"), "{}");
     }
 }

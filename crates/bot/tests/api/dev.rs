@@ -248,3 +248,52 @@ async fn dev_reports_an_ngrok_that_fails_and_an_agent_without_our_tunnel() {
     );
     assert!(f.hooks.list().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_without_a_webhook_secret_signs_its_webhook_with_a_random_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = fakes().await;
+    let port = free_port();
+    let api = MockServer::start().await;
+    mount_tunnels(&api, port).await;
+    let mut env = dev_env(dir.path(), &f, port, path_dir(dir.path(), None));
+    env.retain(|(k, _)| k != "WEBHOOK_SECRET");
+    let api_url = format!("{}/api/tunnels", api.uri());
+    let mut bot = BotProcess::spawn(dir.path(), "dev", &["dev", "--ngrok-api", &api_url], &env);
+
+    let registered = wait_for_webhook(&f.hooks, &mut bot).await;
+    let secret = registered["secret"].as_str().unwrap_or_default().to_owned();
+    assert!(
+        secret.len() >= 32,
+        "registered without a real secret: {registered}"
+    );
+    wait_healthy(port, &mut bot).await;
+
+    // Deliveries are checked against the same secret: unsigned or otherwise signed ones
+    // are refused, the ones Webex signs with it are answered.
+    let message = direct_message("M-dev-secret", "ROOM-dev-secret", ALICE, "hi");
+    mount_message(&f.webex, &message).await;
+    let body = serde_json::to_vec(&event_for(&message)).unwrap();
+    let post = |signature: Option<String>| {
+        let mut request = reqwest::Client::new()
+            .post(format!("http://127.0.0.1:{port}/webhook"))
+            .body(body.clone());
+        if let Some(signature) = signature {
+            request = request.header("x-spark-signature", signature);
+        }
+        request.send()
+    };
+    assert_eq!(post(None).await.unwrap().status(), 401);
+    let ours = webex::signature::sign(WEBHOOK_SECRET.as_bytes(), &body);
+    assert_eq!(post(Some(ours)).await.unwrap().status(), 401);
+    let signed = webex::signature::sign(secret.as_bytes(), &body);
+    assert_eq!(post(Some(signed)).await.unwrap().status(), 200);
+
+    // It says so, without the value.
+    let output = bot.output();
+    assert!(output.contains("random secret"), "{output}");
+    assert!(!output.contains(&secret), "the secret was logged: {output}");
+    bot.sigterm();
+    let status = bot.wait_exit(Duration::from_secs(15)).await;
+    assert!(status.is_some_and(|s| s.success()), "{}", bot.output());
+}

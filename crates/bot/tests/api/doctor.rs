@@ -80,11 +80,12 @@ fn set(env: &mut Vec<(String, String)>, k: &str, v: &str) {
     env.push((k.to_owned(), v.to_owned()));
 }
 
-const ORDER: [&str; 11] = [
+const ORDER: [&str; 13] = [
     "token",
     "llm",
     "llm-fallback",
     "webhook",
+    "webhook-secret",
     "external",
     "tls",
     "env-file",
@@ -92,6 +93,7 @@ const ORDER: [&str; 11] = [
     "personalities",
     "admins",
     "log-folder",
+    "metrics",
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -138,6 +140,7 @@ async fn doctor_passes_on_a_healthy_deployment() {
         &write(d, "tls/key.pem", &key, 0o600),
     );
     set(&mut env, "LOG_FILE", "logs/bot_server.log");
+    set(&mut env, "METRICS_TOKEN", "metrics-token-SECRET-3d9");
     write(d, ".env", "# settings\nLOG_FORMAT=text\n", 0o600);
 
     let (code, report) = doctor_json(d, &["--external"], &env).await;
@@ -196,10 +199,11 @@ async fn doctor_passes_on_a_healthy_deployment() {
         "{stdout}"
     );
     assert!(
-        stdout.ends_with("\n9 passed, 0 failed, 2 skipped\n"),
+        stdout.ends_with("\n11 passed, 0 failed, 2 skipped\n"),
         "{stdout}"
     );
     assert!(!stdout.contains(TOKEN) && !stdout.contains(WEBHOOK_SECRET));
+    assert!(!stdout.contains("metrics-token-SECRET"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -252,6 +256,10 @@ async fn doctor_reports_every_problem_with_its_fix_and_exits_1() {
         ("FAIL  llm: ollama at http://127.0.0.1:", "start Ollama"),
         ("SKIP  llm-fallback: ", ""),
         ("SKIP  webhook: needs a valid WEBEX_BOT_TOKEN", ""),
+        (
+            "FAIL  webhook-secret: WEBHOOK_SECRET is not set",
+            "openssl rand -hex 32",
+        ),
         ("SKIP  external: pass --external", ""),
         ("FAIL  tls: ", "certbot renew"),
         ("FAIL  env-file: ", "chmod 600"),
@@ -259,6 +267,7 @@ async fn doctor_reports_every_problem_with_its_fix_and_exits_1() {
         ("FAIL  personalities: 1 bad file(s): ", "fix or remove"),
         ("FAIL  admins: ADMIN_EMAILS is empty", "set ADMIN_EMAILS="),
         ("FAIL  log-folder: blocker", "LOG_FILE="),
+        ("SKIP  metrics: METRICS_TOKEN is not set", ""),
     ] {
         let at = stdout
             .find(line)
@@ -283,10 +292,10 @@ async fn doctor_reports_every_problem_with_its_fix_and_exits_1() {
     assert!(stdout.contains("has mode 644"), "{stdout}");
     assert!(stdout.contains("pirate.toml"), "{stdout}");
     assert!(
-        stdout.ends_with("\n0 passed, 8 failed, 3 skipped\n"),
+        stdout.ends_with("\n0 passed, 9 failed, 4 skipped\n"),
         "{stdout}"
     );
-    assert!(stderr.contains("8 check(s) failed"), "{stderr}");
+    assert!(stderr.contains("9 check(s) failed"), "{stderr}");
     assert!(webex.received_requests().await.unwrap().is_empty());
 
     // --json carries the same, with null fixes where nothing failed.
@@ -455,6 +464,38 @@ async fn doctor_checks_the_webhook_webex_will_use() {
             .collect();
         assert_eq!(failed, ["webhook"], "{case}: {report:?}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_fails_unsigned_webhooks_even_when_allowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let webex = MockServer::start().await;
+    let llm = MockServer::start().await;
+    let mut env = process_env(d, &webex, &llm);
+    env.retain(|(k, _)| k != "WEBHOOK_SECRET");
+    set(&mut env, "ALLOW_UNSIGNED_WEBHOOKS", "true");
+    let (code, report) = doctor_json(d, &[], &env).await;
+    assert_eq!(code, Some(1));
+    let checks = by_name(&report);
+    let check = &checks["webhook-secret"];
+    assert_eq!(check["status"], "FAIL", "{check}");
+    assert!(
+        check["detail"]
+            .as_str()
+            .unwrap()
+            .contains("ALLOW_UNSIGNED_WEBHOOKS=true"),
+        "{check}"
+    );
+    assert!(
+        check["fix"].as_str().unwrap().contains("WEBHOOK_SECRET"),
+        "{check}"
+    );
+
+    // Websocket mode receives no webhooks: nothing to check.
+    set(&mut env, "MODE", "websocket");
+    let (_, report) = doctor_json(d, &[], &env).await;
+    assert_eq!(by_name(&report)["webhook-secret"]["status"], "SKIP");
 }
 
 /// `--external` reads the JSON `status` of `BOT_PUBLIC_URL/health`, not only the HTTP code:

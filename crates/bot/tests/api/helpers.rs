@@ -516,6 +516,7 @@ impl Default for Spawn {
 pub struct Knobs {
     pub pg_schema: Option<String>,
     pub lease_ttl: Option<Duration>,
+    pub metrics_refresh: Option<Duration>,
     pub fault_hook: Option<bot::FaultHook>,
 }
 
@@ -530,6 +531,7 @@ impl Knobs {
             tls_watch: Duration::from_millis(200),
             pg_schema: self.pg_schema.clone(),
             lease_ttl: self.lease_ttl.unwrap_or(defaults.lease_ttl),
+            metrics_refresh: self.metrics_refresh.unwrap_or(defaults.metrics_refresh),
             fault_hook: self.fault_hook.clone(),
             ..defaults
         }
@@ -569,6 +571,11 @@ impl Spawn {
     /// Room leases of this length (how soon a dead replica's rooms move).
     pub fn lease_ttl(mut self, ttl: Duration) -> Self {
         self.knobs.lease_ttl = Some(ttl);
+        self
+    }
+    /// `/metrics`' store-derived gauges recounted this often (default 5 s).
+    pub fn metrics_refresh(mut self, every: Duration) -> Self {
+        self.knobs.metrics_refresh = Some(every);
         self
     }
     /// Runs `hook` with each event's message id before the event is handled.
@@ -836,8 +843,7 @@ impl ReplicaSpec {
             env,
             knobs: Knobs {
                 pg_schema: Some(schema.to_owned()),
-                lease_ttl: None,
-                fault_hook: None,
+                ..Knobs::default()
             },
         }
     }
@@ -1009,15 +1015,19 @@ pub async fn wait_listening(port: u16) {
 
 /// Posts a correctly signed webhook to a bot process on `port`; returns the status.
 pub async fn post_signed(port: u16, event: &Value) -> u16 {
+    post_signed_with(port, event, None).await
+}
+
+/// [`post_signed`] with `X-Relay-Key` (for a bot with `RELAY_API_KEY` set).
+pub async fn post_signed_with(port: u16, event: &Value, relay_key: Option<&str>) -> u16 {
     let body = serde_json::to_vec(event).unwrap();
     let sig = webex::signature::sign(WEBHOOK_SECRET.as_bytes(), &body);
-    reqwest::Client::new()
+    let mut request = reqwest::Client::new()
         .post(format!("http://127.0.0.1:{port}/webhook"))
         .header("x-spark-signature", sig)
-        .body(body)
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
+        .body(body);
+    if let Some(key) = relay_key {
+        request = request.header("x-relay-key", key);
+    }
+    request.send().await.unwrap().status().as_u16()
 }

@@ -208,7 +208,13 @@ async fn the_leader_sets_an_inactive_webhook_active_again_and_recreates_a_delete
 
 #[tokio::test]
 async fn health_shows_an_unsigned_webhook_and_unknown_status_without_a_public_url() {
-    let app = TestApp::spawn(Spawn::default().env("WEBHOOK_SECRET", "")).await;
+    // Unsigned webhooks need ALLOW_UNSIGNED_WEBHOOKS=true: without it serve refuses to start.
+    let app = TestApp::spawn(
+        Spawn::default()
+            .env("WEBHOOK_SECRET", "")
+            .env("ALLOW_UNSIGNED_WEBHOOKS", "true"),
+    )
+    .await;
     let health = webhook_health(&app).await;
     assert_eq!(health["signed"], false, "{health}");
     assert_eq!(health["status"], "unknown", "{health}");

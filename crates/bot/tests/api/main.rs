@@ -8,6 +8,7 @@ mod dev;
 mod doctor;
 mod faults;
 mod helpers;
+mod ingress;
 mod lifecycle;
 mod message_flow;
 mod ops;

@@ -10,6 +10,9 @@ use wiremock::MockServer;
 
 use crate::helpers::*;
 
+/// The relay key of these processes: every webhook must carry it.
+const RELAY_KEY: &str = "relay-key-SECRET-55";
+
 #[test]
 fn configuration_errors_exit_2_and_name_the_variable() {
     let dir = tempfile::tempdir().unwrap();
@@ -82,7 +85,7 @@ fn start_with(
         .env("WEBEX_API_URL", webex.uri())
         .env("OLLAMA_URL", llm.uri())
         .env("WEBHOOK_SECRET", WEBHOOK_SECRET)
-        .env("RELAY_API_KEY", "relay-key-SECRET-55")
+        .env("RELAY_API_KEY", RELAY_KEY)
         .env("LLM_API_KEY", "llm-key-SECRET-66")
         .env("ADMIN_EMAILS", ALICE)
         .env("BIND_ADDR", format!("127.0.0.1:{port}"))
@@ -137,7 +140,10 @@ async fn an_event_acknowledged_before_kill_9_is_answered_once_after_restart() {
     let port = free_port();
     let mut first = start(dir.path(), "first", port, &webex, &llm);
     wait_healthy(port).await;
-    assert_eq!(post_signed(port, &event_for(&message)).await, 200);
+    assert_eq!(
+        post_signed_with(port, &event_for(&message), Some(RELAY_KEY)).await,
+        200
+    );
     for _ in 0..200 {
         if !requests_to(&llm, "POST", "/api/chat").await.is_empty() {
             break;
@@ -162,7 +168,10 @@ async fn an_event_acknowledged_before_kill_9_is_answered_once_after_restart() {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     // A redelivery of the same event after the restart changes nothing.
-    assert_eq!(post_signed(port, &event_for(&message)).await, 200);
+    assert_eq!(
+        post_signed_with(port, &event_for(&message), Some(RELAY_KEY)).await,
+        200
+    );
     tokio::time::sleep(Duration::from_millis(500)).await;
     let replies_after = requests_to(&webex, "POST", "/messages").await;
     assert_eq!(replies.len(), 1, "{replies:?}");
@@ -217,7 +226,10 @@ async fn ask(port: u16, webex: &MockServer, id: &str, text: &str) -> String {
     let before = reply_texts(webex).await.len();
     let message = direct_message(id, "ROOM-hup", ALICE, text);
     mount_message(webex, &message).await;
-    assert_eq!(post_signed(port, &event_for(&message)).await, 200);
+    assert_eq!(
+        post_signed_with(port, &event_for(&message), Some(RELAY_KEY)).await,
+        200
+    );
     for _ in 0..200 {
         let replies = reply_texts(webex).await;
         if replies.len() > before {
@@ -313,7 +325,10 @@ async fn a_group_question_acknowledged_before_kill_9_is_answered_once_after_rest
     let port = free_port();
     let mut first = start(dir.path(), "first", port, &webex, &llm);
     wait_healthy(port).await;
-    assert_eq!(post_signed(port, &event_for(&message)).await, 200);
+    assert_eq!(
+        post_signed_with(port, &event_for(&message), Some(RELAY_KEY)).await,
+        200
+    );
     for _ in 0..200 {
         if !requests_to(&llm, "POST", "/api/chat").await.is_empty() {
             break;
