@@ -739,7 +739,7 @@ async fn kill_9_mid_stream_leaves_one_complete_answer() {
                 .spawn()
                 .unwrap()
         };
-        let mut bot = start();
+        let mut bot = KillOnDrop(start());
         wait_listening(port).await;
         assert_eq!(post_signed(port, &event_for(&message)).await, 200);
         // Wait for the first edit: the message exists and is being written.
@@ -751,9 +751,9 @@ async fn kill_9_mid_stream_leaves_one_complete_answer() {
             assert!(started.elapsed() < Duration::from_secs(10), "no edit seen");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        bot.kill().unwrap();
-        bot.wait().unwrap();
-        let mut bot = start();
+        bot.0.kill().unwrap();
+        bot.0.wait().unwrap();
+        let _bot = KillOnDrop(start());
         wait_listening(port).await;
         let started = Instant::now();
         loop {
@@ -777,8 +777,16 @@ async fn kill_9_mid_stream_leaves_one_complete_answer() {
             .filter(|m| m["roomId"] == json!(room))
             .count();
         assert_eq!(in_room, 1, "group={group}");
-        let _ = bot.kill();
-        let _ = bot.wait();
+    }
+}
+
+/// A bot process that is killed when the test ends, also when it fails midway.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
