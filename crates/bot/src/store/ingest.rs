@@ -1,0 +1,76 @@
+//! Recording incoming events: one loop group-commits every event that arrives while an
+//! insert runs.
+
+use super::*;
+
+/// An event waiting for the next group commit, and who waits for the outcome.
+pub(super) struct IngestJob {
+    pub(super) message_id: String,
+    pub(super) room_id: String,
+    pub(super) payload: String,
+    pub(super) received_at: i64,
+    pub(super) done: oneshot::Sender<std::result::Result<Enqueued, String>>,
+}
+
+/// Records incoming events in groups: every event that arrived while the previous insert
+/// ran goes into the next one, a single statement (so a single commit) for all of them.
+/// Under load this is what keeps acknowledgements fast; alone, an event is inserted at
+/// once. Each waiter learns whether its event was new; when the insert fails they all do,
+/// nothing is kept, and each webhook is answered 503.
+pub(super) async fn ingest_loop(pool: AnyPool, mut jobs: mpsc::Receiver<IngestJob>) {
+    let mut batch = Vec::with_capacity(INGEST_BATCH);
+    while jobs.recv_many(&mut batch, INGEST_BATCH).await > 0 {
+        match insert_events(&pool, &batch).await {
+            Ok(mut new) => {
+                for job in batch.drain(..) {
+                    // The first of two deliveries in one batch is the new one.
+                    let outcome = if new.remove(&job.message_id) {
+                        Enqueued::New
+                    } else {
+                        Enqueued::Duplicate
+                    };
+                    let _ = job.done.send(Ok(outcome));
+                }
+            }
+            Err(e) => {
+                let reason = e.to_string();
+                for job in batch.drain(..) {
+                    let _ = job.done.send(Err(reason.clone()));
+                }
+            }
+        }
+    }
+}
+
+/// One `INSERT … ON CONFLICT DO NOTHING RETURNING` for the batch; the message ids that were
+/// new. A message id twice in the batch is inserted once.
+async fn insert_events(pool: &AnyPool, batch: &[IngestJob]) -> Result<HashSet<String>> {
+    let mut seen = HashSet::with_capacity(batch.len());
+    let rows: Vec<&IngestJob> = batch
+        .iter()
+        .filter(|job| seen.insert(job.message_id.as_str()))
+        .collect();
+    let mut sql =
+        String::from("INSERT INTO inbox (message_id, room_id, payload, received_at) VALUES ");
+    for i in 0..rows.len() {
+        let n = i * 4;
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&format!("(${}, ${}, ${}, ${})", n + 1, n + 2, n + 3, n + 4));
+    }
+    sql.push_str(" ON CONFLICT (message_id) DO NOTHING RETURNING message_id");
+    let mut query = sqlx::query(AssertSqlSafe(sql));
+    for job in &rows {
+        query = query
+            .bind(job.message_id.as_str())
+            .bind(job.room_id.as_str())
+            .bind(job.payload.as_str())
+            .bind(job.received_at);
+    }
+    let inserted = query.fetch_all(pool).await?;
+    inserted
+        .iter()
+        .map(|r| r.try_get::<String, _>("message_id").map_err(Into::into))
+        .collect()
+}

@@ -1,0 +1,497 @@
+//! The store: the durable inbox, room leases, approved users, per-space settings and
+//! conversation turns, on SQLite (default) or PostgreSQL.
+//!
+//! One code path serves both backends: runtime queries through sqlx's `AnyPool` with `$n`
+//! placeholders and SQL both dialects accept (`ON CONFLICT`, `RETURNING`). Only the
+//! migrations differ (`migrations/sqlite`, `migrations/postgres`), and only in the types of
+//! auto-increment keys.
+//!
+//! Several replicas may share one PostgreSQL database. Everything they must agree on goes
+//! through it: the inbox (deduplication), room leases (timed with the database's clock, so
+//! clock skew between replicas cannot make two of them own a room) and the leadership for
+//! the webhook registration (a session-level advisory lock, see [`Store::try_lead`]).
+//!
+//! Layout: this file opens the pool and holds what every part shares (the types, the
+//! connection turns on SQLite, the clock in SQL); `ingest` (group-committed inserts of
+//! incoming events), `inbox` (the next event of a room, attempts, saved answers, the done
+//! mark), `leases` (room leases), `leader` (webhook leadership), `users`, `spaces`
+//! (personality per space), `memory` (conversation turns), `websocket_cursor`,
+//! `checkpoints` (SQLite WAL) and `owner_lock` (one `serve` per SQLite file).
+
+use std::path::Path;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use std::collections::HashSet;
+use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyConnection, AnyPool, AssertSqlSafe, Connection, Executor, Row};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+
+use crate::domain::{ConversationKey, Email, Role, Turn};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("cannot create the database folder {path}: {source}")]
+    Folder {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("stored data is invalid: {0}")]
+    Corrupt(String),
+    #[error("the database did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("cannot record the event: {0}")]
+    Ingest(String),
+}
+
+type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// How to open the store.
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    pub url: String,
+    pub max_connections: u32,
+    /// PostgreSQL only: work inside this schema (created if missing). Tests give each
+    /// test its own schema so they can run in parallel on one database.
+    pub pg_schema: Option<String>,
+}
+
+/// A webhook event as it enters the inbox.
+#[derive(Clone, Debug)]
+pub struct NewEvent<'a> {
+    pub message_id: &'a str,
+    pub room_id: &'a str,
+    /// What arrived, for an operator looking at the row: a webhook's `data` object (rows
+    /// of earlier versions hold the whole envelope), or the websocket's own summary. The
+    /// workers read only `message_id` and `room_id`, so either shape is handled.
+    pub payload: &'a str,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Enqueued {
+    New,
+    Duplicate,
+}
+
+/// An inbox event waiting to be handled.
+#[derive(Clone, Debug)]
+pub struct PendingEvent {
+    pub seq: i64,
+    pub message_id: String,
+    pub room_id: String,
+    pub payload: String,
+    pub received_at: i64,
+    pub attempts: i64,
+    pub not_before: i64,
+    /// The answer already computed by an earlier attempt (so a crash after the LLM answered
+    /// does not ask again), and how many of its parts were already posted.
+    pub reply: Option<String>,
+    pub parts_sent: i64,
+    /// The message a streamed answer is being written into (DESIGN §10.2), recorded right
+    /// after it was posted and before its first edit, so a later attempt can finish or
+    /// remove it.
+    pub stream_message_id: Option<String>,
+    /// Whether `not_before` has passed, by the database's clock.
+    pub due: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApprovedUser {
+    pub email: Email,
+    pub added_by: Option<String>,
+    pub added_at: i64,
+}
+
+/// Totals for `status` and `/metrics`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub approved_users: i64,
+    pub pending_events: i64,
+    pub processed_events: i64,
+    pub conversations: i64,
+}
+
+/// Websocket mode's catch-up cursor (ms since the epoch).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WebsocketCursor {
+    /// When the socket last delivered an event (or a catch-up covered everything before).
+    pub last_event_at: i64,
+    /// When the bot first connected: nothing older is fetched.
+    pub first_at: i64,
+}
+
+/// What to store when an event is finished.
+pub struct Finish<'a> {
+    pub outcome: &'a str,
+    /// The user and assistant turns to append, and the conversation they belong to.
+    pub turns: Option<(&'a ConversationKey, &'a [Turn])>,
+    /// Keep at most this many stored messages per conversation (older ones are deleted).
+    pub keep_messages: usize,
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// The first key of the two-key advisory lock that elects the webhook leader (`webx`); the
+/// second is a hash of the schema, so schemas sharing a database elect separately.
+const LEADER_LOCK_KEY: i32 = 0x7765_6278;
+
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    /// SQLite: everything but `enqueue` takes turns here before asking the pool for its one
+    /// connection, so at most one such statement is ever queued in the pool and an incoming
+    /// event's insert waits behind that one only, not behind every busy room.
+    turns: Option<Arc<Semaphore>>,
+    /// `enqueue`'s group commit: see [`ingest_loop`].
+    ingest: mpsc::Sender<IngestJob>,
+    /// The loop's end of the queue until the first `enqueue` starts it (see there).
+    ingest_start: Arc<std::sync::Mutex<Option<IngestLoop>>>,
+    /// The pool `ingest_loop` inserts through (the main pool on SQLite).
+    ingest_pool: AnyPool,
+    backend: Backend,
+    /// What a dedicated (non-pool) connection needs: the URL and the schema.
+    url: String,
+    pg_schema: Option<String>,
+    /// PostgreSQL: the connection that holds (or keeps trying for) the leader lock. Outside
+    /// the pool, because the pool recycles connections and the lock lives with the session.
+    leader: Arc<tokio::sync::Mutex<Option<LeaderSession>>>,
+    /// Pending events, for `/metrics` without a query per scrape (see [`PendingCount`]).
+    pending: Arc<PendingCount>,
+}
+
+/// How many inbox events are pending, as far as this process knows: counted from the
+/// database by [`Store::recount_pending`] (a background task, every few seconds), and kept
+/// current in between by this process's own enqueues and finishes. Another replica's work
+/// shows at the next count.
+#[derive(Debug, Default)]
+struct PendingCount {
+    value: AtomicI64,
+    /// Bumped by every local change, so a count that raced with one is not kept...
+    changes: AtomicU64,
+    /// ...unless the count before it raced too: under steady traffic every count may
+    /// overlap an arrival, and one off by the few events of one query beats never
+    /// correcting what this process cannot see (other replicas).
+    raced: AtomicBool,
+}
+
+impl PendingCount {
+    fn add(&self, delta: i64) {
+        self.changes.fetch_add(1, Ordering::SeqCst);
+        self.value.fetch_add(delta, Ordering::SeqCst);
+    }
+}
+
+struct LeaderSession {
+    conn: AnyConnection,
+    leading: bool,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.backend)
+            .finish()
+    }
+}
+
+mod checkpoints;
+mod inbox;
+mod ingest;
+mod leader;
+mod leases;
+mod memory;
+mod owner_lock;
+mod spaces;
+mod users;
+mod websocket_cursor;
+
+pub use owner_lock::{OwnerLock, OwnerLockError};
+
+use checkpoints::checkpoint_loop;
+use ingest::{IngestJob, ingest_loop};
+use memory::prune_turns;
+use owner_lock::sqlite_path;
+
+/// Connections reserved for recording incoming events (`Store::enqueue`).
+const INGEST_CONNECTIONS: u32 = 2;
+/// Most events recorded by one insert. Four parameters each: far below SQLite's limit.
+const INGEST_BATCH: usize = 256;
+
+/// A connection of the pool, and on SQLite the turn that goes with it.
+struct Held {
+    conn: PoolConnection<Any>,
+    _turn: Option<OwnedSemaphorePermit>,
+}
+
+impl Deref for Held {
+    type Target = AnyConnection;
+    fn deref(&self) -> &AnyConnection {
+        &self.conn
+    }
+}
+
+impl DerefMut for Held {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        &mut self.conn
+    }
+}
+
+/// What `ingest_loop` needs, kept until the first `enqueue` starts it.
+type IngestLoop = (AnyPool, mpsc::Receiver<IngestJob>);
+
+fn pool_options(backend: Backend, schema: Option<String>, max: u32) -> AnyPoolOptions {
+    AnyPoolOptions::new()
+        .max_connections(max.max(1))
+        .acquire_timeout(Duration::from_secs(10))
+        .after_connect(move |conn, _meta| {
+            let schema = schema.clone();
+            Box::pin(async move {
+                match backend {
+                    // WAL: readers never block the writer; NORMAL sync is durable against
+                    // process crashes (kill -9), which is what "acknowledged is never
+                    // lost" needs, at a fraction of FULL's fsync cost.
+                    Backend::Sqlite => {
+                        // Checkpoints (and their fsyncs) run on a connection of their own
+                        // (`checkpoint_loop`); this one only falls back to them if the WAL
+                        // grows far past SQLite's default of 1,000 pages.
+                        conn.execute(
+                            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; \
+                             PRAGMA busy_timeout=10000; PRAGMA foreign_keys=ON; \
+                             PRAGMA wal_autocheckpoint=20000;",
+                        )
+                        .await?;
+                    }
+                    Backend::Postgres => {
+                        if let Some(schema) = schema {
+                            conn.execute(sqlx::AssertSqlSafe(format!(
+                                "SET search_path TO \"{schema}\""
+                            )))
+                            .await?;
+                        }
+                    }
+                }
+                Ok(())
+            })
+        })
+}
+
+impl Store {
+    /// Opens (creating a SQLite file and its folder on first run) and migrates the store.
+    pub async fn connect(options: &StoreOptions) -> Result<Store> {
+        sqlx::any::install_default_drivers();
+        let backend = if options.url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            Backend::Postgres
+        };
+        let mut url = options.url.clone();
+        if backend == Backend::Sqlite {
+            if let Some(path) = sqlite_path(&url)
+                && let Some(dir) = Path::new(path).parent()
+                && !dir.as_os_str().is_empty()
+            {
+                std::fs::create_dir_all(dir).map_err(|source| StoreError::Folder {
+                    path: dir.display().to_string(),
+                    source,
+                })?;
+            }
+            if !url.contains("mode=") {
+                url.push_str(if url.contains('?') {
+                    "&mode=rwc"
+                } else {
+                    "?mode=rwc"
+                });
+            }
+        }
+        if let Some(schema) = &options.pg_schema {
+            let pool = AnyPoolOptions::new()
+                .max_connections(1)
+                .connect(&url)
+                .await?;
+            // Serialized: concurrent `CREATE SCHEMA IF NOT EXISTS` of one name can fail on
+            // the catalog's unique index (replicas starting together).
+            pool.execute(sqlx::AssertSqlSafe(format!(
+                "BEGIN; SELECT pg_advisory_xact_lock(hashtext('webex-chatbot schema')); \
+                 CREATE SCHEMA IF NOT EXISTS \"{schema}\"; COMMIT;"
+            )))
+            .await?;
+            pool.close().await;
+        }
+        // SQLite has one writer at a time, and a connection that finds the database locked
+        // sleeps in SQLite's busy handler (up to 100 ms a try): with several connections a
+        // webhook's insert could wait behind the workers for a second. One connection
+        // queues every statement fairly in the pool instead.
+        let max = match backend {
+            Backend::Sqlite => 1,
+            Backend::Postgres => options.max_connections,
+        };
+        let pool = pool_options(backend, options.pg_schema.clone(), max)
+            .connect(&url)
+            .await?;
+        // On PostgreSQL webhook acknowledgements get connections of their own, so a 200
+        // never queues behind the workers' traffic (hundreds of rooms at once). On SQLite
+        // they share the one connection, and everything else takes turns (`Held`).
+        let (ingest_pool, turns) = match backend {
+            Backend::Sqlite => (pool.clone(), Some(Arc::new(Semaphore::new(1)))),
+            Backend::Postgres => (
+                pool_options(backend, options.pg_schema.clone(), INGEST_CONNECTIONS)
+                    .connect(&url)
+                    .await?,
+                None,
+            ),
+        };
+        if backend == Backend::Sqlite && sqlite_path(&url).is_some() {
+            tokio::spawn(checkpoint_loop(url.clone(), pool.clone()));
+        }
+        let (ingest, jobs) = mpsc::channel(4 * INGEST_BATCH);
+        let ingest_start = Arc::new(std::sync::Mutex::new(Some((ingest_pool.clone(), jobs))));
+        let store = Store {
+            pool,
+            turns,
+            ingest,
+            ingest_start,
+            ingest_pool,
+            backend,
+            url,
+            pg_schema: options.pg_schema.clone(),
+            leader: Arc::new(tokio::sync::Mutex::new(None)),
+            pending: Arc::new(PendingCount::default()),
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        let mut migrator = match self.backend {
+            Backend::Sqlite => sqlx::migrate!("migrations/sqlite"),
+            Backend::Postgres => sqlx::migrate!("migrations/postgres"),
+        };
+        // Migrations only add; a previous binary started on a newer database (a rollback)
+        // must not refuse to run because it does not know the newest migration.
+        migrator.set_ignore_missing(true);
+        migrator.run(&self.pool).await?;
+        Ok(())
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// The pool size (`DATABASE_MAX_CONNECTIONS`).
+    pub fn max_connections(&self) -> u32 {
+        self.pool.options().get_max_connections()
+    }
+
+    /// Closes the pool and the leader session; a leader's lock goes with it, so a follower
+    /// takes over at its next try.
+    pub async fn close(&self) {
+        if let Some(session) = self.leader.lock().await.take() {
+            let _ = session.conn.close().await;
+        }
+        self.ingest_pool.close().await;
+        self.pool.close().await;
+    }
+
+    /// The database's clock in milliseconds since the epoch, as an SQL expression. Leases are
+    /// timed with it, so replicas whose clocks disagree still agree on when a lease expires.
+    fn now_sql(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite => "CAST((julianday('now') - 2440587.5) * 86400000.0 AS BIGINT)",
+            Backend::Postgres => "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)",
+        }
+    }
+
+    /// `sql` with `{now}` replaced by [`Self::now_sql`].
+    fn timed(&self, sql: &'static str) -> AssertSqlSafe<String> {
+        AssertSqlSafe(sql.replace("{now}", self.now_sql()))
+    }
+
+    /// A real round trip, for `/health`: a write lock on SQLite is not needed to answer.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1")
+            .execute(&mut *self.conn().await?)
+            .await?;
+        Ok(())
+    }
+
+    /// Whether the migrations are all applied and a write succeeds (for `doctor`).
+    pub async fn check_writable(&self) -> Result<()> {
+        let mut conn = self.conn().await?;
+        let mut tx = conn.begin().await?;
+        sqlx::query("INSERT INTO room_leases (room_id, owner, expires_at) VALUES ($1, $2, $3)")
+            .bind("doctor-write-check")
+            .bind("doctor")
+            .bind(0i64)
+            .execute(&mut *tx)
+            .await?;
+        tx.rollback().await?;
+        Ok(())
+    }
+
+    /// A connection for anything but `enqueue`; on SQLite after waiting for its turn.
+    async fn conn(&self) -> Result<Held> {
+        let turn = match &self.turns {
+            Some(turns) => Some(
+                turns
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .map_err(|_| sqlx::Error::PoolClosed)?,
+            ),
+            None => None,
+        };
+        Ok(Held {
+            conn: self.pool.acquire().await?,
+            _turn: turn,
+        })
+    }
+
+    pub async fn counts(&self) -> Result<Counts> {
+        let row = sqlx::query(
+            "SELECT \
+               (SELECT COUNT(*) FROM approved_users) AS users, \
+               (SELECT COUNT(*) FROM inbox WHERE state = 'pending') AS pending, \
+               (SELECT COUNT(*) FROM inbox WHERE state = 'done') AS processed, \
+               (SELECT COUNT(DISTINCT conversation) FROM turns) AS conversations",
+        )
+        .fetch_one(&mut *self.conn().await?)
+        .await?;
+        Ok(Counts {
+            approved_users: row.try_get("users")?,
+            pending_events: row.try_get("pending")?,
+            processed_events: row.try_get("processed")?,
+            conversations: row.try_get("conversations")?,
+        })
+    }
+}
+
+async fn within<T>(
+    limit: Duration,
+    work: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
+    tokio::time::timeout(limit, work)
+        .await
+        .map_err(|_| StoreError::Timeout(limit))?
+}
