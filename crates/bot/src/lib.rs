@@ -10,13 +10,15 @@
 //! - `routes`: `POST /webhook` verifies the signature (and relay key) on the raw bytes,
 //!   records the event durably in the store's inbox and answers 200; `/health`, `/metrics`.
 //! - `dispatcher`: one worker per room (arrival order within a conversation, rooms in
-//!   parallel, room leases across replicas) plus a sweeper for pending work.
+//!   parallel) plus a sweeper for pending work; `lease`: the worker's hold on its room
+//!   across replicas.
 //! - `pipeline`: one event end to end: fetch the message → sender checks and mention
 //!   stripping → `access` → [`commands`] (parse, then run) or `chat` → `reply` (split
 //!   under the size limit, threaded) → store the turns. One error boundary per message.
 //! - `chat`, [`personality`], [`memory`]: the system prompt and trimmed history for the LLM.
-//! - [`store`]: SQLite or PostgreSQL through one code path: inbox/dedup, leases, approved
-//!   users, per-space personality, conversation turns.
+//! - [`store`]: SQLite or PostgreSQL through one code path, a file per concern: ingest,
+//!   inbox/dedup, leases, leader, approved users, per-space personality, conversation turns.
+//! - `probe`: the LLM's health for `/health` and `status`, cached a few seconds.
 //! - `registration`: keeps exactly one active webhook at `BOT_PUBLIC_URL/webhook`.
 //! - `websocket`: `MODE=websocket` instead of a webhook: the device, the Mercury socket,
 //!   and each new message into the same inbox as a webhook delivery.
@@ -33,10 +35,12 @@ mod dev;
 mod dispatcher;
 mod doctor;
 pub mod domain;
+mod lease;
 pub mod memory;
 mod metrics;
 pub mod personality;
 mod pipeline;
+mod probe;
 mod registration;
 mod routes;
 mod startup;

@@ -231,7 +231,7 @@ impl App {
             personalities: ArcSwap::from_pointee(personalities),
             started: Instant::now(),
             webhook: Mutex::new(WebhookStatus::default()),
-            health_cache: tokio::sync::Mutex::new(None),
+            probe: crate::probe::LlmProbe::default(),
             dispatcher: Dispatcher::new(options.lease_ttl).with_fault_hook(options.fault_hook),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),

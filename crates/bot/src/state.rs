@@ -53,7 +53,7 @@ pub struct Inner {
     pub personalities: ArcSwap<Personalities>,
     pub started: Instant,
     pub webhook: Mutex<WebhookStatus>,
-    pub health_cache: tokio::sync::Mutex<Option<(Instant, llm::HealthReport)>>,
+    pub probe: crate::probe::LlmProbe,
     pub dispatcher: Dispatcher,
     /// Cancelled when shutdown begins: workers finish the event in hand and stop.
     pub shutdown: CancellationToken,

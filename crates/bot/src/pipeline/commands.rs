@@ -132,7 +132,7 @@ pub(crate) async fn run(
 }
 
 async fn status(state: &AppState) -> anyhow::Result<String> {
-    let report = crate::routes::llm_report(state).await;
+    let report = state.probe.report(&state.llm).await;
     let counts = state.store.counts().await?;
     let uptime = std::time::Duration::from_secs(state.started.elapsed().as_secs());
     let mut lines = vec![

@@ -12,8 +12,8 @@ use std::time::Duration;
 use tracing::Instrument;
 
 use crate::chat;
-use crate::dispatcher::RoomLease;
 use crate::domain::{ConversationKey, Email, Role, Turn};
+use crate::lease::RoomLease;
 use crate::state::AppState;
 use crate::store::{Finish, PendingEvent};
 use crate::strings;

@@ -14,7 +14,7 @@
 //! Everything posted is made inert first ([`webex::mention::neutralize_mentions`]: the LLM
 //! cannot ping a space) and cut at `MAX_REPLY_PARTS` messages.
 
-use crate::dispatcher::RoomLease;
+use crate::lease::RoomLease;
 use crate::state::AppState;
 
 #[derive(Debug)]

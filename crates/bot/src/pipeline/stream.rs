@@ -25,7 +25,7 @@ use tokio::time::{Instant, sleep_until};
 
 use super::{Context, Disposition, reply, webex_failure};
 use crate::chat::Prepared;
-use crate::dispatcher::RoomLease;
+use crate::lease::RoomLease;
 use crate::state::AppState;
 use crate::strings;
 

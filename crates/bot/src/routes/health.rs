@@ -1,8 +1,5 @@
 //! `GET /health`: always 200 with a JSON report; `status` is `degraded` when the LLM or the
-//! database cannot be reached. The LLM probe is cached a few seconds so a busy load
-//! balancer does not turn into a flood of model-list requests.
-
-use std::time::{Duration, Instant};
+//! database cannot be reached. The LLM probe is cached a few seconds (`crate::probe`).
 
 use axum::Json;
 use axum::extract::State;
@@ -10,22 +7,8 @@ use serde_json::{Value, json};
 
 use crate::state::AppState;
 
-const PROBE_CACHE: Duration = Duration::from_secs(5);
-
-pub(crate) async fn llm_report(state: &AppState) -> llm::HealthReport {
-    let mut cache = state.health_cache.lock().await;
-    if let Some((at, report)) = cache.as_ref()
-        && at.elapsed() < PROBE_CACHE
-    {
-        return report.clone();
-    }
-    let report = state.llm.probe().await;
-    *cache = Some((Instant::now(), report.clone()));
-    report
-}
-
 pub(crate) async fn report(state: &AppState) -> Value {
-    let (llm, database) = tokio::join!(llm_report(state), state.store.ping());
+    let (llm, database) = tokio::join!(state.probe.report(&state.llm), state.store.ping());
     let database_ok = database.is_ok();
     let degraded = !llm.primary.reachable || !database_ok;
     let webhook = state.webhook.lock().map(|w| w.clone()).unwrap_or_default();

@@ -35,7 +35,6 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn(read_body_in_time))
         .with_state(state)
 }
-pub(crate) use health::llm_report;
 
 /// Reads the whole body (at most [`MAX_BODY_BYTES`]) within [`BODY_TIMEOUT`] of the
 /// headers, then hands the request on with the body in memory. Late: `408` and the
