@@ -41,6 +41,7 @@ mod metrics;
 pub mod personality;
 mod pipeline;
 mod probe;
+mod record;
 mod registration;
 mod routes;
 mod startup;

@@ -704,27 +704,12 @@ async fn handle_frame(state: &AppState, socket: &mut Socket, text: &str) -> anyh
     match translate(text, &state.bot.id) {
         Frame::Message(incoming) => {
             state.metrics.events_received.inc();
-            match state.store.enqueue(&incoming.as_new_event()).await {
-                Ok(Enqueued::New) => {
-                    tracing::info!(
-                        message_id = incoming.message_id,
-                        room_id = incoming.room_id,
-                        "event accepted"
-                    );
-                    state.dispatcher.notify(state, &incoming.room_id);
-                }
-                Ok(Enqueued::Duplicate) => {
-                    tracing::info!(
-                        message_id = incoming.message_id,
-                        "ignored: duplicate delivery"
-                    );
-                    state.metrics.ignored("duplicate");
-                }
-                Err(e) => {
-                    // Not recorded means not acknowledged: Mercury may deliver it again.
-                    tracing::error!(error = %e, message_id = incoming.message_id, "cannot record the event");
-                    return Ok(());
-                }
+            if crate::record::record(state, &incoming.as_new_event(), "websocket")
+                .await
+                .is_err()
+            {
+                // Not recorded means not acknowledged: Mercury may deliver it again.
+                return Ok(());
             }
             ack(socket, &incoming.envelope_id).await
         }
@@ -993,20 +978,12 @@ async fn record(state: &AppState, message: &webex::Message) -> anyhow::Result<bo
         room_id: message.room_id.as_str(),
         payload: &payload,
     };
-    match state
-        .store
-        .enqueue(&event)
+    match crate::record::record(state, &event, "catch-up")
         .await
         .context("recording a missed message")?
     {
         Enqueued::New => {
             state.metrics.events_received.inc();
-            tracing::info!(
-                message_id = message.id.as_str(),
-                room_id = message.room_id.as_str(),
-                "event accepted (catch-up)"
-            );
-            state.dispatcher.notify(state, message.room_id.as_str());
             Ok(true)
         }
         // Seen over the socket already, or by an earlier catch-up.

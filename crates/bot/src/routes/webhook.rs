@@ -101,33 +101,19 @@ pub async fn receive(
     // Only the `data` object is kept (ids, room, sender, time): the envelope's webhook
     // name, target URL and creator are not needed to answer.
     let payload = data_object(&body);
-    let recorded = state
-        .store
-        .enqueue(&NewEvent {
-            message_id,
-            room_id: room_id.as_str(),
-            payload: &payload,
-        })
-        .await;
-    match recorded {
-        Ok(Enqueued::New) => {
-            tracing::info!(message_id, room_id = %room_id, "event accepted");
-            state.dispatcher.notify(&state, room_id.as_str());
-            (StatusCode::OK, "accepted\n")
-        }
-        Ok(Enqueued::Duplicate) => {
-            tracing::info!(message_id, "ignored: duplicate delivery");
-            state.metrics.ignored("duplicate");
-            (StatusCode::OK, "duplicate\n")
-        }
-        Err(e) => {
-            // Not recorded means not acknowledged: Webex delivers it again later.
-            tracing::error!(error = %e, message_id, "cannot record the event");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                "cannot record the event, retry later\n",
-            )
-        }
+    let event = NewEvent {
+        message_id,
+        room_id: room_id.as_str(),
+        payload: &payload,
+    };
+    match crate::record::record(&state, &event, "webhook").await {
+        Ok(Enqueued::New) => (StatusCode::OK, "accepted\n"),
+        Ok(Enqueued::Duplicate) => (StatusCode::OK, "duplicate\n"),
+        // Not recorded means not acknowledged: Webex delivers it again later.
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "cannot record the event, retry later\n",
+        ),
     }
 }
 

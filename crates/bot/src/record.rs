@@ -1,0 +1,39 @@
+//! The record step every arrival shares (a webhook, a websocket event, a catch-up after a
+//! reconnect): the event goes into the durable inbox, deduplicated by message id, and a
+//! worker for its room is woken. Not recorded means not acknowledged: the sender (Webex,
+//! Mercury, the next catch-up) delivers it again.
+
+use crate::state::AppState;
+use crate::store::{Enqueued, NewEvent, StoreError};
+
+/// Records `event`; `via` names the way it came, for the log.
+pub(crate) async fn record(
+    state: &AppState,
+    event: &NewEvent<'_>,
+    via: &'static str,
+) -> Result<Enqueued, StoreError> {
+    let recorded = state.store.enqueue(event).await;
+    match &recorded {
+        Ok(Enqueued::New) => {
+            tracing::info!(
+                message_id = event.message_id,
+                room_id = event.room_id,
+                via,
+                "event accepted"
+            );
+            state.dispatcher.notify(state, event.room_id);
+        }
+        Ok(Enqueued::Duplicate) => {
+            tracing::info!(
+                message_id = event.message_id,
+                via,
+                "ignored: duplicate delivery"
+            );
+            state.metrics.ignored("duplicate");
+        }
+        Err(e) => {
+            tracing::error!(error = %e, message_id = event.message_id, via, "cannot record the event");
+        }
+    }
+    recorded
+}
