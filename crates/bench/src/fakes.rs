@@ -548,7 +548,10 @@ async fn chat(State(fake): State<Fake>, body: Bytes) -> Response {
             let in_flight = in_flight?;
             let line = match pieces.next() {
                 Some(piece) => {
-                    tokio::time::sleep_until(begin + step * (k + 1)).await;
+                    // No timer without a delay (a timer costs up to a millisecond a piece).
+                    if !step.is_zero() {
+                        tokio::time::sleep_until(begin + step * (k + 1)).await;
+                    }
                     (ndjson_line(&piece, false), Some(in_flight))
                 }
                 None => {
@@ -876,6 +879,33 @@ mod tests {
             assert_eq!(c.tracker.llm_peak.load(Ordering::Relaxed), 1);
             assert_eq!(c.tracker.llm_in_flight.load(Ordering::Relaxed), 0);
         }
+    }
+
+    /// Without a delay the pieces come at once: no timer per piece (one costs up to a
+    /// millisecond, which capped the direct mode at ~95 streamed answers a second).
+    #[tokio::test]
+    async fn ollama_streams_at_once_without_a_delay() {
+        let (c, ollama) = fakes(1, Duration::ZERO).await;
+        let calls = 40;
+        let begin = Instant::now();
+        for _ in 0..calls {
+            let body = c
+                .http
+                .post(format!("{ollama}/api/chat"))
+                .json(&chat_body(Some(true)))
+                .send()
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap();
+            assert_eq!(body.iter().filter(|b| **b == b'\n').count(), PIECES + 1);
+        }
+        let each = begin.elapsed() / calls;
+        assert!(
+            each < Duration::from_millis(10),
+            "{each:?} per streamed call"
+        );
     }
 
     #[tokio::test]
