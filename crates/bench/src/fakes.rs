@@ -31,7 +31,7 @@ const MODEL: &str = "llama3.1:8b";
 /// Webex refuses a message text longer than this many UTF-8 bytes.
 const MAX_MESSAGE_BYTES: usize = 7439;
 /// Webex refuses the 11th edit of a message.
-const MAX_EDITS: u32 = 10;
+pub const MAX_EDITS: u32 = 10;
 /// Every fake LLM answer ends with this: a text is a finished answer only when it ends so,
 /// so an unfinished streamed version (a beginning of the answer) never counts as a reply.
 pub const ANSWER_END: &str = "[end]";
@@ -65,9 +65,14 @@ pub struct Tracker {
     /// the edit that finished a streamed message), and how many messages hold it.
     pub reply_ns: Vec<AtomicU64>,
     pub replies: Vec<AtomicU32>,
-    /// When the message that holds the answer was posted (for a streamed answer: its
-    /// first, unfinished version).
+    /// When the reader first saw something of the answer: the post of the message that
+    /// holds it (for a streamed answer: its first, unfinished version), or of an
+    /// unfinished message deleted before it in the same room (the bot's fallback when an
+    /// edit is refused).
     pub first_post_ns: Vec<AtomicU64>,
+    /// Per room (up to `total` rooms): when the last unfinished message deleted there
+    /// was posted (0: none waiting for its answer).
+    deleted_unfinished_ns: Vec<AtomicU64>,
     /// `POST /messages`, `PUT /messages/{id}`, `DELETE /messages/{id}` calls received,
     /// accepted or not.
     pub posts: AtomicU64,
@@ -98,6 +103,7 @@ impl Tracker {
             reply_ns: slots(),
             replies: (0..total).map(|_| AtomicU32::new(0)).collect(),
             first_post_ns: slots(),
+            deleted_unfinished_ns: slots(),
             posts: AtomicU64::new(0),
             puts: AtomicU64::new(0),
             deletes: AtomicU64::new(0),
@@ -160,7 +166,7 @@ impl Tracker {
 
     /// `text` now stands in `slot`: if it is a finished answer, the slot holds it (once).
     fn credit(&self, slot: &MessageSlot, text: &str, now: u64) {
-        let Some((idx, _)) = finished_answer(text).filter(|(idx, _)| *idx < self.replies.len())
+        let Some((idx, room)) = finished_answer(text).filter(|(idx, _)| *idx < self.replies.len())
         else {
             return;
         };
@@ -171,9 +177,20 @@ impl Tracker {
         {
             return;
         }
+        let posted = slot.post_ns.load(Ordering::Relaxed);
+        // An unfinished message of this answer, deleted before this one was posted.
+        let deleted = self
+            .deleted_unfinished_ns
+            .get(room)
+            .map_or(0, |d| d.swap(0, Ordering::Relaxed));
+        let first = if deleted >= self.sent_ns[idx].load(Ordering::Relaxed) && deleted > 0 {
+            deleted.min(posted)
+        } else {
+            posted
+        };
         if self.replies[idx].fetch_add(1, Ordering::Relaxed) == 0 {
             self.reply_ns[idx].store(now, Ordering::Relaxed);
-            self.first_post_ns[idx].store(slot.post_ns.load(Ordering::Relaxed), Ordering::Relaxed);
+            self.first_post_ns[idx].store(first, Ordering::Relaxed);
         }
     }
 }
@@ -220,6 +237,9 @@ type Refusal = (StatusCode, &'static str);
 struct Fake {
     tracker: Arc<Tracker>,
     llm_delay: Duration,
+    /// Edits accepted per message ([`MAX_EDITS`] like Webex; fewer to make the bot fall
+    /// back to deleting the message and posting the whole answer).
+    max_edits: u32,
 }
 
 fn json_response(value: &Value) -> Response {
@@ -393,7 +413,7 @@ async fn edit_message(
     if slot
         .edits
         .fetch_update(Ordering::AcqRel, Ordering::Acquire, |e| {
-            (e < MAX_EDITS).then_some(e + 1)
+            (e < fake.max_edits).then_some(e + 1)
         })
         .is_err()
     {
@@ -427,6 +447,14 @@ async fn delete_message(
         );
     };
     let answer_of = slot.answer_of.load(Ordering::Acquire);
+    if answer_of == 0
+        && let Some(room) = usize::try_from(slot.room.load(Ordering::Acquire))
+            .ok()
+            .and_then(|r| r.checked_sub(1))
+            .and_then(|r| tracker.deleted_unfinished_ns.get(r))
+    {
+        room.store(slot.post_ns.load(Ordering::Relaxed), Ordering::Relaxed);
+    }
     if let Some(replies) = usize::try_from(answer_of)
         .ok()
         .and_then(|a| a.checked_sub(1))
@@ -579,8 +607,16 @@ pub async fn serve(router: Router) -> anyhow::Result<String> {
 }
 
 /// Starts the fake Webex and the fake Ollama; returns their base URLs.
-pub async fn start(tracker: Arc<Tracker>, llm_delay: Duration) -> anyhow::Result<(String, String)> {
-    let fake = Fake { tracker, llm_delay };
+pub async fn start(
+    tracker: Arc<Tracker>,
+    llm_delay: Duration,
+    max_edits: u32,
+) -> anyhow::Result<(String, String)> {
+    let fake = Fake {
+        tracker,
+        llm_delay,
+        max_edits: max_edits.min(MAX_EDITS),
+    };
     let webex = Router::new()
         .route("/people/me", get(people_me))
         .route(
@@ -641,8 +677,12 @@ mod tests {
     }
 
     async fn fakes(total: usize, delay: Duration) -> (Client, String) {
+        fakes_editing(total, delay, MAX_EDITS).await
+    }
+
+    async fn fakes_editing(total: usize, delay: Duration, max_edits: u32) -> (Client, String) {
         let tracker = Tracker::new(total);
-        let (webex, ollama) = start(tracker.clone(), delay).await.unwrap();
+        let (webex, ollama) = start(tracker.clone(), delay, max_edits).await.unwrap();
         let http = reqwest::Client::new();
         (
             Client {
@@ -776,6 +816,23 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn fewer_edits_when_asked_never_more_than_webex() {
+        let (c, _) = fakes_editing(1, Duration::ZERO, 2).await;
+        let (_, posted) = c.post(0, "…").await;
+        let id = posted["id"].as_str().unwrap().to_owned();
+        assert_eq!(c.put(&id, 0, "a").await, 200);
+        assert_eq!(c.put(&id, 0, "b").await, 200);
+        assert_eq!(c.put(&id, 0, "c").await, 400);
+        let (c, _) = fakes_editing(1, Duration::ZERO, 50).await;
+        let (_, posted) = c.post(0, "…").await;
+        let id = posted["id"].as_str().unwrap().to_owned();
+        for i in 0..10 {
+            assert_eq!(c.put(&id, 0, &format!("v{i}")).await, 200);
+        }
+        assert_eq!(c.put(&id, 0, "v10").await, 400);
+    }
+
+    #[tokio::test]
     async fn a_streamed_answer_counts_once_by_its_final_edit() {
         let (c, _) = fakes(3, Duration::ZERO).await;
         let finished = |idx: usize| format!("Echo: bench {} {ANSWER_END}", message_id(idx, idx));
@@ -796,12 +853,23 @@ mod tests {
         // The same finished text written again into the same message: still one reply.
         assert_eq!(c.put(&id, 0, &finished(0)).await, 200);
         assert_eq!(c.tracker.replies[0].load(Ordering::Relaxed), 1);
-        // Message 1: an edit refused, the partial deleted, the whole answer posted: one.
+        // Message 1: an edit refused, the partial deleted, the whole answer posted: one,
+        // first seen when the partial was posted.
         let (_, posted) = c.post(1, "Echo: be …").await;
         let partial = posted["id"].as_str().unwrap().to_owned();
+        let partial_at = c
+            .tracker
+            .message(&partial)
+            .unwrap()
+            .post_ns
+            .load(Ordering::Relaxed);
         assert_eq!(c.delete(&partial).await, 204);
         c.post(1, &finished(1)).await;
         assert_eq!(c.tracker.replies[1].load(Ordering::Relaxed), 1);
+        assert_eq!(
+            c.tracker.first_post_ns[1].load(Ordering::Relaxed),
+            partial_at
+        );
         // Message 2: answered whole twice: a duplicate.
         c.post(2, &finished(2)).await;
         c.post(2, &finished(2)).await;

@@ -95,6 +95,10 @@ struct Args {
     /// STREAM_EDIT_MS for the bot (default: the bot's own, 1500).
     #[arg(long)]
     stream_edit_ms: Option<u64>,
+    /// Edits the fake Webex accepts per message (at most Webex's 10); fewer makes the bot
+    /// delete the streamed message and post the whole answer.
+    #[arg(long, default_value_t = fakes::MAX_EDITS)]
+    webex_max_edits: u32,
 }
 
 /// One run's figures; times in milliseconds, memory in MiB.
@@ -229,7 +233,8 @@ struct Plan {
 
 async fn run_once(args: &Args, plan: &Plan) -> anyhow::Result<Figures> {
     let tracker = Tracker::new(plan.total);
-    let (webex_url, llm_url) = fakes::start(tracker.clone(), plan.llm_delay).await?;
+    let (webex_url, llm_url) =
+        fakes::start(tracker.clone(), plan.llm_delay, args.webex_max_edits).await?;
     let dir = tempfile::tempdir()?;
     let bot_port = free_port()?;
     let personalities = std::fs::canonicalize(&args.personalities)
@@ -523,23 +528,29 @@ async fn main() -> anyhow::Result<()> {
         eprintln!("run {}/{} ({:?}) …", i + 1, args.runs, args.mode);
         runs.push(run_once(&args, &plan).await?);
     }
-    print_table(
-        &format!(
-            "mode {:?}: {} webhooks at {}/s from {} users, LLM delay {} ms, LLM_MAX_CONCURRENCY {}, REPLY_STREAMING {}{}{}",
-            args.mode,
-            plan.total,
-            plan.rate,
-            plan.rooms,
-            plan.llm_delay.as_millis(),
-            plan.llm_max_concurrency
-                .map_or("default (4)".into(), |n| n.to_string()),
-            args.streaming == Toggle::On,
-            args.stream_first_post_ms
-                .map_or(String::new(), |ms| format!(", STREAM_FIRST_POST_MS {ms}")),
-            args.stream_edit_ms
-                .map_or(String::new(), |ms| format!(", STREAM_EDIT_MS {ms}")),
-        ),
-        &runs,
+    let mut title = format!(
+        "mode {:?}: {} webhooks at {}/s from {} users, LLM delay {} ms, LLM_MAX_CONCURRENCY {}, REPLY_STREAMING {}",
+        args.mode,
+        plan.total,
+        plan.rate,
+        plan.rooms,
+        plan.llm_delay.as_millis(),
+        plan.llm_max_concurrency
+            .map_or("default (4)".into(), |n| n.to_string()),
+        args.streaming == Toggle::On,
     );
+    if let Some(ms) = args.stream_first_post_ms {
+        title.push_str(&format!(", STREAM_FIRST_POST_MS {ms}"));
+    }
+    if let Some(ms) = args.stream_edit_ms {
+        title.push_str(&format!(", STREAM_EDIT_MS {ms}"));
+    }
+    if args.webex_max_edits < fakes::MAX_EDITS {
+        title.push_str(&format!(
+            ", Webex accepts {} edits per message",
+            args.webex_max_edits
+        ));
+    }
+    print_table(&title, &runs);
     Ok(())
 }
