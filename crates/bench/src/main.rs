@@ -1,7 +1,8 @@
 //! `webex-bench`: starts the real `webex-chatbot serve` (and `webex-relay`) as processes
 //! against lean in-process fake Webex and Ollama servers, sends signed webhooks from many
 //! simulated users, and prints webhook ack and end-to-end latencies, throughput, lost and
-//! duplicate replies, and the bot's memory. See docs/performance.md.
+//! duplicate replies, Webex calls and edits per answer (streamed answers), and the bot's
+//! memory. See docs/performance.md.
 //!
 //! Layout: `fakes` (fake Webex + Ollama, lock-free timing slots), `load` (the generator),
 //! `procs` (child processes, /proc readings); this file runs and reports.
@@ -33,6 +34,12 @@ enum Mode {
     SlowLlm,
     /// The generator alone against a trivial in-process 200 endpoint: its own capacity.
     Generator,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Toggle {
+    On,
+    Off,
 }
 
 #[derive(Parser, Debug)]
@@ -78,6 +85,20 @@ struct Args {
     log_level: String,
     #[arg(long, default_value = "personalities")]
     personalities: PathBuf,
+    /// REPLY_STREAMING for the bot: answers posted early and edited as they grow (on), or
+    /// posted once whole (off).
+    #[arg(long, value_enum, default_value = "on")]
+    streaming: Toggle,
+    /// STREAM_FIRST_POST_MS for the bot (default: the bot's own, 1000).
+    #[arg(long)]
+    stream_first_post_ms: Option<u64>,
+    /// STREAM_EDIT_MS for the bot (default: the bot's own, 1500).
+    #[arg(long)]
+    stream_edit_ms: Option<u64>,
+    /// Edits the fake Webex accepts per message (at most Webex's 10); fewer makes the bot
+    /// delete the streamed message and post the whole answer.
+    #[arg(long, default_value_t = fakes::MAX_EDITS)]
+    webex_max_edits: u32,
 }
 
 /// One run's figures; times in milliseconds, memory in MiB.
@@ -99,6 +120,11 @@ struct Figures {
     bench_cpu: f64,
     lag: f64,
     llm_peak: f64,
+    first_post_p50: f64,
+    edits_per_answer: f64,
+    calls_per_answer: f64,
+    webex_refused: f64,
+    stray: f64,
 }
 
 const COLUMNS: &[&str] = &[
@@ -118,10 +144,15 @@ const COLUMNS: &[&str] = &[
     "bench CPU %",
     "gen lag ms",
     "LLM peak",
+    "first post p50 ms",
+    "edits/answer",
+    "Webex calls/answer",
+    "Webex 4xx",
+    "stray msgs",
 ];
 
 impl Figures {
-    fn values(&self) -> [f64; 16] {
+    fn values(&self) -> [f64; 21] {
         [
             self.sent,
             self.ack_p50,
@@ -139,6 +170,11 @@ impl Figures {
             self.bench_cpu,
             self.lag,
             self.llm_peak,
+            self.first_post_p50,
+            self.edits_per_answer,
+            self.calls_per_answer,
+            self.webex_refused,
+            self.stray,
         ]
     }
 }
@@ -197,13 +233,14 @@ struct Plan {
 
 async fn run_once(args: &Args, plan: &Plan) -> anyhow::Result<Figures> {
     let tracker = Tracker::new(plan.total);
-    let (webex_url, llm_url) = fakes::start(tracker.clone(), plan.llm_delay).await?;
+    let (webex_url, llm_url) =
+        fakes::start(tracker.clone(), plan.llm_delay, args.webex_max_edits).await?;
     let dir = tempfile::tempdir()?;
     let bot_port = free_port()?;
     let personalities = std::fs::canonicalize(&args.personalities)
         .with_context(|| format!("--personalities {}", args.personalities.display()))?;
     let mut env: Vec<(&str, String)> = vec![
-        ("WEBEX_BOT_TOKEN", "bench-token".into()),
+        ("WEBEX_BOT_TOKEN", fakes::TOKEN.into()),
         ("WEBEX_API_URL", webex_url),
         ("LLM_PROVIDER", "ollama".into()),
         ("OLLAMA_URL", llm_url),
@@ -218,7 +255,17 @@ async fn run_once(args: &Args, plan: &Plan) -> anyhow::Result<Figures> {
         ("APPROVED_DOMAINS", fakes::EMAIL_DOMAIN.into()),
         ("LOG_FILE", "logs/bot_server.log".into()),
         ("LOG_LEVEL", args.log_level.clone()),
+        (
+            "REPLY_STREAMING",
+            (args.streaming == Toggle::On).to_string(),
+        ),
     ];
+    if let Some(ms) = args.stream_first_post_ms {
+        env.push(("STREAM_FIRST_POST_MS", ms.to_string()));
+    }
+    if let Some(ms) = args.stream_edit_ms {
+        env.push(("STREAM_EDIT_MS", ms.to_string()));
+    }
     if let Some(n) = plan.llm_max_concurrency {
         env.push(("LLM_MAX_CONCURRENCY", n.to_string()));
     }
@@ -320,6 +367,7 @@ async fn run_once(args: &Args, plan: &Plan) -> anyhow::Result<Figures> {
 
     let mut ack = Vec::new();
     let mut e2e = Vec::new();
+    let mut first_post = Vec::new();
     let (mut lost, mut dup, mut refused) = (0, 0, 0);
     let (mut first_sent, mut last_reply) = (u64::MAX, 0);
     for i in 0..plan.total {
@@ -346,9 +394,25 @@ async fn run_once(args: &Args, plan: &Plan) -> anyhow::Result<Figures> {
             e2e.push(r.saturating_sub(s));
             last_reply = last_reply.max(r);
         }
+        let p = tracker.first_post_ns[i].load(Ordering::Relaxed);
+        if p > 0 {
+            first_post.push(p.saturating_sub(s));
+        }
     }
     ack.sort_unstable();
     e2e.sort_unstable();
+    first_post.sort_unstable();
+    let answered = tracker.replied() as f64;
+    let per_answer = |n: u64| {
+        if answered > 0.0 {
+            n as f64 / answered
+        } else {
+            f64::NAN
+        }
+    };
+    let calls = tracker.posts.load(Ordering::Relaxed)
+        + tracker.puts.load(Ordering::Relaxed)
+        + tracker.deletes.load(Ordering::Relaxed);
     let span = last_reply.saturating_sub(first_sent) as f64 / 1e9;
     drop(relay_proc);
     drop(bot);
@@ -373,6 +437,11 @@ async fn run_once(args: &Args, plan: &Plan) -> anyhow::Result<Figures> {
         bench_cpu,
         lag: sent.max_lag.as_secs_f64() * 1e3,
         llm_peak: tracker.llm_peak.load(Ordering::Relaxed) as f64,
+        first_post_p50: percentile(&first_post, 50.0),
+        edits_per_answer: per_answer(tracker.edits()),
+        calls_per_answer: per_answer(calls),
+        webex_refused: tracker.refused.load(Ordering::Relaxed) as f64,
+        stray: tracker.stray() as f64,
     })
 }
 
@@ -459,18 +528,29 @@ async fn main() -> anyhow::Result<()> {
         eprintln!("run {}/{} ({:?}) …", i + 1, args.runs, args.mode);
         runs.push(run_once(&args, &plan).await?);
     }
-    print_table(
-        &format!(
-            "mode {:?}: {} webhooks at {}/s from {} users, LLM delay {} ms, LLM_MAX_CONCURRENCY {}",
-            args.mode,
-            plan.total,
-            plan.rate,
-            plan.rooms,
-            plan.llm_delay.as_millis(),
-            plan.llm_max_concurrency
-                .map_or("default (4)".into(), |n| n.to_string()),
-        ),
-        &runs,
+    let mut title = format!(
+        "mode {:?}: {} webhooks at {}/s from {} users, LLM delay {} ms, LLM_MAX_CONCURRENCY {}, REPLY_STREAMING {}",
+        args.mode,
+        plan.total,
+        plan.rate,
+        plan.rooms,
+        plan.llm_delay.as_millis(),
+        plan.llm_max_concurrency
+            .map_or("default (4)".into(), |n| n.to_string()),
+        args.streaming == Toggle::On,
     );
+    if let Some(ms) = args.stream_first_post_ms {
+        title.push_str(&format!(", STREAM_FIRST_POST_MS {ms}"));
+    }
+    if let Some(ms) = args.stream_edit_ms {
+        title.push_str(&format!(", STREAM_EDIT_MS {ms}"));
+    }
+    if args.webex_max_edits < fakes::MAX_EDITS {
+        title.push_str(&format!(
+            ", Webex accepts {} edits per message",
+            args.webex_max_edits
+        ));
+    }
+    print_table(&title, &runs);
     Ok(())
 }

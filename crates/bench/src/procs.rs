@@ -39,7 +39,10 @@ pub fn spawn(
     env: &[(&str, String)],
 ) -> anyhow::Result<Proc> {
     let log = std::fs::File::create(dir.join(format!("{name}.log")))?;
-    let mut cmd = Command::new(bin);
+    // The child runs in `dir`: a relative path (as given on the command line) is taken
+    // from here, not from there.
+    let bin = std::path::absolute(bin)?;
+    let mut cmd = Command::new(&bin);
     cmd.args(args)
         .current_dir(dir)
         .env_clear()
@@ -118,4 +121,32 @@ pub fn cpu_seconds(pid: &str) -> f64 {
 pub fn default_bin(name: &str) -> PathBuf {
     let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
     PathBuf::from(target).join("release").join(name)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::path::{Component, PathBuf};
+
+    /// `to` relative to the working directory (both absolute).
+    fn relative(to: &std::path::Path) -> PathBuf {
+        let cwd = std::env::current_dir().unwrap();
+        let here: Vec<Component> = cwd.components().collect();
+        let there: Vec<Component> = to.components().collect();
+        let common = here.iter().zip(&there).take_while(|(a, b)| a == b).count();
+        let mut path: PathBuf = here[common..].iter().map(|_| "..").collect();
+        path.extend(&there[common..]);
+        path
+    }
+
+    #[test]
+    fn a_relative_binary_is_found_from_the_working_directory() {
+        // This test binary, by a path relative to here that means nothing from the
+        // child's own directory.
+        let exe = relative(&std::env::current_exe().unwrap());
+        assert!(exe.is_relative(), "{}", exe.display());
+        let dir = tempfile::tempdir().unwrap();
+        let mut proc = super::spawn("self", &exe, &["--list"], dir.path(), &[]).unwrap();
+        assert!(proc.child.wait().unwrap().success());
+    }
 }
