@@ -151,3 +151,82 @@ mod tests {
         assert!(!Email::parse("alice@webex.com").unwrap().is_bot());
     }
 }
+
+/// How the handling of an event ended: kept with the event in the store and counted in
+/// `webex_chatbot_events_processed_total{outcome}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The LLM answered and the answer was posted.
+    Answered,
+    /// A chat command was answered.
+    Command,
+    /// An empty message got the hint.
+    Empty,
+    /// Deliberately not answered (see [`IgnoreReason`]).
+    Ignored,
+    /// The LLM failed: the apology was posted.
+    LlmError,
+    /// Webex refused for good (not a 429 or 5xx).
+    WebexError,
+    /// Too many attempts failed.
+    GaveUp,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Answered => "answered",
+            Outcome::Command => "command",
+            Outcome::Empty => "empty",
+            Outcome::Ignored => "ignored",
+            Outcome::LlmError => "llm_error",
+            Outcome::WebexError => "webex_error",
+            Outcome::GaveUp => "gave_up",
+        }
+    }
+}
+
+/// Why an event is not answered: `webex_chatbot_events_ignored_total{reason}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IgnoreReason {
+    /// The body is not a webhook object of a known shape.
+    Malformed,
+    /// A bad or missing signature (`X-Spark-Signature`).
+    BadSignature,
+    /// A bad or missing relay key (`X-Relay-Key`) when `RELAY_API_KEY` is set.
+    BadRelayKey,
+    /// Not `messages`/`created`.
+    OtherEvent,
+    /// The bot's own message.
+    OwnMessage,
+    /// Recorded before (a redelivery, another replica, the socket and a catch-up).
+    Duplicate,
+    /// The message was deleted before it could be read.
+    MessageGone,
+    /// The sender has no email Webex reports.
+    NoSenderEmail,
+    /// Another bot (loops).
+    BotSender,
+    /// A group-space message that does not mention the bot.
+    NotMentioned,
+    /// Not an admin, not approved.
+    Unapproved,
+}
+
+impl IgnoreReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IgnoreReason::Malformed => "malformed",
+            IgnoreReason::BadSignature => "bad_signature",
+            IgnoreReason::BadRelayKey => "bad_relay_key",
+            IgnoreReason::OtherEvent => "other_event",
+            IgnoreReason::OwnMessage => "own_message",
+            IgnoreReason::Duplicate => "duplicate",
+            IgnoreReason::MessageGone => "message_gone",
+            IgnoreReason::NoSenderEmail => "no_sender_email",
+            IgnoreReason::BotSender => "bot_sender",
+            IgnoreReason::NotMentioned => "not_mentioned",
+            IgnoreReason::Unapproved => "unapproved",
+        }
+    }
+}

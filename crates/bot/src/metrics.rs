@@ -149,15 +149,19 @@ impl Metrics {
         }
     }
 
-    pub fn ignored(&self, reason: &'static str) {
+    pub fn ignored(&self, reason: crate::domain::IgnoreReason) {
         self.events_ignored
-            .get_or_create(&ReasonLabel { reason })
+            .get_or_create(&ReasonLabel {
+                reason: reason.as_str(),
+            })
             .inc();
     }
 
-    pub fn processed(&self, outcome: &'static str) {
+    pub fn processed(&self, outcome: crate::domain::Outcome) {
         self.events_processed
-            .get_or_create(&OutcomeLabel { outcome })
+            .get_or_create(&OutcomeLabel {
+                outcome: outcome.as_str(),
+            })
             .inc();
     }
 

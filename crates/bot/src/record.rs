@@ -29,7 +29,9 @@ pub(crate) async fn record(
                 via,
                 "ignored: duplicate delivery"
             );
-            state.metrics.ignored("duplicate");
+            state
+                .metrics
+                .ignored(crate::domain::IgnoreReason::Duplicate);
         }
         Err(e) => {
             tracing::error!(error = %e, message_id = event.message_id, via, "cannot record the event");

@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
 use url::Url;
 
+use crate::domain::IgnoreReason;
 use crate::state::{AppState, WebhookStatus};
 use crate::store::{Enqueued, NewEvent, now_ms};
 
@@ -353,7 +354,7 @@ pub(crate) enum Frame {
     /// A conversation event the bot does not act on; acknowledged at once.
     Ignored {
         ack: Option<String>,
-        reason: &'static str,
+        reason: IgnoreReason,
     },
     /// Mercury's own events (buffer state, registration status …); acknowledged at once.
     Control {
@@ -403,10 +404,10 @@ pub(crate) fn translate(text: &str, bot: &webex::PersonId) -> Frame {
         reason,
     };
     let Some(activity) = data.activity else {
-        return ignored("malformed");
+        return ignored(IgnoreReason::Malformed);
     };
     if activity.verb.as_deref() != Some("post") {
-        return ignored("other_event");
+        return ignored(IgnoreReason::OtherEvent);
     }
     // An edit is a post whose parent is the edited message; webhook mode does not answer
     // edits either (it subscribes to messages/created only).
@@ -415,18 +416,18 @@ pub(crate) fn translate(text: &str, bot: &webex::PersonId) -> Frame {
         .as_ref()
         .is_some_and(|p| p.kind.as_deref() == Some("edit"))
     {
-        return ignored("other_event");
+        return ignored(IgnoreReason::OtherEvent);
     }
     let actor = activity.actor.and_then(|a| a.id).unwrap_or_default();
     if !actor.is_empty() && bot.same_person(&actor) {
-        return ignored("own_message");
+        return ignored(IgnoreReason::OwnMessage);
     }
     let (Some(activity_id), Some(room_uuid), Some(envelope_id)) = (
         activity.id.filter(|id| is_uuid(id)),
         activity.target.and_then(|t| t.id).filter(|id| is_uuid(id)),
         ack.clone(),
     ) else {
-        return ignored("malformed");
+        return ignored(IgnoreReason::Malformed);
     };
     let message_id = rest_id("MESSAGE", &activity_id);
     let room_id = rest_id("ROOM", &room_uuid);
@@ -716,7 +717,7 @@ async fn handle_frame(state: &AppState, socket: &mut Socket, text: &str) -> anyh
         Frame::Ignored { ack: id, reason } => {
             state.metrics.events_received.inc();
             state.metrics.ignored(reason);
-            tracing::debug!(reason, "websocket event ignored");
+            tracing::debug!(reason = reason.as_str(), "websocket event ignored");
             match id {
                 Some(id) => ack(socket, &id).await,
                 None => Ok(()),
@@ -1137,19 +1138,19 @@ mod tests {
                     event_type: "conversation.highlight".into(),
                 },
             ),
-            ("acknowledge (read receipt)", post(activity("acknowledge", ALICE_UUID)), ignored("other_event")),
-            ("file share", post(activity("share", ALICE_UUID)), ignored("other_event")),
-            ("card action", post(activity("cardAction", ALICE_UUID)), ignored("other_event")),
-            ("no activity", json!({"id": "env-1", "data": {"eventType": "conversation.activity"}}).to_string(), ignored("malformed")),
-            ("own post, raw uuid", post(activity("post", BOT_UUID)), ignored("own_message")),
-            ("own post, upper-case uuid", post(activity("post", &BOT_UUID.to_uppercase())), ignored("own_message")),
-            ("edit", with(&|a| a["parent"] = json!({"id": "x", "type": "edit"})), ignored("other_event")),
-            ("activity id not a uuid", with(&|a| a["id"] = json!("act-1")), ignored("malformed")),
-            ("no target", with(&|a| a["target"] = Value::Null), ignored("malformed")),
+            ("acknowledge (read receipt)", post(activity("acknowledge", ALICE_UUID)), ignored(IgnoreReason::OtherEvent)),
+            ("file share", post(activity("share", ALICE_UUID)), ignored(IgnoreReason::OtherEvent)),
+            ("card action", post(activity("cardAction", ALICE_UUID)), ignored(IgnoreReason::OtherEvent)),
+            ("no activity", json!({"id": "env-1", "data": {"eventType": "conversation.activity"}}).to_string(), ignored(IgnoreReason::Malformed)),
+            ("own post, raw uuid", post(activity("post", BOT_UUID)), ignored(IgnoreReason::OwnMessage)),
+            ("own post, upper-case uuid", post(activity("post", &BOT_UUID.to_uppercase())), ignored(IgnoreReason::OwnMessage)),
+            ("edit", with(&|a| a["parent"] = json!({"id": "x", "type": "edit"})), ignored(IgnoreReason::OtherEvent)),
+            ("activity id not a uuid", with(&|a| a["id"] = json!("act-1")), ignored(IgnoreReason::Malformed)),
+            ("no target", with(&|a| a["target"] = Value::Null), ignored(IgnoreReason::Malformed)),
             (
                 "no envelope id",
                 json!({"data": {"eventType": "conversation.activity", "activity": activity("post", ALICE_UUID)}}).to_string(),
-                Frame::Ignored { ack: None, reason: "malformed" },
+                Frame::Ignored { ack: None, reason: IgnoreReason::Malformed },
             ),
         ];
         for (name, frame, want) in cases {

@@ -12,7 +12,7 @@ use std::time::Duration;
 use tracing::Instrument;
 
 use crate::chat;
-use crate::domain::{ConversationKey, Email, Role, Turn};
+use crate::domain::{ConversationKey, Email, IgnoreReason, Outcome, Role, Turn};
 use crate::lease::RoomLease;
 use crate::state::AppState;
 use crate::store::{Finish, PendingEvent};
@@ -26,14 +26,14 @@ const MAX_ATTEMPTS: i64 = 8;
 pub(crate) enum Disposition {
     /// Finished: store the outcome (and turns when the LLM answered).
     Done {
-        outcome: &'static str,
+        outcome: Outcome,
         turns: Option<(ConversationKey, Vec<Turn>)>,
     },
     /// A temporary failure (Webex or the store down): try again after a delay.
     Retry { cause: anyhow::Error },
     /// A permanent failure: log it and give up on this event.
     Failed {
-        outcome: &'static str,
+        outcome: Outcome,
         cause: anyhow::Error,
     },
     /// The room's lease was lost before posting: leave the event as it is to the replica
@@ -57,7 +57,7 @@ pub async fn handle(state: &AppState, lease: &RoomLease, event: PendingEvent) {
         let attempt = event.attempts;
         let disposition = if attempt > MAX_ATTEMPTS {
             Disposition::Failed {
-                outcome: "gave_up",
+                outcome: Outcome::GaveUp,
                 cause: anyhow::anyhow!("{MAX_ATTEMPTS} attempts failed"),
             }
         } else {
@@ -65,7 +65,7 @@ pub async fn handle(state: &AppState, lease: &RoomLease, event: PendingEvent) {
         };
         let stored = match disposition {
             Disposition::Done { outcome, turns } => {
-                tracing::info!(outcome, "event handled");
+                tracing::info!(outcome = outcome.as_str(), "event handled");
                 finish(state, event.seq, outcome, turns).await
             }
             Disposition::Retry { cause } => {
@@ -79,7 +79,11 @@ pub async fn handle(state: &AppState, lease: &RoomLease, event: PendingEvent) {
                 state.store.postpone(event.seq, delay).await
             }
             Disposition::Failed { outcome, cause } => {
-                tracing::error!(error = format!("{cause:#}"), outcome, "event failed");
+                tracing::error!(
+                    error = format!("{cause:#}"),
+                    outcome = outcome.as_str(),
+                    "event failed"
+                );
                 finish(state, event.seq, outcome, None).await
             }
             Disposition::LeaseLost => {
@@ -103,12 +107,12 @@ pub async fn handle(state: &AppState, lease: &RoomLease, event: PendingEvent) {
 async fn finish(
     state: &AppState,
     seq: i64,
-    outcome: &'static str,
+    outcome: Outcome,
     turns: Option<(ConversationKey, Vec<Turn>)>,
 ) -> Result<(), crate::store::StoreError> {
     state.metrics.processed(outcome);
     let finish = Finish {
-        outcome,
+        outcome: outcome.as_str(),
         turns: turns.as_ref().map(|(k, t)| (k, t.as_slice())),
         keep_messages: crate::memory::messages_to_keep(state.config.memory_max_turns),
     };
@@ -121,11 +125,11 @@ async fn finish(
     result.map(|_| ())
 }
 
-fn ignored(state: &AppState, reason: &'static str) -> Disposition {
-    tracing::info!(reason, "event ignored");
+fn ignored(state: &AppState, reason: IgnoreReason) -> Disposition {
+    tracing::info!(reason = reason.as_str(), "event ignored");
     state.metrics.ignored(reason);
     Disposition::Done {
-        outcome: "ignored",
+        outcome: Outcome::Ignored,
         turns: None,
     }
 }
@@ -153,7 +157,7 @@ fn webex_failure(e: webex::Error, what: &'static str) -> Disposition {
         Disposition::Retry { cause }
     } else {
         Disposition::Failed {
-            outcome: "webex_error",
+            outcome: Outcome::WebexError,
             cause,
         }
     }
@@ -163,7 +167,7 @@ async fn run(state: &AppState, lease: &RoomLease, event: &PendingEvent) -> Dispo
     let message_id = webex::MessageId::new(event.message_id.clone());
     let message = match state.webex.get_message(&message_id).await {
         Ok(m) => m,
-        Err(e) if e.is_not_found() => return ignored(state, "message_gone"),
+        Err(e) if e.is_not_found() => return ignored(state, IgnoreReason::MessageGone),
         Err(e) => return webex_failure(e, "fetching the message"),
     };
 
@@ -173,24 +177,24 @@ async fn run(state: &AppState, lease: &RoomLease, event: &PendingEvent) -> Dispo
         .as_ref()
         .is_some_and(|p| state.bot.id.same_person(p.as_str()))
     {
-        return ignored(state, "own_message");
+        return ignored(state, IgnoreReason::OwnMessage);
     }
     let Some(sender) = message
         .person_email
         .as_deref()
         .and_then(|e| Email::parse(e).ok())
     else {
-        return ignored(state, "no_sender_email");
+        return ignored(state, IgnoreReason::NoSenderEmail);
     };
     if sender.is_bot() {
-        return ignored(state, "bot_sender");
+        return ignored(state, IgnoreReason::BotSender);
     }
     // A message of unknown room type is treated as group: it needs a mention, and only
     // admins may switch the personality.
     let group = !matches!(message.room_type, Some(webex::RoomType::Direct));
     let mentioned = webex::mention::mentions(&message, &state.bot.id);
     if group && !mentioned {
-        return ignored(state, "not_mentioned");
+        return ignored(state, IgnoreReason::NotMentioned);
     }
     let text = if mentioned {
         webex::mention::strip_bot_mention(&message, &state.bot.id, &state.bot.display_name)
@@ -202,7 +206,7 @@ async fn run(state: &AppState, lease: &RoomLease, event: &PendingEvent) -> Dispo
         Ok(Some(role)) => role,
         Ok(None) => {
             tracing::info!(sender = %sender, "ignored: sender is not approved");
-            return ignored(state, "unapproved");
+            return ignored(state, IgnoreReason::Unapproved);
         }
         Err(e) => {
             return Disposition::Retry {
@@ -287,7 +291,7 @@ async fn run(state: &AppState, lease: &RoomLease, event: &PendingEvent) -> Dispo
         };
         return match reply::post(state, lease, progress, &ctx.target, &answer).await {
             Ok(()) => Disposition::Done {
-                outcome: "command",
+                outcome: Outcome::Command,
                 turns: None,
             },
             Err(e) => post_failure(e, "posting the command answer"),
@@ -297,7 +301,7 @@ async fn run(state: &AppState, lease: &RoomLease, event: &PendingEvent) -> Dispo
         return match reply::post(state, lease, progress, &ctx.target, strings::EMPTY_MESSAGE).await
         {
             Ok(()) => Disposition::Done {
-                outcome: "empty",
+                outcome: Outcome::Empty,
                 turns: None,
             },
             Err(e) => post_failure(e, "posting the hint"),
@@ -358,7 +362,7 @@ async fn post_apology(
     .await
     {
         Ok(()) => Disposition::Done {
-            outcome: "llm_error",
+            outcome: Outcome::LlmError,
             turns: None,
         },
         Err(e) => post_failure(e, "posting the apology"),
@@ -376,7 +380,7 @@ async fn answered(
 ) -> Disposition {
     match reply::post(state, lease, progress, &ctx.target, &answer).await {
         Ok(()) => Disposition::Done {
-            outcome: "answered",
+            outcome: Outcome::Answered,
             turns: Some((
                 ctx.conversation.clone(),
                 vec![

@@ -25,6 +25,7 @@ use tokio::time::{Instant, sleep_until};
 
 use super::{Context, Disposition, reply, webex_failure};
 use crate::chat::Prepared;
+use crate::domain::Outcome;
 use crate::lease::RoomLease;
 use crate::state::AppState;
 use crate::strings;
@@ -411,7 +412,7 @@ impl Streamed {
             }
             if !self.failed {
                 return Disposition::Done {
-                    outcome: "llm_error",
+                    outcome: Outcome::LlmError,
                     turns: None,
                 };
             }

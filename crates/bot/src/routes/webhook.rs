@@ -56,8 +56,8 @@ pub async fn receive(
     if let Err(rejection) = check_auth(&state, &headers, &body) {
         tracing::warn!(?rejection, "webhook refused");
         state.metrics.ignored(match rejection {
-            Rejection::BadRelayKey => "bad_relay_key",
-            Rejection::BadSignature => "bad_signature",
+            Rejection::BadRelayKey => crate::domain::IgnoreReason::BadRelayKey,
+            Rejection::BadSignature => crate::domain::IgnoreReason::BadSignature,
         });
         return (StatusCode::UNAUTHORIZED, "invalid signature or relay key\n");
     }
@@ -65,7 +65,9 @@ pub async fn receive(
         Ok(event) => event,
         Err(e) => {
             tracing::warn!(error = %e, "malformed webhook body");
-            state.metrics.ignored("malformed");
+            state
+                .metrics
+                .ignored(crate::domain::IgnoreReason::Malformed);
             return (
                 StatusCode::BAD_REQUEST,
                 "body is not a Webex webhook JSON object\n",
@@ -76,12 +78,16 @@ pub async fn receive(
 
     if !event.is_message_created() {
         tracing::debug!(resource = %event.resource, event = %event.event, "ignored: not messages/created");
-        state.metrics.ignored("other_event");
+        state
+            .metrics
+            .ignored(crate::domain::IgnoreReason::OtherEvent);
         return (StatusCode::OK, "ignored\n");
     }
     let (Some(message_id), Some(room_id)) = (event.data.id.as_deref(), event.data.room_id.as_ref())
     else {
-        state.metrics.ignored("malformed");
+        state
+            .metrics
+            .ignored(crate::domain::IgnoreReason::Malformed);
         return (
             StatusCode::BAD_REQUEST,
             "messages/created event without data.id and data.roomId\n",
@@ -94,7 +100,9 @@ pub async fn receive(
         .as_ref()
         .is_some_and(|p| state.bot.id.same_person(p.as_str()))
     {
-        state.metrics.ignored("own_message");
+        state
+            .metrics
+            .ignored(crate::domain::IgnoreReason::OwnMessage);
         return (StatusCode::OK, "ignored\n");
     }
 
