@@ -5,6 +5,7 @@
 pub(crate) mod access;
 pub(crate) mod commands;
 pub(crate) mod reply;
+mod sender;
 mod stream;
 
 use std::time::Duration;
@@ -17,6 +18,7 @@ use crate::lease::RoomLease;
 use crate::state::AppState;
 use crate::store::{Finish, PendingEvent};
 use crate::strings;
+use sender::Incoming;
 
 /// Attempts before an event is given up (each after a crash, a Webex outage, …).
 const MAX_ATTEMPTS: i64 = 8;
@@ -171,35 +173,13 @@ async fn run(state: &AppState, lease: &RoomLease, event: &PendingEvent) -> Dispo
         Err(e) => return webex_failure(e, "fetching the message"),
     };
 
-    // Sender checks: never answer ourselves or another bot (loops).
-    if message
-        .person_id
-        .as_ref()
-        .is_some_and(|p| state.bot.id.same_person(p.as_str()))
-    {
-        return ignored(state, IgnoreReason::OwnMessage);
-    }
-    let Some(sender) = message
-        .person_email
-        .as_deref()
-        .and_then(|e| Email::parse(e).ok())
-    else {
-        return ignored(state, IgnoreReason::NoSenderEmail);
-    };
-    if sender.is_bot() {
-        return ignored(state, IgnoreReason::BotSender);
-    }
-    // A message of unknown room type is treated as group: it needs a mention, and only
-    // admins may switch the personality.
-    let group = !matches!(message.room_type, Some(webex::RoomType::Direct));
-    let mentioned = webex::mention::mentions(&message, &state.bot.id);
-    if group && !mentioned {
-        return ignored(state, IgnoreReason::NotMentioned);
-    }
-    let text = if mentioned {
-        webex::mention::strip_bot_mention(&message, &state.bot.id, &state.bot.display_name)
-    } else {
-        message.text.as_deref().unwrap_or("").trim().to_owned()
+    let Incoming {
+        sender,
+        group,
+        text,
+    } = match sender::check(&state.bot, &message) {
+        Ok(incoming) => incoming,
+        Err(reason) => return ignored(state, reason),
     };
 
     let role = match access::role_of(state, &sender).await {
@@ -215,100 +195,69 @@ async fn run(state: &AppState, lease: &RoomLease, event: &PendingEvent) -> Dispo
         }
     };
 
-    // Group spaces: the thread of the message that asked (its root), one memory per thread.
-    let thread_root = message
-        .parent_id
-        .clone()
-        .unwrap_or_else(|| message.id.clone());
-    let (conversation, parent) = if group {
-        (
-            ConversationKey::thread(message.room_id.as_str(), thread_root.as_str()),
-            Some(thread_root),
-        )
-    } else {
-        (
-            ConversationKey::direct(message.room_id.as_str()),
-            message.parent_id.clone(),
-        )
-    };
-    let target = reply::Target {
-        room_id: message.room_id.clone(),
-        parent_id: parent,
-        group,
-    };
-    let ctx = Context {
-        sender,
-        role,
-        group,
-        conversation,
-        target,
-    };
+    let ctx = Context::new(&message, sender, role, group);
 
-    let progress = reply::Progress {
-        seq: event.seq,
-        already_sent: event.parts_sent,
-        check_since_ms: (event.attempts > 1).then_some(event.received_at),
-        save_answer: false,
-    };
-    if let Some(streamed) = &event.stream_message_id {
-        match &event.reply {
-            // Crashed after the answer was saved, before its first part was recorded.
-            Some(answer) if event.parts_sent == 0 => {
-                return stream::resume(
-                    state,
-                    lease,
-                    progress,
-                    &ctx,
-                    &text,
-                    answer.clone(),
-                    streamed,
-                )
-                .await;
-            }
-            // The first part is in the message: the rest is posted as usual below.
-            Some(_) => {}
-            // Crashed mid-stream: the unfinished message goes, the question is answered anew.
-            None => {
-                if let Err(disposition) = stream::discard(state, event.seq, streamed).await {
-                    return disposition;
-                }
-            }
+    let progress = reply::Progress::of(event);
+    if let Some(done) = resume(state, lease, event, progress, &ctx, &text).await {
+        return done;
+    }
+    // Route: a command, the hint for an empty message, or the LLM.
+    match crate::commands::parse(&text) {
+        Some(command) => command_answer(state, lease, progress, &ctx, command).await,
+        None if text.is_empty() => hint(state, lease, progress, &ctx).await,
+        None => chat_answer(state, lease, progress, &ctx, &text).await,
+    }
+}
+
+async fn command_answer(
+    state: &AppState,
+    lease: &RoomLease,
+    progress: reply::Progress,
+    ctx: &Context,
+    command: crate::commands::Command,
+) -> Disposition {
+    tracing::info!(command = command.name(), sender = %ctx.sender, "command");
+    let answer = match commands::run(state, ctx, command).await {
+        Ok(answer) => answer,
+        Err(e) => {
+            return Disposition::Retry {
+                cause: e.context("running the command"),
+            };
         }
+    };
+    match reply::post(state, lease, progress, &ctx.target, &answer).await {
+        Ok(()) => Disposition::Done {
+            outcome: Outcome::Command,
+            turns: None,
+        },
+        Err(e) => post_failure(e, "posting the command answer"),
     }
-    // An earlier attempt already has the LLM's answer: only the posting is left.
-    if let Some(answer) = &event.reply {
-        return answered(state, lease, progress, &ctx, &text, answer.clone()).await;
-    }
-    if let Some(command) = crate::commands::parse(&text) {
-        tracing::info!(command = command.name(), sender = %ctx.sender, "command");
-        let answer = match commands::run(state, &ctx, command).await {
-            Ok(answer) => answer,
-            Err(e) => {
-                return Disposition::Retry {
-                    cause: e.context("running the command"),
-                };
-            }
-        };
-        return match reply::post(state, lease, progress, &ctx.target, &answer).await {
-            Ok(()) => Disposition::Done {
-                outcome: Outcome::Command,
-                turns: None,
-            },
-            Err(e) => post_failure(e, "posting the command answer"),
-        };
-    }
-    if text.is_empty() {
-        return match reply::post(state, lease, progress, &ctx.target, strings::EMPTY_MESSAGE).await
-        {
-            Ok(()) => Disposition::Done {
-                outcome: Outcome::Empty,
-                turns: None,
-            },
-            Err(e) => post_failure(e, "posting the hint"),
-        };
-    }
+}
 
-    let prepared = match chat::prepare(state, &ctx, &text).await {
+async fn hint(
+    state: &AppState,
+    lease: &RoomLease,
+    progress: reply::Progress,
+    ctx: &Context,
+) -> Disposition {
+    match reply::post(state, lease, progress, &ctx.target, strings::EMPTY_MESSAGE).await {
+        Ok(()) => Disposition::Done {
+            outcome: Outcome::Empty,
+            turns: None,
+        },
+        Err(e) => post_failure(e, "posting the hint"),
+    }
+}
+
+/// The LLM's answer: streamed into one edited message (`REPLY_STREAMING`), or whole.
+async fn chat_answer(
+    state: &AppState,
+    lease: &RoomLease,
+    progress: reply::Progress,
+    ctx: &Context,
+    text: &str,
+) -> Disposition {
+    let prepared = match chat::prepare(state, ctx, text).await {
         Ok(prepared) => prepared,
         Err(e) => {
             return Disposition::Retry {
@@ -317,11 +266,11 @@ async fn run(state: &AppState, lease: &RoomLease, event: &PendingEvent) -> Dispo
         }
     };
     if state.config.streaming.enabled {
-        return stream::answer(state, lease, progress, &ctx, &text, prepared).await;
+        return stream::answer(state, lease, progress, ctx, text, prepared).await;
     }
     let answer = match chat::answer(state, prepared.request).await {
         Ok(answer) => answer,
-        Err(e) => return apologise(state, lease, progress, &ctx, e).await,
+        Err(e) => return apologise(state, lease, progress, ctx, e).await,
     };
     // Kept with the event right before its first part is posted (one round trip with the
     // lease check), so an attempt after a crash posts this answer instead of asking again.
@@ -330,7 +279,43 @@ async fn run(state: &AppState, lease: &RoomLease, event: &PendingEvent) -> Dispo
         save_answer: true,
         ..progress
     };
-    answered(state, lease, fresh, &ctx, &text, answer).await
+    answered(state, lease, fresh, ctx, text, answer).await
+}
+
+/// What an earlier attempt left: a streamed message to finish or to remove, or a saved
+/// answer still to post. `None`: nothing left, the question is answered afresh.
+async fn resume(
+    state: &AppState,
+    lease: &RoomLease,
+    event: &PendingEvent,
+    progress: reply::Progress,
+    ctx: &Context,
+    text: &str,
+) -> Option<Disposition> {
+    if let Some(streamed) = &event.stream_message_id {
+        match &event.reply {
+            // Crashed after the answer was saved, before its first part was recorded.
+            Some(answer) if event.parts_sent == 0 => {
+                return Some(
+                    stream::resume(state, lease, progress, ctx, text, answer.clone(), streamed)
+                        .await,
+                );
+            }
+            // The first part is in the message: the rest is posted as usual below.
+            Some(_) => {}
+            // Crashed mid-stream: the unfinished message goes, the question is answered anew.
+            None => {
+                if let Err(disposition) = stream::discard(state, event.seq, streamed).await {
+                    return Some(disposition);
+                }
+            }
+        }
+    }
+    // An earlier attempt already has the LLM's answer: only the posting is left.
+    if let Some(answer) = &event.reply {
+        return Some(answered(state, lease, progress, ctx, text, answer.clone()).await);
+    }
+    None
 }
 
 /// The LLM failed: the cause goes to the log, the person gets a short apology, nothing
@@ -407,4 +392,38 @@ pub(crate) struct Context {
     pub group: bool,
     pub conversation: ConversationKey,
     pub target: reply::Target,
+}
+
+impl Context {
+    /// Where the answer goes and which memory it belongs to: in a group space the thread
+    /// of the message that asked (its root), one memory per thread; in a direct space the
+    /// room (and the thread, if the message is in one).
+    fn new(message: &webex::Message, sender: Email, role: access::Role, group: bool) -> Context {
+        let thread_root = message
+            .parent_id
+            .clone()
+            .unwrap_or_else(|| message.id.clone());
+        let (conversation, parent) = if group {
+            (
+                ConversationKey::thread(message.room_id.as_str(), thread_root.as_str()),
+                Some(thread_root),
+            )
+        } else {
+            (
+                ConversationKey::direct(message.room_id.as_str()),
+                message.parent_id.clone(),
+            )
+        };
+        Context {
+            sender,
+            role,
+            group,
+            conversation,
+            target: reply::Target {
+                room_id: message.room_id.clone(),
+                parent_id: parent,
+                group,
+            },
+        }
+    }
 }

@@ -38,6 +38,18 @@ pub struct Progress {
     pub save_answer: bool,
 }
 
+impl Progress {
+    /// How far the earlier attempts at `event` got.
+    pub fn of(event: &crate::store::PendingEvent) -> Progress {
+        Progress {
+            seq: event.seq,
+            already_sent: event.parts_sent,
+            check_since_ms: (event.attempts > 1).then_some(event.received_at),
+            save_answer: false,
+        }
+    }
+}
+
 /// Messages of the room looked at when checking for a part an earlier attempt posted.
 const RECENT_MESSAGES: u32 = 20;
 /// Clock skew allowed between this host and Webex when comparing creation times.
