@@ -5,16 +5,18 @@ use crate::state::AppState;
 use crate::store::StoreError;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Role {
+pub enum Rights {
+    /// In `ADMIN_EMAILS`: every command.
     Admin,
-    User,
+    /// Approved (by email or domain): the everyday commands and the LLM.
+    Approved,
 }
 
-/// `Some(role)` for admins, approved users and people of an approved domain; `None` for
+/// `Some(rights)` for admins, approved users and people of an approved domain; `None` for
 /// everyone else, who is ignored without a reply.
-pub async fn role_of(state: &AppState, sender: &Email) -> Result<Option<Role>, StoreError> {
+pub async fn rights_of(state: &AppState, sender: &Email) -> Result<Option<Rights>, StoreError> {
     if state.config.is_admin(sender) {
-        return Ok(Some(Role::Admin));
+        return Ok(Some(Rights::Admin));
     }
     if state
         .config
@@ -22,7 +24,11 @@ pub async fn role_of(state: &AppState, sender: &Email) -> Result<Option<Role>, S
         .iter()
         .any(|d| d == sender.domain())
     {
-        return Ok(Some(Role::User));
+        return Ok(Some(Rights::Approved));
     }
-    Ok(state.store.is_approved(sender).await?.then_some(Role::User))
+    Ok(state
+        .store
+        .is_approved(sender)
+        .await?
+        .then_some(Rights::Approved))
 }

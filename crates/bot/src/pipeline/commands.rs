@@ -3,7 +3,7 @@
 use crate::commands::Command;
 use crate::domain::Email;
 use crate::pipeline::Context;
-use crate::pipeline::access::Role;
+use crate::pipeline::access::Rights;
 use crate::state::AppState;
 use crate::strings;
 
@@ -12,7 +12,7 @@ pub(crate) async fn run(
     ctx: &Context,
     command: Command,
 ) -> anyhow::Result<String> {
-    let admin = ctx.role == Role::Admin;
+    let admin = ctx.rights == Rights::Admin;
     if command.admin_only() && !admin {
         tracing::info!(command = command.name(), sender = %ctx.sender, "refused: admin command from a non-admin");
         return Ok(strings::ADMIN_ONLY.to_owned());

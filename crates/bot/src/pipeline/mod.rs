@@ -182,8 +182,8 @@ async fn run(state: &AppState, lease: &RoomLease, event: &PendingEvent) -> Dispo
         Err(reason) => return ignored(state, reason),
     };
 
-    let role = match access::role_of(state, &sender).await {
-        Ok(Some(role)) => role,
+    let rights = match access::rights_of(state, &sender).await {
+        Ok(Some(rights)) => rights,
         Ok(None) => {
             tracing::info!(sender = %sender, "ignored: sender is not approved");
             return ignored(state, IgnoreReason::Unapproved);
@@ -195,7 +195,7 @@ async fn run(state: &AppState, lease: &RoomLease, event: &PendingEvent) -> Dispo
         }
     };
 
-    let ctx = Context::new(&message, sender, role, group);
+    let ctx = Context::new(&message, sender, rights, group);
 
     let progress = reply::Progress::of(event);
     if let Some(done) = resume(state, lease, event, progress, &ctx, &text).await {
@@ -388,7 +388,7 @@ async fn answered(
 #[derive(Debug)]
 pub(crate) struct Context {
     pub sender: Email,
-    pub role: access::Role,
+    pub rights: access::Rights,
     pub group: bool,
     pub conversation: ConversationKey,
     pub target: reply::Target,
@@ -398,7 +398,12 @@ impl Context {
     /// Where the answer goes and which memory it belongs to: in a group space the thread
     /// of the message that asked (its root), one memory per thread; in a direct space the
     /// room (and the thread, if the message is in one).
-    fn new(message: &webex::Message, sender: Email, role: access::Role, group: bool) -> Context {
+    fn new(
+        message: &webex::Message,
+        sender: Email,
+        rights: access::Rights,
+        group: bool,
+    ) -> Context {
         let thread_root = message
             .parent_id
             .clone()
@@ -416,7 +421,7 @@ impl Context {
         };
         Context {
             sender,
-            role,
+            rights,
             group,
             conversation,
             target: reply::Target {
