@@ -638,7 +638,6 @@ pub fn trivial() -> Router {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

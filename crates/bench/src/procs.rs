@@ -124,7 +124,6 @@ pub fn default_bin(name: &str) -> PathBuf {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use std::path::{Component, PathBuf};
 

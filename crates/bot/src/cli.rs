@@ -575,7 +575,6 @@ async fn console_chat(config: Config, start: Option<String>) -> Result<(), CliEr
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

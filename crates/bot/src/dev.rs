@@ -368,7 +368,6 @@ pub async fn run(mut config: Config, api: Url, no_start: bool) -> Result<(), Cli
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

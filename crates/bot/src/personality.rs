@@ -230,7 +230,6 @@ pub fn render(prompt: &str, vars: &PromptVars<'_>) -> String {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -255,7 +255,6 @@ pub async fn delete_all(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

@@ -97,7 +97,6 @@ pub fn init(settings: &LogSettings<'_>) -> anyhow::Result<TelemetryGuard> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

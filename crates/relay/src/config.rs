@@ -363,7 +363,6 @@ fn join(base: &Url, segment: &str) -> Url {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use std::collections::HashMap;

@@ -96,7 +96,6 @@ pub(crate) async fn middleware(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

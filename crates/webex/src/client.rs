@@ -617,7 +617,6 @@ fn page_size(limit: usize, cap: usize) -> String {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use reqwest::header::HeaderValue;

@@ -344,7 +344,6 @@ pub fn neutralize_mentions(text: &str) -> std::borrow::Cow<'_, str> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     #[test]
     fn mentions_in_answers_are_neutralized() {

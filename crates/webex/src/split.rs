@@ -622,7 +622,6 @@ impl<'a> Splitter<'a> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
 
     #[test]

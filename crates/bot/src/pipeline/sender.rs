@@ -51,7 +51,7 @@ pub(crate) fn check(bot: &BotIdentity, message: &webex::Message) -> Result<Incom
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::type_complexity)]
+#[allow(clippy::type_complexity)]
 mod tests {
     use super::*;
 
