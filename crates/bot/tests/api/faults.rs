@@ -8,7 +8,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rand::Rng;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 use sqlx::Connection;
 use wiremock::matchers::{method, path};
@@ -378,7 +379,14 @@ async fn kill_9_at_random_moments(messages: Vec<Value>) -> Vec<(String, usize)> 
             }
         })
     };
-    let mut rng = rand::rng();
+    // The kill moments come from a seed that is printed, so a failing run can be replayed
+    // with KILL_SEED=<seed>.
+    let seed = std::env::var("KILL_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random::<u64>);
+    say(&format!("kill -9 test: KILL_SEED={seed}"));
+    let mut rng = StdRng::seed_from_u64(seed);
     for life in 1..=KILLS {
         tokio::time::sleep(Duration::from_millis(rng.random_range(100..700))).await;
         bot.0.kill().unwrap(); // SIGKILL

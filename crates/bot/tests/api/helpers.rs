@@ -976,10 +976,16 @@ impl Drop for Replica {
 }
 
 /// Writes straight to the process's stderr: libtest captures `eprintln!` of passing tests,
-/// and a skipped PostgreSQL test must be visible in `cargo test`'s output.
-pub fn say_skipped(message: &str) {
+/// and what this says (a skipped PostgreSQL test, a random test's seed) must be visible in
+/// `cargo test`'s output.
+pub fn say(message: &str) {
     use std::io::Write;
     let _ = writeln!(std::io::stderr().lock(), "{message}");
+}
+
+/// Says that a test was skipped, and why.
+pub fn say_skipped(message: &str) {
+    say(message);
 }
 
 /// The `webex-chatbot` binary of this build, for tests that run it as a process.
