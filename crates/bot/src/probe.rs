@@ -3,20 +3,30 @@
 
 use std::time::{Duration, Instant};
 
-const PROBE_CACHE: Duration = Duration::from_secs(5);
+/// How long a probe's report is reused (`BuildOptions::probe_cache`'s default).
+pub const PROBE_CACHE: Duration = Duration::from_secs(5);
 
 /// The last probe of the LLM and when it was made.
-#[derive(Default)]
 pub struct LlmProbe {
+    keep: Duration,
     last: tokio::sync::Mutex<Option<(Instant, llm::HealthReport)>>,
 }
 
 impl LlmProbe {
-    /// The LLM's health: the cached report when younger than 5 s, else a fresh probe.
+    /// Reuses a report for `keep`.
+    pub fn new(keep: Duration) -> Self {
+        LlmProbe {
+            keep,
+            last: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// The LLM's health: the cached report while it is younger than `keep`, else a fresh
+    /// probe.
     pub(crate) async fn report(&self, llm: &llm::Llm) -> llm::HealthReport {
         let mut last = self.last.lock().await;
         if let Some((at, report)) = last.as_ref()
-            && at.elapsed() < PROBE_CACHE
+            && at.elapsed() < self.keep
         {
             return report.clone();
         }

@@ -117,6 +117,8 @@ pub struct BuildOptions {
     pub metrics_refresh: Duration,
     /// Runs before each event is handled (tests make a worker panic with it).
     pub fault_hook: Option<dispatcher::FaultHook>,
+    /// How long an LLM probe's report is reused by `/health` and `status`.
+    pub probe_cache: Duration,
 }
 
 impl Default for BuildOptions {
@@ -129,6 +131,7 @@ impl Default for BuildOptions {
             lease_ttl: dispatcher::LEASE_TTL,
             metrics_refresh: crate::metrics::REFRESH_INTERVAL,
             fault_hook: None,
+            probe_cache: crate::probe::PROBE_CACHE,
         }
     }
 }
@@ -231,7 +234,7 @@ impl App {
             personalities: ArcSwap::from_pointee(personalities),
             started: Instant::now(),
             webhook: Mutex::new(WebhookStatus::default()),
-            probe: crate::probe::LlmProbe::default(),
+            probe: crate::probe::LlmProbe::new(options.probe_cache),
             dispatcher: Dispatcher::new(options.lease_ttl).with_fault_hook(options.fault_hook),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),

@@ -518,6 +518,7 @@ pub struct Knobs {
     pub lease_ttl: Option<Duration>,
     pub metrics_refresh: Option<Duration>,
     pub fault_hook: Option<bot::FaultHook>,
+    pub probe_cache: Option<Duration>,
 }
 
 impl Knobs {
@@ -533,6 +534,7 @@ impl Knobs {
             lease_ttl: self.lease_ttl.unwrap_or(defaults.lease_ttl),
             metrics_refresh: self.metrics_refresh.unwrap_or(defaults.metrics_refresh),
             fault_hook: self.fault_hook.clone(),
+            probe_cache: self.probe_cache.unwrap_or(defaults.probe_cache),
             ..defaults
         }
     }
@@ -576,6 +578,11 @@ impl Spawn {
     /// `/metrics`' store-derived gauges recounted this often (default 5 s).
     pub fn metrics_refresh(mut self, every: Duration) -> Self {
         self.knobs.metrics_refresh = Some(every);
+        self
+    }
+    /// Reuses an LLM probe's report for `keep` (5 s by default).
+    pub fn probe_cache(mut self, keep: Duration) -> Self {
+        self.knobs.probe_cache = Some(keep);
         self
     }
     /// Runs `hook` with each event's message id before the event is handled.

@@ -259,9 +259,13 @@ async fn long_answers_are_split_under_the_limit_with_balanced_fences() {
 
 #[tokio::test]
 async fn llm_failure_gives_an_apology_stores_nothing_and_degrades_health() {
-    let app = TestApp::spawn(Spawn::default().answer(Arc::new(|_: &Value| {
-        ResponseTemplate::new(500).set_body_json(json!({"error": "CUDA out of memory"}))
-    })))
+    let app = TestApp::spawn(
+        Spawn::default()
+            .probe_cache(Duration::from_millis(300))
+            .answer(Arc::new(|_: &Value| {
+                ResponseTemplate::new(500).set_body_json(json!({"error": "CUDA out of memory"}))
+            })),
+    )
     .await;
     app.approve(ALICE).await;
     let message = fixture("message-direct.json");
@@ -290,7 +294,7 @@ async fn llm_failure_gives_an_apology_stores_nothing_and_degrades_health() {
 
     // The LLM server is down altogether → /health says degraded.
     app.llm.reset().await;
-    tokio::time::sleep(Duration::from_secs(6)).await; // past the probe cache
+    tokio::time::sleep(Duration::from_millis(500)).await; // past the probe cache
     let health = app.health().await;
     assert_eq!(health["status"], "degraded", "{health}");
     assert_eq!(health["llm"]["reachable"], false);
