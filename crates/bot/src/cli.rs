@@ -7,9 +7,10 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 use crate::commands::{self, Command};
-use crate::config::{Config, ConfigError, ProcessEnv};
+use crate::config::{Config, ProcessEnv};
 use crate::domain::{ConversationKey, Email, Role, Turn};
-use crate::startup::{self, App, StartupError};
+use crate::error::AppError;
+use crate::startup::{self, App};
 use crate::{chat, memory, personality, strings, telemetry};
 
 #[derive(Debug, Parser)]
@@ -108,71 +109,29 @@ pub fn env_file_path() -> (PathBuf, bool) {
 /// Loads [`env_file_path`] into the environment; real environment variables win (nothing
 /// is overridden). A missing `.env` is fine, a missing `ENV_FILE` is a configuration
 /// error naming it. Errors never quote the file's lines (they may hold secrets).
-pub fn load_env_file() -> Result<(), CliError> {
+pub fn load_env_file() -> Result<(), AppError> {
     let (path, named) = env_file_path();
     let var = if named { "ENV_FILE" } else { ".env" };
     match dotenvy::from_path(&path) {
         Ok(()) => Ok(()),
         Err(e) if e.not_found() && !named => Ok(()),
-        Err(dotenvy::Error::LineParse(_, index)) => Err(CliError::Usage(format!(
+        Err(dotenvy::Error::LineParse(_, index)) => Err(AppError::Usage(format!(
             "configuration error: {var}: cannot parse {} (at character {index} of a line; \
              expected NAME=value lines)",
             path.display()
         ))),
-        Err(dotenvy::Error::Io(e)) => Err(CliError::Usage(format!(
+        Err(dotenvy::Error::Io(e)) => Err(AppError::Usage(format!(
             "configuration error: {var}: cannot read {}: {e}",
             path.display()
         ))),
-        Err(e) => Err(CliError::Usage(format!(
+        Err(e) => Err(AppError::Usage(format!(
             "configuration error: {var}: cannot load {}: {e}",
             path.display()
         ))),
     }
 }
 
-/// A command's failure, mapped to the exit code by `main`.
-#[derive(Debug, thiserror::Error)]
-pub enum CliError {
-    /// Exit 2: bad configuration or arguments.
-    #[error("{0}")]
-    Usage(String),
-    /// Exit 1: something failed at run time.
-    #[error("{0:#}")]
-    Runtime(anyhow::Error),
-}
-
-impl CliError {
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            CliError::Usage(_) => 2,
-            CliError::Runtime(_) => 1,
-        }
-    }
-}
-
-impl From<ConfigError> for CliError {
-    fn from(e: ConfigError) -> Self {
-        CliError::Usage(format!("configuration error: {e}"))
-    }
-}
-
-impl From<anyhow::Error> for CliError {
-    fn from(e: anyhow::Error) -> Self {
-        CliError::Runtime(e)
-    }
-}
-
-impl From<StartupError> for CliError {
-    fn from(e: StartupError) -> Self {
-        match e {
-            StartupError::Config(e) => e.into(),
-            StartupError::BadConfig(msg) => CliError::Usage(format!("configuration error: {msg}")),
-            StartupError::Runtime(e) => CliError::Runtime(e),
-        }
-    }
-}
-
-pub async fn run(cli: Cli) -> Result<(), CliError> {
+pub async fn run(cli: Cli) -> Result<(), AppError> {
     let config = Config::from_source(&ProcessEnv)?;
     let serving = matches!(cli.command, Cmd::Serve | Cmd::Dev { .. });
     let _guard = telemetry::init(&telemetry::LogSettings {
@@ -189,7 +148,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         },
         stderr: !serving,
     })
-    .map_err(|e| CliError::Usage(format!("configuration error: {e:#}")))?;
+    .map_err(|e| AppError::Usage(format!("configuration error: {e:#}")))?;
     match cli.command {
         Cmd::Serve => serve(config).await,
         Cmd::Chat { personality } => console_chat(config, personality).await,
@@ -203,7 +162,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     }
 }
 
-async fn serve(config: Config) -> Result<(), CliError> {
+async fn serve(config: Config) -> Result<(), AppError> {
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         bind = %config.bind_addr,
@@ -217,7 +176,7 @@ async fn serve(config: Config) -> Result<(), CliError> {
     Ok(())
 }
 
-async fn webhooks(config: Config, action: WebhooksCmd) -> Result<(), CliError> {
+async fn webhooks(config: Config, action: WebhooksCmd) -> Result<(), AppError> {
     let client = startup::webex_client(&config, startup::http_client()?)?;
     let target = config
         .bot_public_url
@@ -249,7 +208,7 @@ async fn webhooks(config: Config, action: WebhooksCmd) -> Result<(), CliError> {
         }
         WebhooksCmd::Register => {
             let url = config.bot_public_url.as_ref().ok_or_else(|| {
-                CliError::Usage(
+                AppError::Usage(
                     "configuration error: BOT_PUBLIC_URL: required to register a webhook".into(),
                 )
             })?;
@@ -277,8 +236,8 @@ async fn webhooks(config: Config, action: WebhooksCmd) -> Result<(), CliError> {
     Ok(())
 }
 
-fn parse_email_arg(raw: &str) -> Result<Email, CliError> {
-    Email::parse(raw).map_err(|_| CliError::Usage(format!("{raw:?} is not a valid email address")))
+fn parse_email_arg(raw: &str) -> Result<Email, AppError> {
+    Email::parse(raw).map_err(|_| AppError::Usage(format!("{raw:?} is not a valid email address")))
 }
 
 /// Reads the original plan's `approved_users.json`: `["a@x.com", …]` or `{"users": [...]}`.
@@ -311,7 +270,7 @@ pub fn parse_users_file(text: &str) -> Result<Vec<Email>, String> {
     Ok(emails)
 }
 
-async fn users(config: Config, action: UsersCmd) -> Result<(), CliError> {
+async fn users(config: Config, action: UsersCmd) -> Result<(), AppError> {
     let store = startup::open_store(&config).await?;
     let result = users_action(&config, &store, action).await;
     store.close().await;
@@ -322,7 +281,7 @@ async fn users_action(
     config: &Config,
     store: &crate::store::Store,
     action: UsersCmd,
-) -> Result<(), CliError> {
+) -> Result<(), AppError> {
     let by = "cli";
     match action {
         UsersCmd::List => {
@@ -352,7 +311,7 @@ async fn users_action(
         UsersCmd::Remove { email } => {
             let email = parse_email_arg(&email)?;
             if config.is_admin(&email) {
-                return Err(CliError::Runtime(anyhow::anyhow!(
+                return Err(AppError::Runtime(anyhow::anyhow!(
                     "{email} is an admin from ADMIN_EMAILS; remove it there instead"
                 )));
             }
@@ -371,7 +330,7 @@ async fn users_action(
             let text = std::fs::read_to_string(&file)
                 .with_context(|| format!("cannot read {}", file.display()))?;
             let emails = parse_users_file(&text).map_err(|e| {
-                CliError::Runtime(anyhow::anyhow!("{}: {e}; nothing imported", file.display()))
+                AppError::Runtime(anyhow::anyhow!("{}: {e}; nothing imported", file.display()))
             })?;
             let added = store
                 .add_users(&emails, by)
@@ -428,12 +387,12 @@ async fn print_streamed(
     Ok(answer)
 }
 
-async fn console_chat(config: Config, start: Option<String>) -> Result<(), CliError> {
+async fn console_chat(config: Config, start: Option<String>) -> Result<(), AppError> {
     let personalities = startup::load_personalities(&config)?;
     let mut current = match start {
         None => personalities.default_personality().clone(),
         Some(name) => personalities.get(&name).cloned().ok_or_else(|| {
-            CliError::Usage(format!("--personality: no personality named {name:?}"))
+            AppError::Usage(format!("--personality: no personality named {name:?}"))
         })?,
     };
     let llm = startup::llm_client(&config, startup::http_client()?)?;

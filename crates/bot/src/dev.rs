@@ -14,8 +14,8 @@ use tokio::process::{Child, Command};
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
-use crate::cli::CliError;
 use crate::config::{Config, Mode};
+use crate::error::AppError;
 use crate::startup::{self, App, BuildOptions};
 
 /// Where the ngrok agent serves its local API unless told otherwise.
@@ -142,7 +142,7 @@ struct Ngrok {
 }
 
 impl Ngrok {
-    fn start(program: &Path, upstream: &str) -> Result<Ngrok, CliError> {
+    fn start(program: &Path, upstream: &str) -> Result<Ngrok, AppError> {
         let mut child = Command::new(program)
             .args(["http", upstream, "--log", "stdout"])
             .stdin(Stdio::null())
@@ -187,8 +187,8 @@ async fn keep_lines(stream: impl AsyncRead + Unpin, keep: Arc<Mutex<VecDeque<Str
     }
 }
 
-fn runtime(message: String) -> CliError {
-    CliError::Runtime(anyhow::anyhow!(message))
+fn runtime(message: String) -> AppError {
+    AppError::Runtime(anyhow::anyhow!(message))
 }
 
 /// Starts ngrok and waits until its API shows an https tunnel to `port`.
@@ -198,7 +198,7 @@ async fn start_tunnel(
     port: u16,
     program: &Path,
     upstream: &str,
-) -> Result<(Url, Ngrok), CliError> {
+) -> Result<(Url, Ngrok), AppError> {
     println!("starting {} http {upstream}", program.display());
     let mut ngrok = Ngrok::start(program, upstream)?;
     let deadline = Instant::now() + START_TIMEOUT;
@@ -256,16 +256,16 @@ fn stop_on_signal(stop: CancellationToken) {
 }
 
 /// `webex-chatbot dev [--ngrok-api URL] [--no-start]`.
-pub async fn run(mut config: Config, api: Url, no_start: bool) -> Result<(), CliError> {
+pub async fn run(mut config: Config, api: Url, no_start: bool) -> Result<(), AppError> {
     config.require_token()?;
     if config.mode == Mode::Websocket {
-        return Err(CliError::Usage(
+        return Err(AppError::Usage(
             "configuration error: MODE: `dev` sets up a tunnel for MODE=webhook; with MODE=websocket run `webex-chatbot serve`".into(),
         ));
     }
     let port = config.bind_addr.port();
     if port == 0 {
-        return Err(CliError::Usage(
+        return Err(AppError::Usage(
             "configuration error: BIND_ADDR: `dev` needs a fixed port for the tunnel".into(),
         ));
     }
@@ -339,11 +339,11 @@ pub async fn run(mut config: Config, api: Url, no_start: bool) -> Result<(), Cli
             if let Some(ngrok) = ngrok {
                 ngrok.stop().await;
             }
-            return Err(e.into());
+            return Err(e);
         }
     };
     tracing::info!(port = app.port(), "listening");
-    let served = app.run_until_stopped().await.map_err(CliError::from);
+    let served = app.run_until_stopped().await.map_err(AppError::from);
 
     // Best effort: a webhook left behind points at a dead tunnel and Webex disables it.
     match startup::webex_client(&config, http) {

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use secrecy::ExposeSecret;
 use serde::Serialize;
 
-use crate::cli::CliError;
 use crate::config::{Config, Mode};
+use crate::error::AppError;
 use crate::personality::Personalities;
 use crate::{registration, startup};
 
@@ -76,18 +76,18 @@ impl Check {
 }
 
 /// `webex-chatbot doctor [--json] [--external]`: prints the report, exit 1 if a check failed.
-pub async fn run(config: Config, json: bool, external: bool) -> Result<(), CliError> {
+pub async fn run(config: Config, json: bool, external: bool) -> Result<(), AppError> {
     let checks = checks(&config, external).await;
     if json {
         let text = serde_json::to_string_pretty(&checks)
-            .map_err(|e| CliError::Runtime(anyhow::anyhow!("cannot encode the report: {e}")))?;
+            .map_err(|e| AppError::Runtime(anyhow::anyhow!("cannot encode the report: {e}")))?;
         println!("{text}");
     } else {
         print!("{}", render(&checks));
     }
     let failed = checks.iter().filter(|c| c.status == Status::Fail).count();
     if failed > 0 {
-        return Err(CliError::Runtime(anyhow::anyhow!(
+        return Err(AppError::Runtime(anyhow::anyhow!(
             "doctor: {failed} check(s) failed"
         )));
     }

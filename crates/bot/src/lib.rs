@@ -35,6 +35,7 @@ mod dev;
 mod dispatcher;
 mod doctor;
 pub mod domain;
+pub mod error;
 mod lease;
 pub mod memory;
 mod metrics;
@@ -52,6 +53,7 @@ pub mod telemetry;
 mod websocket;
 
 pub use dispatcher::FaultHook;
+pub use error::AppError;
 pub use routes::{MAX_BODY_BYTES, router};
-pub use startup::{App, BuildOptions, StartupError};
+pub use startup::{App, BuildOptions};
 pub use state::AppState;

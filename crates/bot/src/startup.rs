@@ -13,21 +13,11 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
 use crate::dispatcher::{self, Dispatcher};
+use crate::error::AppError;
 use crate::metrics::Metrics;
 use crate::personality::Personalities;
 use crate::state::{AppState, BotIdentity, Inner, WebhookStatus};
 use crate::store::{Store, StoreOptions};
-
-/// A startup failure, split by exit code: configuration (2) or runtime (1).
-#[derive(Debug, thiserror::Error)]
-pub enum StartupError {
-    #[error(transparent)]
-    Config(#[from] crate::config::ConfigError),
-    #[error("{0}")]
-    BadConfig(String),
-    #[error(transparent)]
-    Runtime(#[from] anyhow::Error),
-}
 
 /// One shared HTTP client for Webex and the LLM providers (one connection pool each host).
 pub fn http_client() -> anyhow::Result<reqwest::Client> {
@@ -40,7 +30,7 @@ pub fn http_client() -> anyhow::Result<reqwest::Client> {
 }
 
 /// The Webex client for `WEBEX_API_URL` with the bot token and the default retry policy.
-pub fn webex_client(config: &Config, http: reqwest::Client) -> Result<webex::Client, StartupError> {
+pub fn webex_client(config: &Config, http: reqwest::Client) -> Result<webex::Client, AppError> {
     webex_client_with(config, http, webex::RetryPolicy::default())
 }
 
@@ -48,7 +38,7 @@ pub fn webex_client_with(
     config: &Config,
     http: reqwest::Client,
     retry: webex::RetryPolicy,
-) -> Result<webex::Client, StartupError> {
+) -> Result<webex::Client, AppError> {
     let token = config.require_token()?.clone();
     Ok(webex::Client::new(
         http,
@@ -61,7 +51,7 @@ pub fn webex_client_with(
     .with_timeout(config.webex_timeout))
 }
 
-pub fn llm_client(config: &Config, http: reqwest::Client) -> Result<llm::Llm, StartupError> {
+pub fn llm_client(config: &Config, http: reqwest::Client) -> Result<llm::Llm, AppError> {
     llm::Llm::new(
         http,
         config.llm.clone(),
@@ -72,7 +62,7 @@ pub fn llm_client(config: &Config, http: reqwest::Client) -> Result<llm::Llm, St
             show_thinking: config.llm_show_thinking,
         },
     )
-    .map_err(|e| StartupError::BadConfig(format!("LLM_PROVIDER: {e}")))
+    .map_err(|e| AppError::bad_config(format!("LLM_PROVIDER: {e}")))
 }
 
 pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
@@ -91,9 +81,9 @@ async fn open_store_in(config: &Config, pg_schema: Option<String>) -> anyhow::Re
 }
 
 /// Loads the personalities, logging each bad file; a missing default is a config error.
-pub fn load_personalities(config: &Config) -> Result<Personalities, StartupError> {
+pub fn load_personalities(config: &Config) -> Result<Personalities, AppError> {
     let (set, errors) = Personalities::load(&config.personalities_dir, &config.default_personality)
-        .map_err(|e| StartupError::BadConfig(e.to_string()))?;
+        .map_err(|e| AppError::bad_config(e.to_string()))?;
     for e in &errors {
         tracing::error!(path = %e.path.display(), reason = %e.reason, "personality file skipped");
     }
@@ -149,11 +139,11 @@ pub struct App {
 }
 
 impl App {
-    pub async fn build(config: Config) -> Result<App, StartupError> {
+    pub async fn build(config: Config) -> Result<App, AppError> {
         Self::build_with(config, BuildOptions::default()).await
     }
 
-    pub async fn build_with(config: Config, options: BuildOptions) -> Result<App, StartupError> {
+    pub async fn build_with(config: Config, options: BuildOptions) -> Result<App, AppError> {
         let personalities = load_personalities(&config)?;
         let tls = match &config.tls {
             None => None,
@@ -164,7 +154,7 @@ impl App {
                     client_ca: t.client_ca.clone(),
                 })
                 .await
-                .map_err(|e| StartupError::BadConfig(format!("TLS_CERT_PATH/TLS_KEY_PATH: {e}")))?,
+                .map_err(|e| AppError::bad_config(format!("TLS_CERT_PATH/TLS_KEY_PATH: {e}")))?,
             ),
         };
         let http = http_client()?;
@@ -186,7 +176,7 @@ impl App {
         }
         // SQLite: one `serve` owns the database, so what an earlier life held is ours.
         let owner_lock = crate::store::OwnerLock::acquire(&config.database_url)
-            .map_err(|e| StartupError::BadConfig(format!("DATABASE_URL: {e}")))?;
+            .map_err(|e| AppError::bad_config(format!("DATABASE_URL: {e}")))?;
         let store = open_store_in(&config, options.pg_schema.clone()).await?;
         if owner_lock.is_some() {
             // Every lease and backoff is an earlier life's (kill -9, a restart on any port):
@@ -199,7 +189,7 @@ impl App {
                     "took back the room leases and retry waits of an earlier run"
                 ),
                 Err(e) => {
-                    return Err(StartupError::Runtime(anyhow::Error::new(e).context(
+                    return Err(AppError::Runtime(anyhow::Error::new(e).context(
                         "DATABASE_URL: cannot take back the room leases of an earlier run",
                     )));
                 }
