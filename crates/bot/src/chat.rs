@@ -3,10 +3,9 @@
 
 use std::time::Instant;
 
-use crate::domain::{Role, Turn};
+use crate::domain::{ConversationKey, Email, Role, Turn};
 use crate::memory;
 use crate::personality::{self, Personality, PromptVars};
-use crate::pipeline::Context;
 use crate::state::AppState;
 use crate::store::StoreError;
 
@@ -65,20 +64,22 @@ pub(crate) struct Prepared {
 /// Builds the request for a question in a Webex conversation.
 pub(crate) async fn prepare(
     state: &AppState,
-    ctx: &Context,
+    room_id: &str,
+    conversation: &ConversationKey,
+    sender: &Email,
     question: &str,
 ) -> Result<Prepared, StoreError> {
     let keep = memory::messages_to_keep(state.config.memory_max_turns);
     let (chosen, history) = state
         .store
-        .chat_context(ctx.target.room_id.as_str(), &ctx.conversation, keep)
+        .chat_context(room_id, conversation, keep)
         .await?;
     let personalities = state.personalities.load();
     let personality = personalities.resolve(chosen.as_deref());
     let date = today();
     // Webex messages carry no display name; the email's local part is a fair stand-in
     // and needs no extra API call per message.
-    let user_name = ctx.sender.as_str().split('@').next().unwrap_or_default();
+    let user_name = sender.as_str().split('@').next().unwrap_or_default();
     let vars = PromptVars {
         date: &date,
         bot_name: &state.bot.display_name,

@@ -97,40 +97,6 @@ pub enum UsersCmd {
     Export,
 }
 
-/// The settings file this process reads: `ENV_FILE` when set, else `.env` in the working
-/// directory (never one in a parent folder). `doctor` checks the mode of the same file.
-pub fn env_file_path() -> (PathBuf, bool) {
-    match std::env::var_os("ENV_FILE").filter(|v| !v.is_empty()) {
-        Some(path) => (PathBuf::from(path), true),
-        None => (PathBuf::from(".env"), false),
-    }
-}
-
-/// Loads [`env_file_path`] into the environment; real environment variables win (nothing
-/// is overridden). A missing `.env` is fine, a missing `ENV_FILE` is a configuration
-/// error naming it. Errors never quote the file's lines (they may hold secrets).
-pub fn load_env_file() -> Result<(), AppError> {
-    let (path, named) = env_file_path();
-    let var = if named { "ENV_FILE" } else { ".env" };
-    match dotenvy::from_path(&path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.not_found() && !named => Ok(()),
-        Err(dotenvy::Error::LineParse(_, index)) => Err(AppError::Usage(format!(
-            "configuration error: {var}: cannot parse {} (at character {index} of a line; \
-             expected NAME=value lines)",
-            path.display()
-        ))),
-        Err(dotenvy::Error::Io(e)) => Err(AppError::Usage(format!(
-            "configuration error: {var}: cannot read {}: {e}",
-            path.display()
-        ))),
-        Err(e) => Err(AppError::Usage(format!(
-            "configuration error: {var}: cannot load {}: {e}",
-            path.display()
-        ))),
-    }
-}
-
 pub async fn run(cli: Cli) -> Result<(), AppError> {
     let config = Config::from_source(&ProcessEnv)?;
     let serving = matches!(cli.command, Cmd::Serve | Cmd::Dev { .. });

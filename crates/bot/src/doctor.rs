@@ -142,7 +142,7 @@ pub async fn checks(config: &Config, external: bool) -> Vec<Check> {
         timed("database", check_database(config)),
     );
     let (llm, llm_fallback) = llm;
-    let (env_file, _) = crate::cli::env_file_path();
+    let (env_file, _) = crate::config::env_file_path();
     let env_file = if env_file.is_relative() {
         std::env::current_dir()
             .unwrap_or_else(|_| PathBuf::from("."))

@@ -7,7 +7,8 @@ use clap::Parser;
 fn main() -> ExitCode {
     tls::install_crypto_provider();
     // `.env` in the working directory only (or ENV_FILE); real environment variables win.
-    if let Err(e) = bot::cli::load_env_file() {
+    if let Err(e) = bot::config::load_env_file() {
+        let e = bot::AppError::from(e);
         eprintln!("webex-chatbot: {e}");
         return ExitCode::from(e.exit_code());
     }

@@ -12,8 +12,6 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::state::AppState;
-
 /// How often the store-derived gauges are recounted from the database (the count also
 /// picks up other replicas' work on a shared PostgreSQL).
 pub const REFRESH_INTERVAL: Duration = Duration::from_secs(5);
@@ -182,13 +180,13 @@ impl Metrics {
 
 /// Recounts the store-derived gauges (pending events) at start and then every `every`,
 /// off the scrape path. Runs until aborted at shutdown.
-pub async fn refresh_store_gauges(state: AppState, every: Duration) {
+pub async fn refresh_store_gauges(store: crate::store::Store, every: Duration) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut failing = false;
     loop {
         tick.tick().await;
-        match state.store.recount_pending().await {
+        match store.recount_pending().await {
             Ok(_) => failing = false,
             Err(e) => {
                 // Said once per streak: the gauges keep their last values meanwhile.

@@ -278,13 +278,15 @@ impl App {
         )?;
         // Counted before the first scrape, then every `metrics_refresh`.
         let gauges = tokio::spawn(crate::metrics::refresh_store_gauges(
-            state.clone(),
+            state.store.clone(),
             metrics_refresh,
         ));
 
         match state.config.mode {
             crate::config::Mode::Webhook => register_webhook(&state).await?,
-            crate::config::Mode::Websocket => crate::websocket::start(&state).await?,
+            crate::config::Mode::Websocket => {
+                crate::websocket::start(&state, http_client()?).await?
+            }
         }
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
         let sweeper = tokio::spawn(dispatcher::sweeper(state.clone()));

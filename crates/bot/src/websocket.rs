@@ -513,10 +513,9 @@ fn set_status(state: &AppState, status: &str) {
 /// Registers (or reuses) the device, then keeps a Mercury connection until shutdown, and
 /// deletes the device. Errors before the first connection (no device) are fatal, like a
 /// webhook registration failure is in webhook mode.
-pub(crate) async fn start(state: &AppState) -> anyhow::Result<()> {
+pub(crate) async fn start(state: &AppState, http: reqwest::Client) -> anyhow::Result<()> {
     set_status(state, "connecting");
     let token = state.config.require_token()?.clone();
-    let http = crate::startup::http_client()?;
     let wdm = Wdm::discover(http, token.clone(), state).await;
     let device = wdm
         .device()

@@ -23,6 +23,7 @@ mod log_throttle;
 mod rate_limit;
 mod routes;
 mod startup;
+mod state;
 pub mod telemetry;
 
 pub use config::{

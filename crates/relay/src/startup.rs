@@ -3,21 +3,20 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum_server::Handle;
-use secrecy::SecretString;
 use tls::{ServerTls, TlsError, TlsFiles};
 
 use crate::bot::Bot;
 use crate::config::{Config, ConfigError};
 use crate::rate_limit::{self, Limiter};
 use crate::routes;
+use crate::state::AppState;
 
 /// certbot renews in place; a poll this slow costs nothing and catches it within a minute.
 const TLS_WATCH_INTERVAL: Duration = Duration::from_secs(30);
@@ -45,32 +44,6 @@ impl StartupError {
     }
 }
 
-/// Shared by every handler; cheap to clone.
-#[derive(Clone)]
-pub(crate) struct AppState {
-    inner: Arc<Shared>,
-}
-
-struct Shared {
-    bot: Bot,
-    webhook_secret: SecretString,
-    started: Instant,
-}
-
-impl AppState {
-    pub(crate) fn bot(&self) -> &Bot {
-        &self.inner.bot
-    }
-
-    pub(crate) fn webhook_secret(&self) -> &SecretString {
-        &self.inner.webhook_secret
-    }
-
-    pub(crate) fn uptime(&self) -> Duration {
-        self.inner.started.elapsed()
-    }
-}
-
 /// Everything built from the configuration except the listener.
 struct Parts {
     tls: Option<ServerTls>,
@@ -91,13 +64,7 @@ async fn prepare(config: &Config) -> Result<Parts, ConfigError> {
     let bot = Bot::new(config)?;
     Ok(Parts {
         tls,
-        state: AppState {
-            inner: Arc::new(Shared {
-                bot,
-                webhook_secret: config.webhook_secret.clone(),
-                started: Instant::now(),
-            }),
-        },
+        state: AppState::new(bot, config.webhook_secret.clone()),
         limiter: config.rate_limit.map(Limiter::new),
         max_body_bytes: config.max_body_bytes,
     })

@@ -257,7 +257,15 @@ async fn chat_answer(
     ctx: &Context,
     text: &str,
 ) -> Disposition {
-    let prepared = match chat::prepare(state, ctx, text).await {
+    let prepared = match chat::prepare(
+        state,
+        ctx.target.room_id.as_str(),
+        &ctx.conversation,
+        &ctx.sender,
+        text,
+    )
+    .await
+    {
         Ok(prepared) => prepared,
         Err(e) => {
             return Disposition::Retry {

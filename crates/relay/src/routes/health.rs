@@ -6,7 +6,7 @@ use axum::Json;
 use axum::extract::State;
 
 use crate::bot::BotHealth;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 #[derive(serde::Serialize)]
 pub(crate) struct Health {

@@ -12,7 +12,7 @@ use secrecy::ExposeSecret;
 
 use crate::bot::{ForwardError, SIGNATURE_HEADER};
 use crate::log_throttle::Throttle;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// A webhook whose `X-Spark-Signature` matched its body. Extracting one is the only way
 /// to reach the forwarding code, so nothing unverified can be forwarded.
