@@ -53,6 +53,38 @@ pub fn unknown_personality(name: &str, available: &str) -> String {
     format!("There is no personality called `{name}`. Available: {available}.")
 }
 
+/// `personality list`: each personality with its description, the current one marked.
+pub fn personality_list(entries: &[(&str, &str)], current: &str, can_switch: bool) -> String {
+    let mut lines = vec!["**Personalities**".to_owned()];
+    for (name, description) in entries {
+        let marker = if *name == current { " (current)" } else { "" };
+        lines.push(format!("- `{name}`{marker}: {description}"));
+    }
+    if can_switch {
+        lines.push(String::new());
+        lines.push("Switch with `personality NAME`.".to_owned());
+    }
+    lines.join("\n")
+}
+
+/// `list users` (direct spaces only): admins, approved domains, approved users.
+pub fn user_list(admins: &[&str], domains: &[String], approved: &[&str]) -> String {
+    let mut lines = vec!["**Admins** (ADMIN_EMAILS)".to_owned()];
+    lines.extend(admins.iter().map(|e| format!("- {e}")));
+    if !domains.is_empty() {
+        lines.push(String::new());
+        lines.push("**Approved domains** (APPROVED_DOMAINS)".to_owned());
+        lines.extend(domains.iter().map(|d| format!("- @{d}")));
+    }
+    lines.push(String::new());
+    lines.push(format!("**Approved users** ({})", approved.len()));
+    if approved.is_empty() {
+        lines.push("- none yet: add one with `add user EMAIL`".to_owned());
+    }
+    lines.extend(approved.iter().map(|e| format!("- {e}")));
+    lines.join("\n")
+}
+
 pub const PERSONALITY_SWITCH_DENIED: &str =
     "Sorry, in group spaces only admins can switch the personality.";
 
@@ -78,4 +110,56 @@ pub fn cannot_remove_admin(email: &str) -> String {
 
 pub fn invalid_email(raw: &str) -> String {
     format!("`{raw}` is not a valid email address.")
+}
+
+/// `status` (direct spaces only): version, uptime, the AI's reachability, counts.
+pub fn status(
+    uptime: std::time::Duration,
+    ai: &llm::HealthReport,
+    counts: &crate::store::Counts,
+    admins: usize,
+) -> String {
+    let uptime = std::time::Duration::from_secs(uptime.as_secs());
+    let mut lines = vec![
+        format!("**webex-chatbot {}**", env!("CARGO_PKG_VERSION")),
+        format!("- Uptime: {}", humanize(uptime)),
+        probe_line("AI", &ai.primary),
+    ];
+    if let Some(fallback) = &ai.fallback {
+        lines.push(probe_line("Fallback AI", fallback));
+    }
+    lines.push(format!(
+        "- Approved users: {} (+{admins} admins)",
+        counts.approved_users
+    ));
+    lines.push(format!(
+        "- Conversations remembered: {}",
+        counts.conversations
+    ));
+    lines.push(format!(
+        "- Messages handled: {} (waiting: {})",
+        counts.processed_events, counts.pending_events
+    ));
+    lines.join("\n")
+}
+
+fn probe_line(label: &str, p: &llm::ProbeResult) -> String {
+    if p.reachable {
+        format!(
+            "- {label}: {} `{}`, reachable ({} ms)",
+            p.provider, p.model, p.latency_ms
+        )
+    } else {
+        format!("- {label}: {} `{}`, **unreachable**", p.provider, p.model)
+    }
+}
+
+fn humanize(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m {}s", s / 60, s % 60),
+        3600..86400 => format!("{}h {}m", s / 3600, (s % 3600) / 60),
+        _ => format!("{}d {}h", s / 86400, (s % 86400) / 3600),
+    }
 }

@@ -44,16 +44,11 @@ pub(crate) async fn run(
             let chosen = state.store.personality_for(room).await?;
             let set = state.personalities.load();
             let current = set.resolve(chosen.as_deref()).name.clone();
-            let mut lines = vec!["**Personalities**".to_owned()];
-            for p in set.iter() {
-                let marker = if p.name == current { " (current)" } else { "" };
-                lines.push(format!("- `{}`{marker}: {}", p.name, p.description));
-            }
-            if can_switch {
-                lines.push(String::new());
-                lines.push("Switch with `personality NAME`.".to_owned());
-            }
-            lines.join("\n")
+            let entries: Vec<(&str, &str)> = set
+                .iter()
+                .map(|p| (p.name.as_str(), p.description.as_str()))
+                .collect();
+            strings::personality_list(&entries, &current, can_switch)
         }
         Command::PersonalitySet(name) => {
             if !can_switch {
@@ -77,26 +72,14 @@ pub(crate) async fn run(
         }
         Command::ListUsers => {
             let users = state.store.approved_users().await?;
-            let mut lines = vec!["**Admins** (ADMIN_EMAILS)".to_owned()];
-            lines.extend(state.config.admin_emails.iter().map(|e| format!("- {e}")));
-            if !state.config.approved_domains.is_empty() {
-                lines.push(String::new());
-                lines.push("**Approved domains** (APPROVED_DOMAINS)".to_owned());
-                lines.extend(
-                    state
-                        .config
-                        .approved_domains
-                        .iter()
-                        .map(|d| format!("- @{d}")),
-                );
-            }
-            lines.push(String::new());
-            lines.push(format!("**Approved users** ({})", users.len()));
-            if users.is_empty() {
-                lines.push("- none yet: add one with `add user EMAIL`".to_owned());
-            }
-            lines.extend(users.iter().map(|u| format!("- {}", u.email)));
-            lines.join("\n")
+            let admins: Vec<&str> = state
+                .config
+                .admin_emails
+                .iter()
+                .map(|e| e.as_str())
+                .collect();
+            let approved: Vec<&str> = users.iter().map(|u| u.email.as_str()).collect();
+            strings::user_list(&admins, &state.config.approved_domains, &approved)
         }
         Command::AddUser(raw) => match Email::parse(&raw) {
             Err(_) => strings::invalid_email(&raw),
@@ -134,48 +117,10 @@ pub(crate) async fn run(
 async fn status(state: &AppState) -> anyhow::Result<String> {
     let report = state.probe.report(&state.llm).await;
     let counts = state.store.counts().await?;
-    let uptime = std::time::Duration::from_secs(state.started.elapsed().as_secs());
-    let mut lines = vec![
-        format!("**webex-chatbot {}**", env!("CARGO_PKG_VERSION")),
-        format!("- Uptime: {}", humanize(uptime)),
-        probe_line("AI", &report.primary),
-    ];
-    if let Some(fallback) = &report.fallback {
-        lines.push(probe_line("Fallback AI", fallback));
-    }
-    lines.push(format!(
-        "- Approved users: {} (+{} admins)",
-        counts.approved_users,
-        state.config.admin_emails.len()
-    ));
-    lines.push(format!(
-        "- Conversations remembered: {}",
-        counts.conversations
-    ));
-    lines.push(format!(
-        "- Messages handled: {} (waiting: {})",
-        counts.processed_events, counts.pending_events
-    ));
-    Ok(lines.join("\n"))
-}
-
-fn probe_line(label: &str, p: &llm::ProbeResult) -> String {
-    if p.reachable {
-        format!(
-            "- {label}: {} `{}`, reachable ({} ms)",
-            p.provider, p.model, p.latency_ms
-        )
-    } else {
-        format!("- {label}: {} `{}`, **unreachable**", p.provider, p.model)
-    }
-}
-
-fn humanize(d: std::time::Duration) -> String {
-    let s = d.as_secs();
-    match s {
-        0..60 => format!("{s}s"),
-        60..3600 => format!("{}m {}s", s / 60, s % 60),
-        3600..86400 => format!("{}h {}m", s / 3600, (s % 3600) / 60),
-        _ => format!("{}d {}h", s / 86400, (s % 86400) / 3600),
-    }
+    Ok(strings::status(
+        state.started.elapsed(),
+        &report,
+        &counts,
+        state.config.admin_emails.len(),
+    ))
 }
