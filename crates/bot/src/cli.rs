@@ -395,10 +395,13 @@ async fn console_chat(config: Config, start: Option<String>) -> Result<(), AppEr
             break;
         }
         let reply = match commands::parse(text) {
-            Some(Command::Help) => Some(
-                "Commands: help, reset, personality, personality list, personality NAME, exit."
-                    .to_owned(),
-            ),
+            // The same answers as in Webex (a console user may switch the personality,
+            // like anyone in a direct space); `exit` ends the console.
+            Some(Command::Help) => Some(format!(
+                "{}\n\n{}",
+                strings::help(false, true),
+                strings::CONSOLE_EXIT
+            )),
             Some(Command::Reset) => {
                 store
                     .clear_history(&conversation)
@@ -410,24 +413,13 @@ async fn console_chat(config: Config, start: Option<String>) -> Result<(), AppEr
                 &current.name,
                 &current.description,
             )),
-            Some(Command::PersonalityList) => Some(
-                personalities
+            Some(Command::PersonalityList) => {
+                let entries: Vec<(&str, &str)> = personalities
                     .iter()
-                    .map(|p| {
-                        format!(
-                            "- {}{}: {}",
-                            p.name,
-                            if p.name == current.name {
-                                " (current)"
-                            } else {
-                                ""
-                            },
-                            p.description
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join("\n"),
-            ),
+                    .map(|p| (p.name.as_str(), p.description.as_str()))
+                    .collect();
+                Some(strings::personality_list(&entries, &current.name, true))
+            }
             Some(Command::PersonalitySet(name)) => Some(match personalities.get(&name) {
                 Some(p) => {
                     current = p.clone();
@@ -442,7 +434,7 @@ async fn console_chat(config: Config, start: Option<String>) -> Result<(), AppEr
                         .join(", "),
                 ),
             }),
-            Some(other) => Some(format!("`{}` only works in Webex.", other.name())),
+            Some(other) => Some(strings::only_in_webex(other.name())),
             None => {
                 let history = store
                     .history(&conversation, keep)

@@ -85,6 +85,14 @@ pub fn user_list(admins: &[&str], domains: &[String], approved: &[&str]) -> Stri
     lines.join("\n")
 }
 
+/// The console's own line under `help`.
+pub const CONSOLE_EXIT: &str = "Type `exit` (or end the input) to leave.";
+
+/// A command the console cannot run (it has no Webex space, no approved users).
+pub fn only_in_webex(command: &str) -> String {
+    format!("`{command}` only works in Webex.")
+}
+
 pub const PERSONALITY_SWITCH_DENIED: &str =
     "Sorry, in group spaces only admins can switch the personality.";
 
