@@ -12,9 +12,7 @@
 //! over, this one has stopped, unless the process freezes for a third of the TTL between
 //! a confirmation and the post (see docs/scaling.md).
 
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -22,111 +20,35 @@ use tracing::Instrument;
 
 use crate::lease::{LeaseKeeper, RoomLease};
 use crate::pipeline;
+use crate::rooms::Rooms;
 use crate::state::AppState;
 
-/// How long a room lease lasts without renewal; a replica that dies loses its rooms after this.
-pub const LEASE_TTL: Duration = Duration::from_secs(30);
 /// How often the sweeper looks for pending work nobody is doing.
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(2);
 /// Handled message ids are remembered at least this long to drop redeliveries (at least 7 days, docs/architecture.md).
 const DEDUP_KEEP: Duration = Duration::from_secs(8 * 24 * 3600);
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
-/// Called with each event's message id right before it is handled: a test's way to make
-/// a worker fail where it stands (a panic), as a bug would.
-#[derive(Clone)]
-pub struct FaultHook(pub Arc<dyn Fn(&str) + Send + Sync>);
-
-impl std::fmt::Debug for FaultHook {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("FaultHook")
+/// Makes sure a worker runs for this room. Cheap; called for every accepted event.
+pub fn notify(state: &AppState, room_id: &str) {
+    if state.shutdown.is_cancelled() || !state.rooms.claim(room_id) {
+        return;
     }
-}
-
-pub struct Dispatcher {
-    /// Rooms with a worker in this process; `true` = new work arrived while it ran.
-    active: Mutex<HashMap<String, bool>>,
-    lease_ttl: Duration,
-    fault: Option<FaultHook>,
-    /// The runtime workers run on (the one the dispatcher was made on): webhooks are
-    /// received on a thread of their own, and their workers must not run there.
-    runtime: Option<tokio::runtime::Handle>,
-}
-
-impl Default for Dispatcher {
-    fn default() -> Self {
-        Self::new(LEASE_TTL)
-    }
-}
-
-impl Dispatcher {
-    pub fn new(lease_ttl: Duration) -> Self {
-        Self {
-            active: Mutex::new(HashMap::new()),
-            // Below a few hundred milliseconds the renewals could not keep up.
-            lease_ttl: lease_ttl.max(Duration::from_millis(300)),
-            fault: None,
-            runtime: tokio::runtime::Handle::try_current().ok(),
-        }
-    }
-
-    pub fn with_fault_hook(mut self, fault: Option<FaultHook>) -> Self {
-        self.fault = fault;
-        self
-    }
-
-    /// Makes sure a worker runs for this room. Cheap; called for every accepted event.
-    pub fn notify(&self, state: &AppState, room_id: &str) {
-        if state.shutdown.is_cancelled() {
-            return;
-        }
-        let Ok(mut active) = self.active.lock() else {
-            return;
-        };
-        if let Some(rerun) = active.get_mut(room_id) {
-            *rerun = true;
-            return;
-        }
-        active.insert(room_id.to_owned(), false);
-        drop(active);
-        let state2 = state.clone();
-        let room = room_id.to_owned();
-        let worker = async move { room_worker(state2, room).await }.in_current_span();
-        match &self.runtime {
-            Some(runtime) => state.tasks.spawn_on(worker, runtime),
-            None => state.tasks.spawn(worker),
-        };
-    }
-
-    /// Called by a worker that found no more work: true when it should look again because
-    /// an event arrived meanwhile, false when it has been removed and may stop.
-    fn finish_or_rerun(&self, room_id: &str) -> bool {
-        let Ok(mut active) = self.active.lock() else {
-            return false;
-        };
-        match active.get_mut(room_id) {
-            Some(rerun) if *rerun => {
-                *rerun = false;
-                true
-            }
-            _ => {
-                active.remove(room_id);
-                false
-            }
-        }
-    }
-
-    pub fn active_rooms(&self) -> usize {
-        self.active.lock().map_or(0, |a| a.len())
-    }
+    let state2 = state.clone();
+    let room = room_id.to_owned();
+    let worker = async move { room_worker(state2, room).await }.in_current_span();
+    match state.rooms.runtime() {
+        Some(runtime) => state.tasks.spawn_on(worker, runtime),
+        None => state.tasks.spawn(worker),
+    };
 }
 
 /// A room's entry in the active map while its worker runs. A worker that ends any other
-/// way than through [`Dispatcher::finish_or_rerun`] (shutdown, or a panic that drops its
+/// way than through [`Rooms::finish_or_rerun`] (shutdown, or a panic that drops its
 /// task) removes the entry on drop, so the room is not left looking busy forever and the
 /// sweeper starts a new worker for what is still pending.
 struct Registered<'a> {
-    dispatcher: &'a Dispatcher,
+    rooms: &'a Rooms,
     room_id: &'a str,
     /// `finish_or_rerun` already removed the entry (a newer worker may own the room now).
     removed: bool,
@@ -137,16 +59,14 @@ impl Drop for Registered<'_> {
         if self.removed {
             return;
         }
-        if let Ok(mut active) = self.dispatcher.active.lock() {
-            active.remove(self.room_id);
-        }
+        self.rooms.forget(self.room_id);
     }
 }
 
 async fn room_worker(state: AppState, room_id: String) {
     let span = tracing::info_span!("room", room_id = %room_id);
     let mut registered = Registered {
-        dispatcher: &state.dispatcher,
+        rooms: &state.rooms,
         room_id: &room_id,
         removed: false,
     };
@@ -159,7 +79,7 @@ async fn room_worker(state: AppState, room_id: String) {
             if state.shutdown.is_cancelled() {
                 break;
             }
-            if !state.dispatcher.finish_or_rerun(&room_id) {
+            if !state.rooms.finish_or_rerun(&room_id) {
                 registered.removed = true;
                 break;
             }
@@ -177,7 +97,7 @@ async fn drain_room(state: &AppState, room_id: &str) -> anyhow::Result<()> {
         state.store.clone(),
         room_id,
         &state.instance_id,
-        state.dispatcher.lease_ttl,
+        state.rooms.lease_ttl(),
     ));
     let mut keeper = LeaseKeeper {
         renewer: None,
@@ -205,7 +125,7 @@ async fn drain_room(state: &AppState, room_id: &str) -> anyhow::Result<()> {
         keeper
             .renewer
             .get_or_insert_with(|| tokio::spawn(lease.clone().keep_renewed()));
-        if let Some(fault) = &state.dispatcher.fault {
+        if let Some(fault) = state.rooms.fault() {
             (fault.0)(&event.message_id);
         }
         pipeline::handle(state, &lease, event).await;
@@ -241,7 +161,7 @@ pub async fn sweeper(state: AppState) {
         match state.store.pending_rooms().await {
             Ok(rooms) => {
                 for room in rooms {
-                    state.dispatcher.notify(&state, &room);
+                    notify(&state, &room);
                 }
             }
             Err(e) => tracing::warn!(error = %e, "cannot look for pending events"),

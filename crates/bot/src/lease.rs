@@ -13,6 +13,9 @@ use tokio::time::Instant;
 
 use crate::store::Store;
 
+/// How long a room lease lasts without renewal; a replica that dies loses its rooms after this.
+pub const LEASE_TTL: Duration = Duration::from_secs(30);
+
 /// The lease renewer of a worker: aborted when the worker ends, however it ends (a worker
 /// whose task panics must not keep its room's lease renewed forever). A worker that did not
 /// release its lease on the way out (a panic) has it released here, in the background, so

@@ -44,6 +44,7 @@ mod pipeline;
 mod probe;
 mod record;
 mod registration;
+mod rooms;
 mod routes;
 mod startup;
 mod state;
@@ -52,8 +53,8 @@ mod strings;
 pub mod telemetry;
 mod websocket;
 
-pub use dispatcher::FaultHook;
 pub use error::AppError;
+pub use rooms::FaultHook;
 pub use routes::{MAX_BODY_BYTES, router};
 pub use startup::{App, BuildOptions};
 pub use state::AppState;

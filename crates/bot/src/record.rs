@@ -21,7 +21,7 @@ pub(crate) async fn record(
                 via,
                 "event accepted"
             );
-            state.dispatcher.notify(state, event.room_id);
+            crate::dispatcher::notify(state, event.room_id);
         }
         Ok(Enqueued::Duplicate) => {
             tracing::info!(

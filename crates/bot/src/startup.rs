@@ -12,10 +12,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
-use crate::dispatcher::{self, Dispatcher};
+use crate::dispatcher;
 use crate::error::AppError;
 use crate::metrics::Metrics;
 use crate::personality::Personalities;
+use crate::rooms::Rooms;
 use crate::state::{AppState, BotIdentity, Inner, WebhookStatus};
 use crate::store::{Store, StoreOptions};
 
@@ -106,7 +107,7 @@ pub struct BuildOptions {
     /// How often `/metrics`' store-derived gauges are recounted from the database.
     pub metrics_refresh: Duration,
     /// Runs before each event is handled (tests make a worker panic with it).
-    pub fault_hook: Option<dispatcher::FaultHook>,
+    pub fault_hook: Option<crate::rooms::FaultHook>,
     /// How long an LLM probe's report is reused by `/health` and `status`.
     pub probe_cache: Duration,
 }
@@ -118,7 +119,7 @@ impl Default for BuildOptions {
             stop: CancellationToken::new(),
             tls_watch: Duration::from_secs(30),
             pg_schema: None,
-            lease_ttl: dispatcher::LEASE_TTL,
+            lease_ttl: crate::lease::LEASE_TTL,
             metrics_refresh: crate::metrics::REFRESH_INTERVAL,
             fault_hook: None,
             probe_cache: crate::probe::PROBE_CACHE,
@@ -225,7 +226,7 @@ impl App {
             started: Instant::now(),
             webhook: Mutex::new(WebhookStatus::default()),
             probe: crate::probe::LlmProbe::new(options.probe_cache),
-            dispatcher: Dispatcher::new(options.lease_ttl).with_fault_hook(options.fault_hook),
+            rooms: Rooms::new(options.lease_ttl).with_fault_hook(options.fault_hook),
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
             instance_id,

@@ -9,9 +9,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
-use crate::dispatcher::Dispatcher;
 use crate::metrics::Metrics;
 use crate::personality::Personalities;
+use crate::rooms::Rooms;
 use crate::store::Store;
 
 /// Who the bot is on Webex (from `GET /people/me`).
@@ -54,7 +54,7 @@ pub struct Inner {
     pub started: Instant,
     pub webhook: Mutex<WebhookStatus>,
     pub probe: crate::probe::LlmProbe,
-    pub dispatcher: Dispatcher,
+    pub rooms: Rooms,
     /// Cancelled when shutdown begins: workers finish the event in hand and stop.
     pub shutdown: CancellationToken,
     /// Every background task that handles events, so shutdown can wait for them.
