@@ -9,9 +9,10 @@
 //!   `run_until_stopped` serves and shuts down gracefully.
 //! - `routes`: `POST /webhook` verifies the signature (and relay key) on the raw bytes,
 //!   records the event durably in the store's inbox and answers 200; `/health`, `/metrics`.
+//! - `record`: the record step every arrival shares (inbox, dedup, wake a worker).
 //! - `dispatcher`: one worker per room (arrival order within a conversation, rooms in
-//!   parallel) plus a sweeper for pending work; `lease`: the worker's hold on its room
-//!   across replicas.
+//!   parallel) plus a sweeper for pending work; `rooms`: which rooms have a worker here;
+//!   `lease`: the worker's hold on its room across replicas.
 //! - `pipeline`: one event end to end: fetch the message → sender checks and mention
 //!   stripping → `access` → [`commands`] (parse, then run) or `chat` → `reply` (split
 //!   under the size limit, threaded) → store the turns. One error boundary per message.
