@@ -2,6 +2,7 @@
 //! (`LOG_FILE`, 5 MB, 3 backups), as text or JSON. Message text and secrets are never
 //! logged at INFO; ids and outcomes are fields.
 
+use std::io::IsTerminal as _;
 use std::io::Write;
 use std::path::Path;
 
@@ -67,11 +68,21 @@ fn open_rotating(path: &Path) -> anyhow::Result<FileRotate<AppendCount>> {
 /// Installs the global subscriber. Call once, early in `main`.
 pub fn init(settings: &LogSettings<'_>) -> anyhow::Result<TelemetryGuard> {
     let json = settings.format == LogFormat::Json;
+    // Colours only for a person at a terminal who did not ask for none (NO_COLOR); never
+    // escape codes in the journal, a file or a pipe.
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let colour = |terminal: bool| terminal && !no_color;
     let stdout = match (json, settings.stderr) {
         (true, false) => fmt::layer().json().with_writer(std::io::stdout).boxed(),
         (true, true) => fmt::layer().json().with_writer(std::io::stderr).boxed(),
-        (false, false) => fmt::layer().with_writer(std::io::stdout).boxed(),
-        (false, true) => fmt::layer().with_writer(std::io::stderr).boxed(),
+        (false, false) => fmt::layer()
+            .with_ansi(colour(std::io::stdout().is_terminal()))
+            .with_writer(std::io::stdout)
+            .boxed(),
+        (false, true) => fmt::layer()
+            .with_ansi(colour(std::io::stderr().is_terminal()))
+            .with_writer(std::io::stderr)
+            .boxed(),
     };
     let (file_layer, guard) = match settings.file {
         None => (None, None),

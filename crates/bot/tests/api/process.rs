@@ -13,6 +13,28 @@ use crate::helpers::*;
 /// The relay key of these processes: every webhook must carry it.
 const RELAY_KEY: &str = "relay-key-SECRET-55";
 
+/// Logs written to a pipe (the journal, a file, another program) carry no colour codes;
+/// `NO_COLOR` turns them off at a terminal too.
+#[test]
+fn logs_to_a_pipe_have_no_colour_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = bin()
+        .arg("serve")
+        .current_dir(dir.path())
+        .env_clear()
+        .env("WEBEX_BOT_TOKEN", "t")
+        .env("PERSONALITIES_DIR", personalities_dir())
+        .env("LOG_FILE", "")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("starting webex-chatbot"), "{stdout}");
+    assert!(
+        !stdout.contains('\u{1b}'),
+        "escape codes in piped logs: {stdout:?}"
+    );
+}
+
 #[test]
 fn configuration_errors_exit_2_and_name_the_variable() {
     let dir = tempfile::tempdir().unwrap();
