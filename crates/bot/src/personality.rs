@@ -131,6 +131,28 @@ pub fn parse(name: &str, text: &str) -> Result<Personality, String> {
     })
 }
 
+/// The personalities shipped in `personalities/`, built into the binary so `serve` runs
+/// from any folder; files in `PERSONALITIES_DIR` add to them and override them by name.
+const BUILT_IN: [(&str, &str); 5] = [
+    (
+        "default",
+        include_str!("../../../personalities/default.toml"),
+    ),
+    (
+        "engineer",
+        include_str!("../../../personalities/engineer.toml"),
+    ),
+    (
+        "summarizer",
+        include_str!("../../../personalities/summarizer.toml"),
+    ),
+    (
+        "teacher",
+        include_str!("../../../personalities/teacher.toml"),
+    ),
+    ("writer", include_str!("../../../personalities/writer.toml")),
+];
+
 /// The loaded set, with the default one guaranteed present.
 #[derive(Clone, Debug)]
 pub struct Personalities {
@@ -139,24 +161,41 @@ pub struct Personalities {
 }
 
 impl Personalities {
-    /// Loads every `*.toml` in `dir`. Bad files are returned beside the set; a missing
-    /// default (or an unreadable folder) is an error.
+    /// The built-in personalities, then every `*.toml` in `dir` on top (a file overrides a
+    /// built-in of its name). A missing `dir` leaves the built-ins; bad files are returned
+    /// beside the set; a missing default (or a folder that cannot be read) is an error.
     pub fn load(
         dir: &Path,
         default_name: &str,
     ) -> Result<(Personalities, Vec<FileError>), LoadError> {
-        let entries = std::fs::read_dir(dir).map_err(|source| LoadError::Folder {
-            path: dir.to_owned(),
-            source,
-        })?;
-        let mut paths: Vec<PathBuf> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-            .collect();
-        paths.sort();
-
         let mut by_name = BTreeMap::new();
         let mut errors = Vec::new();
+        for (name, text) in BUILT_IN {
+            match parse(name, text) {
+                Ok(p) => {
+                    by_name.insert(p.name.clone(), Arc::new(p));
+                }
+                Err(reason) => errors.push(FileError {
+                    path: PathBuf::from(format!("(built in) {name}.toml")),
+                    reason,
+                }),
+            }
+        }
+        let mut paths: Vec<PathBuf> = match std::fs::read_dir(dir) {
+            Ok(entries) => entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+                .collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(source) => {
+                return Err(LoadError::Folder {
+                    path: dir.to_owned(),
+                    source,
+                });
+            }
+        };
+        paths.sort();
+
         for path in paths {
             let name = path
                 .file_stem()
@@ -341,10 +380,16 @@ mod tests {
         std::fs::write(dir.path().join("broken.toml"), "description = ").unwrap();
         std::fs::write(dir.path().join("notes.txt"), "ignored").unwrap();
         let (set, errors) = Personalities::load(dir.path(), "default").unwrap();
-        assert_eq!(set.iter().count(), 1);
+        // The five built in, the folder's `default` in place of the built-in one.
+        assert_eq!(set.iter().count(), 5);
+        assert_eq!(set.default_personality().system_prompt, "p");
         assert_eq!(errors.len(), 1);
         assert!(errors[0].to_string().contains("broken.toml"));
         let missing = Personalities::load(dir.path(), "pirate").unwrap_err();
+        // No folder at all: the built-ins.
+        let (set, errors) = Personalities::load(&dir.path().join("absent"), "teacher").unwrap();
+        assert!(errors.is_empty());
+        assert_eq!(set.default_personality().name, "teacher");
         assert!(
             missing.to_string().contains("DEFAULT_PERSONALITY"),
             "{missing}"

@@ -35,6 +35,54 @@ fn logs_to_a_pipe_have_no_colour_codes() {
     );
 }
 
+/// The shipped personalities are built in: the bot runs from a folder without
+/// `personalities/`, and a `PERSONALITIES_DIR` file overrides a built-in of its name.
+#[test]
+fn shipped_personalities_are_built_in_and_a_folder_overrides_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |personalities: Option<&Path>| {
+        let mut cmd = bin();
+        cmd.arg("chat")
+            .current_dir(dir.path())
+            .env_clear()
+            .env(
+                "DATABASE_URL",
+                format!("sqlite://{}/bot.db", dir.path().display()),
+            )
+            .env("LOG_FILE", "")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped());
+        if let Some(p) = personalities {
+            cmd.env("PERSONALITIES_DIR", p);
+        }
+        let mut child = cmd.spawn().unwrap();
+        use std::io::Write as _;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"personality list\n")
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let listed = run(None);
+    for name in ["default", "engineer", "summarizer", "teacher", "writer"] {
+        assert!(listed.contains(&format!("`{name}`")), "{listed}");
+    }
+    let own = dir.path().join("mine");
+    std::fs::create_dir(&own).unwrap();
+    std::fs::write(
+        own.join("teacher.toml"),
+        "description = \"Our own teacher\"\nsystem_prompt = \"Teach.\"\n",
+    )
+    .unwrap();
+    let listed = run(Some(&own));
+    assert!(listed.contains("`teacher`: Our own teacher"), "{listed}");
+    assert!(listed.contains("`writer`"), "{listed}");
+}
+
 #[test]
 fn configuration_errors_exit_2_and_name_the_variable() {
     let dir = tempfile::tempdir().unwrap();
