@@ -80,15 +80,7 @@ async fn bursts_of_429_and_503_on_post_messages_still_deliver_each_reply_once() 
             .count();
         assert!(n >= 1, "{posts:?}");
     }
-    let metrics = app
-        .http
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains("webex_chatbot_replies_sent_total 3"),
         "{metrics}"

@@ -803,6 +803,18 @@ impl TestApp {
             .unwrap();
     }
 
+    /// The `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        self.http
+            .get(format!("{}/metrics", self.address))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     pub async fn health(&self) -> Value {
         self.http
             .get(format!("{}/health", self.address))

@@ -179,15 +179,7 @@ async fn rate_limited_reply_is_retried_and_sent_once() {
     app.wait_handled(message["id"].as_str().unwrap()).await;
     let posts = app.replies().await;
     assert_eq!(posts.len(), 3, "two 429s then one success");
-    let metrics = app
-        .http
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains("webex_chatbot_webex_api_errors_total{status=\"429\"} 2"),
         "{metrics}"

@@ -463,15 +463,7 @@ async fn answers_stream_into_one_message_in_every_provider_format() {
             "{kind:?}: history has the whole answer"
         );
 
-        let metrics = app
-            .http
-            .get(format!("{}/metrics", app.address))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let metrics = app.metrics().await;
         assert!(
             metrics.contains("webex_chatbot_llm_first_token_seconds_count 2"),
             "{metrics}"
