@@ -42,7 +42,9 @@ fn main() -> ExitCode {
     tls::install_crypto_provider();
     let cli = Cli::parse();
 
-    if let Err(error) = dotenvy::dotenv()
+    // `.env` of the working directory only: `dotenvy::dotenv()` would also search the
+    // parent folders and read a file nobody meant for this service.
+    if let Err(error) = dotenvy::from_path(".env")
         && !error.not_found()
     {
         eprintln!("webex-relay: configuration error:\n.env: {error}");

@@ -162,6 +162,25 @@ fn dot_env_is_read_and_the_real_environment_wins() {
         .stdout(predicate::str::contains("configuration OK"));
 }
 
+/// Only the working directory's `.env` is read, never one in a parent folder.
+#[test]
+fn dot_env_in_a_parent_folder_is_not_read() {
+    let files = Files::new();
+    files.write(
+        ".env",
+        &format!(
+            "INTERNAL_BOT_URL=https://bot.internal:8080\nRELAY_API_KEY={API_KEY}\nWEBEX_WEBHOOK_SECRET={SECRET}\n"
+        ),
+    );
+    let child = files.dir().join("service");
+    std::fs::create_dir(&child).unwrap();
+    relay(&child)
+        .arg("--check-config")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("INTERNAL_BOT_URL"));
+}
+
 /// The binary over HTTPS: SIGHUP swaps the certificate for new connections, SIGTERM
 /// stops cleanly with exit code 0.
 #[tokio::test]
