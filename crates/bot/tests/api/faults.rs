@@ -242,21 +242,6 @@ fn start_bot(
     BotProcess(child)
 }
 
-async fn wait_up(http: &reqwest::Client, port: u16) {
-    for _ in 0..300 {
-        if http
-            .get(format!("http://127.0.0.1:{port}/health"))
-            .send()
-            .await
-            .is_ok()
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("the bot did not start");
-}
-
 /// Guards: the durable inbox before the 200, the answer and `parts_sent` kept across
 /// attempts, the done mark with the turns in one transaction, and the look at the room's
 /// recent messages before a later attempt posts again (a kill after Webex accepted a post
@@ -341,7 +326,7 @@ async fn kill_9_at_random_moments(messages: Vec<Value>) -> Vec<(String, usize)> 
         .build()
         .unwrap();
     let mut bot = start_bot(dir.path(), 0, port, &webex, &llm);
-    wait_up(&http, port).await;
+    wait_listening(port).await;
 
     // The stream: each message is delivered until the bot acknowledges it, like Webex
     // redelivering after a refused connection or an error status.
@@ -385,7 +370,7 @@ async fn kill_9_at_random_moments(messages: Vec<Value>) -> Vec<(String, usize)> 
         bot.0.wait().unwrap();
         drop(bot);
         bot = start_bot(dir.path(), life, port, &webex, &llm);
-        wait_up(&http, port).await;
+        wait_listening(port).await;
     }
     sender.await.unwrap();
     let acked: HashSet<usize> = acked.lock().unwrap().clone();

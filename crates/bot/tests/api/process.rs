@@ -189,8 +189,18 @@ async fn wait_healthy(port: u16) {
     panic!("the bot did not start");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_event_acknowledged_before_kill_9_is_answered_once_after_restart() {
+/// A bot process killed (`kill -9`) while the LLM call for `message` was in flight, after
+/// acknowledging it, and a second process started on the same database and port, with an
+/// LLM that answers at once.
+struct Restarted {
+    dir: tempfile::TempDir,
+    webex: MockServer,
+    _llm: MockServer,
+    port: u16,
+    second: Running,
+}
+
+async fn killed_during_the_llm_call_then_restarted(message: &Value) -> Restarted {
     let dir = tempfile::tempdir().unwrap();
     let webex = MockServer::start().await;
     mount_webex_basics(&webex).await;
@@ -203,15 +213,13 @@ async fn an_event_acknowledged_before_kill_9_is_answered_once_after_restart() {
         }),
     )
     .await;
-    let question = "what is the QUESTION-TEXT-marker?";
-    let message = direct_message("M-kill9", "ROOM-kill9", ALICE, question);
-    mount_message(&webex, &message).await;
+    mount_message(&webex, message).await;
 
     let port = free_port();
     let mut first = start(dir.path(), "first", port, &webex, &llm);
     wait_healthy(port).await;
     assert_eq!(
-        post_signed_with(port, &event_for(&message), Some(RELAY_KEY)).await,
+        post_signed_with(port, &event_for(message), Some(RELAY_KEY)).await,
         200
     );
     for _ in 0..200 {
@@ -224,11 +232,31 @@ async fn an_event_acknowledged_before_kill_9_is_answered_once_after_restart() {
     first.child.wait().unwrap();
     assert!(requests_to(&webex, "POST", "/messages").await.is_empty());
 
-    // Second life: the LLM answers at once; the pending event is answered exactly once.
+    // Second life: the LLM answers at once.
     llm.reset().await;
     mount_ollama(&llm, echo_answerer()).await;
-    let _second = start(dir.path(), "second", port, &webex, &llm);
+    let second = start(dir.path(), "second", port, &webex, &llm);
     wait_healthy(port).await;
+    Restarted {
+        dir,
+        webex,
+        _llm: llm,
+        port,
+        second,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_acknowledged_before_kill_9_is_answered_once_after_restart() {
+    let question = "what is the QUESTION-TEXT-marker?";
+    let message = direct_message("M-kill9", "ROOM-kill9", ALICE, question);
+    let Restarted {
+        dir,
+        webex,
+        port,
+        second: _second,
+        ..
+    } = killed_during_the_llm_call_then_restarted(&message).await;
     let mut replies = Vec::new();
     for _ in 0..200 {
         replies = requests_to(&webex, "POST", "/messages").await;
@@ -379,39 +407,12 @@ async fn sighup_reloads_personalities_and_a_bad_file_keeps_the_old_set() {
 /// question is answered once, in its thread.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_question_acknowledged_before_kill_9_is_answered_once_after_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let webex = MockServer::start().await;
-    mount_webex_basics(&webex).await;
-    let llm = MockServer::start().await;
-    mount_ollama(
-        &llm,
-        std::sync::Arc::new(|_: &Value| {
-            ollama_answer("too late").set_delay(Duration::from_secs(30))
-        }),
-    )
-    .await;
     let message = group_message("M-gkill9", "ROOM-gkill9", ALICE, "are you still there?");
-    mount_message(&webex, &message).await;
-    let port = free_port();
-    let mut first = start(dir.path(), "first", port, &webex, &llm);
-    wait_healthy(port).await;
-    assert_eq!(
-        post_signed_with(port, &event_for(&message), Some(RELAY_KEY)).await,
-        200
-    );
-    for _ in 0..200 {
-        if !requests_to(&llm, "POST", "/api/chat").await.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    first.child.kill().unwrap();
-    first.child.wait().unwrap();
-
-    llm.reset().await;
-    mount_ollama(&llm, echo_answerer()).await;
-    let _second = start(dir.path(), "second", port, &webex, &llm);
-    wait_healthy(port).await;
+    let Restarted {
+        webex,
+        second: _second,
+        ..
+    } = killed_during_the_llm_call_then_restarted(&message).await;
     for _ in 0..400 {
         if posted_messages(&webex)
             .iter()
