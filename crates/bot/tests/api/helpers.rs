@@ -291,6 +291,15 @@ impl Respond for ListMessages {
     }
 }
 
+/// The `{id}` of `/messages/{id}`.
+fn message_id_in_path(request: &Request) -> String {
+    request
+        .url
+        .path()
+        .trim_start_matches("/messages/")
+        .to_owned()
+}
+
 /// Fake `PUT /messages/{id}`: only the bot's own messages, body `roomId` plus
 /// `text`/`markdown` (same limits as a post), at most 10 edits per message (the 11th is a
 /// 400, like Webex), never a message with files or a card.
@@ -298,11 +307,7 @@ struct EditMessage;
 
 impl Respond for EditMessage {
     fn respond(&self, request: &Request) -> ResponseTemplate {
-        let id = request
-            .url
-            .path()
-            .trim_start_matches("/messages/")
-            .to_owned();
+        let id = message_id_in_path(request);
         let Ok(body) = serde_json::from_slice::<Value>(&request.body) else {
             return webex_error_body(400, "bad JSON");
         };
@@ -351,11 +356,7 @@ struct DeleteMessage;
 
 impl Respond for DeleteMessage {
     fn respond(&self, request: &Request) -> ResponseTemplate {
-        let id = request
-            .url
-            .path()
-            .trim_start_matches("/messages/")
-            .to_owned();
+        let id = message_id_in_path(request);
         let state = fake_state(&origin_of(request));
         let mut state = state.lock().unwrap();
         let before = state.posted.len();

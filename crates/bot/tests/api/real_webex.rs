@@ -17,6 +17,19 @@ fn refused(status: u16) -> ResponseTemplate {
         .set_body_json(json!({"message": "try again later", "trackingId": "FAULT"}))
 }
 
+/// `POST /messages` answers 503 to all 1 + 5 tries of an event's first attempt (more
+/// than the client retries), so the event is taken up again by a later attempt.
+async fn refuse_the_first_attempts_posts(app: &TestApp) {
+    Mock::given(method("POST"))
+        .and(path("/messages"))
+        .respond_with(refused(503))
+        .up_to_n_times(6)
+        .with_priority(1)
+        .expect(6)
+        .mount(&app.webex)
+        .await;
+}
+
 fn markdowns(replies: &[Value]) -> Vec<String> {
     replies
         .iter()
@@ -32,15 +45,7 @@ fn markdowns(replies: &[Value]) -> Vec<String> {
 async fn a_group_question_is_answered_after_a_failed_attempt() {
     let app = TestApp::spawn(Spawn::default()).await;
     app.approve(ALICE).await;
-    // 1 + 5 tries of the first attempt all refused.
-    Mock::given(method("POST"))
-        .and(path("/messages"))
-        .respond_with(refused(503))
-        .up_to_n_times(6)
-        .with_priority(1)
-        .expect(6)
-        .mount(&app.webex)
-        .await;
+    refuse_the_first_attempts_posts(&app).await;
     let message = group_message("M-group-retry", "ROOM-group-retry", ALICE, "still there?");
     app.deliver(&message).await;
     assert_eq!(app.wait_handled("M-group-retry").await, "answered");
@@ -58,13 +63,7 @@ async fn a_group_question_is_answered_after_a_failed_attempt() {
 async fn a_failed_recovery_check_posts_instead_of_giving_up() {
     let app = TestApp::spawn(Spawn::default()).await;
     app.approve(ALICE).await;
-    Mock::given(method("POST"))
-        .and(path("/messages"))
-        .respond_with(refused(503))
-        .up_to_n_times(6)
-        .with_priority(1)
-        .mount(&app.webex)
-        .await;
+    refuse_the_first_attempts_posts(&app).await;
     Mock::given(method("GET"))
         .and(path("/messages"))
         .respond_with(
