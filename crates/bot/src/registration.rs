@@ -65,31 +65,8 @@ pub async fn register(
     }
     let secret = secret.map(|s| s.expose_secret().to_owned());
     let webhook = match &plan.keep {
-        Some(id) => {
-            client
-                .update_webhook(
-                    id,
-                    &webex::UpdateWebhook {
-                        name: WEBHOOK_NAME.to_owned(),
-                        target_url: target.clone(),
-                        secret,
-                        status: Some("active".to_owned()),
-                    },
-                )
-                .await?
-        }
-        None => {
-            client
-                .create_webhook(&webex::NewWebhook {
-                    name: WEBHOOK_NAME.to_owned(),
-                    target_url: target.clone(),
-                    resource: "messages".to_owned(),
-                    event: "created".to_owned(),
-                    filter: None,
-                    secret,
-                })
-                .await?
-        }
+        Some(id) => set_active(client, id, &target, secret).await?,
+        None => create(client, &target, secret).await?,
     };
     tracing::info!(
         webhook_id = %webhook.id,
@@ -98,15 +75,7 @@ pub async fn register(
         removed = plan.delete.len(),
         "webhook registered"
     );
-    Ok(WebhookStatus {
-        registered: true,
-        id: Some(webhook.id.to_string()),
-        target_url: Some(webhook.target_url),
-        status: webhook.status.or(Some("active".to_owned())),
-        checked_at: Some(now_rfc3339()),
-        note: None,
-        websocket: None,
-    })
+    Ok(registered(webhook, None))
 }
 
 /// The current time in RFC 3339, for `/health.webhook.checked_at`.
@@ -142,17 +111,7 @@ pub async fn check(
         Some(w) if w.is_active() => (w.clone(), None),
         Some(w) => {
             tracing::warn!(webhook_id = %w.id, "Webex set the webhook inactive (failed deliveries); setting it active again");
-            let updated = client
-                .update_webhook(
-                    &w.id,
-                    &webex::UpdateWebhook {
-                        name: WEBHOOK_NAME.to_owned(),
-                        target_url: target.clone(),
-                        secret,
-                        status: Some("active".to_owned()),
-                    },
-                )
-                .await;
+            let updated = set_active(client, &w.id, &target, secret).await;
             let updated = match updated {
                 Ok(updated) => updated,
                 Err(e) => return Ok(unfixed(w, "inactive", "set it active again", &e)),
@@ -164,16 +123,7 @@ pub async fn check(
         }
         None => {
             tracing::warn!(target_url = %target, "the webhook is missing on Webex; creating it again");
-            let created = client
-                .create_webhook(&webex::NewWebhook {
-                    name: WEBHOOK_NAME.to_owned(),
-                    target_url: target.clone(),
-                    resource: "messages".to_owned(),
-                    event: "created".to_owned(),
-                    filter: None,
-                    secret,
-                })
-                .await;
+            let created = create(client, &target, secret).await;
             let created = match created {
                 Ok(created) => created,
                 Err(e) => {
@@ -196,7 +146,50 @@ pub async fn check(
             )
         }
     };
-    Ok(WebhookStatus {
+    Ok(registered(webhook, note))
+}
+
+/// `PUT /webhooks/{id}`: this bot's webhook at `target`, active.
+async fn set_active(
+    client: &webex::Client,
+    id: &webex::WebhookId,
+    target: &str,
+    secret: Option<String>,
+) -> Result<webex::Webhook, webex::Error> {
+    client
+        .update_webhook(
+            id,
+            &webex::UpdateWebhook {
+                name: WEBHOOK_NAME.to_owned(),
+                target_url: target.to_owned(),
+                secret,
+                status: Some("active".to_owned()),
+            },
+        )
+        .await
+}
+
+/// `POST /webhooks`: this bot's `messages`/`created` webhook at `target`.
+async fn create(
+    client: &webex::Client,
+    target: &str,
+    secret: Option<String>,
+) -> Result<webex::Webhook, webex::Error> {
+    client
+        .create_webhook(&webex::NewWebhook {
+            name: WEBHOOK_NAME.to_owned(),
+            target_url: target.to_owned(),
+            resource: "messages".to_owned(),
+            event: "created".to_owned(),
+            filter: None,
+            secret,
+        })
+        .await
+}
+
+/// What `/health.webhook` says of a webhook Webex has (or just accepted).
+fn registered(webhook: webex::Webhook, note: Option<String>) -> WebhookStatus {
+    WebhookStatus {
         registered: true,
         id: Some(webhook.id.to_string()),
         target_url: Some(webhook.target_url),
@@ -204,7 +197,7 @@ pub async fn check(
         checked_at: Some(now_rfc3339()),
         note,
         websocket: None,
-    })
+    }
 }
 
 /// What the check saw when it could not fix it.
