@@ -204,9 +204,22 @@ async fn answer(
                 && body["contents"].is_array()
         }
     };
+    // Every API but Gemini (model in the path) wants a model and a non-empty list of
+    // messages with known roles and text content.
     let messages_ok = match script.kind {
-        Kind::Gemini => true,
-        _ => body["messages"].as_array().is_some_and(|m| !m.is_empty()),
+        Kind::Gemini => body["contents"]
+            .as_array()
+            .is_some_and(|c| !c.is_empty() && c.iter().all(|t| t["parts"].is_array())),
+        _ => {
+            body["model"].as_str().is_some_and(|m| !m.is_empty())
+                && body["messages"].as_array().is_some_and(|m| {
+                    !m.is_empty()
+                        && m.iter().all(|x| {
+                            matches!(x["role"].as_str(), Some("system" | "user" | "assistant"))
+                                && (x["content"].is_string() || x["content"].is_array())
+                        })
+                })
+        }
     };
     if !ok || !messages_ok {
         return refuse(StatusCode::BAD_REQUEST, "bad request");
