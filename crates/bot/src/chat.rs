@@ -33,24 +33,22 @@ pub fn build_request(
     let history = memory::fit(history, max_turns, max_chars, question.chars().count());
     let mut messages: Vec<llm::Message> = history
         .into_iter()
-        .map(|t| llm::Message {
-            role: match t.role {
+        .map(|t| {
+            let role = match t.role {
                 Role::User => llm::Role::User,
                 Role::Assistant => llm::Role::Assistant,
-            },
-            content: t.content,
+            };
+            llm::Message::new(role, t.content)
         })
         .collect();
-    messages.push(llm::Message {
-        role: llm::Role::User,
-        content: question.to_owned(),
-    });
+    messages.push(llm::Message::user(question));
     llm::ChatRequest {
         system: Some(personality::render(&personality.system_prompt, vars)),
         messages,
         model: personality.model.clone(),
         temperature: personality.temperature,
         max_tokens: personality.max_tokens,
+        tools: Vec::new(),
     }
 }
 

@@ -328,9 +328,10 @@ async fn print_streamed(
     let mut stream = llm.chat_stream(request).await?;
     let mut answer = String::new();
     let mut out = std::io::stdout();
-    while let Some(delta) = stream.next().await {
-        match delta {
-            Ok(delta) => {
+    while let Some(event) = stream.next().await {
+        match event {
+            Ok(llm::StreamEvent::ToolCalls(_) | llm::StreamEvent::Usage(_)) => {}
+            Ok(llm::StreamEvent::Text(delta)) => {
                 let _ = out.write_all(delta.as_bytes());
                 let _ = out.flush();
                 answer.push_str(&delta);

@@ -59,14 +59,18 @@ use tokio::{sync::OwnedSemaphorePermit, time::Instant};
 pub use config::{ConfigError, Options, ProviderConfig, ProviderKind, UnknownProvider};
 pub use error::LlmError;
 pub use thinking::strip_thinking;
-pub use types::{ChatRequest, ChatResponse, HealthReport, Message, ProbeResult, Role};
+pub use types::{
+    ChatRequest, ChatResponse, HealthReport, Image, Message, ProbeResult, Role, StreamEvent,
+    ToolCall, ToolResult, ToolSpec, Usage,
+};
 
 use limiter::Limiter;
 use provider::Provider;
 use stream::Opened;
 
-/// Text deltas of one answer, in order. Ends after the last delta, or after one error.
-pub type ChatStream = Pin<Box<dyn Stream<Item = Result<String, LlmError>> + Send>>;
+/// One answer as it is written: text deltas in order, then the tool calls and usage
+/// (see [`StreamEvent`]). Ends after the last event, or after one error.
+pub type ChatStream = Pin<Box<dyn Stream<Item = Result<StreamEvent, LlmError>> + Send>>;
 
 /// A probe is a health check: it must not take as long as a completion may.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -207,16 +211,16 @@ impl Llm {
         let kind = provider.kind();
         let timeout = self.inner.options.timeout;
         let started = Instant::now();
-        let text = tokio::time::timeout(timeout, provider.complete(req, &model))
+        let answer = tokio::time::timeout(timeout, provider.complete(req, &model))
             .await
             .map_err(|_| LlmError::Timeout {
                 provider: kind,
                 after: timeout,
             })??;
         let content = if self.inner.options.show_thinking {
-            text.trim().to_owned()
+            answer.text.trim().to_owned()
         } else {
-            strip_thinking(&text)
+            strip_thinking(&answer.text)
         };
         if content.is_empty() {
             return Err(LlmError::malformed(kind, "the answer is empty"));
@@ -225,8 +229,10 @@ impl Llm {
         Ok(ChatResponse {
             content,
             provider: kind,
+            usage: answer.usage.usage(kind, &model),
             model,
             used_fallback,
+            tool_calls: Vec::new(),
         })
     }
 
@@ -257,6 +263,7 @@ impl Llm {
                 reader,
                 first,
                 provider: kind,
+                model,
                 deadline,
                 timeout,
             }),

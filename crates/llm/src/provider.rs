@@ -33,8 +33,8 @@ pub(crate) trait Wire: Send + Sync {
         self.route().chat.clone()
     }
     fn chat_body(&self, req: &ChatRequest, model: &str, stream: bool) -> Body;
-    /// The text of a whole (non-streamed) answer, or why there is none.
-    fn parse_answer(&self, body: &[u8]) -> Result<String, String>;
+    /// A whole (non-streamed) answer, or why there is none.
+    fn parse_answer(&self, body: &[u8]) -> Result<Answer, String>;
     fn framing(&self) -> Framing {
         Framing::Sse
     }
@@ -102,10 +102,55 @@ impl Route {
     }
 }
 
+/// A whole answer as a provider gave it.
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct Answer {
+    pub(crate) text: String,
+    pub(crate) usage: Counts,
+}
+
+impl Answer {
+    pub(crate) fn text(text: impl Into<String>) -> Self {
+        Answer {
+            text: text.into(),
+            ..Answer::default()
+        }
+    }
+}
+
+/// Token counts as a provider reported them; a stream may report them in pieces
+/// (Anthropic: prompt tokens first, completion tokens at the end), merged by
+/// [`Counts::merge`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Counts {
+    pub(crate) prompt: Option<u64>,
+    pub(crate) completion: Option<u64>,
+}
+
+impl Counts {
+    /// Later reports replace earlier ones, field by field.
+    pub(crate) fn merge(&mut self, later: Counts) {
+        self.prompt = later.prompt.or(self.prompt);
+        self.completion = later.completion.or(self.completion);
+    }
+
+    /// The public usage, when the provider reported any count.
+    pub(crate) fn usage(self, provider: ProviderKind, model: &str) -> Option<crate::Usage> {
+        (self.prompt.is_some() || self.completion.is_some()).then(|| crate::Usage {
+            provider,
+            model: model.to_owned(),
+            prompt_tokens: self.prompt.unwrap_or(0),
+            completion_tokens: self.completion.unwrap_or(0),
+        })
+    }
+}
+
 /// What one stream frame contributed.
 #[derive(Debug, Default, PartialEq)]
 pub(crate) struct Step {
     pub(crate) text: String,
+    /// Token counts this frame reported.
+    pub(crate) usage: Counts,
     /// The answer is whole: the body may end from here on.
     pub(crate) complete: bool,
     /// Nothing useful follows: stop reading.
@@ -182,7 +227,7 @@ impl Provider {
         &self,
         req: &ChatRequest,
         model: &str,
-    ) -> Result<String, LlmError> {
+    ) -> Result<Answer, LlmError> {
         let kind = self.kind();
         retry_rate_limit(|| async {
             let response = self.post_chat(req, model, false).await?;
@@ -316,6 +361,7 @@ pub(crate) struct StepReader {
     complete: bool,
     body_ended: bool,
     done: bool,
+    usage: Counts,
 }
 
 impl StepReader {
@@ -330,7 +376,13 @@ impl StepReader {
             complete: false,
             body_ended: false,
             done: false,
+            usage: Counts::default(),
         }
+    }
+
+    /// The token counts the stream has reported so far (all of them once it ended).
+    pub(crate) fn usage(&self) -> Counts {
+        self.usage
     }
 
     /// The next non-empty piece of text; `Ok(None)` once the answer is whole. A body that
@@ -344,6 +396,7 @@ impl StepReader {
                 let step = self.wire.parse_step(&frame)?;
                 self.complete |= step.complete;
                 self.done = step.last;
+                self.usage.merge(step.usage);
                 if !step.text.is_empty() {
                     return Ok(Some(step.text));
                 }

@@ -7,13 +7,16 @@ use std::time::Duration;
 use futures_util::stream;
 use tokio::{sync::OwnedSemaphorePermit, time::Instant};
 
-use crate::{ChatStream, LlmError, ProviderKind, provider::StepReader, thinking::ThinkFilter};
+use crate::{
+    ChatStream, LlmError, ProviderKind, StreamEvent, provider::StepReader, thinking::ThinkFilter,
+};
 
 /// A stream that produced its first piece of text: past the point of failover.
 pub(crate) struct Opened {
     pub(crate) reader: StepReader,
     pub(crate) first: String,
     pub(crate) provider: ProviderKind,
+    pub(crate) model: String,
     pub(crate) deadline: Instant,
     pub(crate) timeout: Duration,
 }
@@ -24,6 +27,8 @@ struct State {
     filter: Option<ThinkFilter>,
     permit: Option<OwnedSemaphorePermit>,
     shown_any: bool,
+    /// The usage event is still to come (after the last text).
+    usage_pending: bool,
 }
 
 impl State {
@@ -32,8 +37,10 @@ impl State {
         self.permit = None;
     }
 
-    async fn next(&mut self) -> Option<Result<String, LlmError>> {
-        self.permit.as_ref()?;
+    async fn next(&mut self) -> Option<Result<StreamEvent, LlmError>> {
+        if self.permit.is_none() {
+            return self.usage_event();
+        }
         loop {
             let raw = match self.first.take() {
                 Some(first) => Ok(Some(first)),
@@ -56,27 +63,44 @@ impl State {
                     };
                     if !shown.is_empty() {
                         self.shown_any = true;
-                        return Some(Ok(shown));
+                        return Some(Ok(StreamEvent::Text(shown)));
                     }
                 }
                 Ok(None) => {
                     self.end();
                     let rest = self.filter.as_mut().map(ThinkFilter::finish);
                     return match rest {
-                        Some(rest) if !rest.is_empty() => Some(Ok(rest)),
-                        _ if !self.shown_any => Some(Err(LlmError::malformed(
-                            self.opened.provider,
-                            "the answer is empty",
-                        ))),
-                        _ => None,
+                        Some(rest) if !rest.is_empty() => Some(Ok(StreamEvent::Text(rest))),
+                        _ if !self.shown_any => {
+                            self.usage_pending = false;
+                            Some(Err(LlmError::malformed(
+                                self.opened.provider,
+                                "the answer is empty",
+                            )))
+                        }
+                        _ => self.usage_event(),
                     };
                 }
                 Err(err) => {
                     self.end();
+                    self.usage_pending = false;
                     return Some(Err(err));
                 }
             }
         }
+    }
+
+    /// The stream's usage, once, after its text; `None` when it reported none.
+    fn usage_event(&mut self) -> Option<Result<StreamEvent, LlmError>> {
+        if !std::mem::take(&mut self.usage_pending) {
+            return None;
+        }
+        let opened = &self.opened;
+        let usage = opened
+            .reader
+            .usage()
+            .usage(opened.provider, &opened.model)?;
+        Some(Ok(StreamEvent::Usage(usage)))
     }
 }
 
@@ -92,6 +116,7 @@ pub(crate) fn chat_stream(
         filter: (!show_thinking).then(ThinkFilter::default),
         permit: Some(permit),
         shown_any: false,
+        usage_pending: true,
     };
     Box::pin(stream::unfold(state, |mut state| async move {
         let item = state.next().await?;

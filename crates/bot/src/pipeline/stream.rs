@@ -194,11 +194,17 @@ pub(super) async fn answer(
         .await
 }
 
-/// The next delta of an opened stream; never, while it is still opening.
+/// The next text delta of an opened stream; never, while it is still opening.
 async fn next_of(stream: &mut Option<llm::ChatStream>) -> Option<Result<String, llm::LlmError>> {
-    match stream {
-        Some(stream) => stream.next().await,
-        None => std::future::pending().await,
+    let Some(stream) = stream else {
+        return std::future::pending().await;
+    };
+    loop {
+        match stream.next().await? {
+            Ok(llm::StreamEvent::Text(delta)) => return Some(Ok(delta)),
+            Ok(llm::StreamEvent::ToolCalls(_) | llm::StreamEvent::Usage(_)) => {}
+            Err(e) => return Some(Err(e)),
+        }
     }
 }
 

@@ -8,7 +8,7 @@ use url::Url;
 
 use crate::{
     ChatRequest, LlmError, ProviderKind,
-    provider::{Auth, Body, Route, Step, Wire},
+    provider::{Answer, Auth, Body, Route, Step, Wire},
     sse::Frame,
     wire::{alternating_turns, decode, endpoint, ids_under_data, system_prompt},
 };
@@ -148,7 +148,7 @@ impl Wire for Anthropic {
         })
     }
 
-    fn parse_answer(&self, body: &[u8]) -> Result<String, String> {
+    fn parse_answer(&self, body: &[u8]) -> Result<Answer, String> {
         let answer: MessageAnswer = decode(body)?;
         let texts: Vec<String> = answer
             .content
@@ -159,7 +159,7 @@ impl Wire for Anthropic {
         if texts.is_empty() {
             return Err("the answer has no text block".to_owned());
         }
-        Ok(texts.concat())
+        Ok(Answer::text(texts.concat()))
     }
 
     fn parse_step(&self, frame: &Frame) -> Result<Step, LlmError> {

@@ -9,7 +9,7 @@ use url::Url;
 
 use crate::{
     ChatRequest, LlmError, ProviderKind,
-    provider::{Auth, Body, Route, Step, Wire},
+    provider::{Answer, Auth, Body, Route, Step, Wire},
     sse::Frame,
     wire::{
         Sampling, SamplingNames, alternating_turns, decode, endpoint, names_under_models,
@@ -209,10 +209,10 @@ impl Wire for Gemini {
         })
     }
 
-    fn parse_answer(&self, body: &[u8]) -> Result<String, String> {
+    fn parse_answer(&self, body: &[u8]) -> Result<Answer, String> {
         let answer: GenerateAnswer = decode(body)?;
         match answer.into_text()? {
-            Some((text, _)) => Ok(text),
+            Some((text, _)) => Ok(Answer::text(text)),
             None => Err("the answer has no candidates".to_owned()),
         }
     }

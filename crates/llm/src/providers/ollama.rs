@@ -6,7 +6,7 @@ use url::Url;
 
 use crate::{
     ChatRequest, LlmError, ProviderKind,
-    provider::{Auth, Body, Route, Step, Wire},
+    provider::{Answer, Auth, Body, Route, Step, Wire},
     sse::{Frame, Framing},
     wire::{SamplingNames, decode, endpoint, names_under_models, role_content_body},
 };
@@ -60,14 +60,14 @@ impl Wire for Ollama {
         role_content_body(req, model, stream, SAMPLING, Some("options"))
     }
 
-    fn parse_answer(&self, body: &[u8]) -> Result<String, String> {
+    fn parse_answer(&self, body: &[u8]) -> Result<Answer, String> {
         let chunk: ChatChunk = decode(body)?;
         if let Some(error) = chunk.error {
             return Err(format!("error in the answer: {error}"));
         }
         chunk
             .message
-            .map(|m| m.content)
+            .map(|m| Answer::text(m.content))
             .ok_or_else(|| "the answer has no message".to_owned())
     }
 

@@ -8,7 +8,7 @@ use url::Url;
 
 use crate::{
     ChatRequest, LlmError, ProviderKind,
-    provider::{Auth, Body, Route, Step, Wire},
+    provider::{Answer, Auth, Body, Route, Step, Wire},
     sse::Frame,
     wire::{SamplingNames, decode, endpoint, ids_under_data, role_content_body},
 };
@@ -93,7 +93,7 @@ impl Wire for OpenAiStyle {
         role_content_body(req, model, stream, self.sampling, None)
     }
 
-    fn parse_answer(&self, body: &[u8]) -> Result<String, String> {
+    fn parse_answer(&self, body: &[u8]) -> Result<Answer, String> {
         let completion: Completion = decode(body)?;
         let choice = completion
             .choices
@@ -103,6 +103,7 @@ impl Wire for OpenAiStyle {
         choice
             .message
             .content
+            .map(Answer::text)
             .ok_or_else(|| "the answer has no text content".to_owned())
     }
 

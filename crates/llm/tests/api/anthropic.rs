@@ -191,7 +191,10 @@ async fn error_event_mid_stream_ends_the_stream_with_a_server_error() {
         .await;
 
     let mut stream = fake.llm().chat_stream(conversation()).await.unwrap();
-    assert_eq!(stream.next().await.unwrap().unwrap(), "Partial");
+    assert_eq!(
+        stream.next().await.unwrap().unwrap(),
+        llm::StreamEvent::Text("Partial".into())
+    );
     let err = stream.next().await.unwrap().unwrap_err();
     assert!(
         matches!(err, LlmError::Server { status: 529, ref message, .. } if message == "Overloaded"),

@@ -164,7 +164,10 @@ async fn the_timeout_bounds_a_stream_that_stalls_after_its_first_delta() {
 
     let started = Instant::now();
     let mut stream = llm.chat_stream(conversation()).await.unwrap();
-    assert_eq!(stream.next().await.unwrap().unwrap(), "first words");
+    assert_eq!(
+        stream.next().await.unwrap().unwrap(),
+        llm::StreamEvent::Text("first words".into())
+    );
     let err = stream.next().await.unwrap().unwrap_err();
     assert!(
         matches!(err, LlmError::Timeout { after, .. } if after == timeout),
@@ -267,7 +270,10 @@ async fn a_stream_that_breaks_after_its_first_delta_does_not_fail_over() {
     let llm = pair(primary.config(), &fallback, Duration::from_secs(5));
 
     let mut stream = llm.chat_stream(conversation()).await.unwrap();
-    assert_eq!(stream.next().await.unwrap().unwrap(), "Half an ans");
+    assert_eq!(
+        stream.next().await.unwrap().unwrap(),
+        llm::StreamEvent::Text("Half an ans".into())
+    );
     assert!(matches!(
         stream.next().await.unwrap(),
         Err(LlmError::Malformed { .. })

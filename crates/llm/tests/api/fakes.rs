@@ -152,6 +152,7 @@ pub fn conversation() -> ChatRequest {
         model: None,
         temperature: Some(0.2),
         max_tokens: Some(256),
+        tools: Vec::new(),
     }
 }
 
@@ -647,13 +648,25 @@ pub fn strings(pieces: &[&str]) -> Vec<String> {
 /// Every delta of a stream that must not fail.
 pub async fn deltas(stream: llm::ChatStream) -> Vec<String> {
     use futures_util::StreamExt;
-    stream.map(|delta| delta.unwrap()).collect().await
+    stream
+        .filter_map(|event| async move { text(event.unwrap()) })
+        .collect()
+        .await
+}
+
+/// The text of a stream event; `None` for tool calls and usage.
+pub fn text(event: llm::StreamEvent) -> Option<String> {
+    match event {
+        llm::StreamEvent::Text(text) => Some(text),
+        _ => None,
+    }
 }
 
 /// Concatenates a stream, stopping at the first error.
 pub async fn collect(stream: llm::ChatStream) -> Result<String, llm::LlmError> {
     use futures_util::TryStreamExt;
     stream
+        .try_filter_map(|event| async move { Ok(text(event)) })
         .try_collect::<Vec<String>>()
         .await
         .map(|parts| parts.concat())

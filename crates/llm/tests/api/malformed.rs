@@ -121,7 +121,11 @@ async fn streams_that_stop_before_their_end() {
             .await;
         let mut stream = fake.llm().chat_stream(conversation()).await.unwrap();
         use futures_util::StreamExt;
-        assert_eq!(stream.next().await.unwrap().unwrap(), "Hel", "{kind}");
+        assert_eq!(
+            stream.next().await.unwrap().unwrap(),
+            llm::StreamEvent::Text("Hel".into()),
+            "{kind}"
+        );
         let end = stream.next().await.unwrap();
         assert!(is_malformed(&end, kind), "{kind}: {end:?}");
     }
