@@ -4,13 +4,14 @@
 use reqwest::header::HeaderName;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 use url::Url;
 
 use crate::{
-    ChatRequest, LlmError, ProviderKind,
+    ChatRequest, LlmError, ProviderKind, Role,
     provider::{Answer, Auth, Body, Route, Step, Wire},
     sse::Frame,
-    wire::{alternating_turns, decode, endpoint, ids_under_data, system_prompt},
+    wire::{Turn, alternating_turns, base64, decode, endpoint, ids_under_data, system_prompt},
 };
 
 const VERSION: &str = "2023-06-01";
@@ -48,16 +49,36 @@ struct MessagesBody<'a> {
     max_tokens: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     system: Option<&'a str>,
-    messages: Vec<Turn>,
+    messages: Vec<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     temperature: Option<f32>,
     stream: bool,
 }
 
-#[derive(Serialize)]
-struct Turn {
-    role: &'static str,
-    content: String,
+/// A turn as a message: a plain `content` string when it is only text, else content
+/// blocks: images before the text, as Anthropic recommends.
+fn message(turn: Turn<'_>) -> Value {
+    let role = match turn.role {
+        Role::User => "user",
+        Role::Assistant => "assistant",
+    };
+    if turn.is_plain() {
+        return json!({"role": role, "content": turn.text});
+    }
+    let mut blocks: Vec<Value> = turn
+        .images
+        .iter()
+        .map(|image| {
+            json!({"type": "image", "source": {
+                "type": "base64", "media_type": image.media_type, "data": base64(image),
+            }})
+        })
+        .collect();
+    // The API refuses empty text blocks.
+    if !turn.text.is_empty() {
+        blocks.push(json!({"type": "text", "text": turn.text}));
+    }
+    json!({"role": role, "content": blocks})
 }
 
 #[derive(Deserialize)]
@@ -134,9 +155,9 @@ impl Wire for Anthropic {
     }
 
     fn chat_body(&self, req: &ChatRequest, model: &str, stream: bool) -> Body {
-        let messages = alternating_turns(&req.messages, "assistant")
+        let messages = alternating_turns(&req.messages)
             .into_iter()
-            .map(|(role, content)| Turn { role, content })
+            .map(message)
             .collect();
         serde_json::to_vec(&MessagesBody {
             model,

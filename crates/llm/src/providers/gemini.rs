@@ -5,15 +5,16 @@
 use reqwest::{StatusCode, header::HeaderName};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 use url::Url;
 
 use crate::{
-    ChatRequest, LlmError, ProviderKind,
+    ChatRequest, LlmError, ProviderKind, Role,
     provider::{Answer, Auth, Body, Route, Step, Wire},
     sse::Frame,
     wire::{
-        Sampling, SamplingNames, alternating_turns, decode, endpoint, names_under_models,
-        system_prompt,
+        Sampling, SamplingNames, Turn, alternating_turns, base64, decode, endpoint,
+        names_under_models, system_prompt,
     },
 };
 
@@ -66,12 +67,32 @@ struct GenerateBody<'a> {
 #[derive(Serialize)]
 struct Content {
     role: &'static str,
-    parts: [TextPart; 1],
+    parts: Vec<Value>,
 }
 
-#[derive(Serialize)]
-struct TextPart {
-    text: String,
+/// A turn as content: one text part when it is only text, else its images as
+/// `inline_data` parts (the spelling of Gemini's REST examples; the API also takes
+/// `inlineData`) followed by the text, if any.
+fn content(turn: Turn<'_>) -> Content {
+    let role = match turn.role {
+        Role::User => "user",
+        Role::Assistant => "model",
+    };
+    if turn.is_plain() {
+        return Content {
+            role,
+            parts: vec![json!({"text": turn.text})],
+        };
+    }
+    let mut parts: Vec<Value> = turn
+        .images
+        .iter()
+        .map(|image| json!({"inline_data": {"mime_type": image.media_type, "data": base64(image)}}))
+        .collect();
+    if !turn.text.is_empty() {
+        parts.push(json!({"text": turn.text}));
+    }
+    Content { role, parts }
 }
 
 #[derive(Serialize)]
@@ -193,12 +214,9 @@ impl Wire for Gemini {
     }
 
     fn chat_body(&self, req: &ChatRequest, _model: &str, _stream: bool) -> Body {
-        let contents = alternating_turns(&req.messages, "model")
+        let contents = alternating_turns(&req.messages)
             .into_iter()
-            .map(|(role, text)| Content {
-                role,
-                parts: [TextPart { text }],
-            })
+            .map(content)
             .collect();
         serde_json::to_vec(&GenerateBody {
             contents,

@@ -2,13 +2,17 @@
 
 use secrecy::SecretString;
 use serde::Deserialize;
+use serde_json::{Value, json};
 use url::Url;
 
 use crate::{
     ChatRequest, LlmError, ProviderKind,
     provider::{Answer, Auth, Body, Route, Step, Wire},
     sse::{Frame, Framing},
-    wire::{SamplingNames, decode, endpoint, names_under_models, role_content_body},
+    wire::{
+        SamplingNames, base64, decode, endpoint, names_under_models, role_content_body, role_name,
+        system_message,
+    },
 };
 
 const SAMPLING: SamplingNames = SamplingNames {
@@ -51,13 +55,26 @@ struct ChunkMessage {
     content: String,
 }
 
+/// The system prompt, then each turn, its images (if any) as base64 in `images`.
+fn messages(req: &ChatRequest) -> Vec<Value> {
+    let mut out: Vec<Value> = system_message(req).into_iter().collect();
+    for message in &req.messages {
+        let mut turn = json!({"role": role_name(message.role), "content": message.content});
+        if !message.images.is_empty() {
+            turn["images"] = message.images.iter().map(base64).collect();
+        }
+        out.push(turn);
+    }
+    out
+}
+
 impl Wire for Ollama {
     fn route(&self) -> &Route {
         &self.route
     }
 
     fn chat_body(&self, req: &ChatRequest, model: &str, stream: bool) -> Body {
-        role_content_body(req, model, stream, SAMPLING, Some("options"))
+        role_content_body(req, model, stream, messages(req), SAMPLING, Some("options"))
     }
 
     fn parse_answer(&self, body: &[u8]) -> Result<Answer, String> {

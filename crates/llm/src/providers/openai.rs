@@ -4,13 +4,17 @@
 
 use secrecy::SecretString;
 use serde::Deserialize;
+use serde_json::{Value, json};
 use url::Url;
 
 use crate::{
     ChatRequest, LlmError, ProviderKind,
     provider::{Answer, Auth, Body, Route, Step, Wire},
     sse::Frame,
-    wire::{SamplingNames, decode, endpoint, ids_under_data, role_content_body},
+    wire::{
+        SamplingNames, base64, decode, endpoint, ids_under_data, role_content_body, role_name,
+        system_message,
+    },
 };
 
 pub(crate) struct OpenAiStyle {
@@ -84,13 +88,34 @@ struct ChunkError {
     message: String,
 }
 
+/// The system prompt, then each turn: a plain `content` string, or a content array of the
+/// text and `image_url` data URLs when the turn has images.
+fn messages(req: &ChatRequest) -> Vec<Value> {
+    let mut out: Vec<Value> = system_message(req).into_iter().collect();
+    for message in &req.messages {
+        let role = role_name(message.role);
+        if message.images.is_empty() {
+            out.push(json!({"role": role, "content": message.content}));
+        } else {
+            let text = json!({"type": "text", "text": message.content});
+            let images = message.images.iter().map(|image| {
+                let url = format!("data:{};base64,{}", image.media_type, base64(image));
+                json!({"type": "image_url", "image_url": {"url": url}})
+            });
+            let content: Vec<Value> = std::iter::once(text).chain(images).collect();
+            out.push(json!({"role": role, "content": content}));
+        }
+    }
+    out
+}
+
 impl Wire for OpenAiStyle {
     fn route(&self) -> &Route {
         &self.route
     }
 
     fn chat_body(&self, req: &ChatRequest, model: &str, stream: bool) -> Body {
-        role_content_body(req, model, stream, self.sampling, None)
+        role_content_body(req, model, stream, messages(req), self.sampling, None)
     }
 
     fn parse_answer(&self, body: &[u8]) -> Result<Answer, String> {

@@ -213,7 +213,58 @@ fn temperature_ok(body: &Value, max: f64) -> bool {
     }
 }
 
+/// Standard base64 that decodes to at least one byte, as every provider requires of image
+/// data.
+fn base64_ok(data: &str) -> bool {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(data)
+        .is_ok_and(|bytes| !bytes.is_empty())
+}
+
+/// The image types every provider documents (Gemini also takes HEIC/HEIF).
+const IMAGE_TYPES: [&str; 4] = ["image/png", "image/jpeg", "image/gif", "image/webp"];
+
 // ---------------------------------------------------------------- OpenAI style
+
+/// One message of a Chat Completions request, as the API validates it.
+fn openai_message(m: &Value) -> Result<(), String> {
+    let role = m["role"].as_str().unwrap_or("");
+    if !["system", "developer", "user", "assistant"].contains(&role) {
+        return Err(format!("invalid role '{role}'"));
+    }
+    match &m["content"] {
+        Value::String(_) => Ok(()),
+        Value::Array(parts) if !parts.is_empty() => {
+            parts.iter().try_for_each(|part| openai_part(role, part))
+        }
+        _ => Err("content: must be a string or a non-empty array of content parts".into()),
+    }
+}
+
+fn openai_part(role: &str, part: &Value) -> Result<(), String> {
+    match part["type"].as_str() {
+        Some("text") if part["text"].is_string() => Ok(()),
+        Some("image_url") => {
+            if role != "user" {
+                return Err("Image URLs are only allowed for messages with role 'user'".into());
+            }
+            let url = part["image_url"]["url"].as_str().unwrap_or("");
+            let data_url = url
+                .strip_prefix("data:")
+                .and_then(|rest| rest.split_once(";base64,"));
+            match data_url {
+                Some((mime, data)) if IMAGE_TYPES.contains(&mime) && base64_ok(data) => Ok(()),
+                Some(_) => Err(
+                    "Invalid image data: a data URL must be data:<image type>;base64,<data>".into(),
+                ),
+                None if url.starts_with("https://") => Ok(()),
+                None => Err("image_url.url: must be a URL or a base64 data URL".into()),
+            }
+        }
+        _ => Err("content part: invalid type or missing field".into()),
+    }
+}
 
 pub fn openai_error(status: u16, message: &str, kind: &str) -> ResponseTemplate {
     ResponseTemplate::new(status).set_body_json(
@@ -242,10 +293,8 @@ fn openai(cfg: &Cfg, req: &Request) -> Answer {
                 openai_error(404, &format!("The model `{model}` does not exist or you do not have access to it."), "invalid_request_error")
             })?;
             let messages = body["messages"].as_array().filter(|m| !m.is_empty()).ok_or_else(|| bad("messages: must be a non-empty array"))?;
-            for m in messages {
-                let role = m["role"].as_str().unwrap_or("");
-                check(["system", "developer", "user", "assistant"].contains(&role), || bad("messages: invalid role"))?;
-                check(m["content"].is_string(), || bad("messages: content must be a string"))?;
+            for (i, m) in messages.iter().enumerate() {
+                openai_message(m).map_err(|e| bad(&format!("messages[{i}]: {e}")))?;
             }
             check(temperature_ok(&body, 2.0), || bad("temperature: must be between 0 and 2"))?;
             let reasoning = model.starts_with('o') || model.starts_with("gpt-5");
@@ -329,7 +378,7 @@ fn anthropic(cfg: &Cfg, req: &Request) -> Answer {
                 check(role != previous, || {
                     bad(&format!("messages: roles must alternate between \"user\" and \"assistant\", but found multiple \"{role}\" roles in a row"))
                 })?;
-                check(m["content"].is_string() || m["content"].is_array(), || bad("messages: content must be a string"))?;
+                anthropic_content(role, &m["content"]).map_err(|e| bad(&format!("messages.{i}.content: {e}")))?;
                 previous = role;
             }
             check(temperature_ok(&body, 1.0), || bad("temperature: range: 0..1"))?;
@@ -342,6 +391,48 @@ fn anthropic(cfg: &Cfg, req: &Request) -> Answer {
             })
         }
         _ => Err(anthropic_error(404, "not_found_error", "Not found")),
+    }
+}
+
+/// The content of one message: a string, or content blocks the API knows.
+fn anthropic_content(role: &str, content: &Value) -> Result<(), String> {
+    match content {
+        Value::String(_) => Ok(()),
+        Value::Array(blocks) if !blocks.is_empty() => blocks
+            .iter()
+            .try_for_each(|block| anthropic_block(role, block)),
+        Value::Array(_) => Err("messages: all messages must have non-empty content".into()),
+        _ => Err("Input should be a valid string or a valid list".into()),
+    }
+}
+
+fn anthropic_block(role: &str, block: &Value) -> Result<(), String> {
+    match block["type"].as_str() {
+        Some("text") => match block["text"].as_str() {
+            Some(text) if !text.is_empty() => Ok(()),
+            _ => Err("text content blocks must be non-empty".into()),
+        },
+        Some("image") => {
+            if role != "user" {
+                return Err("image blocks are only allowed in user messages".into());
+            }
+            let source = &block["source"];
+            if source["type"] != "base64" {
+                return Err("source.type: Input should be 'base64', 'url' or 'file'".into());
+            }
+            let media_type = source["media_type"].as_str().unwrap_or("");
+            if !IMAGE_TYPES.contains(&media_type) {
+                return Err("source.media_type: Input should be 'image/jpeg', 'image/png', 'image/gif' or 'image/webp'".into());
+            }
+            if !source["data"].as_str().is_some_and(base64_ok) {
+                return Err("source.data: invalid base64 data".into());
+            }
+            Ok(())
+        }
+        Some(other) => Err(format!(
+            "Input tag '{other}' found using 'type' does not match any of the expected tags"
+        )),
+        None => Err("type: Field required".into()),
     }
 }
 
@@ -496,9 +587,9 @@ fn gemini(cfg: &Cfg, req: &Request) -> Answer {
             .ok_or_else(|| {
                 bad("* GenerateContentRequest.contents.parts: contents.parts must not be empty.")
             })?;
-        check(parts.iter().all(|p| p["text"].is_string()), || {
-            bad("parts: text must be a string")
-        })?;
+        for part in parts {
+            gemini_part(part).map_err(|e| bad(&format!("contents.parts: {e}")))?;
+        }
         previous = role;
     }
     if let Some(system) = body.get("systemInstruction") {
@@ -550,6 +641,45 @@ fn gemini(cfg: &Cfg, req: &Request) -> Answer {
     })
 }
 
+/// One part: exactly one kind of data (proto `oneof`), in either JSON spelling.
+fn gemini_part(part: &Value) -> Result<(), String> {
+    let Some(fields) = part.as_object() else {
+        return Err("a part must be an object".into());
+    };
+    let data: Vec<&str> = fields
+        .keys()
+        .map(String::as_str)
+        .filter(|k| !["thought", "thoughtSignature", "thought_signature"].contains(k))
+        .collect();
+    let [kind] = data.as_slice() else {
+        return Err(format!(
+            "a part must hold exactly one kind of data, found {data:?}"
+        ));
+    };
+    match *kind {
+        "text" if part["text"].is_string() => Ok(()),
+        "inline_data" | "inlineData" => {
+            let blob = &part[*kind];
+            let mime = blob.get("mime_type").or_else(|| blob.get("mimeType"));
+            if !mime
+                .and_then(Value::as_str)
+                .is_some_and(|m| IMAGE_TYPES.contains(&m))
+            {
+                return Err("inline_data.mime_type: unsupported MIME type".into());
+            }
+            if !blob["data"].as_str().is_some_and(base64_ok) {
+                return Err(
+                    "inline_data.data: Invalid value (bytes), base64 decoding failed".into(),
+                );
+            }
+            Ok(())
+        }
+        other => Err(format!(
+            "Unknown name \"{other}\" at 'contents.parts': Cannot find field."
+        )),
+    }
+}
+
 pub fn gemini_candidate(text: &str, finish: Option<&str>) -> Value {
     let mut candidate =
         json!({"content": {"parts": [{"text": text}], "role": "model"}, "index": 0});
@@ -598,9 +728,7 @@ fn ollama(cfg: &Cfg, req: &Request) -> Answer {
             })?;
             let messages = body["messages"].as_array().ok_or_else(|| bad("messages is required"))?;
             for m in messages {
-                let role = m["role"].as_str().unwrap_or("");
-                check(["system", "user", "assistant", "tool"].contains(&role), || bad("invalid role"))?;
-                check(m["content"].is_string(), || bad("content must be a string"))?;
+                ollama_message(m).map_err(|e| bad(&e))?;
             }
             check(body.get("options").is_none_or(Value::is_object), || bad("options must be an object"))?;
             // Ollama streams unless told not to.
@@ -612,6 +740,23 @@ fn ollama(cfg: &Cfg, req: &Request) -> Answer {
             })
         }
         _ => Err(ResponseTemplate::new(404).set_body_string("404 page not found")),
+    }
+}
+
+fn ollama_message(m: &Value) -> Result<(), String> {
+    let role = m["role"].as_str().unwrap_or("");
+    if !["system", "user", "assistant", "tool"].contains(&role) {
+        return Err("invalid role".into());
+    }
+    if !m["content"].is_string() {
+        return Err("content must be a string".into());
+    }
+    match m.get("images") {
+        None => Ok(()),
+        Some(Value::Array(images)) if images.iter().all(|i| i.as_str().is_some_and(base64_ok)) => {
+            Ok(())
+        }
+        Some(_) => Err("illegal base64 data in images".into()),
     }
 }
 

@@ -10,6 +10,7 @@ mod concurrency;
 mod config;
 mod failover;
 mod gemini;
+mod images;
 mod malformed;
 mod ollama;
 mod openai;
