@@ -113,8 +113,9 @@ impl Llm {
     /// wait not counted); on timeout, 5xx, connection failure or a lasting 429 of the
     /// primary, calls the fallback when configured (with its own model and `timeout`).
     /// A 429 with `Retry-After` up to 10 s (or none given: wait 1 s) is retried once.
-    /// Removes `<think>…</think>` blocks unless `show_thinking`. Empty answer →
-    /// [`LlmError::Malformed`].
+    /// Removes `<think>…</think>` blocks unless `show_thinking`. An answer may be tool
+    /// calls only ([`ChatResponse::tool_calls`], `content` empty); an answer with neither
+    /// text nor tool calls → [`LlmError::Malformed`].
     pub async fn chat(&self, req: ChatRequest) -> Result<ChatResponse, LlmError> {
         let _permit = self.permit().await?;
         let primary = &self.inner.primary;
@@ -222,7 +223,8 @@ impl Llm {
         } else {
             strip_thinking(&answer.text)
         };
-        if content.is_empty() {
+        // Tool calls are an answer too: the model wants their results before it writes.
+        if content.is_empty() && answer.tool_calls.is_empty() {
             return Err(LlmError::malformed(kind, "the answer is empty"));
         }
         tracing::debug!(provider = %kind, %model, elapsed_ms = started.elapsed().as_millis() as u64, "LLM answered");
@@ -232,7 +234,7 @@ impl Llm {
             usage: answer.usage.usage(kind, &model),
             model,
             used_fallback,
-            tool_calls: Vec::new(),
+            tool_calls: answer.tool_calls,
         })
     }
 

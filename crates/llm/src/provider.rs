@@ -14,7 +14,7 @@ use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
 use crate::{
-    ChatRequest, ConfigError, LlmError, ProviderConfig, ProviderKind,
+    ChatRequest, ConfigError, LlmError, ProviderConfig, ProviderKind, ToolCall,
     error::{from_status, provider_message, shorten},
     providers::{Anthropic, Gemini, Ollama, OpenAiStyle},
     sse::{Frame, FrameDecoder, Framing},
@@ -107,6 +107,8 @@ impl Route {
 pub(crate) struct Answer {
     pub(crate) text: String,
     pub(crate) usage: Counts,
+    /// The calls the model asked for, in order (then `text` may be empty).
+    pub(crate) tool_calls: Vec<ToolCall>,
 }
 
 impl Answer {

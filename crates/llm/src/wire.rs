@@ -212,6 +212,53 @@ pub(crate) fn system_prompt(req: &ChatRequest) -> Option<&str> {
     req.system.as_deref().filter(|s| !s.trim().is_empty())
 }
 
+/// A tool call's arguments as the JSON object most providers require: arguments that are
+/// not an object (a model that wrote invalid JSON, see [`ToolCall::arguments`]) are sent
+/// as an empty object.
+pub(crate) fn arguments_object(call: &ToolCall) -> Value {
+    if call.arguments.is_object() {
+        call.arguments.clone()
+    } else {
+        json!({})
+    }
+}
+
+/// A tool call's arguments as the JSON text OpenAI-style APIs carry them in: what the model
+/// wrote when it was not a JSON object, else the object encoded.
+pub(crate) fn arguments_text(call: &ToolCall) -> String {
+    match &call.arguments {
+        Value::String(raw) => raw.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Arguments a model wrote as JSON text: an object, `{}` for no text at all, else the
+/// text itself (see [`ToolCall::arguments`]).
+pub(crate) fn arguments_from_text(text: &str) -> Value {
+    if text.trim().is_empty() {
+        return json!({});
+    }
+    match serde_json::from_str::<Value>(text) {
+        Ok(value @ Value::Object(_)) => value,
+        _ => Value::String(text.to_owned()),
+    }
+}
+
+/// A tool result for providers without an error flag (OpenAI-style, Ollama): an error
+/// says so in its text.
+pub(crate) fn result_text(result: &ToolResult) -> String {
+    if result.is_error {
+        format!("Error: {}", result.content)
+    } else {
+        result.content.clone()
+    }
+}
+
+/// A fresh id for a tool call of a provider that gives none (Gemini, Ollama).
+pub(crate) fn generated_call_id() -> String {
+    format!("call_{}", uuid::Uuid::new_v4().simple())
+}
+
 /// One turn of a conversation whose turns alternate: the text of its messages joined with
 /// a blank line, and their images, tool calls and tool results in order.
 #[derive(Debug, PartialEq)]

@@ -8,10 +8,13 @@ use serde_json::{Value, json};
 use url::Url;
 
 use crate::{
-    ChatRequest, LlmError, ProviderKind, Role,
+    ChatRequest, LlmError, ProviderKind, Role, ToolCall, ToolSpec,
     provider::{Answer, Auth, Body, Route, Step, Wire},
     sse::Frame,
-    wire::{Turn, alternating_turns, base64, decode, endpoint, ids_under_data, system_prompt},
+    wire::{
+        Turn, alternating_turns, arguments_object, base64, decode, endpoint, ids_under_data,
+        object_schema, system_prompt,
+    },
 };
 
 const VERSION: &str = "2023-06-01";
@@ -53,10 +56,13 @@ struct MessagesBody<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     temperature: Option<f32>,
     stream: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tools: Vec<Value>,
 }
 
 /// A turn as a message: a plain `content` string when it is only text, else content
-/// blocks: images before the text, as Anthropic recommends.
+/// blocks in the order the API asks for: `tool_result` blocks first, then images (before
+/// the text, as Anthropic recommends), the text, and the assistant's `tool_use` blocks.
 fn message(turn: Turn<'_>) -> Value {
     let role = match turn.role {
         Role::User => "user",
@@ -65,20 +71,30 @@ fn message(turn: Turn<'_>) -> Value {
     if turn.is_plain() {
         return json!({"role": role, "content": turn.text});
     }
-    let mut blocks: Vec<Value> = turn
-        .images
-        .iter()
-        .map(|image| {
-            json!({"type": "image", "source": {
-                "type": "base64", "media_type": image.media_type, "data": base64(image),
-            }})
-        })
-        .collect();
+    let results = turn.tool_results.iter().map(|result| {
+        let mut block = json!({"type": "tool_result", "tool_use_id": result.call_id, "is_error": result.is_error});
+        // `content` is optional, and an empty one says nothing.
+        if !result.content.is_empty() {
+            block["content"] = json!(result.content);
+        }
+        block
+    });
+    let images = turn.images.iter().map(|image| {
+        json!({"type": "image", "source": {
+            "type": "base64", "media_type": image.media_type, "data": base64(image),
+        }})
+    });
     // The API refuses empty text blocks.
-    if !turn.text.is_empty() {
-        blocks.push(json!({"type": "text", "text": turn.text}));
-    }
+    let text = (!turn.text.is_empty()).then(|| json!({"type": "text", "text": turn.text}));
+    let calls = turn.tool_calls.iter().map(|call| {
+        json!({"type": "tool_use", "id": call.id, "name": call.name, "input": arguments_object(call)})
+    });
+    let blocks: Vec<Value> = results.chain(images).chain(text).chain(calls).collect();
     json!({"role": role, "content": blocks})
+}
+
+fn tool(spec: &ToolSpec) -> Value {
+    json!({"name": spec.name, "description": spec.description, "input_schema": object_schema(&spec.parameters)})
 }
 
 #[derive(Deserialize)]
@@ -91,6 +107,23 @@ struct Block {
     #[serde(rename = "type")]
     kind: String,
     text: Option<String>,
+    /// `tool_use` blocks: the call.
+    id: Option<String>,
+    name: Option<String>,
+    input: Option<Value>,
+}
+
+impl Block {
+    fn into_call(self) -> Result<ToolCall, String> {
+        match (self.id, self.name, self.input) {
+            (Some(id), Some(name), Some(arguments @ Value::Object(_))) => Ok(ToolCall {
+                id,
+                name,
+                arguments,
+            }),
+            _ => Err("a tool_use block without id, name or object input".to_owned()),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -166,21 +199,29 @@ impl Wire for Anthropic {
             messages,
             temperature: req.temperature,
             stream,
+            tools: req.tools.iter().map(tool).collect(),
         })
     }
 
     fn parse_answer(&self, body: &[u8]) -> Result<Answer, String> {
         let answer: MessageAnswer = decode(body)?;
-        let texts: Vec<String> = answer
-            .content
-            .into_iter()
-            .filter(|block| block.kind == "text")
-            .filter_map(|block| block.text)
-            .collect();
-        if texts.is_empty() {
+        let mut texts = Vec::new();
+        let mut tool_calls = Vec::new();
+        for block in answer.content {
+            match block.kind.as_str() {
+                "text" => texts.extend(block.text),
+                "tool_use" => tool_calls.push(block.into_call()?),
+                // thinking, redacted_thinking, and block types added later.
+                _ => {}
+            }
+        }
+        if texts.is_empty() && tool_calls.is_empty() {
             return Err("the answer has no text block".to_owned());
         }
-        Ok(Answer::text(texts.concat()))
+        Ok(Answer {
+            tool_calls,
+            ..Answer::text(texts.concat())
+        })
     }
 
     fn parse_step(&self, frame: &Frame) -> Result<Step, LlmError> {

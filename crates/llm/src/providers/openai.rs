@@ -8,12 +8,12 @@ use serde_json::{Value, json};
 use url::Url;
 
 use crate::{
-    ChatRequest, LlmError, ProviderKind,
+    ChatRequest, LlmError, ProviderKind, ToolCall,
     provider::{Answer, Auth, Body, Route, Step, Wire},
     sse::Frame,
     wire::{
-        SamplingNames, base64, decode, endpoint, ids_under_data, role_content_body, role_name,
-        system_message,
+        SamplingNames, arguments_from_text, arguments_text, base64, decode, endpoint,
+        ids_under_data, result_text, role_content_body, role_name, system_message,
     },
 };
 
@@ -62,6 +62,38 @@ struct Choice {
 #[derive(Deserialize)]
 struct ChoiceMessage {
     content: Option<String>,
+    #[serde(default)]
+    tool_calls: Vec<WireCall>,
+}
+
+/// `{id, type: "function", function: {name, arguments: "<JSON text>"}}`.
+#[derive(Deserialize)]
+struct WireCall {
+    id: String,
+    function: WireFunction,
+}
+
+#[derive(Deserialize)]
+struct WireFunction {
+    name: String,
+    /// JSON text; some compatible servers send the object itself.
+    #[serde(default)]
+    arguments: Value,
+}
+
+impl WireCall {
+    fn into_call(self) -> ToolCall {
+        let arguments = match self.function.arguments {
+            Value::String(text) => arguments_from_text(&text),
+            Value::Null => json!({}),
+            other => other,
+        };
+        ToolCall {
+            id: self.id,
+            name: self.function.name,
+            arguments,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -89,14 +121,30 @@ struct ChunkError {
 }
 
 /// The system prompt, then each turn: a plain `content` string, or a content array of the
-/// text and `image_url` data URLs when the turn has images.
+/// text and `image_url` data URLs when the turn has images. Tool results become `tool`
+/// messages ahead of the rest of their turn, right after the assistant message whose
+/// `tool_calls` they answer.
 fn messages(req: &ChatRequest) -> Vec<Value> {
     let mut out: Vec<Value> = system_message(req).into_iter().collect();
     for message in &req.messages {
         let role = role_name(message.role);
-        if message.images.is_empty() {
-            out.push(json!({"role": role, "content": message.content}));
-        } else {
+        out.extend(message.tool_results.iter().map(|result| {
+            json!({"role": "tool", "tool_call_id": result.call_id, "content": result_text(result)})
+        }));
+        if !message.tool_calls.is_empty() {
+            let calls: Vec<Value> = message
+                .tool_calls
+                .iter()
+                .map(|call| {
+                    json!({"id": call.id, "type": "function", "function": {
+                        "name": call.name, "arguments": arguments_text(call),
+                    }})
+                })
+                .collect();
+            // `content` may be null when the message has tool calls, as the API answers it.
+            let content = (!message.content.is_empty()).then_some(&message.content);
+            out.push(json!({"role": role, "content": content, "tool_calls": calls}));
+        } else if !message.images.is_empty() {
             let text = json!({"type": "text", "text": message.content});
             let images = message.images.iter().map(|image| {
                 let url = format!("data:{};base64,{}", image.media_type, base64(image));
@@ -104,6 +152,8 @@ fn messages(req: &ChatRequest) -> Vec<Value> {
             });
             let content: Vec<Value> = std::iter::once(text).chain(images).collect();
             out.push(json!({"role": role, "content": content}));
+        } else if message.tool_results.is_empty() || !message.content.is_empty() {
+            out.push(json!({"role": role, "content": message.content}));
         }
     }
     out
@@ -125,11 +175,18 @@ impl Wire for OpenAiStyle {
             .into_iter()
             .next()
             .ok_or("the answer has no choices")?;
-        choice
-            .message
-            .content
-            .map(Answer::text)
-            .ok_or_else(|| "the answer has no text content".to_owned())
+        let message = choice.message;
+        if message.content.is_none() && message.tool_calls.is_empty() {
+            return Err("the answer has no text content".to_owned());
+        }
+        Ok(Answer {
+            tool_calls: message
+                .tool_calls
+                .into_iter()
+                .map(WireCall::into_call)
+                .collect(),
+            ..Answer::text(message.content.unwrap_or_default())
+        })
     }
 
     fn parse_step(&self, frame: &Frame) -> Result<Step, LlmError> {

@@ -11,7 +11,11 @@ use secrecy::SecretString;
 use serde_json::{Value, json};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate, matchers::any};
 
+use crate::tool_fakes::{self, Move, Script};
+
 pub const KEY: &str = "test-key-123";
+/// A Gemini model that checks thought signatures, which the Gemini fake also serves.
+pub const GEMINI_3: &str = "gemini-3-pro-preview";
 
 /// The model a per-request override asks for, which each fake also serves.
 pub fn override_model(kind: ProviderKind) -> &'static str {
@@ -42,6 +46,23 @@ struct Cfg {
     kind: ProviderKind,
     models: Vec<String>,
     pieces: Vec<String>,
+    /// What the model does when it is offered tools.
+    script: Script,
+}
+
+impl Cfg {
+    /// The scripted model's move: the text pieces of an answer, or the calls to make.
+    fn decide(
+        &self,
+        offered: &[String],
+        results: Option<Vec<String>>,
+    ) -> Result<Vec<String>, Vec<(String, Value)>> {
+        match tool_fakes::decide(&self.script, offered, results) {
+            Move::Call(calls) => Err(calls),
+            Move::Answer(text) => Ok(tool_fakes::answer_pieces(&text)),
+            Move::Plain => Ok(self.pieces.clone()),
+        }
+    }
 }
 
 pub struct Fake {
@@ -56,15 +77,30 @@ impl Fake {
     }
 
     pub async fn answering(kind: ProviderKind, pieces: &[&str]) -> Fake {
+        Fake::with_script(kind, pieces, Script::default()).await
+    }
+
+    /// A fake whose model calls the tools of `script` it is offered, and answers
+    /// "Results: …" with the results it gets back.
+    pub async fn calling(kind: ProviderKind, script: Script) -> Fake {
+        Fake::with_script(kind, &["Hello", " there", "!"], script).await
+    }
+
+    async fn with_script(kind: ProviderKind, pieces: &[&str], script: Script) -> Fake {
         let server = MockServer::start().await;
+        let mut models = vec![
+            kind.default_model().to_owned(),
+            override_model(kind).to_owned(),
+            "o3-mini".to_owned(),
+        ];
+        if kind == ProviderKind::Gemini {
+            models.push(GEMINI_3.to_owned());
+        }
         let cfg = Arc::new(Cfg {
             kind,
-            models: vec![
-                kind.default_model().to_owned(),
-                override_model(kind).to_owned(),
-                "o3-mini".to_owned(),
-            ],
+            models,
             pieces: pieces.iter().map(|p| (*p).to_owned()).collect(),
+            script,
         });
         // Low priority: tests mount scripted failures above it.
         Mock::given(any())
@@ -230,11 +266,13 @@ const IMAGE_TYPES: [&str; 4] = ["image/png", "image/jpeg", "image/gif", "image/w
 /// One message of a Chat Completions request, as the API validates it.
 fn openai_message(m: &Value) -> Result<(), String> {
     let role = m["role"].as_str().unwrap_or("");
-    if !["system", "developer", "user", "assistant"].contains(&role) {
+    if !["system", "developer", "user", "assistant", "tool"].contains(&role) {
         return Err(format!("invalid role '{role}'"));
     }
+    tool_fakes::openai_tool_message(m)?;
     match &m["content"] {
         Value::String(_) => Ok(()),
+        Value::Null if m.get("tool_calls").is_some() => Ok(()),
         Value::Array(parts) if !parts.is_empty() => {
             parts.iter().try_for_each(|part| openai_part(role, part))
         }
@@ -296,16 +334,22 @@ fn openai(cfg: &Cfg, req: &Request) -> Answer {
             for (i, m) in messages.iter().enumerate() {
                 openai_message(m).map_err(|e| bad(&format!("messages[{i}]: {e}")))?;
             }
+            let offered = tool_fakes::openai_tools(&body).map_err(|e| bad(&e))?;
+            let results = tool_fakes::openai_turns(messages).map_err(|e| bad(&e))?;
             check(temperature_ok(&body, 2.0), || bad("temperature: must be between 0 and 2"))?;
             let reasoning = model.starts_with('o') || model.starts_with("gpt-5");
             check(!(reasoning && body.get("max_tokens").is_some()), || {
                 bad("Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead.")
             })?;
             let stream = stream_flag(&body, false).map_err(|m| bad(&m))?;
+            let pieces = match cfg.decide(&offered, results) {
+                Ok(pieces) => pieces,
+                Err(calls) => return Ok(tool_fakes::openai_calls(model, &cfg.script, &calls, stream)),
+            };
             Ok(if stream {
-                ResponseTemplate::new(200).set_body_raw(openai_sse(&cfg.pieces), "text/event-stream")
+                ResponseTemplate::new(200).set_body_raw(openai_sse(&pieces), "text/event-stream")
             } else {
-                ResponseTemplate::new(200).set_body_json(openai_completion(model, &cfg.pieces.concat()))
+                ResponseTemplate::new(200).set_body_json(openai_completion(model, &pieces.concat()))
             })
         }
         _ => Err(openai_error(404, "Unknown request URL", "invalid_request_error")),
@@ -361,7 +405,7 @@ fn anthropic(cfg: &Cfg, req: &Request) -> Answer {
         }))),
         ("POST", "/v1/messages") => {
             let body = json_body(req, bad)?;
-            if let Some(unknown) = field_in(&body, "body", &["model", "max_tokens", "system", "messages", "temperature", "stream", "top_p", "top_k", "stop_sequences", "metadata"]) {
+            if let Some(unknown) = field_in(&body, "body", &["model", "max_tokens", "system", "messages", "temperature", "stream", "top_p", "top_k", "stop_sequences", "metadata", "tools", "tool_choice"]) {
                 return Err(bad(&unknown));
             }
             let model = body["model"].as_str().ok_or_else(|| bad("model: Field required"))?;
@@ -381,13 +425,19 @@ fn anthropic(cfg: &Cfg, req: &Request) -> Answer {
                 anthropic_content(role, &m["content"]).map_err(|e| bad(&format!("messages.{i}.content: {e}")))?;
                 previous = role;
             }
+            let offered = tool_fakes::anthropic_tools(&body).map_err(|e| bad(&e))?;
+            let results = tool_fakes::anthropic_turns(messages).map_err(|e| bad(&e))?;
             check(temperature_ok(&body, 1.0), || bad("temperature: range: 0..1"))?;
             check(cfg.models.iter().any(|m| m == model), || anthropic_error(404, "not_found_error", &format!("model: {model}")))?;
             let stream = stream_flag(&body, false).map_err(|m| bad(&m))?;
+            let pieces = match cfg.decide(&offered, results) {
+                Ok(pieces) => pieces,
+                Err(calls) => return Ok(tool_fakes::anthropic_calls(model, &cfg.script, &calls, stream)),
+            };
             Ok(if stream {
-                ResponseTemplate::new(200).set_body_raw(anthropic_sse(model, &cfg.pieces), "text/event-stream")
+                ResponseTemplate::new(200).set_body_raw(anthropic_sse(model, &pieces), "text/event-stream")
             } else {
-                ResponseTemplate::new(200).set_body_json(anthropic_message(model, &[("text", &cfg.pieces.concat())]))
+                ResponseTemplate::new(200).set_body_json(anthropic_message(model, &[("text", &pieces.concat())]))
             })
         }
         _ => Err(anthropic_error(404, "not_found_error", "Not found")),
@@ -429,6 +479,7 @@ fn anthropic_block(role: &str, block: &Value) -> Result<(), String> {
             }
             Ok(())
         }
+        Some("tool_use" | "tool_result") => tool_fakes::anthropic_tool_block(role, block),
         Some(other) => Err(format!(
             "Input tag '{other}' found using 'type' does not match any of the expected tags"
         )),
@@ -588,7 +639,7 @@ fn gemini(cfg: &Cfg, req: &Request) -> Answer {
                 bad("* GenerateContentRequest.contents.parts: contents.parts must not be empty.")
             })?;
         for part in parts {
-            gemini_part(part).map_err(|e| bad(&format!("contents.parts: {e}")))?;
+            gemini_part(role, part).map_err(|e| bad(&format!("contents.parts: {e}")))?;
         }
         previous = role;
     }
@@ -628,13 +679,22 @@ fn gemini(cfg: &Cfg, req: &Request) -> Answer {
             bad("temperature must be between 0 and 2")
         })?;
     }
-    let text = cfg.pieces.concat();
+    let offered = tool_fakes::gemini_tools(&body).map_err(|e| bad(&e))?;
+    let results = tool_fakes::gemini_turns(model, contents).map_err(|e| bad(&e))?;
+    let sse = req.url.query_pairs().any(|(k, v)| k == "alt" && v == "sse");
+    let pieces = match cfg.decide(&offered, results) {
+        Ok(pieces) => pieces,
+        Err(calls) => {
+            let stream = method == "streamGenerateContent";
+            return Ok(tool_fakes::gemini_calls(&cfg.script, &calls, stream && sse));
+        }
+    };
+    let text = pieces.concat();
     if method == "generateContent" {
         return Ok(ResponseTemplate::new(200).set_body_json(gemini_answer(&text)));
     }
-    let sse = req.url.query_pairs().any(|(k, v)| k == "alt" && v == "sse");
     Ok(if sse {
-        ResponseTemplate::new(200).set_body_raw(gemini_sse(&cfg.pieces), "text/event-stream")
+        ResponseTemplate::new(200).set_body_raw(gemini_sse(&pieces), "text/event-stream")
     } else {
         // Without alt=sse the API streams one JSON array.
         ResponseTemplate::new(200).set_body_json(json!([gemini_answer(&text)]))
@@ -642,7 +702,7 @@ fn gemini(cfg: &Cfg, req: &Request) -> Answer {
 }
 
 /// One part: exactly one kind of data (proto `oneof`), in either JSON spelling.
-fn gemini_part(part: &Value) -> Result<(), String> {
+fn gemini_part(role: &str, part: &Value) -> Result<(), String> {
     let Some(fields) = part.as_object() else {
         return Err("a part must be an object".into());
     };
@@ -674,6 +734,7 @@ fn gemini_part(part: &Value) -> Result<(), String> {
             }
             Ok(())
         }
+        "functionCall" | "functionResponse" => tool_fakes::gemini_tool_part(role, kind, part),
         other => Err(format!(
             "Unknown name \"{other}\" at 'contents.parts': Cannot find field."
         )),
@@ -730,13 +791,19 @@ fn ollama(cfg: &Cfg, req: &Request) -> Answer {
             for m in messages {
                 ollama_message(m).map_err(|e| bad(&e))?;
             }
+            let offered = tool_fakes::ollama_tools(&body).map_err(|e| bad(&e))?;
+            let results = tool_fakes::ollama_turns(messages);
             check(body.get("options").is_none_or(Value::is_object), || bad("options must be an object"))?;
             // Ollama streams unless told not to.
             let stream = stream_flag(&body, true).map_err(|m| bad(&m))?;
+            let pieces = match cfg.decide(&offered, results) {
+                Ok(pieces) => pieces,
+                Err(calls) => return Ok(tool_fakes::ollama_calls(model, &cfg.script, &calls, stream)),
+            };
             Ok(if stream {
-                ResponseTemplate::new(200).set_body_raw(ollama_ndjson(model, &cfg.pieces), "application/x-ndjson")
+                ResponseTemplate::new(200).set_body_raw(ollama_ndjson(model, &pieces), "application/x-ndjson")
             } else {
-                ResponseTemplate::new(200).set_body_json(ollama_answer(model, &cfg.pieces.concat()))
+                ResponseTemplate::new(200).set_body_json(ollama_answer(model, &pieces.concat()))
             })
         }
         _ => Err(ResponseTemplate::new(404).set_body_string("404 page not found")),
@@ -751,6 +818,7 @@ fn ollama_message(m: &Value) -> Result<(), String> {
     if !m["content"].is_string() {
         return Err("content must be a string".into());
     }
+    tool_fakes::ollama_tool_message(m)?;
     match m.get("images") {
         None => Ok(()),
         Some(Value::Array(images)) if images.iter().all(|i| i.as_str().is_some_and(base64_ok)) => {

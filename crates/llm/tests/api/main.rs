@@ -16,3 +16,5 @@ mod ollama;
 mod openai;
 mod probe;
 mod thinking;
+mod tool_fakes;
+mod tools;
