@@ -31,12 +31,15 @@
 //! - [`Llm`] (this file): concurrency permit → primary → fallback → thinking removed.
 //! - `limiter`: the permits and the queue count.
 //! - `provider`: the `Wire` trait each provider implements, and the engine they share
-//!   (HTTP, status mapping, 429 retry, stream reading, model lists).
+//!   (HTTP, status mapping, 429 retry, stream reading with tool calls joined from their
+//!   fragments, model lists).
 //! - `providers/`: the wire formats: `ollama`, `openai` (also xAI and compatible
 //!   servers), `anthropic`, `gemini`.
-//! - `wire`: building blocks those formats share (bodies, sampling names, turns).
+//! - `wire`: building blocks those formats share (bodies, sampling names, turns with
+//!   their images, tool calls and results, tool arguments).
 //! - `sse`: splits streamed bodies into SSE events or NDJSON lines.
-//! - `stream`: assembles the public stream (deadline, thinking filter, permit).
+//! - `stream`: assembles the public stream (deadline, thinking filter, tool calls and
+//!   usage after the text, permit).
 //! - `thinking`: removes `<think>…</think>`, whole or chunk by chunk.
 //! - `error`: [`LlmError`] and the HTTP status mapping.
 
@@ -134,8 +137,10 @@ impl Llm {
     }
 
     /// Same, streaming: yields text deltas in order (think blocks removed across chunk
-    /// boundaries unless `show_thinking`). The permit is held until the stream ends or is
-    /// dropped. Failover only before the first delta; `timeout` bounds the whole stream.
+    /// boundaries unless `show_thinking`), then once each the tool calls the model asked
+    /// for ([`StreamEvent::ToolCalls`]) and the usage. The permit is held until the stream
+    /// ends or is dropped. Failover only before the first event; `timeout` bounds the
+    /// whole stream.
     pub async fn chat_stream(&self, req: ChatRequest) -> Result<ChatStream, LlmError> {
         let permit = self.permit().await?;
         let primary = &self.inner.primary;
@@ -260,6 +265,15 @@ impl Llm {
                 after: timeout,
             }),
             Ok(Err(err)) => Err(err),
+            // Tool calls and no text: the calls follow as the stream's one event.
+            Ok(Ok((reader, None))) if reader.has_tool_calls() => Ok(Opened {
+                reader,
+                first: String::new(),
+                provider: kind,
+                model,
+                deadline,
+                timeout,
+            }),
             Ok(Ok((_, None))) => Err(LlmError::malformed(kind, "the answer is empty")),
             Ok(Ok((reader, Some(first)))) => Ok(Opened {
                 reader,

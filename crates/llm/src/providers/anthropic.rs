@@ -9,7 +9,7 @@ use url::Url;
 
 use crate::{
     ChatRequest, LlmError, ProviderKind, Role, ToolCall, ToolSpec,
-    provider::{Answer, Auth, Body, Route, Step, Wire},
+    provider::{Answer, Auth, Body, CallPiece, Route, Step, Wire},
     sse::Frame,
     wire::{
         Turn, alternating_turns, arguments_object, base64, decode, endpoint, ids_under_data,
@@ -130,8 +130,20 @@ impl Block {
 struct Event {
     #[serde(rename = "type")]
     kind: String,
+    /// The content block a `content_block_*` event is about.
+    index: Option<u64>,
+    /// `content_block_start`: the block, with a `tool_use`'s id and name.
+    content_block: Option<StartedBlock>,
     delta: Option<EventDelta>,
     error: Option<EventError>,
+}
+
+#[derive(Deserialize)]
+struct StartedBlock {
+    #[serde(rename = "type")]
+    kind: String,
+    id: Option<String>,
+    name: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -139,6 +151,8 @@ struct EventDelta {
     #[serde(rename = "type")]
     kind: Option<String>,
     text: Option<String>,
+    /// `input_json_delta`: a fragment of a `tool_use`'s input as JSON text.
+    partial_json: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -229,20 +243,44 @@ impl Wire for Anthropic {
             decode(frame.data.as_bytes()).map_err(|reason| LlmError::malformed(KIND, reason))?;
         match event.kind.as_str() {
             "content_block_delta" => {
-                let text = event
-                    .delta
-                    .filter(|d| d.kind.as_deref() == Some("text_delta"))
-                    .and_then(|d| d.text)
-                    .unwrap_or_default();
-                Ok(Step::text(text))
+                let Some(delta) = event.delta else {
+                    return Ok(Step::nothing());
+                };
+                match delta.kind.as_deref() {
+                    Some("text_delta") => Ok(Step::text(delta.text.unwrap_or_default())),
+                    Some("input_json_delta") => Ok(Step {
+                        calls: vec![CallPiece::Fragment {
+                            index: event.index,
+                            id: None,
+                            name: None,
+                            arguments: delta.partial_json.unwrap_or_default(),
+                        }],
+                        ..Step::nothing()
+                    }),
+                    // thinking_delta, signature_delta, and deltas added later.
+                    _ => Ok(Step::nothing()),
+                }
             }
+            "content_block_start" => match event.content_block {
+                // The input comes in the deltas that follow; the start carries `{}`.
+                Some(block) if block.kind == "tool_use" => Ok(Step {
+                    calls: vec![CallPiece::Fragment {
+                        index: event.index,
+                        id: block.id,
+                        name: block.name,
+                        arguments: String::new(),
+                    }],
+                    ..Step::nothing()
+                }),
+                _ => Ok(Step::nothing()),
+            },
             "message_stop" => Ok(Step::nothing().last()),
             "error" => Err(match event.error {
                 Some(error) => stream_error(error),
                 None => LlmError::malformed(KIND, "an error event without details"),
             }),
-            // message_start, content_block_start/stop, message_delta, ping, and event
-            // types added later carry no answer text.
+            // message_start, content_block_stop, message_delta, ping, and event types
+            // added later carry no answer.
             _ => Ok(Step::nothing()),
         }
     }

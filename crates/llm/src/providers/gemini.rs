@@ -15,7 +15,7 @@ use url::Url;
 
 use crate::{
     ChatRequest, LlmError, ProviderKind, Role, ToolCall, ToolSpec,
-    provider::{Answer, Auth, Body, Route, Step, Wire},
+    provider::{Answer, Auth, Body, CallPiece, Route, Step, Wire},
     sse::Frame,
     wire::{
         Sampling, SamplingNames, Turn, alternating_turns, arguments_object, base64, decode,
@@ -501,11 +501,19 @@ impl Wire for Gemini {
         let answer = answer
             .into_reply()
             .map_err(|reason| LlmError::malformed(KIND, reason))?;
-        let Some(reply) = answer else {
+        let Some(mut reply) = answer else {
             return Ok(Step::nothing());
         };
+        self.remember(&mut reply.calls);
         // No end marker: the chunk carrying `finishReason` is the last one with text.
-        let step = Step::text(reply.text);
+        let step = Step {
+            calls: reply
+                .calls
+                .into_iter()
+                .map(|c| CallPiece::Whole(c.call))
+                .collect(),
+            ..Step::text(reply.text)
+        };
         Ok(if reply.finished {
             step.complete()
         } else {

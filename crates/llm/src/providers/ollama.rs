@@ -7,7 +7,7 @@ use url::Url;
 
 use crate::{
     ChatRequest, LlmError, ProviderKind, ToolCall,
-    provider::{Answer, Auth, Body, Route, Step, Wire},
+    provider::{Answer, Auth, Body, CallPiece, Route, Step, Wire},
     sse::{Frame, Framing},
     wire::{
         SamplingNames, arguments_object, base64, decode, endpoint, generated_call_id,
@@ -162,7 +162,21 @@ impl Wire for Ollama {
                 message,
             });
         }
-        let step = Step::text(chunk.message.map(|m| m.content).unwrap_or_default());
+        let step = match chunk.message {
+            // Calls come whole, in one line.
+            Some(message) => {
+                let answer = message.into_answer();
+                Step {
+                    calls: answer
+                        .tool_calls
+                        .into_iter()
+                        .map(CallPiece::Whole)
+                        .collect(),
+                    ..Step::text(answer.text)
+                }
+            }
+            None => Step::nothing(),
+        };
         Ok(if chunk.done { step.last() } else { step })
     }
 

@@ -9,7 +9,7 @@ use url::Url;
 
 use crate::{
     ChatRequest, LlmError, ProviderKind, ToolCall,
-    provider::{Answer, Auth, Body, Route, Step, Wire},
+    provider::{Answer, Auth, Body, CallPiece, Route, Step, Wire},
     sse::Frame,
     wire::{
         SamplingNames, arguments_from_text, arguments_text, base64, decode, endpoint,
@@ -113,6 +113,38 @@ struct ChunkChoice {
 #[derive(Default, Deserialize)]
 struct Delta {
     content: Option<String>,
+    /// `null` from some compatible servers.
+    tool_calls: Option<Vec<DeltaCall>>,
+}
+
+/// `{index, id?, type?, function: {name?, arguments?}}`: the first fragment of a call has
+/// its id and name, the next ones pieces of its arguments.
+#[derive(Deserialize)]
+struct DeltaCall {
+    index: Option<u64>,
+    id: Option<String>,
+    function: Option<DeltaFunction>,
+}
+
+#[derive(Deserialize)]
+struct DeltaFunction {
+    name: Option<String>,
+    arguments: Option<String>,
+}
+
+impl DeltaCall {
+    fn into_piece(self) -> CallPiece {
+        let (name, arguments) = self
+            .function
+            .map(|f| (f.name, f.arguments.unwrap_or_default()))
+            .unwrap_or_default();
+        CallPiece::Fragment {
+            index: self.index,
+            id: self.id.filter(|id| !id.is_empty()),
+            name: name.filter(|name| !name.is_empty()),
+            arguments,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -207,7 +239,16 @@ impl Wire for OpenAiStyle {
         let Some(choice) = chunk.choices.into_iter().next() else {
             return Ok(Step::nothing());
         };
-        let step = Step::text(choice.delta.content.unwrap_or_default());
+        let delta = choice.delta;
+        let step = Step {
+            calls: delta
+                .tool_calls
+                .unwrap_or_default()
+                .into_iter()
+                .map(DeltaCall::into_piece)
+                .collect(),
+            ..Step::text(delta.content.unwrap_or_default())
+        };
         Ok(if choice.finish_reason.is_some() {
             step.complete()
         } else {

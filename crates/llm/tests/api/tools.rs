@@ -2,7 +2,9 @@
 //! and the results sent back in the turn after the calls, checked by fakes as strict as
 //! the APIs' documentation. Round trip: call → tool calls → request with results → text.
 
-use llm::{ChatRequest, Llm, Message, ProviderKind, Role, ToolCall, ToolResult, ToolSpec};
+use llm::{
+    ChatRequest, Llm, Message, ProviderKind, Role, StreamEvent, ToolCall, ToolResult, ToolSpec,
+};
 use serde_json::{Value, json};
 use wiremock::ResponseTemplate;
 
@@ -466,4 +468,217 @@ async fn fakes_refuse_malformed_tool_requests() {
             .status();
         assert_eq!(status.as_u16(), 400, "{kind}: {name}");
     }
+}
+
+// ---------------------------------------------------------------- streamed
+
+/// Every event of a stream that must not fail.
+async fn events(stream: llm::ChatStream) -> Vec<StreamEvent> {
+    use futures_util::TryStreamExt;
+    stream.try_collect().await.unwrap()
+}
+
+fn calls_of(events: &[StreamEvent]) -> Vec<ToolCall> {
+    let found: Vec<&Vec<ToolCall>> = events
+        .iter()
+        .filter_map(|e| match e {
+            StreamEvent::ToolCalls(calls) => Some(calls),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(found.len(), 1, "one ToolCalls event: {events:?}");
+    found[0].clone()
+}
+
+fn text_of(events: &[StreamEvent]) -> String {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            StreamEvent::Text(text) => Some(text.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn every_provider_streams_calls_once_after_the_text_then_takes_results() {
+    for preamble in ["", "Let me look."] {
+        for kind in ProviderKind::ALL {
+            let script = Script {
+                preamble: preamble.into(),
+                ..script()
+            };
+            let fake = Fake::calling(kind, script).await;
+            let llm = fake.llm();
+            let first = events(llm.chat_stream(asking()).await.unwrap()).await;
+            assert_eq!(text_of(&first), preamble, "{kind}");
+            let calls = calls_of(&first);
+            let at = first
+                .iter()
+                .position(|e| matches!(e, StreamEvent::ToolCalls(_)))
+                .unwrap();
+            assert!(
+                first[at..]
+                    .iter()
+                    .all(|e| !matches!(e, StreamEvent::Text(_))),
+                "{kind}: text after the calls: {first:?}"
+            );
+            let named: Vec<(&str, &Value)> = calls
+                .iter()
+                .map(|c| (c.name.as_str(), &c.arguments))
+                .collect();
+            assert_eq!(
+                named,
+                [
+                    ("weather__current", &json!({"city": "Paris"})),
+                    ("clock__now", &json!({}))
+                ],
+                "{kind}"
+            );
+            assert!(calls.iter().all(|c| !c.id.is_empty()), "{kind}");
+            assert_eq!(llm.in_flight(), 0, "{kind}: the permit is back");
+
+            let second = events(llm.chat_stream(answering(&calls, false)).await.unwrap()).await;
+            assert_eq!(
+                text_of(&second),
+                "Results: weather__current says ok; clock__now says ok",
+                "{kind}"
+            );
+            assert!(
+                second
+                    .iter()
+                    .all(|e| !matches!(e, StreamEvent::ToolCalls(_)))
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn streamed_and_plain_calls_agree() {
+    for kind in ProviderKind::ALL {
+        let fake = Fake::calling(kind, script()).await;
+        let plain = fake.llm().chat(asking()).await.unwrap().tool_calls;
+        let streamed = calls_of(&events(fake.llm().chat_stream(asking()).await.unwrap()).await);
+        let strip = |calls: &[ToolCall]| -> Vec<(String, Value)> {
+            calls
+                .iter()
+                .map(|c| (c.name.clone(), c.arguments.clone()))
+                .collect()
+        };
+        assert_eq!(strip(&plain), strip(&streamed), "{kind}");
+        // The providers that give ids give the same ones either way.
+        if matches!(
+            kind,
+            ProviderKind::Anthropic
+                | ProviderKind::OpenAi
+                | ProviderKind::Xai
+                | ProviderKind::OpenAiCompatible
+        ) {
+            assert_eq!(plain, streamed, "{kind}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn gemini_3_streamed_calls_keep_their_signature() {
+    let fake = Fake::calling(ProviderKind::Gemini, script()).await;
+    let llm = fake.llm_with(|c| c.model = Some(GEMINI_3.into()));
+    let calls = calls_of(&events(llm.chat_stream(asking()).await.unwrap()).await);
+    let text = text_of(&events(llm.chat_stream(answering(&calls, false)).await.unwrap()).await);
+    assert!(text.starts_with("Results: "), "{text}");
+    let body = &fake.chat_bodies().await[1];
+    assert_eq!(
+        body["contents"][1]["parts"][0]["thoughtSignature"],
+        json!(signature_of("weather__current"))
+    );
+}
+
+#[tokio::test]
+async fn thinking_before_the_calls_is_not_an_answer() {
+    for kind in [ProviderKind::Ollama, ProviderKind::OpenAiCompatible] {
+        let script = Script {
+            preamble: "<think>which tool?</think>".into(),
+            ..script()
+        };
+        let fake = Fake::calling(kind, script).await;
+        let events = events(fake.llm().chat_stream(asking()).await.unwrap()).await;
+        assert_eq!(text_of(&events), "", "{kind}");
+        assert_eq!(calls_of(&events).len(), 2, "{kind}");
+        let plain = fake.llm().chat(asking()).await.unwrap();
+        assert_eq!(plain.content, "", "{kind}");
+        assert_eq!(plain.tool_calls.len(), 2, "{kind}");
+    }
+}
+
+#[tokio::test]
+async fn a_streamed_call_without_a_name_is_malformed() {
+    use crate::fakes::openai_chunk;
+    let fake = Fake::calling(ProviderKind::OpenAi, script()).await;
+    let body = openai_chunk(json!({"role": "assistant", "content": "Checking"}), None)
+        + &openai_chunk(
+            json!({"tool_calls": [{"index": 0, "function": {"arguments": "{}"}}]}),
+            None,
+        )
+        + &openai_chunk(json!({}), Some("tool_calls"))
+        + "data: [DONE]\n\n";
+    fake.script(ResponseTemplate::new(200).set_body_raw(body, "text/event-stream"))
+        .await;
+    use futures_util::StreamExt;
+    let mut stream = fake.llm().chat_stream(asking()).await.unwrap();
+    assert_eq!(
+        stream.next().await.unwrap().unwrap(),
+        StreamEvent::Text("Checking".into())
+    );
+    let err = stream.next().await.unwrap().unwrap_err();
+    assert!(matches!(err, llm::LlmError::Malformed { .. }), "{err:?}");
+    assert!(stream.next().await.is_none());
+}
+
+#[tokio::test]
+async fn streamed_fragments_without_index_and_partial_json_split_anywhere() {
+    use crate::fakes::{anthropic_event, openai_chunk};
+    // A compatible server that leaves out `index`.
+    let fake = Fake::calling(ProviderKind::OpenAiCompatible, script()).await;
+    let body = openai_chunk(
+        json!({"tool_calls": [{"id": "a", "type": "function", "function": {"name": "weather__current", "arguments": "{\"ci"}}]}),
+        None,
+    ) + &openai_chunk(
+        json!({"tool_calls": [{"function": {"arguments": "ty\": \"Oslo\"}"}}]}),
+        None,
+    ) + &openai_chunk(
+        json!({"tool_calls": [{"id": "b", "type": "function", "function": {"name": "clock__now", "arguments": ""}}]}),
+        None,
+    ) + &openai_chunk(json!({}), Some("tool_calls"))
+        + "data: [DONE]\n\n";
+    fake.script(ResponseTemplate::new(200).set_body_raw(body, "text/event-stream"))
+        .await;
+    let calls = calls_of(&events(fake.llm().chat_stream(asking()).await.unwrap()).await);
+    assert_eq!(calls[0].arguments, json!({"city": "Oslo"}));
+    assert_eq!(
+        (calls[1].id.as_str(), &calls[1].arguments),
+        ("b", &json!({}))
+    );
+
+    // Anthropic: a block whose JSON the model broke keeps the text as written.
+    let fake = Fake::calling(ProviderKind::Anthropic, script()).await;
+    let body = anthropic_event(
+        "message_start",
+        json!({"type": "message_start", "message": {"id": "m", "type": "message", "role": "assistant", "content": [], "model": "m", "usage": {"input_tokens": 1, "output_tokens": 1}}}),
+    ) + &anthropic_event(
+        "content_block_start",
+        json!({"type": "content_block_start", "index": 0, "content_block": {"type": "tool_use", "id": "toolu_1", "name": "weather__current", "input": {}}}),
+    ) + &anthropic_event(
+        "content_block_delta",
+        json!({"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": "{\"city\": "}}),
+    ) + &anthropic_event(
+        "content_block_stop",
+        json!({"type": "content_block_stop", "index": 0}),
+    ) + &anthropic_event(
+        "message_delta",
+        json!({"type": "message_delta", "delta": {"stop_reason": "tool_use"}, "usage": {"output_tokens": 3}}),
+    ) + &anthropic_event("message_stop", json!({"type": "message_stop"}));
+    fake.script(ResponseTemplate::new(200).set_body_raw(body, "text/event-stream"))
+        .await;
+    let calls = calls_of(&events(fake.llm().chat_stream(asking()).await.unwrap()).await);
+    assert_eq!(calls[0].arguments, json!("{\"city\": "));
 }
