@@ -340,6 +340,53 @@ mod tests {
     }
 
     #[test]
+    fn joined_turns_keep_images_calls_and_results_in_order() {
+        let call = ToolCall {
+            id: "c".into(),
+            name: "f".into(),
+            arguments: json!({}),
+        };
+        let image = Image {
+            media_type: "image/png".into(),
+            data: bytes::Bytes::from_static(b"png"),
+        };
+        let messages = vec![
+            Message::user("q"),
+            Message::assistant_calls("", vec![call.clone()]),
+            Message::tool_results(vec![ToolResult::ok(&call, "r")]),
+            Message {
+                images: vec![image.clone()],
+                ..Message::user("look")
+            },
+        ];
+        let turns = alternating_turns(&messages);
+        assert_eq!(turns.len(), 3);
+        assert_eq!(turns[1].tool_calls, vec![&call]);
+        assert!(!turns[1].is_plain());
+        let last = &turns[2];
+        assert_eq!(last.text, "look", "an empty text adds no blank line");
+        assert_eq!(last.tool_results.len(), 1);
+        assert_eq!(last.images, vec![&image]);
+        assert!(turns[0].is_plain());
+    }
+
+    #[test]
+    fn arguments_text_round_trips() {
+        assert_eq!(arguments_from_text(""), json!({}));
+        assert_eq!(arguments_from_text(" {\"a\": 1} "), json!({"a": 1}));
+        assert_eq!(arguments_from_text("[1]"), json!("[1]"));
+        assert_eq!(arguments_from_text("{\"a\""), json!("{\"a\""));
+        let call = |arguments| ToolCall {
+            id: "c".into(),
+            name: "f".into(),
+            arguments,
+        };
+        assert_eq!(arguments_text(&call(json!("{\"a\""))), "{\"a\"");
+        assert_eq!(arguments_text(&call(json!({"a": 1}))), "{\"a\":1}");
+        assert_eq!(arguments_object(&call(json!("x"))), json!({}));
+    }
+
+    #[test]
     fn endpoints_keep_the_base_path() {
         let cases = [
             (

@@ -65,22 +65,20 @@ fn answering(calls: &[ToolCall], error_first: bool) -> ChatRequest {
     let results = calls
         .iter()
         .enumerate()
-        .map(|(i, call)| ToolResult {
-            call_id: call.id.clone(),
-            name: call.name.clone(),
-            content: format!("{} says ok", call.name),
-            is_error: error_first && i == 0,
+        .map(|(i, call)| {
+            let content = format!("{} says ok", call.name);
+            if error_first && i == 0 {
+                ToolResult::error(call, content)
+            } else {
+                ToolResult::ok(call, content)
+            }
         })
         .collect();
     let mut request = asking();
-    request.messages.push(Message {
-        tool_calls: calls.to_vec(),
-        ..Message::assistant("")
-    });
-    request.messages.push(Message {
-        tool_results: results,
-        ..Message::user("")
-    });
+    request
+        .messages
+        .push(Message::assistant_calls("", calls.to_vec()));
+    request.messages.push(Message::tool_results(results));
     request
 }
 
