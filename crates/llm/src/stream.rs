@@ -17,6 +17,8 @@ pub(crate) struct Opened {
     pub(crate) first: String,
     pub(crate) provider: ProviderKind,
     pub(crate) model: String,
+    /// The fallback answers this stream (its usage says so).
+    pub(crate) used_fallback: bool,
     pub(crate) deadline: Instant,
     pub(crate) timeout: Duration,
 }
@@ -96,10 +98,11 @@ impl State {
             return None;
         }
         let opened = &self.opened;
-        let usage = opened
-            .reader
-            .usage()
-            .usage(opened.provider, &opened.model)?;
+        let usage =
+            opened
+                .reader
+                .usage()
+                .usage(opened.provider, &opened.model, opened.used_fallback)?;
         Some(Ok(StreamEvent::Usage(usage)))
     }
 }

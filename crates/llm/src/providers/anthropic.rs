@@ -8,7 +8,7 @@ use url::Url;
 
 use crate::{
     ChatRequest, LlmError, ProviderKind,
-    provider::{Answer, Auth, Body, Route, Step, Wire},
+    provider::{Answer, Auth, Body, Counts, Route, Step, Wire},
     sse::Frame,
     wire::{alternating_turns, decode, endpoint, ids_under_data, system_prompt},
 };
@@ -63,6 +63,35 @@ struct Turn {
 #[derive(Deserialize)]
 struct MessageAnswer {
     content: Vec<Block>,
+    usage: Option<WireUsage>,
+}
+
+/// `usage` of a message (and of `message_start`), and the cumulative `usage` of a
+/// `message_delta`. Tokens read from or written to the prompt cache are input tokens too.
+#[derive(Deserialize)]
+struct WireUsage {
+    input_tokens: Option<u64>,
+    output_tokens: Option<u64>,
+    cache_creation_input_tokens: Option<u64>,
+    cache_read_input_tokens: Option<u64>,
+}
+
+fn counts(usage: Option<WireUsage>) -> Counts {
+    let Some(u) = usage else {
+        return Counts::default();
+    };
+    let inputs = [
+        u.input_tokens,
+        u.cache_creation_input_tokens,
+        u.cache_read_input_tokens,
+    ];
+    Counts {
+        prompt: inputs
+            .iter()
+            .any(Option::is_some)
+            .then(|| inputs.iter().flatten().sum()),
+        completion: u.output_tokens,
+    }
 }
 
 #[derive(Deserialize)]
@@ -78,6 +107,15 @@ struct Event {
     kind: String,
     delta: Option<EventDelta>,
     error: Option<EventError>,
+    /// `message_start`: the message so far, with the input tokens.
+    message: Option<StartedMessage>,
+    /// `message_delta`: the output tokens so far.
+    usage: Option<WireUsage>,
+}
+
+#[derive(Deserialize)]
+struct StartedMessage {
+    usage: Option<WireUsage>,
 }
 
 #[derive(Deserialize)]
@@ -159,7 +197,10 @@ impl Wire for Anthropic {
         if texts.is_empty() {
             return Err("the answer has no text block".to_owned());
         }
-        Ok(Answer::text(texts.concat()))
+        Ok(Answer {
+            usage: counts(answer.usage),
+            ..Answer::text(texts.concat())
+        })
     }
 
     fn parse_step(&self, frame: &Frame) -> Result<Step, LlmError> {
@@ -174,13 +215,21 @@ impl Wire for Anthropic {
                     .unwrap_or_default();
                 Ok(Step::text(text))
             }
+            "message_start" => Ok(Step {
+                usage: counts(event.message.and_then(|m| m.usage)),
+                ..Step::nothing()
+            }),
+            "message_delta" => Ok(Step {
+                usage: counts(event.usage),
+                ..Step::nothing()
+            }),
             "message_stop" => Ok(Step::nothing().last()),
             "error" => Err(match event.error {
                 Some(error) => stream_error(error),
                 None => LlmError::malformed(KIND, "an error event without details"),
             }),
-            // message_start, content_block_start/stop, message_delta, ping, and event
-            // types added later carry no answer text.
+            // content_block_start/stop, ping, and event types added later carry no answer
+            // text.
             _ => Ok(Step::nothing()),
         }
     }

@@ -9,7 +9,7 @@ use url::Url;
 
 use crate::{
     ChatRequest, LlmError, ProviderKind,
-    provider::{Answer, Auth, Body, Route, Step, Wire},
+    provider::{Answer, Auth, Body, Counts, Route, Step, Wire},
     sse::Frame,
     wire::{
         Sampling, SamplingNames, alternating_turns, decode, endpoint, names_under_models,
@@ -91,6 +91,30 @@ struct GenerateAnswer {
     candidates: Option<Vec<Candidate>>,
     prompt_feedback: Option<PromptFeedback>,
     error: Option<StreamError>,
+    usage_metadata: Option<UsageMetadata>,
+}
+
+/// Token counts; a stream repeats them in its chunks, the last one complete. Thinking
+/// models bill their thoughts as output but count them apart from the candidates.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UsageMetadata {
+    prompt_token_count: Option<u64>,
+    candidates_token_count: Option<u64>,
+    thoughts_token_count: Option<u64>,
+}
+
+impl UsageMetadata {
+    fn counts(&self) -> Counts {
+        let output = [self.candidates_token_count, self.thoughts_token_count];
+        Counts {
+            prompt: self.prompt_token_count,
+            completion: output
+                .iter()
+                .any(Option::is_some)
+                .then(|| output.iter().flatten().sum()),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -145,6 +169,12 @@ struct ErrorDetail {
 }
 
 impl GenerateAnswer {
+    fn usage(&self) -> Counts {
+        self.usage_metadata
+            .as_ref()
+            .map_or_else(Counts::default, UsageMetadata::counts)
+    }
+
     /// The answer text of the first candidate and whether it says it is finished; `None`
     /// when there is no candidate (a stream may send usage alone).
     fn into_text(self) -> Result<Option<(String, bool)>, String> {
@@ -211,8 +241,12 @@ impl Wire for Gemini {
 
     fn parse_answer(&self, body: &[u8]) -> Result<Answer, String> {
         let answer: GenerateAnswer = decode(body)?;
+        let usage = answer.usage();
         match answer.into_text()? {
-            Some((text, _)) => Ok(Answer::text(text)),
+            Some((text, _)) => Ok(Answer {
+                usage,
+                ..Answer::text(text)
+            }),
             None => Err("the answer has no candidates".to_owned()),
         }
     }
@@ -227,14 +261,21 @@ impl Wire for Gemini {
                 message: error.message,
             });
         }
+        let usage = answer.usage();
         let answer = answer
             .into_text()
             .map_err(|reason| LlmError::malformed(KIND, reason))?;
         let Some((text, finished)) = answer else {
-            return Ok(Step::nothing());
+            return Ok(Step {
+                usage,
+                ..Step::nothing()
+            });
         };
         // No end marker: the chunk carrying `finishReason` is the last one with text.
-        let step = Step::text(text);
+        let step = Step {
+            usage,
+            ..Step::text(text)
+        };
         Ok(if finished { step.complete() } else { step })
     }
 

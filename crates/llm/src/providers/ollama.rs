@@ -6,7 +6,7 @@ use url::Url;
 
 use crate::{
     ChatRequest, LlmError, ProviderKind,
-    provider::{Answer, Auth, Body, Route, Step, Wire},
+    provider::{Answer, Auth, Body, Counts, Route, Step, Wire},
     sse::{Frame, Framing},
     wire::{SamplingNames, decode, endpoint, names_under_models, role_content_body},
 };
@@ -43,6 +43,19 @@ struct ChatChunk {
     #[serde(default)]
     done: bool,
     error: Option<String>,
+    /// Token counts, in the whole answer and in the last line of a stream (`done: true`);
+    /// `prompt_eval_count` is left out when the whole prompt came from Ollama's cache.
+    prompt_eval_count: Option<u64>,
+    eval_count: Option<u64>,
+}
+
+impl ChatChunk {
+    fn counts(&self) -> Counts {
+        Counts {
+            prompt: self.prompt_eval_count,
+            completion: self.eval_count,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -65,9 +78,13 @@ impl Wire for Ollama {
         if let Some(error) = chunk.error {
             return Err(format!("error in the answer: {error}"));
         }
+        let usage = chunk.counts();
         chunk
             .message
-            .map(|m| Answer::text(m.content))
+            .map(|m| Answer {
+                usage,
+                ..Answer::text(m.content)
+            })
             .ok_or_else(|| "the answer has no message".to_owned())
     }
 
@@ -87,7 +104,11 @@ impl Wire for Ollama {
                 message,
             });
         }
-        let step = Step::text(chunk.message.map(|m| m.content).unwrap_or_default());
+        let usage = chunk.counts();
+        let step = Step {
+            usage,
+            ..Step::text(chunk.message.map(|m| m.content).unwrap_or_default())
+        };
         Ok(if chunk.done { step.last() } else { step })
     }
 

@@ -8,7 +8,7 @@ use url::Url;
 
 use crate::{
     ChatRequest, LlmError, ProviderKind,
-    provider::{Answer, Auth, Body, Route, Step, Wire},
+    provider::{Answer, Auth, Body, Counts, Route, Step, Wire},
     sse::Frame,
     wire::{SamplingNames, decode, endpoint, ids_under_data, role_content_body},
 };
@@ -48,6 +48,22 @@ impl OpenAiStyle {
 #[derive(Deserialize)]
 struct Completion {
     choices: Vec<Choice>,
+    usage: Option<WireUsage>,
+}
+
+/// `usage` of a completion, and of the last chunk of a stream asked for it with
+/// `stream_options.include_usage` (`null` in the chunks before).
+#[derive(Deserialize)]
+struct WireUsage {
+    prompt_tokens: Option<u64>,
+    completion_tokens: Option<u64>,
+}
+
+fn counts(usage: Option<WireUsage>) -> Counts {
+    usage.map_or_else(Counts::default, |u| Counts {
+        prompt: u.prompt_tokens,
+        completion: u.completion_tokens,
+    })
 }
 
 #[derive(Deserialize)]
@@ -65,6 +81,7 @@ struct Chunk {
     #[serde(default)]
     choices: Vec<ChunkChoice>,
     error: Option<ChunkError>,
+    usage: Option<WireUsage>,
 }
 
 #[derive(Deserialize)]
@@ -90,11 +107,20 @@ impl Wire for OpenAiStyle {
     }
 
     fn chat_body(&self, req: &ChatRequest, model: &str, stream: bool) -> Body {
-        role_content_body(req, model, stream, self.sampling, None)
+        let body = role_content_body(req, model, stream, self.sampling, None)?;
+        if !stream {
+            return Ok(body);
+        }
+        // A stream reports no usage unless asked; then its last chunk (empty `choices`)
+        // carries it. The API refuses `stream_options` without `stream: true`.
+        let mut body: serde_json::Value = serde_json::from_slice(&body)?;
+        body["stream_options"] = serde_json::json!({"include_usage": true});
+        serde_json::to_vec(&body)
     }
 
     fn parse_answer(&self, body: &[u8]) -> Result<Answer, String> {
         let completion: Completion = decode(body)?;
+        let usage = counts(completion.usage);
         let choice = completion
             .choices
             .into_iter()
@@ -103,7 +129,10 @@ impl Wire for OpenAiStyle {
         choice
             .message
             .content
-            .map(Answer::text)
+            .map(|text| Answer {
+                usage,
+                ..Answer::text(text)
+            })
             .ok_or_else(|| "the answer has no text content".to_owned())
     }
 
@@ -120,12 +149,19 @@ impl Wire for OpenAiStyle {
                 message: error.message,
             });
         }
+        let usage = counts(chunk.usage);
         // Only the first choice is asked for (`n` is never set); the final chunk may carry
         // usage alone, with no choices at all.
         let Some(choice) = chunk.choices.into_iter().next() else {
-            return Ok(Step::nothing());
+            return Ok(Step {
+                usage,
+                ..Step::nothing()
+            });
         };
-        let step = Step::text(choice.delta.content.unwrap_or_default());
+        let step = Step {
+            usage,
+            ..Step::text(choice.delta.content.unwrap_or_default())
+        };
         Ok(if choice.finish_reason.is_some() {
             step.complete()
         } else {

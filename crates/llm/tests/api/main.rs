@@ -15,3 +15,4 @@ mod ollama;
 mod openai;
 mod probe;
 mod thinking;
+mod usage;
