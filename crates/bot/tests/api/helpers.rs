@@ -183,8 +183,9 @@ fn checked_text(body: &Value) -> Result<&str, &'static str> {
 }
 
 /// Fake Webex `POST /messages`: bearer token, JSON with `roomId` and `markdown`/`text`
-/// under 7439 bytes (else 400, like Webex), at most one card in `attachments`; answers with
-/// the created message.
+/// under 7439 bytes (else 400, like Webex), at most one card in `attachments` (of the
+/// Adaptive Card content type, version ≤ 1.3, ≤ 5 actions: `bot::cards::validate_message`);
+/// answers with the created message.
 struct CreateMessage;
 
 fn now_rfc3339() -> String {
@@ -205,14 +206,13 @@ impl Respond for CreateMessage {
             Ok(text) => text,
             Err(refusal) => return webex_error_body(400, refusal),
         };
-        if let Some(attachments) = body.get("attachments") {
-            // What Webex refuses of a card: more than one, another content type, a content
-            // that is not an Adaptive Card; and (stricter than Webex, which would show the
-            // fallback) anything past version 1.3 or more than 5 actions.
-            if let Err(problems) = bot::cards::validate_message(&body) {
-                let _ = attachments;
-                return webex_error_body(400, &format!("invalid card: {}", problems.join("; ")));
-            }
+        // What Webex refuses of a card: more than one, another content type, a content that
+        // is not an Adaptive Card; and (stricter than Webex, which would show the fallback)
+        // anything past version 1.3 or more than 5 actions.
+        if body.get("attachments").is_some()
+            && let Err(problems) = bot::cards::validate_message(&body)
+        {
+            return webex_error_body(400, &format!("invalid card: {}", problems.join("; ")));
         }
         let state = fake_state(&origin_of(request));
         let mut state = state.lock().unwrap();
