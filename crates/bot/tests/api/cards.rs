@@ -541,3 +541,104 @@ async fn the_fake_webex_refuses_cards_webex_refuses() {
     assert_eq!(res.status(), 404, "no route without the token");
     app.stop().await;
 }
+
+// ---- the store, on SQLite and (with TEST_DATABASE_URL) PostgreSQL ----------------------
+
+#[tokio::test]
+async fn the_inbox_keeps_each_events_kind_and_dedups_each_id_space() {
+    use bot::store::{Enqueued, EventKind, NewEvent};
+    for (name, store, _dir) in crate::store::stores().await {
+        for (id, kind) in [
+            ("M-1", EventKind::Message),
+            ("ACT-1", EventKind::CardAction),
+            ("MB-1@2026-12-07T10:00:00.000Z", EventKind::Membership),
+        ] {
+            let event = NewEvent {
+                message_id: id,
+                room_id: "ROOM",
+                payload: "{}",
+                kind,
+            };
+            assert_eq!(
+                store.enqueue(&event).await.unwrap(),
+                Enqueued::New,
+                "{name}"
+            );
+            assert_eq!(
+                store.enqueue(&event).await.unwrap(),
+                Enqueued::Duplicate,
+                "{name}: {id} again"
+            );
+        }
+        let mut kinds = Vec::new();
+        while let Some(event) = store
+            .next_event("ROOM", "me", Duration::from_secs(30))
+            .await
+            .unwrap()
+        {
+            kinds.push((event.message_id.clone(), event.kind));
+            let finish = bot::store::Finish {
+                outcome: "command",
+                turns: None,
+                keep_messages: 10,
+            };
+            assert!(store.finish(event.seq, finish).await.unwrap());
+        }
+        assert_eq!(
+            kinds,
+            [
+                ("M-1".to_owned(), EventKind::Message),
+                ("ACT-1".to_owned(), EventKind::CardAction),
+                (
+                    "MB-1@2026-12-07T10:00:00.000Z".to_owned(),
+                    EventKind::Membership
+                ),
+            ],
+            "{name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn one_vote_per_person_and_card_the_latest_click_wins() {
+    use bot::domain::ConversationKey;
+    use bot::store::{FeedbackAnswer, Vote};
+    for (name, store, _dir) in crate::store::stores().await {
+        let conversation = ConversationKey::direct("ROOM");
+        store
+            .save_feedback_answer(&FeedbackAnswer {
+                card_message_id: "CARD",
+                room_id: "ROOM",
+                conversation: &conversation,
+                question_message_id: "Q",
+                answer: "the answer",
+            })
+            .await
+            .unwrap();
+        let vote = |person: &'static str, value: &'static str, at: i64| {
+            let store = store.clone();
+            async move { store.record_vote("CARD", person, value, at).await.unwrap() }
+        };
+        assert_eq!(vote("a@x.com", "up", 10).await, Vote::Counted, "{name}");
+        assert_eq!(vote("a@x.com", "up", 20).await, Vote::Unchanged, "{name}");
+        assert_eq!(vote("a@x.com", "down", 30).await, Vote::Counted, "{name}");
+        // An older click delivered late changes nothing.
+        assert_eq!(vote("a@x.com", "up", 25).await, Vote::Unchanged, "{name}");
+        assert_eq!(vote("b@x.com", "up", 40).await, Vote::Counted, "{name}");
+        assert_eq!(
+            store
+                .record_vote("OTHER", "a@x.com", "up", 50)
+                .await
+                .unwrap(),
+            Vote::UnknownCard,
+            "{name}"
+        );
+        let counts = store.feedback_counts().await.unwrap();
+        assert_eq!((counts.up, counts.down), (1, 1), "{name}");
+        assert_eq!(
+            store.feedback_answer("CARD").await.unwrap().as_deref(),
+            Some("the answer"),
+            "{name}"
+        );
+    }
+}
