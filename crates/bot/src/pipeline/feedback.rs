@@ -8,7 +8,7 @@
 //! delivered and its turns are stored.
 
 use super::{Context, Disposition, reply};
-use crate::domain::Outcome;
+use crate::domain::{ConversationKey, Outcome, Role};
 use crate::lease::RoomLease;
 use crate::state::AppState;
 use crate::store::{FeedbackAnswer, PendingEvent};
@@ -35,53 +35,60 @@ pub(super) async fn follow(
     let answer = turns
         .iter()
         .rev()
-        .find(|t| t.role == crate::domain::Role::Assistant)
+        .find(|t| t.role == Role::Assistant)
         .map(|t| t.content.clone())
         .unwrap_or_default();
-    let done = Disposition::Done {
+    if let Some(lost) = post(state, lease, event, ctx, &conversation, &answer).await {
+        return lost;
+    }
+    Disposition::Done {
         outcome: Outcome::Answered,
         turns: Some((conversation, turns)),
-    };
-    let parts = i64::try_from(reply::parts_of(state, &answer).len()).unwrap_or(i64::MAX);
+    }
+}
+
+/// Posts the card and keeps the answer it rates; `Some` only when the room's lease was
+/// lost (the replica that holds the room now posts it). Any other failure is logged.
+async fn post(
+    state: &AppState,
+    lease: &RoomLease,
+    event: &PendingEvent,
+    ctx: &Context,
+    conversation: &ConversationKey,
+    answer: &str,
+) -> Option<Disposition> {
+    let parts = i64::try_from(reply::parts_of(state, answer).len()).unwrap_or(i64::MAX);
     if let Err(e) = state.store.set_parts_sent(event.seq, parts).await {
         tracing::warn!(error = %e, "cannot record the answer as posted; no feedback card");
-        return done;
+        return None;
     }
     let progress = reply::Progress {
         already_sent: parts,
         ..reply::Progress::of(event)
     };
     let card = crate::cards::feedback();
-    match reply::post_card(state, lease, progress, &ctx.target, &card).await {
-        Ok(Some(posted)) => {
-            let Disposition::Done {
-                turns: Some((conversation, _)),
-                ..
-            } = &done
-            else {
-                return done;
-            };
-            let kept = state
-                .store
-                .save_feedback_answer(&FeedbackAnswer {
-                    card_message_id: posted.id.as_str(),
-                    room_id: &event.room_id,
-                    conversation,
-                    question_message_id: &event.message_id,
-                    answer: &answer,
-                })
-                .await;
-            if let Err(e) = kept {
-                tracing::warn!(error = %e, "cannot keep the answer of a feedback card; its votes will not be stored");
-            }
-            done
-        }
+    let posted = match reply::post_card(state, lease, progress, &ctx.target, &card).await {
+        Ok(Some(posted)) => posted,
         // An earlier attempt posted it (and kept its answer).
-        Ok(None) => done,
-        Err(reply::PostError::LeaseLost) => Disposition::LeaseLost,
+        Ok(None) => return None,
+        Err(reply::PostError::LeaseLost) => return Some(Disposition::LeaseLost),
         Err(reply::PostError::Webex(e)) => {
             tracing::warn!(error = %e, "Webex refused the feedback card; the answer stands without it");
-            done
+            return None;
         }
+    };
+    let kept = state
+        .store
+        .save_feedback_answer(&FeedbackAnswer {
+            card_message_id: posted.id.as_str(),
+            room_id: &event.room_id,
+            conversation,
+            question_message_id: &event.message_id,
+            answer,
+        })
+        .await;
+    if let Err(e) = kept {
+        tracing::warn!(error = %e, "cannot keep the answer of a feedback card; its votes will not be stored");
     }
+    None
 }
