@@ -76,7 +76,8 @@ pub enum Cmd {
 pub enum WebhooksCmd {
     /// List the webhooks of this bot's token
     List,
-    /// Register BOT_PUBLIC_URL/webhook (removing stale ones of this bot)
+    /// Register BOT_PUBLIC_URL/webhook for messages, card submits and memberships (removing
+    /// stale ones of this bot)
     Register,
     /// Delete every webhook this token owns, whatever its name or URL (no prompt); prints
     /// each deleted one: id, name, target URL
@@ -178,15 +179,17 @@ async fn webhooks(config: Config, action: WebhooksCmd) -> Result<(), AppError> {
                     "configuration error: BOT_PUBLIC_URL: required to register a webhook".into(),
                 )
             })?;
-            let status =
-                crate::registration::register(&client, url, config.webhook_secret.as_ref())
+            let webhooks =
+                crate::registration::register_each(&client, url, config.webhook_secret.as_ref())
                     .await
-                    .context("cannot register the webhook")?;
-            println!(
-                "registered {} -> {}",
-                status.id.unwrap_or_default(),
-                status.target_url.unwrap_or_default()
-            );
+                    .context("cannot register the webhooks")?;
+            // One line per webhook: one for each event the bot handles.
+            for w in webhooks {
+                println!(
+                    "registered {} -> {} ({}/{})",
+                    w.id, w.target_url, w.resource, w.event
+                );
+            }
         }
         WebhooksCmd::DeleteAll => {
             let deleted = crate::registration::delete_every(&client)

@@ -138,6 +138,8 @@ pub struct Config {
     pub webhook_check: Duration,
     /// `MEMORY_MAX_AGE_DAYS`: conversations untouched this long are deleted; `None` = never.
     pub memory_max_age: Option<Duration>,
+    /// `FEEDBACK_BUTTONS`: a 👍/👎 card after each LLM answer (DESIGN §10.3).
+    pub feedback_buttons: bool,
 }
 
 /// How answers are streamed into one edited message.
@@ -492,6 +494,7 @@ impl Config {
             shutdown_timeout: Duration::from_secs(r.parse("SHUTDOWN_TIMEOUT_SECS", 30u64)?),
             webhook_check: Duration::from_secs(r.positive("WEBHOOK_CHECK_SECS", 300u64)?),
             memory_max_age: memory_max_age(&r)?,
+            feedback_buttons: r.bool("FEEDBACK_BUTTONS", false)?,
         })
     }
 
@@ -568,6 +571,7 @@ mod tests {
         assert_eq!(c.memory_max_age, Some(Duration::from_secs(90 * 86_400)));
         assert_eq!(c.webex_timeout, Duration::from_secs(30));
         assert_eq!(c.max_reply_parts, 5);
+        assert!(!c.feedback_buttons);
         assert_eq!(
             c.streaming,
             Streaming {
@@ -639,6 +643,7 @@ mod tests {
             (&[("WEBEX_TIMEOUT_SECS", "0")], "WEBEX_TIMEOUT_SECS"),
             (&[("MAX_REPLY_PARTS", "0")], "MAX_REPLY_PARTS"),
             (&[("REPLY_STREAMING", "sometimes")], "REPLY_STREAMING"),
+            (&[("FEEDBACK_BUTTONS", "maybe")], "FEEDBACK_BUTTONS"),
             (&[("STREAM_FIRST_POST_MS", "-1")], "STREAM_FIRST_POST_MS"),
             (&[("STREAM_EDIT_MS", "0")], "STREAM_EDIT_MS"),
         ];

@@ -27,6 +27,11 @@ pub struct OutcomeLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ValueLabel {
+    pub value: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StatusLabel {
     pub status: u16,
 }
@@ -46,6 +51,9 @@ pub struct Metrics {
     pub llm_first_token: Histogram,
     pub stream_edits: Counter,
     pub stream_edit_failures: Counter,
+    /// Feedback buttons (DESIGN §10.3): votes counted, by `up`/`down`; the same vote again
+    /// by the same person on the same card is not counted, a changed one is.
+    pub feedback: Family<ValueLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -70,6 +78,12 @@ impl Metrics {
         let llm_first_token = Histogram::new(exponential_buckets(0.05, 2.0, 13));
         let stream_edits = Counter::default();
         let stream_edit_failures = Counter::default();
+        let feedback = Family::<ValueLabel, Counter>::default();
+        registry.register(
+            "feedback",
+            "Feedback button votes on LLM answers, by value (up or down); a repeated vote is counted once",
+            feedback.clone(),
+        );
         registry.register(
             "llm_first_token_seconds",
             "Time from the start of a streamed LLM call to its first text, queue wait included",
@@ -144,6 +158,7 @@ impl Metrics {
             llm_first_token,
             stream_edits,
             stream_edit_failures,
+            feedback,
         }
     }
 
@@ -161,6 +176,11 @@ impl Metrics {
                 outcome: outcome.as_str(),
             })
             .inc();
+    }
+
+    /// A feedback vote was counted (`up` or `down`).
+    pub fn feedback_vote(&self, value: &'static str) {
+        self.feedback.get_or_create(&ValueLabel { value }).inc();
     }
 
     pub fn webex_error(&self, status: u16) {

@@ -4,7 +4,7 @@
 //! Mercury, the next catch-up) delivers it again.
 
 use crate::state::AppState;
-use crate::store::{Enqueued, NewEvent, StoreError};
+use crate::store::{Enqueued, EventKind, NewEvent, StoreError};
 
 /// Records `event`; `via` names the way it came, for the log.
 pub(crate) async fn record(
@@ -18,6 +18,7 @@ pub(crate) async fn record(
             tracing::info!(
                 message_id = event.message_id,
                 room_id = event.room_id,
+                kind = event.kind.as_str(),
                 via,
                 "event accepted"
             );
@@ -38,4 +39,27 @@ pub(crate) async fn record(
         }
     }
     recorded
+}
+
+/// The id an event is deduplicated by. A membership id names a person and a room, so it
+/// repeats when the bot is removed and added again: its creation time makes each arrival
+/// its own event, while redeliveries of one arrival stay the same.
+pub(crate) fn inbox_key(kind: EventKind, id: &str, created: Option<&str>) -> String {
+    match (kind, created) {
+        (EventKind::Membership, Some(created)) => format!("{id}@{created}"),
+        _ => id.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inbox_keys() {
+        assert_eq!(inbox_key(EventKind::Message, "M", Some("t")), "M");
+        assert_eq!(inbox_key(EventKind::CardAction, "A", Some("t")), "A");
+        assert_eq!(inbox_key(EventKind::Membership, "MB", Some("t")), "MB@t");
+        assert_eq!(inbox_key(EventKind::Membership, "MB", None), "MB");
+    }
 }

@@ -171,3 +171,30 @@ fn humanize(d: std::time::Duration) -> String {
         _ => format!("{}d {}h", s / 86400, (s % 86400) / 3600),
     }
 }
+
+// ---- cards and space events (DESIGN §10.3) -------------------------------------------
+
+pub const PERSONALITY_CARD_TITLE: &str = "Personalities";
+pub const PERSONALITY_CARD_LABEL: &str = "Personality of this space";
+pub const PERSONALITY_CARD_BUTTON: &str = "Switch";
+
+/// One entry of the personality card's choice.
+pub fn personality_choice(name: &str, description: &str) -> String {
+    format!("{name}: {description}")
+}
+
+/// The personality card was submitted without a choice.
+pub const PERSONALITY_NOT_CHOSEN: &str = "Pick a personality in the list first, then press Switch.";
+
+/// The feedback card (`FEEDBACK_BUTTONS`).
+pub const FEEDBACK_QUESTION: &str = "Was this answer helpful?";
+/// Beside the feedback card, for clients that show no cards.
+pub const FEEDBACK_FALLBACK: &str = "Was this answer helpful? Rate it with the 👍 / 👎 buttons.";
+
+/// Posted when the bot is added to a group space and the personality has no `greeting`.
+pub const DEFAULT_GREETING: &str = "Hi, I'm an AI assistant. To ask me something here, @mention me; type `help` after the mention to see what I can do.";
+
+/// The line `status` gives the feedback votes.
+pub fn feedback_line(up: i64, down: i64) -> String {
+    format!("- Feedback on answers: {up} 👍, {down} 👎")
+}

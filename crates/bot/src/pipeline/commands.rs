@@ -1,5 +1,6 @@
 //! Running a parsed [`Command`] for one sender: permissions, the store, the answer text.
 
+use crate::cards::{self, CardMessage};
 use crate::commands::Command;
 use crate::domain::Email;
 use crate::pipeline::Context;
@@ -117,10 +118,42 @@ pub(crate) async fn run(
 async fn status(state: &AppState) -> anyhow::Result<String> {
     let report = state.probe.report(&state.llm).await;
     let counts = state.store.counts().await?;
-    Ok(strings::status(
+    let mut text = strings::status(
         state.started.elapsed(),
         &report,
         &counts,
         state.config.admin_emails.len(),
-    ))
+    );
+    let feedback = state.store.feedback_counts().await?;
+    text.push('\n');
+    text.push_str(&strings::feedback_line(feedback.up, feedback.down));
+    Ok(text)
+}
+
+/// The card some commands answer with (DESIGN §10.3), `answer` (what [`run`] gave) as its
+/// fallback: `help` and `personality list`. `None` for every other command, and for those
+/// two when `run` refused them.
+pub(crate) async fn card(
+    state: &AppState,
+    ctx: &Context,
+    command: &Command,
+    answer: &str,
+) -> anyhow::Result<Option<CardMessage>> {
+    Ok(match command {
+        Command::Help => Some(cards::help(answer)),
+        Command::PersonalityList => {
+            let chosen = state
+                .store
+                .personality_for(ctx.target.room_id.as_str())
+                .await?;
+            let set = state.personalities.load();
+            let current = set.resolve(chosen.as_deref()).name.clone();
+            let entries: Vec<(&str, &str)> = set
+                .iter()
+                .map(|p| (p.name.as_str(), p.description.as_str()))
+                .collect();
+            Some(cards::personality_list(answer, &entries, &current))
+        }
+        _ => None,
+    })
 }
