@@ -169,6 +169,8 @@ pub enum Outcome {
     WebexError,
     /// Too many attempts failed.
     GaveUp,
+    /// A usage limit was reached: the refusal was posted, the LLM not asked.
+    Limited,
 }
 
 impl Outcome {
@@ -181,6 +183,7 @@ impl Outcome {
             Outcome::LlmError => "llm_error",
             Outcome::WebexError => "webex_error",
             Outcome::GaveUp => "gave_up",
+            Outcome::Limited => "limited",
         }
     }
 }

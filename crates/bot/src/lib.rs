@@ -17,13 +17,15 @@
 //!   stripping → `access` → [`commands`] (parse, then run) or `chat` → `reply` (split
 //!   under the size limit, threaded) → store the turns. One error boundary per message.
 //! - `chat`, [`personality`], [`memory`]: the system prompt and trimmed history for the LLM.
+//! - [`usage`]: the tokens of every LLM call per day, person, space and model, their cost,
+//!   the limits checked before the LLM is asked (`pipeline`'s limit stage), `usage export`.
 //! - [`store`]: SQLite or PostgreSQL through one code path, a file per concern: ingest,
 //!   inbox/dedup, leases, leader, approved users, per-space personality, conversation turns.
 //! - `probe`: the LLM's health for `/health` and `status`, cached a few seconds.
 //! - `registration`: keeps exactly one active webhook at `BOT_PUBLIC_URL/webhook`.
 //! - `websocket`: `MODE=websocket` instead of a webhook: the device, the Mercury socket,
 //!   and each new message into the same inbox as a webhook delivery.
-//! - [`cli`]: the subcommands (`serve`, `chat`, `webhooks`, `users`, `doctor`, `dev`);
+//! - [`cli`]: the subcommands (`serve`, `chat`, `webhooks`, `users`, `usage`, `doctor`, `dev`);
 //!   `doctor` (deployment checks) and `dev` (ngrok tunnel + serve) live in their own modules.
 //!
 //! Webex wire types and HTTP live in the `webex` crate, provider formats in `llm`.
@@ -52,6 +54,7 @@ mod state;
 pub mod store;
 mod strings;
 pub mod telemetry;
+pub mod usage;
 mod websocket;
 
 pub use error::AppError;

@@ -31,6 +31,20 @@ pub struct StatusLabel {
     pub status: u16,
 }
 
+/// `webex_chatbot_llm_tokens_total{provider,model,kind}` (`kind`: `prompt` | `completion`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TokenLabels {
+    pub provider: &'static str,
+    pub model: String,
+    pub kind: &'static str,
+}
+
+/// `webex_chatbot_limit_hits_total{limit}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LimitLabel {
+    pub limit: &'static str,
+}
+
 pub struct Metrics {
     registry: Registry,
     pub events_received: Counter,
@@ -46,6 +60,9 @@ pub struct Metrics {
     pub llm_first_token: Histogram,
     pub stream_edits: Counter,
     pub stream_edit_failures: Counter,
+    /// Usage and limits (DESIGN §10.6).
+    pub llm_tokens: Family<TokenLabels, Counter>,
+    pub limit_hits: Family<LimitLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -70,6 +87,18 @@ impl Metrics {
         let llm_first_token = Histogram::new(exponential_buckets(0.05, 2.0, 13));
         let stream_edits = Counter::default();
         let stream_edit_failures = Counter::default();
+        let llm_tokens = Family::<TokenLabels, Counter>::default();
+        let limit_hits = Family::<LimitLabel, Counter>::default();
+        registry.register(
+            "llm_tokens",
+            "Tokens of LLM calls as the providers reported them, by provider, model and kind (prompt or completion)",
+            llm_tokens.clone(),
+        );
+        registry.register(
+            "limit_hits",
+            "Questions refused without an LLM call because a usage limit was reached, by limit",
+            limit_hits.clone(),
+        );
         registry.register(
             "llm_first_token_seconds",
             "Time from the start of a streamed LLM call to its first text, queue wait included",
@@ -144,6 +173,8 @@ impl Metrics {
             llm_first_token,
             stream_edits,
             stream_edit_failures,
+            llm_tokens,
+            limit_hits,
         }
     }
 

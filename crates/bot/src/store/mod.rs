@@ -15,7 +15,8 @@
 //! connection turns on SQLite, the clock in SQL); `ingest` (group-committed inserts of
 //! incoming events), `inbox` (the next event of a room, attempts, saved answers, the done
 //! mark), `leases` (room leases), `leader` (webhook leadership), `users`, `spaces`
-//! (personality per space), `memory` (conversation turns), `websocket_cursor`,
+//! (personality per space), `memory` (conversation turns), `usage` (tokens per day,
+//! person, space and model; message counts for limits), `websocket_cursor`,
 //! `checkpoints` (SQLite WAL) and `owner_lock` (one `serve` per SQLite file).
 
 use std::path::Path;
@@ -224,10 +225,12 @@ mod leases;
 mod memory;
 mod owner_lock;
 mod spaces;
+mod usage;
 mod users;
 mod websocket_cursor;
 
 pub use owner_lock::{OwnerLock, OwnerLockError};
+pub use usage::{PersonUsage, Ranked, TokensToday, Totals, UsageReader, UsageRecord, UsageRow};
 
 use checkpoints::checkpoint_loop;
 use ingest::{IngestJob, ingest_loop};
