@@ -238,9 +238,9 @@ impl Store {
     }
 }
 
-/// `usage export`'s view of the database: read-only (SQLite `mode=ro`, PostgreSQL
-/// read-only transactions), no migrations and no owner lock, so it runs while `serve`
-/// holds the database.
+/// `usage export`'s view of the database: read-only (SQLite `mode=ro` and `query_only`,
+/// PostgreSQL `default_transaction_read_only`), no migrations and no owner lock, so it
+/// runs while `serve` holds the database.
 pub struct UsageReader {
     pool: AnyPool,
 }
@@ -249,38 +249,11 @@ impl UsageReader {
     /// Opens the database at `url` read-only (in `pg_schema` on PostgreSQL, for tests).
     pub async fn open(url: &str, pg_schema: Option<&str>) -> Result<UsageReader> {
         sqlx::any::install_default_drivers();
-        let sqlite = url.starts_with("sqlite:");
-        let url = if sqlite {
-            read_only_sqlite_url(url)
+        let pool = if url.starts_with("sqlite:") {
+            reader_pool(&read_only_sqlite_url(url), true, None).await?
         } else {
-            url.to_owned()
+            reader_pool(url, false, pg_schema).await?
         };
-        let schema = pg_schema.map(str::to_owned);
-        let pool = AnyPoolOptions::new()
-            .max_connections(1)
-            .acquire_timeout(Duration::from_secs(10))
-            .after_connect(move |conn, _meta| {
-                let schema = schema.clone();
-                Box::pin(async move {
-                    if sqlite {
-                        // `serve` may be writing: wait for its lock rather than fail.
-                        conn.execute("PRAGMA busy_timeout=10000; PRAGMA query_only=ON;")
-                            .await?;
-                    } else {
-                        conn.execute("SET default_transaction_read_only = on")
-                            .await?;
-                        if let Some(schema) = schema {
-                            conn.execute(sqlx::AssertSqlSafe(format!(
-                                "SET search_path TO \"{schema}\""
-                            )))
-                            .await?;
-                        }
-                    }
-                    Ok(())
-                })
-            })
-            .connect(&url)
-            .await?;
         Ok(UsageReader { pool })
     }
 
@@ -324,7 +297,47 @@ impl UsageReader {
     }
 }
 
-/// The SQLite URL with `mode=ro` instead of any other mode.
+/// One connection that changes nothing, with a first query to prove it opened.
+async fn reader_pool(url: &str, sqlite: bool, pg_schema: Option<&str>) -> Result<AnyPool> {
+    let schema = pg_schema.map(str::to_owned);
+    let pool = AnyPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(10))
+        .after_connect(move |conn, _meta| {
+            let schema = schema.clone();
+            Box::pin(async move {
+                if sqlite {
+                    // `serve` may be writing: wait for its lock rather than fail.
+                    conn.execute("PRAGMA busy_timeout=10000; PRAGMA query_only=ON;")
+                        .await?;
+                } else {
+                    conn.execute("SET default_transaction_read_only = on")
+                        .await?;
+                    if let Some(schema) = schema {
+                        conn.execute(sqlx::AssertSqlSafe(format!(
+                            "SET search_path TO \"{schema}\""
+                        )))
+                        .await?;
+                    }
+                }
+                Ok(())
+            })
+        })
+        .connect(url)
+        .await?;
+    // SQLite opens lazily: read the schema now, so a database it cannot read fails here.
+    if let Err(e) = sqlx::query("SELECT COUNT(*) AS n FROM usage_daily WHERE 1 = 0")
+        .fetch_one(&pool)
+        .await
+    {
+        pool.close().await;
+        return Err(e.into());
+    }
+    Ok(pool)
+}
+
+/// The SQLite URL with `mode=ro` instead of any other mode (`mode=rwc` would create a
+/// missing database).
 fn read_only_sqlite_url(url: &str) -> String {
     let (base, query) = url.split_once('?').unwrap_or((url, ""));
     let mut params: Vec<&str> = query
