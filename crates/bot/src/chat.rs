@@ -98,9 +98,11 @@ pub(crate) async fn prepare(
     })
 }
 
-/// Asks the LLM on behalf of a Webex conversation, for the whole answer at once.
+/// Asks the LLM on behalf of a Webex conversation, for the whole answer at once, and
+/// records the call's tokens against `who`.
 pub(crate) async fn answer(
     state: &AppState,
+    who: crate::usage::Who<'_>,
     request: llm::ChatRequest,
 ) -> Result<String, llm::LlmError> {
     let started = Instant::now();
@@ -117,5 +119,8 @@ pub(crate) async fn answer(
         latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         "LLM answered"
     );
+    if let Some(usage) = &response.usage {
+        state.usage.record(who, usage).await;
+    }
     Ok(response.content)
 }

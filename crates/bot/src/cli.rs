@@ -50,6 +50,11 @@ pub enum Cmd {
         #[command(subcommand)]
         action: UsersCmd,
     },
+    /// Token usage recorded in the database (works while `serve` runs)
+    Usage {
+        #[command(subcommand)]
+        action: UsageCmd,
+    },
     /// Check the deployment (token, LLM, webhook, TLS files, .env mode, database,
     /// personalities, admins, log folder); exit 1 if any check fails
     Doctor {
@@ -98,6 +103,20 @@ pub enum UsersCmd {
     Export,
 }
 
+#[derive(Debug, Subcommand)]
+pub enum UsageCmd {
+    /// Print one row per day, person, space, provider and model to stdout, with tokens and
+    /// cost; opens the database read-only
+    Export {
+        /// Only days from this one on (YYYY-MM-DD, UTC)
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        since: Option<String>,
+        /// csv (header day,person,space,provider,model,prompt_tokens,completion_tokens,total_tokens,cost) or json
+        #[arg(long, value_enum, default_value_t = crate::usage::export::Format::Csv)]
+        format: crate::usage::export::Format,
+    },
+}
+
 pub async fn run(cli: Cli) -> Result<(), AppError> {
     let config = Config::from_source(&ProcessEnv)?;
     let serving = matches!(cli.command, Cmd::Serve | Cmd::Dev { .. });
@@ -121,6 +140,9 @@ pub async fn run(cli: Cli) -> Result<(), AppError> {
         Cmd::Chat { personality } => console_chat(config, personality).await,
         Cmd::Webhooks { action } => webhooks(config, action).await,
         Cmd::Users { action } => users(config, action).await,
+        Cmd::Usage {
+            action: UsageCmd::Export { since, format },
+        } => crate::usage::export::run(&config, since, format).await,
         Cmd::Doctor { json, external } => crate::doctor::run(config, json, external).await,
         Cmd::Dev {
             ngrok_api,

@@ -173,6 +173,8 @@ pub enum Outcome {
     Feedback,
     /// The bot was added to a group space and posted its greeting.
     Greeted,
+    /// A usage limit was reached: the refusal was posted, the LLM not asked.
+    Limited,
 }
 
 impl Outcome {
@@ -187,6 +189,7 @@ impl Outcome {
             Outcome::GaveUp => "gave_up",
             Outcome::Feedback => "feedback",
             Outcome::Greeted => "greeted",
+            Outcome::Limited => "limited",
         }
     }
 }

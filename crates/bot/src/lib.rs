@@ -20,13 +20,15 @@
 //!   (`pipeline/greeting.rs`) are events of their own kinds through the same inbox.
 //! - [`cards`]: the Adaptive Cards (`help`, `personality list`, feedback) and their 1.3 check.
 //! - `chat`, [`personality`], [`memory`]: the system prompt and trimmed history for the LLM.
+//! - [`usage`]: the tokens of every LLM call per day, person, space and model, their cost,
+//!   the limits checked before the LLM is asked (`pipeline`'s limit stage), `usage export`.
 //! - [`store`]: SQLite or PostgreSQL through one code path, a file per concern: ingest,
 //!   inbox/dedup, leases, leader, approved users, per-space personality, conversation turns.
 //! - `probe`: the LLM's health for `/health` and `status`, cached a few seconds.
 //! - `registration`: keeps one active webhook per handled event at `BOT_PUBLIC_URL/webhook`.
 //! - `websocket`: `MODE=websocket` instead of a webhook: the device, the Mercury socket,
 //!   and each new message, card submit or space arrival into the same inbox as a webhook.
-//! - [`cli`]: the subcommands (`serve`, `chat`, `webhooks`, `users`, `doctor`, `dev`);
+//! - [`cli`]: the subcommands (`serve`, `chat`, `webhooks`, `users`, `usage`, `doctor`, `dev`);
 //!   `doctor` (deployment checks) and `dev` (ngrok tunnel + serve) live in their own modules.
 //!
 //! Webex wire types and HTTP live in the `webex` crate, provider formats in `llm`.
@@ -56,6 +58,7 @@ mod state;
 pub mod store;
 mod strings;
 pub mod telemetry;
+pub mod usage;
 mod websocket;
 
 pub use error::AppError;

@@ -36,6 +36,20 @@ pub struct StatusLabel {
     pub status: u16,
 }
 
+/// `webex_chatbot_llm_tokens_total{provider,model,kind}` (`kind`: `prompt` | `completion`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TokenLabels {
+    pub provider: &'static str,
+    pub model: String,
+    pub kind: &'static str,
+}
+
+/// `webex_chatbot_limit_hits_total{limit}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LimitLabel {
+    pub limit: &'static str,
+}
+
 pub struct Metrics {
     registry: Registry,
     pub events_received: Counter,
@@ -54,6 +68,9 @@ pub struct Metrics {
     /// Feedback buttons (DESIGN §10.3): votes counted, by `up`/`down`; the same vote again
     /// by the same person on the same card is not counted, a changed one is.
     pub feedback: Family<ValueLabel, Counter>,
+    /// Usage and limits (DESIGN §10.6).
+    pub llm_tokens: Family<TokenLabels, Counter>,
+    pub limit_hits: Family<LimitLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -83,6 +100,18 @@ impl Metrics {
             "feedback",
             "Feedback button votes on LLM answers, by value (up or down); a repeated vote is counted once",
             feedback.clone(),
+        );
+        let llm_tokens = Family::<TokenLabels, Counter>::default();
+        let limit_hits = Family::<LimitLabel, Counter>::default();
+        registry.register(
+            "llm_tokens",
+            "Tokens of LLM calls as the providers reported them, by provider, model and kind (prompt or completion)",
+            llm_tokens.clone(),
+        );
+        registry.register(
+            "limit_hits",
+            "Questions refused without an LLM call because a usage limit was reached, by limit",
+            limit_hits.clone(),
         );
         registry.register(
             "llm_first_token_seconds",
@@ -159,6 +188,8 @@ impl Metrics {
             stream_edits,
             stream_edit_failures,
             feedback,
+            llm_tokens,
+            limit_hits,
         }
     }
 

@@ -61,6 +61,8 @@ pub struct Inner {
     pub tasks: TaskTracker,
     /// This process's name in room leases (unique per start).
     pub instance_id: String,
+    /// Token accounting and limits (DESIGN §10.6).
+    pub usage: crate::usage::Ledger,
 }
 
 #[derive(Clone)]

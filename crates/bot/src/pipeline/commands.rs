@@ -18,7 +18,12 @@ pub(crate) async fn run(
         tracing::info!(command = command.name(), sender = %ctx.sender, "refused: admin command from a non-admin");
         return Ok(strings::ADMIN_ONLY.to_owned());
     }
-    if ctx.group && matches!(command, Command::ListUsers | Command::Status) {
+    if ctx.group
+        && matches!(
+            command,
+            Command::ListUsers | Command::Status | Command::UsageAll
+        )
+    {
         tracing::info!(command = command.name(), sender = %ctx.sender, "refused in a group space");
         return Ok(strings::ASK_IN_DIRECT.to_owned());
     }
@@ -112,6 +117,11 @@ pub(crate) async fn run(
             }
         },
         Command::Status => status(state).await?,
+        Command::Usage => {
+            let report = state.usage.report(&ctx.sender).await?;
+            strings::usage_report(&report, &state.usage.limits())
+        }
+        Command::UsageAll => strings::usage_ranking(&state.usage.ranking().await?),
     })
 }
 

@@ -1,5 +1,5 @@
 //! How one recorded event is handled (docs/architecture.md): fetch → sender checks → access →
-//! command or chat → reply → store. This is the one error boundary per message: every
+//! command, or limits → chat → reply → store. This is the one error boundary per message: every
 //! failure ends as a logged outcome, a retry later, or an apology; never a panic upward.
 
 pub(crate) mod access;
@@ -7,6 +7,7 @@ pub(crate) mod actions;
 pub(crate) mod commands;
 mod feedback;
 mod greeting;
+mod limits;
 pub(crate) mod reply;
 mod sender;
 mod stream;
@@ -208,11 +209,17 @@ async fn run(state: &AppState, lease: &RoomLease, event: &PendingEvent) -> Dispo
     let progress = reply::Progress::of(event);
     let disposition = match resume(state, lease, event, progress, &ctx, &text).await {
         Some(done) => done,
-        // Route: a command, the hint for an empty message, or the LLM.
+        // Route: a command, the hint for an empty message, or (within the limits) the LLM.
         None => match crate::commands::parse(&text) {
             Some(command) => command_answer(state, lease, progress, &ctx, command).await,
             None if text.is_empty() => hint(state, lease, progress, &ctx).await,
-            None => chat_answer(state, lease, progress, &ctx, &text).await,
+            None => match limits::check(state, &ctx, &event.message_id).await {
+                Ok(None) => chat_answer(state, lease, progress, &ctx, &text).await,
+                Ok(Some(refusal)) => limits::refuse(state, lease, progress, &ctx, refusal).await,
+                Err(e) => Disposition::Retry {
+                    cause: anyhow::Error::new(e).context("checking the usage limits"),
+                },
+            },
         },
     };
     // `FEEDBACK_BUTTONS`: the 👍/👎 card follows an answer's last part.
@@ -302,7 +309,7 @@ async fn chat_answer(
     if state.config.streaming.enabled {
         return stream::answer(state, lease, progress, ctx, text, prepared).await;
     }
-    let answer = match chat::answer(state, prepared.request).await {
+    let answer = match chat::answer(state, ctx.who(), prepared.request).await {
         Ok(answer) => answer,
         Err(e) => return apologise(state, lease, progress, ctx, e).await,
     };
@@ -429,6 +436,14 @@ pub(crate) struct Context {
 }
 
 impl Context {
+    /// Whose the LLM calls for this message are.
+    pub(crate) fn who(&self) -> crate::usage::Who<'_> {
+        crate::usage::Who {
+            person: &self.sender,
+            space: self.target.room_id.as_str(),
+        }
+    }
+
     /// Where the answer goes and which memory it belongs to: in a group space the thread
     /// of the message that asked (its root), one memory per thread; in a direct space the
     /// room (and the thread, if the message is in one).

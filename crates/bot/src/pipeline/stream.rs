@@ -127,7 +127,11 @@ pub(super) async fn answer(
                 Err(e) => e,
             },
             item = next_of(&mut stream) => match item {
-                Some(Ok(delta)) => {
+                Some(Ok(Piece::Usage(usage))) => {
+                    state.usage.record(ctx.who(), &usage).await;
+                    continue;
+                }
+                Some(Ok(Piece::Text(delta))) => {
                     if first_text && !delta.is_empty() {
                         first_text = false;
                         state
@@ -194,15 +198,23 @@ pub(super) async fn answer(
         .await
 }
 
-/// The next text delta of an opened stream; never, while it is still opening.
-async fn next_of(stream: &mut Option<llm::ChatStream>) -> Option<Result<String, llm::LlmError>> {
+/// What the answer loop takes from a stream.
+enum Piece {
+    Text(String),
+    /// The call's token counts (after the text, when the provider reported them).
+    Usage(llm::Usage),
+}
+
+/// The next text delta or usage of an opened stream; never, while it is still opening.
+async fn next_of(stream: &mut Option<llm::ChatStream>) -> Option<Result<Piece, llm::LlmError>> {
     let Some(stream) = stream else {
         return std::future::pending().await;
     };
     loop {
         match stream.next().await? {
-            Ok(llm::StreamEvent::Text(delta)) => return Some(Ok(delta)),
-            Ok(llm::StreamEvent::ToolCalls(_) | llm::StreamEvent::Usage(_)) => {}
+            Ok(llm::StreamEvent::Text(delta)) => return Some(Ok(Piece::Text(delta))),
+            Ok(llm::StreamEvent::Usage(usage)) => return Some(Ok(Piece::Usage(usage))),
+            Ok(llm::StreamEvent::ToolCalls(_)) => {}
             Err(e) => return Some(Err(e)),
         }
     }

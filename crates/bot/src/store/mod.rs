@@ -15,8 +15,9 @@
 //! connection turns on SQLite, the clock in SQL); `ingest` (group-committed inserts of
 //! incoming events), `inbox` (the next event of a room, attempts, saved answers, the done
 //! mark), `leases` (room leases), `leader` (webhook leadership), `feedback` (answers with
-//! feedback buttons and the votes on them), `users`, `spaces`
-//! (personality per space), `memory` (conversation turns), `websocket_cursor`,
+//! feedback buttons and the votes on them), `users`, `spaces` (personality per space),
+//! `memory` (conversation turns), `usage` (tokens per day, person, space and model;
+//! message counts for limits), `websocket_cursor`,
 //! `checkpoints` (SQLite WAL) and `owner_lock` (one `serve` per SQLite file).
 
 use std::path::Path;
@@ -276,11 +277,13 @@ mod leases;
 mod memory;
 mod owner_lock;
 mod spaces;
+mod usage;
 mod users;
 mod websocket_cursor;
 
 pub use feedback::{FeedbackAnswer, FeedbackCounts, Vote};
 pub use owner_lock::{OwnerLock, OwnerLockError};
+pub use usage::{PersonUsage, Ranked, TokensToday, Totals, UsageReader, UsageRecord, UsageRow};
 
 use checkpoints::checkpoint_loop;
 use ingest::{IngestJob, ingest_loop};

@@ -700,6 +700,8 @@ pub struct Knobs {
     pub metrics_refresh: Option<Duration>,
     pub fault_hook: Option<bot::FaultHook>,
     pub probe_cache: Option<Duration>,
+    /// The clock usage and limits are counted in (shared by replicas made from this).
+    pub clock: Option<bot::usage::Clock>,
 }
 
 impl Knobs {
@@ -716,6 +718,7 @@ impl Knobs {
             metrics_refresh: self.metrics_refresh.unwrap_or(defaults.metrics_refresh),
             fault_hook: self.fault_hook.clone(),
             probe_cache: self.probe_cache.unwrap_or(defaults.probe_cache),
+            clock: self.clock.clone().unwrap_or(defaults.clock.clone()),
             ..defaults
         }
     }
@@ -764,6 +767,11 @@ impl Spawn {
     /// Reuses an LLM probe's report for `keep` (5 s by default).
     pub fn probe_cache(mut self, keep: Duration) -> Self {
         self.knobs.probe_cache = Some(keep);
+        self
+    }
+    /// Counts usage days and limit windows on `clock` (a manual one the test moves).
+    pub fn clock(mut self, clock: &bot::usage::Clock) -> Self {
+        self.knobs.clock = Some(clock.clone());
         self
     }
     /// Runs `hook` with each event's message id before the event is handled.
@@ -887,6 +895,11 @@ impl TestApp {
             env,
             knobs,
         }
+    }
+
+    /// A variable of this app's environment (`DATABASE_URL`, …); empty when unset.
+    pub fn env_value(&self, name: &str) -> String {
+        self.env.get(name).cloned().unwrap_or_default()
     }
 
     /// Stops gracefully and starts a new app on the same database and fakes.

@@ -22,5 +22,6 @@ mod replicas;
 mod store;
 mod streaming;
 mod tls_relay;
+mod usage;
 mod webhook_auth;
 mod websocket;
