@@ -169,6 +169,9 @@ pub enum Outcome {
     WebexError,
     /// Too many attempts failed.
     GaveUp,
+    /// A message's files could not be read and there was nothing else to ask: the notes
+    /// saying why were the answer.
+    FilesUnread,
 }
 
 impl Outcome {
@@ -181,6 +184,7 @@ impl Outcome {
             Outcome::LlmError => "llm_error",
             Outcome::WebexError => "webex_error",
             Outcome::GaveUp => "gave_up",
+            Outcome::FilesUnread => "files_unread",
         }
     }
 }

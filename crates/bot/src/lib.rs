@@ -16,6 +16,8 @@
 //! - `pipeline`: one event end to end: fetch the message → sender checks and mention
 //!   stripping → `access` → [`commands`] (parse, then run) or `chat` → `reply` (split
 //!   under the size limit, threaded) → store the turns. One error boundary per message.
+//! - [`attachments`]: a message's files, after access and before the route: downloaded,
+//!   read (text, PDF and DOCX in a child process, images, voice notes) into the user turn.
 //! - `chat`, [`personality`], [`memory`]: the system prompt and trimmed history for the LLM.
 //! - [`store`]: SQLite or PostgreSQL through one code path, a file per concern: ingest,
 //!   inbox/dedup, leases, leader, approved users, per-space personality, conversation turns.
@@ -28,6 +30,7 @@
 //!
 //! Webex wire types and HTTP live in the `webex` crate, provider formats in `llm`.
 
+pub mod attachments;
 mod chat;
 pub mod cli;
 pub mod commands;

@@ -110,6 +110,11 @@ pub struct BuildOptions {
     pub fault_hook: Option<crate::rooms::FaultHook>,
     /// How long an LLM probe's report is reused by `/health` and `status`.
     pub probe_cache: Duration,
+    /// How file downloads wait for Webex's malware scan (`423`).
+    pub download_policy: webex::DownloadPolicy,
+    /// Where PDF and DOCX text is extracted: a child process of this binary by default
+    /// (tests name the binary, since theirs is the test runner).
+    pub extractor: Option<crate::attachments::Isolation>,
 }
 
 impl Default for BuildOptions {
@@ -123,6 +128,8 @@ impl Default for BuildOptions {
             metrics_refresh: crate::metrics::REFRESH_INTERVAL,
             fault_hook: None,
             probe_cache: crate::probe::PROBE_CACHE,
+            download_policy: webex::DownloadPolicy::default(),
+            extractor: None,
         }
     }
 }
@@ -162,12 +169,22 @@ impl App {
         let metrics = Metrics::new();
         let observer_metrics = metrics.webex_api_errors.clone();
         let webex = webex_client_with(&config, http.clone(), options.webex_retry.clone())?
+            .with_download_policy(options.download_policy.clone())
             .with_error_observer(Arc::new(move |status| {
                 observer_metrics
                     .get_or_create(&crate::metrics::StatusLabel { status })
                     .inc();
             }));
-        let llm = llm_client(&config, http)?;
+        let llm = llm_client(&config, http.clone())?;
+        let attachments = crate::attachments::Setup {
+            isolation: options
+                .extractor
+                .clone()
+                .unwrap_or_else(crate::attachments::Isolation::current_exe),
+            extract_timeout: crate::attachments::EXTRACT_TIMEOUT,
+            stt_timeout: config.llm_timeout,
+            http,
+        };
         // Before anything is opened or bound: a webhook server without a secret would take
         // orders from anyone who finds its URL.
         if config.check_webhook_secret()? {
@@ -230,6 +247,7 @@ impl App {
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
             instance_id,
+            attachments,
             config,
             webex,
             llm,

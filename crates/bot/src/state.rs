@@ -61,6 +61,8 @@ pub struct Inner {
     pub tasks: TaskTracker,
     /// This process's name in room leases (unique per start).
     pub instance_id: String,
+    /// How files are read (extraction isolation, transcription client).
+    pub attachments: crate::attachments::Setup,
 }
 
 #[derive(Clone)]
