@@ -70,7 +70,10 @@ pub struct ToolSpec {
 pub struct ToolCall {
     pub id: String,
     pub name: String,
-    /// The arguments as a JSON object.
+    /// The arguments as a JSON object. When a model wrote arguments that are not a JSON
+    /// object (OpenAI-style APIs pass them as a string the model wrote), they are kept as
+    /// that string, so the tool runner can answer with an error result and the model can
+    /// try again.
     pub arguments: serde_json::Value,
 }
 
