@@ -87,9 +87,32 @@ impl Collector {
 /// endings normalised.
 pub fn text(bytes: &[u8], max_chars: usize) -> Extracted {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-    let decoded = String::from_utf8_lossy(bytes);
     let mut out = Collector::new(max_chars);
-    out.push(&decoded.replace("\r\n", "\n").replace('\r', "\n"));
+    // Decoded piece by piece up to the limit: a 10 MiB log is never copied whole.
+    let mut after_cr = false;
+    let mut piece = String::new();
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            piece.clear();
+            match c {
+                '\n' if after_cr => {}
+                '\r' => piece.push('\n'),
+                c => piece.push(c),
+            }
+            after_cr = c == '\r';
+            out.push(&piece);
+            if out.full() {
+                return out.finish();
+            }
+        }
+        if !chunk.invalid().is_empty() {
+            after_cr = false;
+            out.push("\u{FFFD}");
+            if out.full() {
+                return out.finish();
+            }
+        }
+    }
     out.finish()
 }
 
@@ -360,6 +383,9 @@ mod tests {
         assert_eq!(cut.text, "ééé");
         assert!(cut.cut);
         assert_eq!(text(b"ab\xFFc\x00d", 10).text, "ab\u{FFFD}cd");
+        assert_eq!(text(b"a\rb\r\n\r\nc", 10).text, "a\nb\n\nc");
+        let exact = text(b"abc", 3);
+        assert_eq!((exact.text.as_str(), exact.cut), ("abc", false));
         assert!(!looks_like_text(b"PK\x03\x04\x00"));
         assert!(looks_like_text(b"plain"));
     }

@@ -9,6 +9,8 @@
 //! composes the user turn.
 
 pub(crate) mod extract;
+#[cfg(test)]
+mod fuzz;
 mod isolate;
 mod transcribe;
 
