@@ -187,9 +187,13 @@ async fn in_child(
     let out = out.map_err(|e| Failure::Crashed(format!("cannot read the extractor: {e}")))?;
     let status = status.map_err(|e| Failure::Crashed(format!("extractor: {e}")))?;
     if !status.success() {
-        return Err(Failure::Crashed(format!(
-            "the extractor ended with {status}"
-        )));
+        let detail = match status.code() {
+            Some(3) => "the extractor could not limit its memory and CPU time (setrlimit refused: a systemd unit must allow setrlimit and prlimit64)".to_owned(),
+            Some(5) => "the extractor panicked".to_owned(),
+            _ => format!("the extractor ended with {status}"),
+        };
+        tracing::warn!(detail, "file extraction failed");
+        return Err(Failure::Crashed(detail));
     }
     match serde_json::from_slice::<Answer>(&out) {
         Ok(Answer::Text(extracted)) => Ok(extracted),
