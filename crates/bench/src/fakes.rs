@@ -233,9 +233,41 @@ pub fn person_email(room: usize) -> String {
 /// A status and message Webex would refuse a call with.
 type Refusal = (StatusCode, &'static str);
 
+/// A file every benchmark message carries (files mode), served at `/contents/{id}`.
+#[derive(Clone)]
+pub struct FileSpec {
+    pub name: &'static str,
+    pub content_type: &'static str,
+    pub bytes: Bytes,
+}
+
+impl FileSpec {
+    /// `mib` MiB of plain text (no benchmark ids in it).
+    pub fn text(mib: usize) -> Self {
+        Self {
+            name: "bench.log",
+            content_type: "text/plain",
+            bytes: Bytes::from("log line without ids\n".repeat(mib * 1024 * 1024 / 21 + 1))
+                .slice(..mib * 1024 * 1024),
+        }
+    }
+
+    /// `mib` MiB starting with the PNG signature (the bot sends it to the model as an image).
+    pub fn image(mib: usize) -> Self {
+        let mut bytes = vec![0x5Au8; mib * 1024 * 1024];
+        bytes[..8].copy_from_slice(b"\x89PNG\r\n\x1a\n");
+        Self {
+            name: "bench.png",
+            content_type: "image/png",
+            bytes: Bytes::from(bytes),
+        }
+    }
+}
+
 #[derive(Clone)]
 struct Fake {
     tracker: Arc<Tracker>,
+    file: Option<FileSpec>,
     llm_delay: Duration,
     /// Edits accepted per message ([`MAX_EDITS`] like Webex; fewer to make the bot fall
     /// back to deleting the message and posting the whole answer).
@@ -349,11 +381,45 @@ async fn get_message(
             "The requested resource could not be found.",
         );
     };
-    json_response(&json!({
+    let mut message = json!({
         "id": id, "roomId": room_id(room), "roomType": "direct",
         "text": format!("bench {id}"), "personId": format!("PERSON-{room}"),
         "personEmail": person_email(room), "created": "2026-11-20T09:20:00.000Z"
-    }))
+    });
+    if fake.file.is_some() {
+        // On this fake's own host, as Webex lists `…/contents/{id}` on its API host.
+        let host = headers
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("127.0.0.1");
+        message["files"] = json!([format!("http://{host}/contents/{id}")]);
+    }
+    json_response(&message)
+}
+
+/// `GET /contents/{id}`: the files-mode file, with its name and type as Webex sends them.
+async fn get_content(State(fake): State<Fake>, headers: HeaderMap) -> Response {
+    if let Err((status, message)) = fake.check_auth(&headers) {
+        return fake.refuse(status, message);
+    }
+    let Some(file) = &fake.file else {
+        return fake.refuse(
+            StatusCode::NOT_FOUND,
+            "The requested resource could not be found.",
+        );
+    };
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, file.content_type.to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{}\"", file.name),
+            ),
+        ],
+        file.bytes.clone(),
+    )
+        .into_response()
 }
 
 /// `POST /messages`: a new message of the bot; a finished answer in it counts as a reply.
@@ -611,9 +677,11 @@ pub async fn start(
     tracker: Arc<Tracker>,
     llm_delay: Duration,
     max_edits: u32,
+    file: Option<FileSpec>,
 ) -> anyhow::Result<(String, String)> {
     let fake = Fake {
         tracker,
+        file,
         llm_delay,
         max_edits: max_edits.min(MAX_EDITS),
     };
@@ -624,10 +692,13 @@ pub async fn start(
             get(get_message).put(edit_message).delete(delete_message),
         )
         .route("/messages", post(post_message))
+        .route("/contents/{id}", get(get_content))
         .with_state(fake.clone());
     let ollama = Router::new()
         .route("/api/tags", get(tags))
         .route("/api/chat", post(chat))
+        // Images arrive base64 in the request: larger than axum's default 2 MB.
+        .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(fake);
     Ok((serve(webex).await?, serve(ollama).await?))
 }
@@ -681,7 +752,9 @@ mod tests {
 
     async fn fakes_editing(total: usize, delay: Duration, max_edits: u32) -> (Client, String) {
         let tracker = Tracker::new(total);
-        let (webex, ollama) = start(tracker.clone(), delay, max_edits).await.unwrap();
+        let (webex, ollama) = start(tracker.clone(), delay, max_edits, None)
+            .await
+            .unwrap();
         let http = reqwest::Client::new();
         (
             Client {

@@ -34,6 +34,17 @@ enum Mode {
     SlowLlm,
     /// The generator alone against a trivial in-process 200 endpoint: its own capacity.
     Generator,
+    /// `--files` messages at once, each with one `--file-mib` MiB file of `--file-kind`,
+    /// the LLM taking `--llm-delay-ms` (default 2 s): the bot's memory with them in flight.
+    Files,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum FileKind {
+    /// Plain text: downloaded, cut to FILE_MAX_CHARS into the prompt.
+    Text,
+    /// A PNG: downloaded and sent to the model as an image (base64 in the request).
+    Image,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -99,6 +110,15 @@ struct Args {
     /// delete the streamed message and post the whole answer.
     #[arg(long, default_value_t = fakes::MAX_EDITS)]
     webex_max_edits: u32,
+    /// files mode: messages (each with one file) sent at once.
+    #[arg(long, default_value_t = 10)]
+    files: usize,
+    /// files mode: each file's size in MiB (MAX_FILE_BYTES is set to it).
+    #[arg(long, default_value_t = 10)]
+    file_mib: usize,
+    /// files mode: what the files are.
+    #[arg(long, value_enum, default_value = "text")]
+    file_kind: FileKind,
 }
 
 /// One run's figures; times in milliseconds, memory in MiB.
@@ -233,8 +253,12 @@ struct Plan {
 
 async fn run_once(args: &Args, plan: &Plan) -> anyhow::Result<Figures> {
     let tracker = Tracker::new(plan.total);
+    let file = (args.mode == Mode::Files).then(|| match args.file_kind {
+        FileKind::Text => fakes::FileSpec::text(args.file_mib),
+        FileKind::Image => fakes::FileSpec::image(args.file_mib),
+    });
     let (webex_url, llm_url) =
-        fakes::start(tracker.clone(), plan.llm_delay, args.webex_max_edits).await?;
+        fakes::start(tracker.clone(), plan.llm_delay, args.webex_max_edits, file).await?;
     let dir = tempfile::tempdir()?;
     let bot_port = free_port()?;
     let personalities = std::fs::canonicalize(&args.personalities)
@@ -268,6 +292,11 @@ async fn run_once(args: &Args, plan: &Plan) -> anyhow::Result<Figures> {
     }
     if let Some(n) = plan.llm_max_concurrency {
         env.push(("LLM_MAX_CONCURRENCY", n.to_string()));
+    }
+    if args.mode == Mode::Files {
+        env.push(("MAX_FILE_BYTES", (args.file_mib * 1024 * 1024).to_string()));
+        // Echoed answers stay one message long.
+        env.push(("FILE_MAX_CHARS", "1000".into()));
     }
     let relay = args.mode == Mode::Relay;
     if relay {
@@ -508,6 +537,13 @@ async fn main() -> anyhow::Result<()> {
         return generator(&args).await;
     }
     let plan = match args.mode {
+        Mode::Files => Plan {
+            total: args.files,
+            rooms: args.files,
+            rate: 0.0,
+            llm_delay: Duration::from_millis(args.llm_delay_ms.unwrap_or(2000)),
+            llm_max_concurrency: Some(args.llm_max_concurrency.unwrap_or(args.files)),
+        },
         Mode::SlowLlm => Plan {
             total: args.conversations,
             rooms: args.conversations,
@@ -527,6 +563,12 @@ async fn main() -> anyhow::Result<()> {
     for i in 0..args.runs.max(1) {
         eprintln!("run {}/{} ({:?}) …", i + 1, args.runs, args.mode);
         runs.push(run_once(&args, &plan).await?);
+    }
+    if args.mode == Mode::Files {
+        println!(
+            "\nfiles mode: {} messages at once, each with one {} MiB {:?} file",
+            args.files, args.file_mib, args.file_kind
+        );
     }
     let mut title = format!(
         "mode {:?}: {} webhooks at {}/s from {} users, LLM delay {} ms, LLM_MAX_CONCURRENCY {}, REPLY_STREAMING {}",

@@ -57,6 +57,31 @@ pub fn build_request(
 pub(crate) struct Prepared {
     pub request: llm::ChatRequest,
     pub thinking: Option<String>,
+    /// Lines shown before the answer (notes about a message's files).
+    pub notice: Option<String>,
+}
+
+impl Prepared {
+    /// The question's images go with its (last) user message; `notice` goes before the
+    /// answer.
+    pub fn with_files(mut self, images: Vec<llm::Image>, notice: Option<String>) -> Self {
+        if let Some(question) = self.request.messages.last_mut() {
+            question.images = images;
+        }
+        self.notice = notice;
+        self
+    }
+}
+
+/// Whether the model of this room's personality sees images: its `vision`, else
+/// `LLM_VISION`.
+pub(crate) async fn vision(state: &AppState, room_id: &str) -> Result<bool, StoreError> {
+    let chosen = state.store.personality_for(room_id).await?;
+    let personalities = state.personalities.load();
+    Ok(personalities
+        .resolve(chosen.as_deref())
+        .vision
+        .unwrap_or(state.config.files.vision))
 }
 
 /// Builds the request for a question in a Webex conversation.
@@ -95,6 +120,7 @@ pub(crate) async fn prepare(
     Ok(Prepared {
         request,
         thinking: personality.thinking.clone(),
+        notice: None,
     })
 }
 

@@ -144,6 +144,8 @@ pub struct Config {
     pub limits: Limits,
     /// `LLM_PRICE_…` and `LLM_FALLBACK_PRICE_…`: what a call costs (DESIGN §10.6).
     pub prices: Prices,
+    /// Files, images and voice notes (DESIGN §10.4).
+    pub files: Files,
 }
 
 /// Usage limits; `0` = none. Admins are exempt.
@@ -169,6 +171,30 @@ pub struct Prices {
 pub struct Price {
     pub input_per_mtok: f64,
     pub output_per_mtok: f64,
+}
+
+/// What the bot does with a message's files.
+#[derive(Clone, Debug)]
+pub struct Files {
+    /// `MAX_FILE_BYTES`: a larger file is never read past this.
+    pub max_bytes: u64,
+    /// `FILE_MAX_CHARS`: a file's text is cut to this many characters.
+    pub max_chars: usize,
+    /// `LLM_VISION`: the model sees images (a personality's `vision` overrides it).
+    pub vision: bool,
+    /// `STT_BASE_URL` and friends: voice notes are transcribed when set.
+    pub stt: Option<Stt>,
+}
+
+/// An OpenAI-compatible transcription service.
+#[derive(Clone, Debug)]
+pub struct Stt {
+    /// `STT_BASE_URL`, usually ending in `/v1`.
+    pub base_url: Url,
+    /// `STT_MODEL`.
+    pub model: String,
+    /// `STT_API_KEY`.
+    pub api_key: Option<SecretString>,
 }
 
 /// How answers are streamed into one edited message.
@@ -535,6 +561,16 @@ impl Config {
             shutdown_timeout: Duration::from_secs(r.parse("SHUTDOWN_TIMEOUT_SECS", 30u64)?),
             webhook_check: Duration::from_secs(r.positive("WEBHOOK_CHECK_SECS", 300u64)?),
             memory_max_age: memory_max_age(&r)?,
+            files: Files {
+                max_bytes: r.positive("MAX_FILE_BYTES", 10_485_760u64)?,
+                max_chars: r.positive("FILE_MAX_CHARS", 20_000usize)?,
+                vision: r.bool("LLM_VISION", true)?,
+                stt: r.url("STT_BASE_URL")?.map(|base_url| Stt {
+                    base_url,
+                    model: r.opt("STT_MODEL").unwrap_or_else(|| "whisper-1".to_owned()),
+                    api_key: r.secret("STT_API_KEY"),
+                }),
+            },
             feedback_buttons: r.bool("FEEDBACK_BUTTONS", false)?,
             limits: Limits {
                 user_daily_tokens: r.parse("USER_DAILY_TOKENS", 0u64)?,
@@ -640,6 +676,10 @@ mod tests {
         assert_eq!(c.max_connections, 1024);
         assert!(c.metrics_token.is_none());
         assert!(!c.allow_unsigned_webhooks);
+        assert_eq!(c.files.max_bytes, 10_485_760);
+        assert_eq!(c.files.max_chars, 20_000);
+        assert!(c.files.vision);
+        assert!(c.files.stt.is_none());
         assert_eq!(c.limits, Limits::default());
         assert_eq!(c.prices, Prices::default());
     }
@@ -668,6 +708,30 @@ mod tests {
         assert_eq!(c.prices.primary.output_per_mtok, 15.5);
         assert_eq!(c.prices.fallback.input_per_mtok, 0.15);
         assert_eq!(c.prices.fallback.output_per_mtok, 0.6);
+    }
+
+    #[test]
+    fn file_settings() {
+        let c = Config::from_source(&env(&[
+            ("MAX_FILE_BYTES", "1024"),
+            ("FILE_MAX_CHARS", "50"),
+            ("LLM_VISION", "false"),
+            ("STT_BASE_URL", "http://stt:8000/v1"),
+            ("STT_API_KEY", "stt-SECRET-6"),
+        ]))
+        .unwrap();
+        assert_eq!((c.files.max_bytes, c.files.max_chars), (1024, 50));
+        assert!(!c.files.vision);
+        let stt = c.files.stt.as_ref().unwrap();
+        assert_eq!(stt.base_url.as_str(), "http://stt:8000/v1");
+        assert_eq!(stt.model, "whisper-1");
+        assert_eq!(
+            stt.api_key.as_ref().unwrap().expose_secret(),
+            "stt-SECRET-6"
+        );
+        assert!(!format!("{c:?}").contains("SECRET"));
+        let c = Config::from_source(&env(&[("STT_MODEL", "large-v3")])).unwrap();
+        assert!(c.files.stt.is_none(), "STT_MODEL alone turns nothing on");
     }
 
     #[test]
@@ -753,6 +817,11 @@ mod tests {
                 &[("LLM_FALLBACK_PRICE_OUTPUT_PER_MTOK", "inf")],
                 "LLM_FALLBACK_PRICE_OUTPUT_PER_MTOK",
             ),
+            (&[("MAX_FILE_BYTES", "0")], "MAX_FILE_BYTES"),
+            (&[("MAX_FILE_BYTES", "10MB")], "MAX_FILE_BYTES"),
+            (&[("FILE_MAX_CHARS", "0")], "FILE_MAX_CHARS"),
+            (&[("LLM_VISION", "maybe")], "LLM_VISION"),
+            (&[("STT_BASE_URL", "stt:8000")], "STT_BASE_URL"),
         ];
         for (pairs, var) in cases {
             let err = Config::from_source(&env(pairs)).unwrap_err();

@@ -175,6 +175,9 @@ pub enum Outcome {
     Greeted,
     /// A usage limit was reached: the refusal was posted, the LLM not asked.
     Limited,
+    /// A message's files could not be read and there was nothing else to ask: the notes
+    /// saying why were the answer.
+    FilesUnread,
 }
 
 impl Outcome {
@@ -190,6 +193,7 @@ impl Outcome {
             Outcome::Feedback => "feedback",
             Outcome::Greeted => "greeted",
             Outcome::Limited => "limited",
+            Outcome::FilesUnread => "files_unread",
         }
     }
 }

@@ -19,6 +19,8 @@
 //!   A submitted card (`pipeline/actions.rs`) and the bot's arrival in a space
 //!   (`pipeline/greeting.rs`) are events of their own kinds through the same inbox.
 //! - [`cards`]: the Adaptive Cards (`help`, `personality list`, feedback) and their 1.3 check.
+//! - [`attachments`]: a message's files, after access and before the route: downloaded,
+//!   read (text, PDF and DOCX in a child process, images, voice notes) into the user turn.
 //! - `chat`, [`personality`], [`memory`]: the system prompt and trimmed history for the LLM.
 //! - [`usage`]: the tokens of every LLM call per day, person, space and model, their cost,
 //!   the limits checked before the LLM is asked (`pipeline`'s limit stage), `usage export`.
@@ -33,6 +35,7 @@
 //!
 //! Webex wire types and HTTP live in the `webex` crate, provider formats in `llm`.
 
+pub mod attachments;
 pub mod cards;
 mod chat;
 pub mod cli;

@@ -5,6 +5,10 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // Started as the PDF/DOCX extractor (a child of the bot): nothing else runs.
+    if let Some(code) = bot::attachments::child_main() {
+        return code;
+    }
     tls::install_crypto_provider();
     // `.env` in the working directory only (or ENV_FILE); real environment variables win.
     if let Err(e) = bot::config::load_env_file() {

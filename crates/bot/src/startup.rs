@@ -112,6 +112,11 @@ pub struct BuildOptions {
     pub probe_cache: Duration,
     /// The clock usage days and limits are counted in (tests set one).
     pub clock: crate::usage::Clock,
+    /// How file downloads wait for Webex's malware scan (`423`).
+    pub download_policy: webex::DownloadPolicy,
+    /// Where PDF and DOCX text is extracted: a child process of this binary by default
+    /// (tests name the binary, since theirs is the test runner).
+    pub extractor: Option<crate::attachments::Isolation>,
 }
 
 impl Default for BuildOptions {
@@ -126,6 +131,8 @@ impl Default for BuildOptions {
             fault_hook: None,
             probe_cache: crate::probe::PROBE_CACHE,
             clock: crate::usage::Clock::system(),
+            download_policy: webex::DownloadPolicy::default(),
+            extractor: None,
         }
     }
 }
@@ -165,12 +172,22 @@ impl App {
         let metrics = Metrics::new();
         let observer_metrics = metrics.webex_api_errors.clone();
         let webex = webex_client_with(&config, http.clone(), options.webex_retry.clone())?
+            .with_download_policy(options.download_policy.clone())
             .with_error_observer(Arc::new(move |status| {
                 observer_metrics
                     .get_or_create(&crate::metrics::StatusLabel { status })
                     .inc();
             }));
-        let llm = llm_client(&config, http)?;
+        let llm = llm_client(&config, http.clone())?;
+        let attachments = crate::attachments::Setup {
+            isolation: options
+                .extractor
+                .clone()
+                .unwrap_or_else(crate::attachments::Isolation::current_exe),
+            extract_timeout: crate::attachments::EXTRACT_TIMEOUT,
+            stt_timeout: config.llm_timeout,
+            http,
+        };
         // Before anything is opened or bound: a webhook server without a secret would take
         // orders from anyone who finds its URL.
         if config.check_webhook_secret()? {
@@ -241,6 +258,7 @@ impl App {
             tasks: TaskTracker::new(),
             instance_id,
             usage,
+            attachments,
             config,
             webex,
             llm,

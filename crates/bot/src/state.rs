@@ -63,6 +63,8 @@ pub struct Inner {
     pub instance_id: String,
     /// Token accounting and limits (DESIGN §10.6).
     pub usage: crate::usage::Ledger,
+    /// How files are read (extraction isolation, transcription client).
+    pub attachments: crate::attachments::Setup,
 }
 
 #[derive(Clone)]

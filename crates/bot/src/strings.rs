@@ -176,6 +176,108 @@ fn humanize(d: std::time::Duration) -> String {
     }
 }
 
+// ---- files, images and voice notes (DESIGN §10.4) ---------------------------------------
+
+/// The question of a message that is only a file.
+pub const SUMMARIZE_FILE: &str = "Summarize this file.";
+/// The question of a message that is only an image.
+pub const DESCRIBE_IMAGE: &str = "Describe this image.";
+
+/// What the bot reads, for the answer to an unsupported file.
+fn supported_kinds(can_hear: bool) -> String {
+    let voice = if can_hear { ", voice notes" } else { "" };
+    format!(
+        "text files (plain text, JSON, CSV, YAML, markdown, source code), PDF and Word (.docx) documents, images (PNG, JPEG, GIF, WebP){voice}"
+    )
+}
+
+pub fn unsupported_file(name: &str, content_type: &str, can_hear: bool) -> String {
+    format!(
+        "*I cannot read {name} ({content_type}). I can read {}.*",
+        supported_kinds(can_hear)
+    )
+}
+
+/// A file Webex did not hand out (`label` is "The file" or "File 2").
+pub fn file_not_read(label: &str, outcome: &webex::Download, max_bytes: u64) -> String {
+    match outcome {
+        webex::Download::Gone => {
+            format!("*{label} is gone: it was deleted, or removed by Webex's malware scan.*")
+        }
+        webex::Download::Unscannable => {
+            format!("*{label} could not be scanned for malware by Webex, so I cannot open it.*")
+        }
+        webex::Download::StillScanning => format!(
+            "*{label} is still being scanned for malware by Webex: send it again in a minute.*"
+        ),
+        webex::Download::TooLarge { .. } => format!(
+            "*{label} is larger than {}, the most I read: I did not open it.*",
+            size(max_bytes)
+        ),
+        webex::Download::File(_) => String::new(),
+    }
+}
+
+pub fn file_download_failed(label: &str) -> String {
+    format!("*{label} could not be downloaded from Webex.*")
+}
+
+pub fn too_many_files(max: usize, sent: usize) -> String {
+    format!("*I read only the first {max} of the {sent} files.*")
+}
+
+pub fn file_unreadable(name: &str, reason: &str) -> String {
+    format!("*I could not read {name}: {reason}.*")
+}
+
+pub fn file_cut(name: &str, max_chars: usize) -> String {
+    format!("*{name} is long: I read only its first {max_chars} characters.*")
+}
+
+/// Told to the person when the model cannot see images.
+pub fn cannot_see_images(name: &str) -> String {
+    format!("*This model cannot see images, so I did not look at {name}.*")
+}
+
+/// Told to the model in that case, so it does not pretend to have seen it.
+pub fn image_not_shown(name: &str) -> String {
+    format!("[The user sent the image {name}, but you cannot see images: say so if it matters.]")
+}
+
+/// The line that stands for an image in the question and in the history.
+pub fn image_line(name: &str) -> String {
+    format!("[image: {name}]")
+}
+
+pub fn cannot_hear(name: &str) -> String {
+    format!("*I cannot listen to voice notes here ({name}): no transcription service is set up.*")
+}
+
+pub fn nothing_heard(name: &str) -> String {
+    format!("*I heard no words in {name}.*")
+}
+
+pub fn transcription_failed(name: &str) -> String {
+    format!("*I could not transcribe {name}: the transcription service failed.*")
+}
+
+/// A transcript added to a typed question.
+pub fn voice_note(name: &str, transcript: &str) -> String {
+    format!("[voice note {name}, transcribed]\n{transcript}")
+}
+
+/// Bytes as people read them (10485760 → "10 MiB").
+fn size(bytes: u64) -> String {
+    const MIB: u64 = 1024 * 1024;
+    if bytes >= MIB && bytes.is_multiple_of(MIB) {
+        format!("{} MiB", bytes / MIB)
+    } else if bytes >= 1024 && bytes.is_multiple_of(1024) {
+        format!("{} KiB", bytes / 1024)
+    } else {
+        format!("{bytes} bytes")
+    }
+}
+
 // ---- cards and space events (DESIGN §10.3) -------------------------------------------
 
 pub const PERSONALITY_CARD_TITLE: &str = "Personalities";

@@ -427,14 +427,15 @@ pub(crate) fn translate(text: &str, bot: &webex::PersonId) -> Frame {
     let Some(activity) = data.activity else {
         return ignored(IgnoreReason::Malformed);
     };
-    match activity.verb.as_deref() {
-        Some("post") => {}
+    // `share` is a message with files (DESIGN §10.4): the same REST message as a post.
+    let verb = match activity.verb.as_deref() {
+        Some(v @ ("post" | "share")) => v.to_owned(),
         // A submitted card (the SDKs' `attachmentActions` `created`).
         Some("cardAction") => return card_action(activity, ack, bot),
         // Someone added to a space (the SDKs' `memberships` `created`).
         Some("add") => return membership(activity, ack, bot),
         _ => return ignored(IgnoreReason::OtherEvent),
-    }
+    };
     // An edit is a post whose parent is the edited message; webhook mode does not answer
     // edits either (it subscribes to messages/created only).
     if activity
@@ -466,7 +467,7 @@ pub(crate) fn translate(text: &str, bot: &webex::PersonId) -> Frame {
         "source": "websocket",
         "envelopeId": envelope_id,
         "activityId": activity_id,
-        "verb": "post",
+        "verb": verb,
         "actorId": actor,
         "published": activity.published,
         "data": {"id": message_id, "roomId": room_id},
@@ -1266,6 +1267,18 @@ mod tests {
     }
 
     #[test]
+    fn a_file_share_becomes_an_inbox_event_like_a_post() {
+        let bot = webex::PersonId::new(BOT);
+        let Frame::Message(incoming) = translate(&post(activity("share", ALICE_UUID)), &bot) else {
+            panic!("not a message");
+        };
+        let event = incoming.as_new_event();
+        assert_eq!(event.message_id, FIXTURE_MESSAGE);
+        let payload: Value = serde_json::from_str(event.payload).unwrap();
+        assert_eq!(payload["verb"], "share");
+    }
+
+    #[test]
     fn a_post_becomes_an_inbox_event() {
         let bot = webex::PersonId::new(BOT);
         let Frame::Message(incoming) = translate(&post(activity("post", ALICE_UUID)), &bot) else {
@@ -1318,7 +1331,6 @@ mod tests {
                 },
             ),
             ("acknowledge (read receipt)", post(activity("acknowledge", ALICE_UUID)), ignored(IgnoreReason::OtherEvent)),
-            ("file share", post(activity("share", ALICE_UUID)), ignored(IgnoreReason::OtherEvent)),
             ("own card action", post(activity("cardAction", BOT_UUID)), ignored(IgnoreReason::OwnMessage)),
             ("someone else added", post(added(ALICE_UUID, "GROUP")), ignored(IgnoreReason::OtherEvent)),
             ("bot in a direct space", post(added(BOT_UUID, "ONE_ON_ONE")), ignored(IgnoreReason::OtherEvent)),

@@ -15,6 +15,7 @@ use serde::de::DeserializeOwned;
 use url::Url;
 
 use crate::error::Error;
+use crate::files::DownloadPolicy;
 use crate::ids::{MessageId, PersonId, RoomId, WebhookId};
 use crate::retry::RetryPolicy;
 use crate::types::{
@@ -48,6 +49,7 @@ struct Inner {
     /// How long one try may take, from connecting to the end of the answer's body.
     timeout: Duration,
     observer: Option<ErrorObserver>,
+    download: DownloadPolicy,
 }
 
 impl fmt::Debug for Client {
@@ -85,6 +87,7 @@ impl Client {
                 retry: config.retry,
                 timeout: DEFAULT_TIMEOUT,
                 observer: None,
+                download: DownloadPolicy::default(),
             }),
         }
     }
@@ -371,21 +374,43 @@ impl Client {
                 continue;
             }
             tracing::warn!(%method, path, status = status.as_u16(), tracking_id, "Webex request failed");
-            return Err(if status == StatusCode::TOO_MANY_REQUESTS {
-                Error::RateLimited {
-                    retry_after: policy.retry_after(retry_after.as_deref()),
-                    tracking_id: failure.tracking_id,
-                }
-            } else {
-                Error::Http {
-                    status: status.as_u16(),
-                    message: failure
-                        .message
-                        .or_else(|| status.canonical_reason().map(str::to_owned))
-                        .unwrap_or_default(),
-                    tracking_id: failure.tracking_id,
-                }
-            });
+            return Err(failure.into_error(status, policy.retry_after(retry_after.as_deref())));
+        }
+    }
+
+    // For the file download (`files.rs`), which runs a retry loop of its own.
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.inner.http
+    }
+
+    pub(crate) fn token(&self) -> &SecretString {
+        &self.inner.token
+    }
+
+    pub(crate) fn timeout(&self) -> Duration {
+        self.inner.timeout
+    }
+
+    pub(crate) fn retry_policy(&self) -> &RetryPolicy {
+        &self.inner.retry
+    }
+
+    pub(crate) fn download_policy(&self) -> &DownloadPolicy {
+        &self.inner.download
+    }
+
+    pub(crate) fn observe(&self, status: u16) {
+        if let Some(observer) = &self.inner.observer {
+            observer(status);
+        }
+    }
+
+    /// How long a file download waits for Webex's malware scan (`423`).
+    pub fn with_download_policy(self, policy: DownloadPolicy) -> Self {
+        let mut inner = Arc::unwrap_or_clone(self.inner);
+        inner.download = policy;
+        Self {
+            inner: Arc::new(inner),
         }
     }
 }
@@ -423,13 +448,32 @@ impl Call {
 }
 
 /// What a non-2xx answer says about itself.
-struct Failure {
+pub(crate) struct Failure {
     message: Option<String>,
     tracking_id: Option<String>,
 }
 
 impl Failure {
-    async fn read(response: Response) -> Self {
+    /// The error for a failed answer (`retry_after`: what a 429 asked for).
+    pub(crate) fn into_error(self, status: StatusCode, retry_after: Duration) -> Error {
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            Error::RateLimited {
+                retry_after,
+                tracking_id: self.tracking_id,
+            }
+        } else {
+            Error::Http {
+                status: status.as_u16(),
+                message: self
+                    .message
+                    .or_else(|| status.canonical_reason().map(str::to_owned))
+                    .unwrap_or_default(),
+                tracking_id: self.tracking_id,
+            }
+        }
+    }
+
+    pub(crate) async fn read(response: Response) -> Self {
         let header_tracking_id = header(response.headers(), "trackingid");
         // The body is only mined for Webex's message and tracking id, never logged.
         let body: serde_json::Value = match response.bytes().await {

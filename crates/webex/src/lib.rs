@@ -11,6 +11,8 @@
 //!   and webhook management.
 //! - `types` and `ids`: the Webex resources ([`Message`], [`Person`], [`Webhook`], …)
 //!   and id newtypes ([`PersonId`] compares base64 and raw-uuid forms).
+//! - `files`: [`Client::download_file`] fetches a message's file (streamed, bounded,
+//!   only from the API host) as a [`Download`] outcome.
 //! - [`mention`]: whether a message mentions the bot, and its text without the mention.
 //! - [`split`]: split a long markdown answer under Webex's size limit.
 //! - `error`: the client's [`Error`].
@@ -18,6 +20,7 @@
 mod client;
 mod error;
 mod event;
+mod files;
 mod ids;
 pub mod mention;
 mod retry;
@@ -28,6 +31,7 @@ mod types;
 pub use client::{Client, ClientConfig};
 pub use error::Error;
 pub use event::{EventData, EventParseError, WebhookEvent};
+pub use files::{Download, DownloadPolicy, FileContent, content_type_of, filename_of, guess_type};
 pub use ids::{MessageId, PersonId, RoomId, WebhookId};
 pub use retry::RetryPolicy;
 pub use types::{

@@ -87,6 +87,8 @@ pub(super) async fn handle(
             parent_id: card.parent_id.clone(),
             group,
         },
+        images: Vec::new(),
+        notice: None,
     };
     dispatch(state, lease, reply::Progress::of(event), &ctx, &action).await
 }

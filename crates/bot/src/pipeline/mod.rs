@@ -204,26 +204,102 @@ async fn run(state: &AppState, lease: &RoomLease, event: &PendingEvent) -> Dispo
         }
     };
 
-    let ctx = Context::new(&message, sender, rights, group);
+    let mut ctx = Context::new(&message, sender, rights, group);
+
+    // Attachments: only now, after access, are a message's files downloaded.
+    let files = if message.files.is_empty() {
+        None
+    } else {
+        match attachments(state, &ctx, &message.files, &text).await {
+            Ok(gathered) => Some(gathered),
+            Err(disposition) => return disposition,
+        }
+    };
+    if let Some(gathered) = &files {
+        ctx.images = gathered.images.clone();
+        ctx.notice = gathered.notice();
+    }
+    let question = files
+        .as_ref()
+        .map_or(text.as_str(), |g| g.question.as_str());
 
     let progress = reply::Progress::of(event);
-    let disposition = match resume(state, lease, event, progress, &ctx, &text).await {
+    let disposition = match resume(state, lease, event, progress, &ctx, question).await {
         Some(done) => done,
-        // Route: a command, the hint for an empty message, or (within the limits) the LLM.
-        None => match crate::commands::parse(&text) {
-            Some(command) => command_answer(state, lease, progress, &ctx, command).await,
-            None if text.is_empty() => hint(state, lease, progress, &ctx).await,
-            None => match limits::check(state, &ctx, &event.message_id).await {
-                Ok(None) => chat_answer(state, lease, progress, &ctx, &text).await,
-                Ok(Some(refusal)) => limits::refuse(state, lease, progress, &ctx, refusal).await,
-                Err(e) => Disposition::Retry {
-                    cause: anyhow::Error::new(e).context("checking the usage limits"),
-                },
+        None => match &files {
+            // A message with files is a question about them (never a command).
+            Some(gathered) if !gathered.ask_llm => files_unread(state, lease, progress, &ctx).await,
+            Some(_) => llm_answer(state, lease, event, progress, &ctx, question).await,
+            // Route: a command, the hint for an empty message, or the LLM.
+            None => match crate::commands::parse(&text) {
+                Some(command) => command_answer(state, lease, progress, &ctx, command).await,
+                None if text.is_empty() => hint(state, lease, progress, &ctx).await,
+                None => llm_answer(state, lease, event, progress, &ctx, &text).await,
             },
         },
     };
     // `FEEDBACK_BUTTONS`: the 👍/👎 card follows an answer's last part.
     feedback::follow(state, lease, event, &ctx, disposition).await
+}
+
+/// The LLM's answer, within the usage limits (a refusal instead when one is reached).
+async fn llm_answer(
+    state: &AppState,
+    lease: &RoomLease,
+    event: &PendingEvent,
+    progress: reply::Progress,
+    ctx: &Context,
+    question: &str,
+) -> Disposition {
+    match limits::check(state, ctx, &event.message_id).await {
+        Ok(None) => chat_answer(state, lease, progress, ctx, question).await,
+        Ok(Some(refusal)) => limits::refuse(state, lease, progress, ctx, refusal).await,
+        Err(e) => Disposition::Retry {
+            cause: anyhow::Error::new(e).context("checking the usage limits"),
+        },
+    }
+}
+
+/// The attachments stage: the message's files as a user turn (see [`crate::attachments`]).
+async fn attachments(
+    state: &AppState,
+    ctx: &Context,
+    files: &[String],
+    text: &str,
+) -> Result<crate::attachments::Gathered, Disposition> {
+    let vision = crate::chat::vision(state, ctx.target.room_id.as_str())
+        .await
+        .map_err(|e| Disposition::Retry {
+            cause: anyhow::Error::new(e).context("reading the space's personality"),
+        })?;
+    crate::attachments::gather(
+        &state.webex,
+        &state.config.files,
+        &state.attachments,
+        files,
+        text,
+        vision,
+    )
+    .await
+    .map_err(|e| webex_failure(e, "downloading a file"))
+}
+
+/// None of the message's files could be read and nothing else was asked: the notes
+/// saying why are the answer, without an LLM call.
+async fn files_unread(
+    state: &AppState,
+    lease: &RoomLease,
+    progress: reply::Progress,
+    ctx: &Context,
+) -> Disposition {
+    let answer = ctx.notice.clone().unwrap_or_default();
+    match reply::post(state, lease, progress, &ctx.target, &answer).await {
+        Ok(()) => Disposition::Done {
+            outcome: Outcome::FilesUnread,
+            turns: None,
+        },
+        Err(e) => post_failure(e, "posting the notes about the files"),
+    }
 }
 
 async fn command_answer(
@@ -299,7 +375,7 @@ async fn chat_answer(
     )
     .await
     {
-        Ok(prepared) => prepared,
+        Ok(prepared) => prepared.with_files(ctx.images.clone(), ctx.notice.clone()),
         Err(e) => {
             return Disposition::Retry {
                 cause: anyhow::Error::new(e).context("preparing the chat"),
@@ -310,7 +386,10 @@ async fn chat_answer(
         return stream::answer(state, lease, progress, ctx, text, prepared).await;
     }
     let answer = match chat::answer(state, ctx.who(), prepared.request).await {
-        Ok(answer) => answer,
+        Ok(answer) => match prepared.notice {
+            Some(notice) => format!("{notice}\n\n{answer}"),
+            None => answer,
+        },
         Err(e) => return apologise(state, lease, progress, ctx, e).await,
     };
     // Kept with the event right before its first part is posted (one round trip with the
@@ -433,6 +512,10 @@ pub(crate) struct Context {
     pub group: bool,
     pub conversation: ConversationKey,
     pub target: reply::Target,
+    /// The message's images, for the model (attachments stage).
+    pub images: Vec<llm::Image>,
+    /// Notes about the message's files, shown before the answer.
+    pub notice: Option<String>,
 }
 
 impl Context {
@@ -478,6 +561,8 @@ impl Context {
                 parent_id: parent,
                 group,
             },
+            images: Vec::new(),
+            notice: None,
         }
     }
 }

@@ -104,7 +104,11 @@ pub(super) async fn answer(
     let mut open = std::pin::pin!(state.llm.chat_stream(prepared.request));
     let mut stream: Option<llm::ChatStream> = None;
     let mut message: Option<Streamed> = None;
-    let mut text = String::new();
+    // Notes about a message's files come first, in every version of the answer.
+    let mut text = prepared
+        .notice
+        .map(|n| format!("{n}\n\n"))
+        .unwrap_or_default();
     let mut first_text = true;
     let first_post = started + cfg.first_post;
     // New text since the message was last written.

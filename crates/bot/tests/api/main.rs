@@ -8,6 +8,7 @@ mod commands;
 mod dev;
 mod doctor;
 mod faults;
+mod files;
 mod helpers;
 mod ingress;
 mod lifecycle;
