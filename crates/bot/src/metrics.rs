@@ -27,6 +27,14 @@ pub struct OutcomeLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WebhookStatusLabel {
+    pub status: &'static str,
+}
+
+/// The values of `webex_chatbot_webhook_status`'s `status` label.
+pub const WEBHOOK_STATUSES: [&str; 4] = ["active", "inactive", "missing", "unknown"];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StatusLabel {
     pub status: u16,
 }
@@ -46,6 +54,9 @@ pub struct Metrics {
     pub llm_first_token: Histogram,
     pub stream_edits: Counter,
     pub stream_edit_failures: Counter,
+    /// 1 for the webhook's status as last seen on Webex, 0 for the others (set per scrape
+    /// from `/health.webhook.status`; `unknown` in websocket mode and on follower replicas).
+    pub webhook_status: Family<WebhookStatusLabel, Gauge>,
 }
 
 impl Default for Metrics {
@@ -70,6 +81,12 @@ impl Metrics {
         let llm_first_token = Histogram::new(exponential_buckets(0.05, 2.0, 13));
         let stream_edits = Counter::default();
         let stream_edit_failures = Counter::default();
+        let webhook_status = Family::<WebhookStatusLabel, Gauge>::default();
+        registry.register(
+            "webhook_status",
+            "1 for the status of this bot's webhook as last seen on Webex (active, inactive, missing, unknown), 0 for the others",
+            webhook_status.clone(),
+        );
         registry.register(
             "llm_first_token_seconds",
             "Time from the start of a streamed LLM call to its first text, queue wait included",
@@ -144,6 +161,21 @@ impl Metrics {
             llm_first_token,
             stream_edits,
             stream_edit_failures,
+            webhook_status,
+        }
+    }
+
+    /// Marks `status` (`active`, `inactive`, `missing`; anything else is `unknown`) as the
+    /// webhook's, every other value 0, so each series is always there for alert rules.
+    pub fn set_webhook_status(&self, status: Option<&str>) {
+        let current = match status {
+            Some(s) if WEBHOOK_STATUSES.contains(&s) => s,
+            _ => "unknown",
+        };
+        for status in WEBHOOK_STATUSES {
+            self.webhook_status
+                .get_or_create(&WebhookStatusLabel { status })
+                .set(i64::from(status == current));
         }
     }
 

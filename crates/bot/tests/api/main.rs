@@ -9,6 +9,7 @@ mod doctor;
 mod faults;
 mod helpers;
 mod ingress;
+mod install;
 mod lifecycle;
 mod message_flow;
 mod ops;
