@@ -41,7 +41,8 @@ inspect() {
     "./usr/share/zsh/vendor-completions/_$pkg" \
     "./usr/share/fish/vendor_completions.d/$pkg.fish" \
     "./usr/share/doc/$pkg/changelog.Debian.gz" \
-    "./usr/share/doc/$pkg/copyright"; do
+    "./usr/share/doc/$pkg/copyright" \
+    "./usr/lib/$pkg/webex-cert-hook"; do
     grep -q " $path\$" <<<"$listing" || fail "$pkg: $path is not in $deb"
   done
   grep -q "^-rwxr-xr-x root/root .* ./usr/bin/$pkg\$" <<<"$(sed 's#0/0 #root/root #' <<<"$listing")" ||
