@@ -5,7 +5,7 @@
 #
 # Steps: install cargo-deb if missing; build both release binaries (one cargo build);
 # generate their man pages and bash/zsh/fish completions with the binaries' own `man` and
-# `completions` commands into target/debian-assets/; package each with `cargo deb --no-build`.
+# `completions` commands into target/release/debian-assets/; package each with `cargo deb --no-build`.
 # Needs the toolchain of the README (Rust 1.95, a C compiler) plus dpkg-dev (dpkg-shlibdeps
 # finds the shared libraries the binaries need), and network for crates.io on the first run.
 # Prints the paths of the two packages last.
@@ -21,9 +21,9 @@ fi
 cargo build --release --locked --bin webex-chatbot --bin webex-relay
 target_dir="$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
 
-# cargo-deb's asset paths name target/debian-assets under the workspace (crates/*/Cargo.toml),
-# wherever CARGO_TARGET_DIR puts the binaries.
-assets="target/debian-assets"
+# Beside the binaries: cargo-deb reads assets under target/release/ (crates/*/Cargo.toml)
+# from the real target directory, wherever CARGO_TARGET_DIR puts it.
+assets="$target_dir/release/debian-assets"
 rm -rf "$assets"
 for bin in webex-chatbot webex-relay; do
   exe="$target_dir/release/$bin"
