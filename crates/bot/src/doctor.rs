@@ -1022,6 +1022,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_proxy_is_shown_as_scheme_host_port_without_credentials() {
+        for (uri, shown) in [
+            (
+                "http://user:s3cret@proxy.example.com:3128",
+                "http://proxy.example.com:3128",
+            ),
+            ("http://proxy.example.com", "http://proxy.example.com:80"),
+            (
+                "https://user@proxy.example.com/path",
+                "https://proxy.example.com:443",
+            ),
+            ("socks5h://10.0.0.1", "socks5h://10.0.0.1:1080"),
+            ("http://[2001:db8::1]:8080", "http://[2001:db8::1]:8080"),
+        ] {
+            let uri: axum::http::Uri = uri.parse().unwrap();
+            assert_eq!(proxy_address(&uri), shown);
+        }
+    }
+
+    #[test]
     fn report_lines_and_summary() {
         let text = render(&[
             Check::pass("token", "valid"),
