@@ -6,7 +6,7 @@
 #
 # BIN_DIR holds the built `webex-chatbot` and `webex-relay` (target/debug or target/release).
 # `verify` insists that ExecStart= points at an existing executable, so the units are checked
-# as copies whose /usr/local/bin/ is rewritten to BIN_DIR; nothing is installed on the host.
+# as copies whose /usr/bin/ is rewritten to BIN_DIR; nothing is installed on the host.
 #
 # `systemd-analyze verify` exits 0 on many mistakes (an unknown key or a bad value is only
 # "ignoring" on stderr), so any output at all counts as a failure here. Before trusting a
@@ -41,7 +41,7 @@ check() {
 failed=0
 for unit in "${units[@]}"; do
   mkdir -p "$tmp/good" "$tmp/bad"
-  sed "s#/usr/local/bin/#$bin_dir/#g" "$here/$unit.service" >"$tmp/good/$unit.service"
+  sed "s#/usr/bin/#$bin_dir/#g" "$here/$unit.service" >"$tmp/good/$unit.service"
 
   # The checker must catch a mistake of each kind verify only warns about.
   for mistake in 'NoNewPriviliges=yes' 'ProtectSystem=stricter' 'RestartSec=soon'; do

@@ -4,7 +4,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use crate::commands::{self, Command};
 use crate::config::{Config, ProcessEnv};
@@ -75,6 +75,19 @@ pub enum Cmd {
         #[arg(long)]
         no_start: bool,
     },
+    /// Print a completion script for a shell, e.g.
+    /// `webex-chatbot completions bash > /etc/bash_completion.d/webex-chatbot`
+    Completions {
+        /// The shell: bash, zsh or fish (elvish and powershell work too)
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), or write one page per command into a folder
+    Man {
+        /// Write webex-chatbot.1 and a page for each subcommand (webex-chatbot-serve.1, …)
+        /// into this folder (created if missing) instead of printing
+        #[arg(long, value_name = "DIR")]
+        out_dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -118,6 +131,12 @@ pub enum UsageCmd {
 }
 
 pub async fn run(cli: Cli) -> Result<(), AppError> {
+    // Generated from the clap definitions alone: no configuration, no logs.
+    match &cli.command {
+        Cmd::Completions { shell } => return completions(*shell, &mut std::io::stdout()),
+        Cmd::Man { out_dir } => return man(out_dir.as_deref()),
+        _ => {}
+    }
     let config = Config::from_source(&ProcessEnv)?;
     let serving = matches!(cli.command, Cmd::Serve | Cmd::Dev { .. });
     let _guard = telemetry::init(&telemetry::LogSettings {
@@ -148,7 +167,59 @@ pub async fn run(cli: Cli) -> Result<(), AppError> {
             ngrok_api,
             no_start,
         } => crate::dev::run(config, ngrok_api, no_start).await,
+        // Answered above, before the configuration is read.
+        Cmd::Completions { .. } | Cmd::Man { .. } => Ok(()),
     }
+}
+
+/// `webex-chatbot completions SHELL`: a static completion script for every subcommand.
+/// Rendered into memory first: clap_complete panics on a failed write (a closed pipe);
+/// writing the buffer reports it instead.
+fn completions(shell: clap_complete::Shell, out: &mut dyn Write) -> Result<(), AppError> {
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "webex-chatbot", &mut script);
+    out.write_all(&script)
+        .and_then(|()| out.flush())
+        .context("cannot write the completion script")?;
+    Ok(())
+}
+
+/// `webex-chatbot man [--out-dir DIR]`: the page of the whole program on stdout, or one
+/// page per command (`webex-chatbot.1`, `webex-chatbot-webhooks-list.1`, …) in `DIR`,
+/// each written file's path printed.
+fn man(out_dir: Option<&std::path::Path>) -> Result<(), AppError> {
+    let Some(dir) = out_dir else {
+        let mut page = Vec::new();
+        clap_mangen::Man::new(Cli::command())
+            .render(&mut page)
+            .context("cannot render the man page")?;
+        let mut out = std::io::stdout().lock();
+        out.write_all(&page)
+            .and_then(|()| out.flush())
+            .context("cannot write the man page")?;
+        return Ok(());
+    };
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let mut command = Cli::command().disable_help_subcommand(true);
+    // Building names the subcommands `webex-chatbot-serve`, … (their pages' titles).
+    command.build();
+    for path in write_man_pages(command, dir)? {
+        println!("{}", path.display());
+    }
+    Ok(())
+}
+
+fn write_man_pages(command: clap::Command, dir: &std::path::Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut written = Vec::new();
+    for sub in command.get_subcommands().filter(|s| !s.is_hide_set()) {
+        written.extend(write_man_pages(sub.clone(), dir)?);
+    }
+    let page = clap_mangen::Man::new(command);
+    let path = page
+        .generate_to(dir)
+        .with_context(|| format!("cannot write a man page into {}", dir.display()))?;
+    written.push(path);
+    Ok(written)
 }
 
 async fn serve(config: Config) -> Result<(), AppError> {

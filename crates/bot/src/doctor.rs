@@ -154,6 +154,8 @@ pub async fn checks(config: &Config, external: bool) -> Vec<Check> {
         token,
         llm,
         llm_fallback,
+        check_proxy_webex(config),
+        check_proxy_llm(config),
         webhook,
         check_webhook_secret(config),
         external,
@@ -247,6 +249,107 @@ fn doctor_retry() -> webex::RetryPolicy {
         not_found_retries: 0,
         not_found_delay: Duration::from_millis(0),
     }
+}
+
+// ---- Proxies -------------------------------------------------------------------
+
+/// The proxy variables, in the order reqwest (through hyper-util's matcher) reads them.
+const PROXY_VARS: [(&str, &str); 3] = [
+    ("HTTPS_PROXY", "https_proxy"),
+    ("HTTP_PROXY", "http_proxy"),
+    ("ALL_PROXY", "all_proxy"),
+];
+
+/// How a call to `url` leaves this machine: `direct`, or `via scheme://host:port`. Asks
+/// the very matcher reqwest builds its clients with, so the answer is what `serve` does.
+/// The proxy's user name and password are never part of the answer.
+pub(crate) fn proxy_route(url: &url::Url) -> String {
+    let Ok(uri) = url.as_str().parse::<axum::http::Uri>() else {
+        return "direct".to_owned();
+    };
+    match hyper_util::client::proxy::matcher::Matcher::from_system().intercept(&uri) {
+        None => "direct".to_owned(),
+        Some(intercept) => format!("via {}", proxy_address(intercept.uri())),
+    }
+}
+
+/// `scheme://host:port` of a proxy URI, without credentials or path.
+fn proxy_address(uri: &axum::http::Uri) -> String {
+    let scheme = uri.scheme_str().unwrap_or("http");
+    let port = uri.port_u16().unwrap_or(match scheme {
+        "https" => 443,
+        "socks5" | "socks5h" => 1080,
+        _ => 80,
+    });
+    format!("{scheme}://{}:{port}", uri.host().unwrap_or("?"))
+}
+
+/// A proxy variable that is set but that reqwest cannot read (it then goes direct,
+/// silently). Names the variable only: its value may hold a password.
+fn unreadable_proxy_var() -> Option<&'static str> {
+    PROXY_VARS.iter().find_map(|(upper, lower)| {
+        let (name, value) = [upper, lower]
+            .into_iter()
+            .find_map(|name| std::env::var(name).ok().map(|v| (*name, v)))?;
+        let value = value.trim();
+        if value.is_empty() {
+            return None;
+        }
+        let matcher = hyper_util::client::proxy::matcher::Matcher::builder()
+            .all(value.to_owned())
+            .build();
+        let probe = axum::http::Uri::from_static("http://example.com/");
+        matcher.intercept(&probe).is_none().then_some(name)
+    })
+}
+
+fn proxy_check(name: &'static str, routes: &[(&str, &url::Url)]) -> Check {
+    let detail = routes
+        .iter()
+        .map(|(what, url)| {
+            format!(
+                "{what} {}: {}",
+                url.as_str().trim_end_matches('/'),
+                proxy_route(url)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    match unreadable_proxy_var() {
+        Some(var) => Check::fail(
+            name,
+            format!("{var} is set but is not a proxy URL, so it is ignored; {detail}"),
+            format!(
+                "set {var} to the proxy's URL, e.g. http://proxy.example.com:3128 (credentials: http://user:password@proxy.example.com:3128), or unset it"
+            ),
+        ),
+        None => Check::pass(name, detail),
+    }
+}
+
+/// The route of the Webex REST calls (`WEBEX_API_URL`).
+fn check_proxy_webex(config: &Config) -> Check {
+    proxy_check("proxy-webex", &[("Webex", &config.webex_api_url)])
+}
+
+/// The route of the LLM calls (the provider's URL, and the fallback's when there is one).
+fn check_proxy_llm(config: &Config) -> Check {
+    let primary = config.llm.resolved_base_url();
+    let fallback = config
+        .llm_fallback
+        .as_ref()
+        .and_then(llm::ProviderConfig::resolved_base_url);
+    let mut routes = Vec::new();
+    if let Some(url) = &primary {
+        routes.push(("LLM", url));
+    }
+    if let Some(url) = &fallback {
+        routes.push(("LLM fallback", url));
+    }
+    if routes.is_empty() {
+        return Check::skip("proxy-llm", "the LLM has no URL (see llm)");
+    }
+    proxy_check("proxy-llm", &routes)
 }
 
 // ---- Webex ---------------------------------------------------------------------
@@ -954,6 +1057,26 @@ fn probe_writable(dir: &Path) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_proxy_is_shown_as_scheme_host_port_without_credentials() {
+        for (uri, shown) in [
+            (
+                "http://user:s3cret@proxy.example.com:3128",
+                "http://proxy.example.com:3128",
+            ),
+            ("http://proxy.example.com", "http://proxy.example.com:80"),
+            (
+                "https://user@proxy.example.com/path",
+                "https://proxy.example.com:443",
+            ),
+            ("socks5h://10.0.0.1", "socks5h://10.0.0.1:1080"),
+            ("http://[2001:db8::1]:8080", "http://[2001:db8::1]:8080"),
+        ] {
+            let uri: axum::http::Uri = uri.parse().unwrap();
+            assert_eq!(proxy_address(&uri), shown);
+        }
+    }
 
     #[test]
     fn report_lines_and_summary() {

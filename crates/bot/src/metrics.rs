@@ -32,6 +32,14 @@ pub struct ValueLabel {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct WebhookStatusLabel {
+    pub status: &'static str,
+}
+
+/// The values of `webex_chatbot_webhook_status`'s `status` label.
+pub const WEBHOOK_STATUSES: [&str; 4] = ["active", "inactive", "missing", "unknown"];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StatusLabel {
     pub status: u16,
 }
@@ -71,6 +79,9 @@ pub struct Metrics {
     /// Usage and limits (DESIGN §10.6).
     pub llm_tokens: Family<TokenLabels, Counter>,
     pub limit_hits: Family<LimitLabel, Counter>,
+    /// 1 for the webhook's status as last seen on Webex, 0 for the others (set per scrape
+    /// from `/health.webhook.status`; `unknown` in websocket mode and on follower replicas).
+    pub webhook_status: Family<WebhookStatusLabel, Gauge>,
 }
 
 impl Default for Metrics {
@@ -96,6 +107,10 @@ impl Metrics {
         let stream_edits = Counter::default();
         let stream_edit_failures = Counter::default();
         let feedback = Family::<ValueLabel, Counter>::default();
+        // Both votes from the start, so a dashboard shows 0 rather than nothing.
+        for value in ["up", "down"] {
+            let _ = feedback.get_or_create(&ValueLabel { value });
+        }
         registry.register(
             "feedback",
             "Feedback button votes on LLM answers, by value (up or down); a repeated vote is counted once",
@@ -112,6 +127,12 @@ impl Metrics {
             "limit_hits",
             "Questions refused without an LLM call because a usage limit was reached, by limit",
             limit_hits.clone(),
+        );
+        let webhook_status = Family::<WebhookStatusLabel, Gauge>::default();
+        registry.register(
+            "webhook_status",
+            "1 for the status of this bot's webhook as last seen on Webex (active, inactive, missing, unknown), 0 for the others",
+            webhook_status.clone(),
         );
         registry.register(
             "llm_first_token_seconds",
@@ -190,6 +211,21 @@ impl Metrics {
             feedback,
             llm_tokens,
             limit_hits,
+            webhook_status,
+        }
+    }
+
+    /// Marks `status` (`active`, `inactive`, `missing`; anything else is `unknown`) as the
+    /// webhook's, every other value 0, so each series is always there for alert rules.
+    pub fn set_webhook_status(&self, status: Option<&str>) {
+        let current = match status {
+            Some(s) if WEBHOOK_STATUSES.contains(&s) => s,
+            _ => "unknown",
+        };
+        for status in WEBHOOK_STATUSES {
+            self.webhook_status
+                .get_or_create(&WebhookStatusLabel { status })
+                .set(i64::from(status == current));
         }
     }
 

@@ -244,6 +244,7 @@ impl App {
             config.limits,
             &metrics,
         );
+        usage.init_series(&llm);
         let state = AppState::new(Inner {
             bot: BotIdentity {
                 id: bot_id,

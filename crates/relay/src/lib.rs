@@ -6,6 +6,7 @@
 //!
 //! In the order a request flows through them:
 //!
+//! - [`cli`]: the command line (`--check-config`, `completions`, `man`)
 //! - `config`: environment → [`Config`], every error naming its variable
 //! - `telemetry`: [`telemetry::init`], logs to stderr at `LOG_LEVEL`
 //! - `startup`: [`App::build`] (TLS files, bot client, listener) and
@@ -18,6 +19,7 @@
 //! - `bot`: the one pooled HTTPS client to the bot (pinned internal CA, optional client certificate)
 
 mod bot;
+pub mod cli;
 mod config;
 mod log_throttle;
 mod rate_limit;

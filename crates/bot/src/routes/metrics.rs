@@ -37,6 +37,8 @@ pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Respo
             .into_response();
     }
     state.metrics.queue_depth.set(state.store.pending_events());
+    let webhook_status = state.webhook.lock().ok().and_then(|w| w.status.clone());
+    state.metrics.set_webhook_status(webhook_status.as_deref());
     state
         .metrics
         .llm_in_flight

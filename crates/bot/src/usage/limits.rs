@@ -22,6 +22,12 @@ pub(crate) enum Limit {
 }
 
 impl Limit {
+    pub(crate) const ALL: [Limit; 3] = [
+        Limit::UserDailyTokens,
+        Limit::UserMessagesPerMinute,
+        Limit::SpaceDailyTokens,
+    ];
+
     /// The `limit` label of `webex_chatbot_limit_hits_total`.
     pub(crate) fn as_str(self) -> &'static str {
         match self {

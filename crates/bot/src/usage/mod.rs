@@ -79,6 +79,26 @@ impl Ledger {
         }
     }
 
+    /// Creates the series an operator's alerts and dashboard read before the first event
+    /// (at 0): every limit, and the prompt and completion tokens of each configured
+    /// provider's model.
+    pub(crate) fn init_series(&self, llm: &llm::Llm) {
+        for limit in Limit::ALL {
+            let _ = self.limit_hits.get_or_create(&LimitLabel {
+                limit: limit.as_str(),
+            });
+        }
+        for provider in std::iter::once(llm.primary()).chain(llm.fallback()) {
+            for kind in ["prompt", "completion"] {
+                let _ = self.tokens.get_or_create(&TokenLabels {
+                    provider: provider.kind.as_str(),
+                    model: provider.model().to_owned(),
+                    kind,
+                });
+            }
+        }
+    }
+
     pub(crate) fn limits(&self) -> Limits {
         self.limits
     }

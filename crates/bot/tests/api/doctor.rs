@@ -80,10 +80,12 @@ fn set(env: &mut Vec<(String, String)>, k: &str, v: &str) {
     env.push((k.to_owned(), v.to_owned()));
 }
 
-const ORDER: [&str; 13] = [
+const ORDER: [&str; 15] = [
     "token",
     "llm",
     "llm-fallback",
+    "proxy-webex",
+    "proxy-llm",
     "webhook",
     "webhook-secret",
     "external",
@@ -194,7 +196,7 @@ async fn doctor_passes_on_a_healthy_deployment() {
         "{stdout}"
     );
     assert!(
-        stdout.ends_with("\n11 passed, 0 failed, 2 skipped\n"),
+        stdout.ends_with("\n13 passed, 0 failed, 2 skipped\n"),
         "{stdout}"
     );
     assert!(!stdout.contains(TOKEN) && !stdout.contains(WEBHOOK_SECRET));
@@ -250,6 +252,8 @@ async fn doctor_reports_every_problem_with_its_fix_and_exits_1() {
         ),
         ("FAIL  llm: ollama at http://127.0.0.1:", "start Ollama"),
         ("SKIP  llm-fallback: ", ""),
+        ("PASS  proxy-webex: Webex http://127.0.0.1:", ""),
+        ("PASS  proxy-llm: LLM http://127.0.0.1:", ""),
         ("SKIP  webhook: needs a valid WEBEX_BOT_TOKEN", ""),
         (
             "FAIL  webhook-secret: WEBHOOK_SECRET is not set",
@@ -287,7 +291,7 @@ async fn doctor_reports_every_problem_with_its_fix_and_exits_1() {
     assert!(stdout.contains("has mode 644"), "{stdout}");
     assert!(stdout.contains("pirate.toml"), "{stdout}");
     assert!(
-        stdout.ends_with("\n0 passed, 9 failed, 4 skipped\n"),
+        stdout.ends_with("\n2 passed, 9 failed, 4 skipped\n"),
         "{stdout}"
     );
     assert!(stderr.contains("9 check(s) failed"), "{stderr}");

@@ -11,6 +11,7 @@ mod faults;
 mod files;
 mod helpers;
 mod ingress;
+mod install;
 mod lifecycle;
 mod message_flow;
 mod ops;

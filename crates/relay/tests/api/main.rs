@@ -8,4 +8,5 @@ mod cli;
 mod health;
 mod helpers;
 mod https;
+mod install;
 mod webhook;
