@@ -14,6 +14,8 @@ pub enum Command {
     AddUser(String),
     RemoveUser(String),
     Status,
+    /// The tools this space's personality offers (DESIGN §10.5).
+    Tools,
 }
 
 impl Command {
@@ -36,6 +38,7 @@ impl Command {
             Command::AddUser(_) => "add_user",
             Command::RemoveUser(_) => "remove_user",
             Command::Status => "status",
+            Command::Tools => "tools",
         }
     }
 }
@@ -57,6 +60,7 @@ pub fn parse(text: &str) -> Option<Command> {
         ["help"] => Some(Command::Help),
         ["reset"] => Some(Command::Reset),
         ["status"] => Some(Command::Status),
+        ["tools"] => Some(Command::Tools),
         ["personality"] => Some(Command::Personality),
         ["personality", "list"] => Some(Command::PersonalityList),
         ["personality", name] if is_personality_name(name) => {
@@ -82,6 +86,10 @@ mod tests {
             ("Reset", Some(Command::Reset)),
             ("/reset", Some(Command::Reset)),
             ("status", Some(Command::Status)),
+            ("tools", Some(Command::Tools)),
+            ("/Tools", Some(Command::Tools)),
+            ("tools please", None),
+            ("what tools do you have", None),
             ("personality", Some(Command::Personality)),
             ("personality list", Some(Command::PersonalityList)),
             ("Personality   LIST", Some(Command::PersonalityList)),

@@ -138,6 +138,22 @@ pub struct Config {
     pub webhook_check: Duration,
     /// `MEMORY_MAX_AGE_DAYS`: conversations untouched this long are deleted; `None` = never.
     pub memory_max_age: Option<Duration>,
+    /// Tools over MCP (DESIGN §10.5): `TOOLS_CONFIG` and its limits.
+    pub tools: ToolSettings,
+}
+
+/// `TOOLS_CONFIG` (the servers file, read at startup), `TOOLS_MAX_ROUNDS`,
+/// `TOOLS_CONFIRM_TIMEOUT_SECS`, `TOOLS_LOG_ARGUMENTS`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ToolSettings {
+    /// `None`: no tools.
+    pub config: Option<PathBuf>,
+    /// Rounds of tool calls in one answer; then the model answers without tools.
+    pub max_rounds: usize,
+    /// How long an approval card waits for a click before the call counts as denied.
+    pub confirm_timeout: Duration,
+    /// Record the arguments of each call in full (else only their SHA-256).
+    pub log_arguments: bool,
 }
 
 /// How answers are streamed into one edited message.
@@ -492,6 +508,14 @@ impl Config {
             shutdown_timeout: Duration::from_secs(r.parse("SHUTDOWN_TIMEOUT_SECS", 30u64)?),
             webhook_check: Duration::from_secs(r.positive("WEBHOOK_CHECK_SECS", 300u64)?),
             memory_max_age: memory_max_age(&r)?,
+            tools: ToolSettings {
+                config: r.opt("TOOLS_CONFIG").map(PathBuf::from),
+                max_rounds: r.positive("TOOLS_MAX_ROUNDS", 5usize)?,
+                confirm_timeout: Duration::from_secs(
+                    r.positive("TOOLS_CONFIRM_TIMEOUT_SECS", 600u64)?,
+                ),
+                log_arguments: r.bool("TOOLS_LOG_ARGUMENTS", false)?,
+            },
         })
     }
 
@@ -580,6 +604,15 @@ mod tests {
         assert_eq!(c.max_connections, 1024);
         assert!(c.metrics_token.is_none());
         assert!(!c.allow_unsigned_webhooks);
+        assert_eq!(
+            c.tools,
+            ToolSettings {
+                config: None,
+                max_rounds: 5,
+                confirm_timeout: Duration::from_secs(600),
+                log_arguments: false,
+            }
+        );
     }
 
     #[test]
@@ -614,6 +647,12 @@ mod tests {
             (&[("LLM_MAX_CONCURRENCY", "0")], "LLM_MAX_CONCURRENCY"),
             (&[("LOG_LEVEL", "loud")], "LOG_LEVEL"),
             (&[("LOG_FORMAT", "xml")], "LOG_FORMAT"),
+            (&[("TOOLS_MAX_ROUNDS", "0")], "TOOLS_MAX_ROUNDS"),
+            (
+                &[("TOOLS_CONFIRM_TIMEOUT_SECS", "soon")],
+                "TOOLS_CONFIRM_TIMEOUT_SECS",
+            ),
+            (&[("TOOLS_LOG_ARGUMENTS", "maybe")], "TOOLS_LOG_ARGUMENTS"),
             (&[("BIND_ADDR", "everywhere")], "BIND_ADDR"),
             (&[("BOT_PUBLIC_URL", "bot.example.com")], "BOT_PUBLIC_URL"),
             (&[("OLLAMA_URL", "ftp://x")], "OLLAMA_URL"),

@@ -19,6 +19,8 @@
 //! - `chat`, [`personality`], [`memory`]: the system prompt and trimmed history for the LLM.
 //! - [`store`]: SQLite or PostgreSQL through one code path, a file per concern: ingest,
 //!   inbox/dedup, leases, leader, approved users, per-space personality, conversation turns.
+//! - [`tools`]: tools over MCP: the servers of `TOOLS_CONFIG`, the loop that runs the
+//!   model's tool calls, approval cards for `confirm` tools, the record of every call.
 //! - `probe`: the LLM's health for `/health` and `status`, cached a few seconds.
 //! - `registration`: keeps exactly one active webhook at `BOT_PUBLIC_URL/webhook`.
 //! - `websocket`: `MODE=websocket` instead of a webhook: the device, the Mercury socket,
@@ -52,6 +54,7 @@ mod state;
 pub mod store;
 mod strings;
 pub mod telemetry;
+pub mod tools;
 mod websocket;
 
 pub use error::AppError;

@@ -26,6 +26,14 @@ pub struct OutcomeLabel {
     pub outcome: &'static str,
 }
 
+/// `webex_chatbot_tool_calls_total{server,tool,outcome}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ToolCallLabels {
+    pub server: String,
+    pub tool: String,
+    pub outcome: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StatusLabel {
     pub status: u16,
@@ -46,6 +54,8 @@ pub struct Metrics {
     pub llm_first_token: Histogram,
     pub stream_edits: Counter,
     pub stream_edit_failures: Counter,
+    /// Tool calls over MCP (DESIGN §10.5), by server, tool and outcome.
+    pub tool_calls: Family<ToolCallLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -70,6 +80,12 @@ impl Metrics {
         let llm_first_token = Histogram::new(exponential_buckets(0.05, 2.0, 13));
         let stream_edits = Counter::default();
         let stream_edit_failures = Counter::default();
+        let tool_calls = Family::<ToolCallLabels, Counter>::default();
+        registry.register(
+            "tool_calls",
+            "Tool calls the model asked for, by server, tool and outcome (ok, error, timeout, denied)",
+            tool_calls.clone(),
+        );
         registry.register(
             "llm_first_token_seconds",
             "Time from the start of a streamed LLM call to its first text, queue wait included",
@@ -144,7 +160,18 @@ impl Metrics {
             llm_first_token,
             stream_edits,
             stream_edit_failures,
+            tool_calls,
         }
+    }
+
+    pub fn tool_call(&self, server: &str, tool: &str, outcome: &'static str) {
+        self.tool_calls
+            .get_or_create(&ToolCallLabels {
+                server: server.to_owned(),
+                tool: tool.to_owned(),
+                outcome,
+            })
+            .inc();
     }
 
     pub fn ignored(&self, reason: crate::domain::IgnoreReason) {

@@ -167,7 +167,9 @@ impl App {
                     .get_or_create(&crate::metrics::StatusLabel { status })
                     .inc();
             }));
-        let llm = llm_client(&config, http)?;
+        let llm = llm_client(&config, http.clone())?;
+        // A bad TOOLS_CONFIG stops the start (exit 2); servers that do not start are retried.
+        let tools = crate::tools::from_config(&config.tools, http)?;
         // Before anything is opened or bound: a webhook server without a secret would take
         // orders from anyone who finds its URL.
         if config.check_webhook_secret()? {
@@ -230,12 +232,14 @@ impl App {
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
             instance_id,
+            tools,
             config,
             webex,
             llm,
             store,
             metrics,
         });
+        state.tools.start();
         Ok(App {
             state,
             listener,
@@ -304,6 +308,8 @@ impl App {
         }
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
         shutdown(&state, &handle).await;
+        // After the drain: answers in flight may still call tools.
+        state.tools.stop();
         for task in [
             sweeper,
             leadership,

@@ -61,6 +61,8 @@ pub struct Inner {
     pub tasks: TaskTracker,
     /// This process's name in room leases (unique per start).
     pub instance_id: String,
+    /// The MCP servers of `TOOLS_CONFIG` (DESIGN §10.5); empty without it.
+    pub tools: crate::tools::ToolSet,
 }
 
 #[derive(Clone)]

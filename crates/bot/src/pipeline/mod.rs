@@ -276,7 +276,7 @@ async fn chat_answer(
     if state.config.streaming.enabled {
         return stream::answer(state, lease, progress, ctx, text, prepared).await;
     }
-    let answer = match chat::answer(state, prepared.request).await {
+    let answer = match chat::answer(state, prepared, ctx.asker()).await {
         Ok(answer) => answer,
         Err(e) => return apologise(state, lease, progress, ctx, e).await,
     };
@@ -396,6 +396,8 @@ async fn answered(
 #[derive(Debug)]
 pub(crate) struct Context {
     pub sender: Email,
+    /// The sender's Webex person id (empty when Webex gave none).
+    pub person_id: String,
     pub rights: access::Rights,
     pub group: bool,
     pub conversation: ConversationKey,
@@ -403,6 +405,16 @@ pub(crate) struct Context {
 }
 
 impl Context {
+    /// Who asked, for the tool loop (approval cards go to the answer's thread).
+    pub(crate) fn asker(&self) -> crate::tools::Asker {
+        crate::tools::Asker {
+            person_id: self.person_id.clone(),
+            email: self.sender.clone(),
+            room_id: self.target.room_id.clone(),
+            parent_id: self.target.parent_id.clone(),
+        }
+    }
+
     /// Where the answer goes and which memory it belongs to: in a group space the thread
     /// of the message that asked (its root), one memory per thread; in a direct space the
     /// room (and the thread, if the message is in one).
@@ -429,6 +441,11 @@ impl Context {
         };
         Context {
             sender,
+            person_id: message
+                .person_id
+                .as_ref()
+                .map(|p| p.as_str().to_owned())
+                .unwrap_or_default(),
             rights,
             group,
             conversation,

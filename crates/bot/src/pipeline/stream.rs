@@ -29,6 +29,7 @@ use crate::domain::Outcome;
 use crate::lease::RoomLease;
 use crate::state::AppState;
 use crate::strings;
+use crate::tools::rounds::Delta;
 
 /// Unfinished versions written at most; the finished one makes 9 edits, and one of
 /// Webex's 10 is left for an attempt after a crash.
@@ -91,7 +92,11 @@ pub(super) async fn answer(
     prepared: Prepared,
 ) -> Disposition {
     let cfg = state.config.streaming;
-    let thinking = prepared.thinking.as_deref().unwrap_or(strings::THINKING);
+    let thinking = prepared
+        .thinking
+        .clone()
+        .unwrap_or_else(|| strings::THINKING.to_owned());
+    let thinking = thinking.as_str();
     let started = Instant::now();
     let observe = |state: &AppState| {
         state
@@ -100,11 +105,14 @@ pub(super) async fn answer(
             .observe(started.elapsed().as_secs_f64());
     };
     // Opening the stream may itself take until the first words (providers answer their
-    // headers late): the first-post timer runs from the call's start all the same.
-    let mut open = std::pin::pin!(state.llm.chat_stream(prepared.request));
-    let mut stream: Option<llm::ChatStream> = None;
+    // headers late): the first-post timer runs from the call's start all the same. With
+    // tools, the stream runs the model's calls between rounds (`tools::rounds`).
+    let mut stream = crate::chat::answer_stream(state, prepared, ctx.asker());
     let mut message: Option<Streamed> = None;
     let mut text = String::new();
+    // The text so far came before tool calls: the next text replaces it (until then it
+    // stays shown while the tools run).
+    let mut restart = false;
     let mut first_text = true;
     let first_post = started + cfg.first_post;
     // New text since the message was last written.
@@ -119,15 +127,16 @@ pub(super) async fn answer(
         };
         let failure = tokio::select! {
             biased;
-            opened = &mut open, if stream.is_none() => match opened {
-                Ok(opened) => {
-                    stream = Some(opened);
+            item = stream.next() => match item {
+                Some(Ok(Delta::Restart)) => {
+                    restart = !text.is_empty();
                     continue;
                 }
-                Err(e) => e,
-            },
-            item = next_of(&mut stream) => match item {
-                Some(Ok(delta)) => {
+                Some(Ok(Delta::Text(delta))) => {
+                    if restart && !delta.is_empty() {
+                        restart = false;
+                        text.clear();
+                    }
                     if first_text && !delta.is_empty() {
                         first_text = false;
                         state
@@ -172,6 +181,10 @@ pub(super) async fn answer(
         };
     }
     observe(state);
+    if restart {
+        // The last round ended in tool calls and no answer followed.
+        text.clear();
+    }
     let Some(message) = message else {
         // Whole before the first post: posted once, unedited.
         if text.trim().is_empty() {
@@ -192,20 +205,6 @@ pub(super) async fn answer(
     message
         .finish(state, lease, progress, ctx, question, text)
         .await
-}
-
-/// The next text delta of an opened stream; never, while it is still opening.
-async fn next_of(stream: &mut Option<llm::ChatStream>) -> Option<Result<String, llm::LlmError>> {
-    let Some(stream) = stream else {
-        return std::future::pending().await;
-    };
-    loop {
-        match stream.next().await? {
-            Ok(llm::StreamEvent::Text(delta)) => return Some(Ok(delta)),
-            Ok(llm::StreamEvent::ToolCalls(_) | llm::StreamEvent::Usage(_)) => {}
-            Err(e) => return Some(Err(e)),
-        }
-    }
 }
 
 /// An attempt after a crash mid-stream, before the answer was saved: the unfinished

@@ -224,10 +224,12 @@ mod leases;
 mod memory;
 mod owner_lock;
 mod spaces;
+mod tools;
 mod users;
 mod websocket_cursor;
 
 pub use owner_lock::{OwnerLock, OwnerLockError};
+pub use tools::{ToolApproval, ToolCallRecord};
 
 use checkpoints::checkpoint_loop;
 use ingest::{IngestJob, ingest_loop};
