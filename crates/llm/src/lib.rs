@@ -31,12 +31,15 @@
 //! - [`Llm`] (this file): concurrency permit → primary → fallback → thinking removed.
 //! - `limiter`: the permits and the queue count.
 //! - `provider`: the `Wire` trait each provider implements, and the engine they share
-//!   (HTTP, status mapping, 429 retry, stream reading, model lists).
+//!   (HTTP, status mapping, 429 retry, stream reading with tool calls joined from their
+//!   fragments, model lists).
 //! - `providers/`: the wire formats: `ollama`, `openai` (also xAI and compatible
 //!   servers), `anthropic`, `gemini`.
-//! - `wire`: building blocks those formats share (bodies, sampling names, turns).
+//! - `wire`: building blocks those formats share (bodies, sampling names, turns with
+//!   their images, tool calls and results, tool arguments).
 //! - `sse`: splits streamed bodies into SSE events or NDJSON lines.
-//! - `stream`: assembles the public stream (deadline, thinking filter, permit).
+//! - `stream`: assembles the public stream (deadline, thinking filter, tool calls and
+//!   usage after the text, permit).
 //! - `thinking`: removes `<think>…</think>`, whole or chunk by chunk.
 //! - `error`: [`LlmError`] and the HTTP status mapping.
 
@@ -113,8 +116,9 @@ impl Llm {
     /// wait not counted); on timeout, 5xx, connection failure or a lasting 429 of the
     /// primary, calls the fallback when configured (with its own model and `timeout`).
     /// A 429 with `Retry-After` up to 10 s (or none given: wait 1 s) is retried once.
-    /// Removes `<think>…</think>` blocks unless `show_thinking`. Empty answer →
-    /// [`LlmError::Malformed`].
+    /// Removes `<think>…</think>` blocks unless `show_thinking`. An answer may be tool
+    /// calls only ([`ChatResponse::tool_calls`], `content` empty); an answer with neither
+    /// text nor tool calls → [`LlmError::Malformed`].
     pub async fn chat(&self, req: ChatRequest) -> Result<ChatResponse, LlmError> {
         let _permit = self.permit().await?;
         let primary = &self.inner.primary;
@@ -133,8 +137,10 @@ impl Llm {
     }
 
     /// Same, streaming: yields text deltas in order (think blocks removed across chunk
-    /// boundaries unless `show_thinking`). The permit is held until the stream ends or is
-    /// dropped. Failover only before the first delta; `timeout` bounds the whole stream.
+    /// boundaries unless `show_thinking`), then once each the tool calls the model asked
+    /// for ([`StreamEvent::ToolCalls`]) and the usage. The permit is held until the stream
+    /// ends or is dropped. Failover only before the first event; `timeout` bounds the
+    /// whole stream.
     pub async fn chat_stream(&self, req: ChatRequest) -> Result<ChatStream, LlmError> {
         let permit = self.permit().await?;
         let primary = &self.inner.primary;
@@ -222,7 +228,8 @@ impl Llm {
         } else {
             strip_thinking(&answer.text)
         };
-        if content.is_empty() {
+        // Tool calls are an answer too: the model wants their results before it writes.
+        if content.is_empty() && answer.tool_calls.is_empty() {
             return Err(LlmError::malformed(kind, "the answer is empty"));
         }
         tracing::debug!(provider = %kind, %model, elapsed_ms = started.elapsed().as_millis() as u64, "LLM answered");
@@ -232,7 +239,7 @@ impl Llm {
             usage: answer.usage.usage(kind, &model),
             model,
             used_fallback,
-            tool_calls: Vec::new(),
+            tool_calls: answer.tool_calls,
         })
     }
 
@@ -258,6 +265,15 @@ impl Llm {
                 after: timeout,
             }),
             Ok(Err(err)) => Err(err),
+            // Tool calls and no text: the calls follow as the stream's one event.
+            Ok(Ok((reader, None))) if reader.has_tool_calls() => Ok(Opened {
+                reader,
+                first: String::new(),
+                provider: kind,
+                model,
+                deadline,
+                timeout,
+            }),
             Ok(Ok((_, None))) => Err(LlmError::malformed(kind, "the answer is empty")),
             Ok(Ok((reader, Some(first)))) => Ok(Opened {
                 reader,

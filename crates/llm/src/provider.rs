@@ -14,10 +14,11 @@ use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
 use crate::{
-    ChatRequest, ConfigError, LlmError, ProviderConfig, ProviderKind,
+    ChatRequest, ConfigError, LlmError, ProviderConfig, ProviderKind, ToolCall,
     error::{from_status, provider_message, shorten},
     providers::{Anthropic, Gemini, Ollama, OpenAiStyle},
     sse::{Frame, FrameDecoder, Framing},
+    wire::{arguments_from_text, generated_call_id},
 };
 
 /// Without a `Retry-After`, a 429 is retried after this long.
@@ -107,6 +108,8 @@ impl Route {
 pub(crate) struct Answer {
     pub(crate) text: String,
     pub(crate) usage: Counts,
+    /// The calls the model asked for, in order (then `text` may be empty).
+    pub(crate) tool_calls: Vec<ToolCall>,
 }
 
 impl Answer {
@@ -149,6 +152,8 @@ impl Counts {
 #[derive(Debug, Default, PartialEq)]
 pub(crate) struct Step {
     pub(crate) text: String,
+    /// Pieces of tool calls, assembled across frames by the [`StepReader`].
+    pub(crate) calls: Vec<CallPiece>,
     /// Token counts this frame reported.
     pub(crate) usage: Counts,
     /// The answer is whole: the body may end from here on.
@@ -178,6 +183,122 @@ impl Step {
         self.complete = true;
         self.last = true;
         self
+    }
+}
+
+/// A tool call as a stream frame carries it.
+#[derive(Debug, PartialEq)]
+pub(crate) enum CallPiece {
+    /// Part of the call at `index`: OpenAI-style deltas and Anthropic blocks send the id
+    /// and name first, then the arguments' JSON text in fragments. Without an index (some
+    /// compatible servers), a new id starts a call and anything else continues the last.
+    Fragment {
+        index: Option<u64>,
+        id: Option<String>,
+        name: Option<String>,
+        arguments: String,
+    },
+    /// A whole call (Gemini, Ollama).
+    Whole(ToolCall),
+}
+
+/// The tool calls of one stream, assembled from their pieces in the order they started.
+#[derive(Debug, Default)]
+struct CallAssembler {
+    calls: Vec<PartialCall>,
+}
+
+#[derive(Debug)]
+struct PartialCall {
+    index: Option<u64>,
+    id: String,
+    name: String,
+    arguments: PartialArguments,
+}
+
+#[derive(Debug)]
+enum PartialArguments {
+    Text(String),
+    Whole(serde_json::Value),
+}
+
+impl CallAssembler {
+    fn push(&mut self, piece: CallPiece) {
+        let (index, id, name, fragment) = match piece {
+            CallPiece::Whole(call) => {
+                self.calls.push(PartialCall {
+                    index: None,
+                    id: call.id,
+                    name: call.name,
+                    arguments: PartialArguments::Whole(call.arguments),
+                });
+                return;
+            }
+            CallPiece::Fragment {
+                index,
+                id,
+                name,
+                arguments,
+            } => (index, id, name, arguments),
+        };
+        let existing = match index {
+            Some(index) => self.calls.iter().position(|c| c.index == Some(index)),
+            None => {
+                let last = self.calls.len().checked_sub(1);
+                let new_id = id
+                    .as_deref()
+                    .is_some_and(|id| last.is_some_and(|at| self.calls[at].id != id));
+                if new_id { None } else { last }
+            }
+        };
+        let Some(at) = existing else {
+            self.calls.push(PartialCall {
+                index,
+                id: id.unwrap_or_default(),
+                name: name.unwrap_or_default(),
+                arguments: PartialArguments::Text(fragment),
+            });
+            return;
+        };
+        let call = &mut self.calls[at];
+        // Ids and names come whole, once; servers that repeat them do not make them longer.
+        if let Some(id) = id.filter(|_| call.id.is_empty()) {
+            call.id = id;
+        }
+        if let Some(name) = name.filter(|_| call.name.is_empty()) {
+            call.name = name;
+        }
+        if let PartialArguments::Text(text) = &mut call.arguments {
+            text.push_str(&fragment);
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.calls.is_empty()
+    }
+
+    /// The whole calls: arguments parsed, ids made up where the stream gave none.
+    fn finish(&mut self) -> Result<Vec<ToolCall>, String> {
+        std::mem::take(&mut self.calls)
+            .into_iter()
+            .map(|call| {
+                if call.name.is_empty() {
+                    return Err("a streamed tool call without a name".to_owned());
+                }
+                Ok(ToolCall {
+                    id: if call.id.is_empty() {
+                        generated_call_id()
+                    } else {
+                        call.id
+                    },
+                    name: call.name,
+                    arguments: match call.arguments {
+                        PartialArguments::Text(text) => arguments_from_text(&text),
+                        PartialArguments::Whole(value) => value,
+                    },
+                })
+            })
+            .collect()
     }
 }
 
@@ -362,6 +483,7 @@ pub(crate) struct StepReader {
     body_ended: bool,
     done: bool,
     usage: Counts,
+    calls: CallAssembler,
 }
 
 impl StepReader {
@@ -377,7 +499,21 @@ impl StepReader {
             body_ended: false,
             done: false,
             usage: Counts::default(),
+            calls: CallAssembler::default(),
         }
+    }
+
+    /// The stream has sent (parts of) tool calls so far.
+    pub(crate) fn has_tool_calls(&self) -> bool {
+        !self.calls.is_empty()
+    }
+
+    /// The tool calls the stream sent, whole; call once it ended. A call whose pieces do
+    /// not make one is `Malformed`.
+    pub(crate) fn take_tool_calls(&mut self) -> Result<Vec<ToolCall>, LlmError> {
+        self.calls
+            .finish()
+            .map_err(|reason| LlmError::malformed(self.provider, reason))
     }
 
     /// The token counts the stream has reported so far (all of them once it ended).
@@ -385,8 +521,9 @@ impl StepReader {
         self.usage
     }
 
-    /// The next non-empty piece of text; `Ok(None)` once the answer is whole. A body that
-    /// ends before the provider's end marker is `Malformed`.
+    /// The next non-empty piece of text; `Ok(None)` once the answer is whole. Tool calls
+    /// are gathered meanwhile (see [`StepReader::take_tool_calls`]). A body that ends
+    /// before the provider's end marker is `Malformed`.
     pub(crate) async fn next_text(&mut self) -> Result<Option<String>, LlmError> {
         loop {
             if self.done {
@@ -397,6 +534,9 @@ impl StepReader {
                 self.complete |= step.complete;
                 self.done = step.last;
                 self.usage.merge(step.usage);
+                for piece in step.calls {
+                    self.calls.push(piece);
+                }
                 if !step.text.is_empty() {
                     return Ok(Some(step.text));
                 }
@@ -438,4 +578,75 @@ fn describe(err: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     shorten(&text, 300)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn fragment(index: Option<u64>, id: Option<&str>, name: Option<&str>, args: &str) -> CallPiece {
+        CallPiece::Fragment {
+            index,
+            id: id.map(str::to_owned),
+            name: name.map(str::to_owned),
+            arguments: args.to_owned(),
+        }
+    }
+
+    #[test]
+    fn fragments_are_joined_per_index_in_the_order_calls_started() {
+        let mut calls = CallAssembler::default();
+        calls.push(fragment(Some(3), Some("a"), Some("first"), ""));
+        calls.push(fragment(Some(5), Some("b"), Some("second"), "{\"x\""));
+        calls.push(fragment(Some(3), None, None, "{\"q\": "));
+        calls.push(fragment(Some(5), None, Some("second"), ": 1}"));
+        calls.push(fragment(Some(3), None, None, "\"rust\"}"));
+        let whole = ToolCall {
+            id: "w".into(),
+            name: "third".into(),
+            arguments: json!({"k": true}),
+        };
+        calls.push(CallPiece::Whole(whole.clone()));
+        assert_eq!(
+            calls.finish().unwrap(),
+            vec![
+                ToolCall {
+                    id: "a".into(),
+                    name: "first".into(),
+                    arguments: json!({"q": "rust"}),
+                },
+                ToolCall {
+                    id: "b".into(),
+                    name: "second".into(),
+                    arguments: json!({"x": 1}),
+                },
+                whole,
+            ]
+        );
+        assert!(calls.is_empty());
+    }
+
+    #[test]
+    fn without_an_index_a_new_id_starts_a_call() {
+        let mut calls = CallAssembler::default();
+        calls.push(fragment(None, Some("a"), Some("one"), "{}"));
+        calls.push(fragment(None, Some("b"), Some("two"), "{\"n\""));
+        calls.push(fragment(None, None, None, ":2}"));
+        let done = calls.finish().unwrap();
+        assert_eq!(done.len(), 2);
+        assert_eq!(done[1].arguments, json!({"n": 2}));
+    }
+
+    #[test]
+    fn a_call_without_a_name_is_refused_and_one_without_id_gets_one() {
+        let mut calls = CallAssembler::default();
+        calls.push(fragment(Some(0), None, None, "{}"));
+        assert!(calls.finish().is_err());
+        calls.push(fragment(Some(0), None, Some("f"), ""));
+        let done = calls.finish().unwrap();
+        assert!(done[0].id.starts_with("call_"));
+        assert_eq!(done[0].arguments, json!({}));
+    }
 }

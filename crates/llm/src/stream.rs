@@ -1,8 +1,9 @@
 //! Assembles the public [`ChatStream`] from a provider's opened stream: thinking removed
-//! across chunk boundaries, the call's deadline kept, and the concurrency permit held
-//! until the answer is over or the stream is dropped.
+//! across chunk boundaries, the call's deadline kept, the tool calls and usage after the
+//! text, and the concurrency permit held until the answer is over or the stream is
+//! dropped.
 
-use std::time::Duration;
+use std::{collections::VecDeque, time::Duration};
 
 use futures_util::stream;
 use tokio::{sync::OwnedSemaphorePermit, time::Instant};
@@ -11,7 +12,8 @@ use crate::{
     ChatStream, LlmError, ProviderKind, StreamEvent, provider::StepReader, thinking::ThinkFilter,
 };
 
-/// A stream that produced its first piece of text: past the point of failover.
+/// A stream that produced its first piece of text (or, with no text, ended with tool
+/// calls): past the point of failover.
 pub(crate) struct Opened {
     pub(crate) reader: StepReader,
     pub(crate) first: String,
@@ -27,8 +29,11 @@ struct State {
     filter: Option<ThinkFilter>,
     permit: Option<OwnedSemaphorePermit>,
     shown_any: bool,
-    /// The usage event is still to come (after the last text).
-    usage_pending: bool,
+    /// The events after the last text, once the answer is over: its tool calls and
+    /// usage.
+    tail: VecDeque<StreamEvent>,
+    /// The answer is over (or failed): only `tail` is left.
+    over: bool,
 }
 
 impl State {
@@ -38,8 +43,8 @@ impl State {
     }
 
     async fn next(&mut self) -> Option<Result<StreamEvent, LlmError>> {
-        if self.permit.is_none() {
-            return self.usage_event();
+        if self.over {
+            return self.tail.pop_front().map(Ok);
         }
         loop {
             let raw = match self.first.take() {
@@ -66,41 +71,47 @@ impl State {
                         return Some(Ok(StreamEvent::Text(shown)));
                     }
                 }
-                Ok(None) => {
-                    self.end();
-                    let rest = self.filter.as_mut().map(ThinkFilter::finish);
-                    return match rest {
-                        Some(rest) if !rest.is_empty() => Some(Ok(StreamEvent::Text(rest))),
-                        _ if !self.shown_any => {
-                            self.usage_pending = false;
-                            Some(Err(LlmError::malformed(
-                                self.opened.provider,
-                                "the answer is empty",
-                            )))
-                        }
-                        _ => self.usage_event(),
-                    };
-                }
+                Ok(None) => return self.finish(),
                 Err(err) => {
                     self.end();
-                    self.usage_pending = false;
+                    self.over = true;
                     return Some(Err(err));
                 }
             }
         }
     }
 
-    /// The stream's usage, once, after its text; `None` when it reported none.
-    fn usage_event(&mut self) -> Option<Result<StreamEvent, LlmError>> {
-        if !std::mem::take(&mut self.usage_pending) {
-            return None;
+    /// The text is over: what the thinking filter held back, then the tool calls and the
+    /// usage. No text and no calls is an empty answer.
+    fn finish(&mut self) -> Option<Result<StreamEvent, LlmError>> {
+        self.end();
+        self.over = true;
+        let rest = self.filter.as_mut().map(ThinkFilter::finish);
+        if let Some(rest) = rest.filter(|rest| !rest.is_empty()) {
+            self.shown_any = true;
+            self.tail.push_back(StreamEvent::Text(rest));
+        }
+        let calls = match self.opened.reader.take_tool_calls() {
+            Ok(calls) => calls,
+            Err(err) => {
+                self.tail.clear();
+                return Some(Err(err));
+            }
+        };
+        if calls.is_empty() && !self.shown_any {
+            self.tail.clear();
+            return Some(Err(LlmError::malformed(
+                self.opened.provider,
+                "the answer is empty",
+            )));
+        }
+        if !calls.is_empty() {
+            self.tail.push_back(StreamEvent::ToolCalls(calls));
         }
         let opened = &self.opened;
-        let usage = opened
-            .reader
-            .usage()
-            .usage(opened.provider, &opened.model)?;
-        Some(Ok(StreamEvent::Usage(usage)))
+        let usage = opened.reader.usage().usage(opened.provider, &opened.model);
+        self.tail.extend(usage.map(StreamEvent::Usage));
+        self.tail.pop_front().map(Ok)
     }
 }
 
@@ -116,7 +127,8 @@ pub(crate) fn chat_stream(
         filter: (!show_thinking).then(ThinkFilter::default),
         permit: Some(permit),
         shown_any: false,
-        usage_pending: true,
+        tail: VecDeque::new(),
+        over: false,
     };
     Box::pin(stream::unfold(state, |mut state| async move {
         let item = state.next().await?;

@@ -45,6 +45,43 @@ impl Message {
     pub fn assistant(content: impl Into<String>) -> Self {
         Message::new(Role::Assistant, content)
     }
+
+    /// The assistant turn of an answer that asked for tool calls, with the text it wrote
+    /// before them (often empty).
+    pub fn assistant_calls(content: impl Into<String>, tool_calls: Vec<ToolCall>) -> Self {
+        Message {
+            tool_calls,
+            ..Message::assistant(content)
+        }
+    }
+
+    /// The user turn that answers the tool calls of the assistant turn before it.
+    pub fn tool_results(tool_results: Vec<ToolResult>) -> Self {
+        Message {
+            tool_results,
+            ..Message::user("")
+        }
+    }
+}
+
+impl ToolResult {
+    /// What `call` returned.
+    pub fn ok(call: &ToolCall, content: impl Into<String>) -> Self {
+        ToolResult {
+            call_id: call.id.clone(),
+            name: call.name.clone(),
+            content: content.into(),
+            is_error: false,
+        }
+    }
+
+    /// Why `call` failed, timed out or was denied.
+    pub fn error(call: &ToolCall, content: impl Into<String>) -> Self {
+        ToolResult {
+            is_error: true,
+            ..ToolResult::ok(call, content)
+        }
+    }
 }
 
 /// An image the user sent, as raw bytes; providers encode it (base64) themselves.
@@ -70,7 +107,10 @@ pub struct ToolSpec {
 pub struct ToolCall {
     pub id: String,
     pub name: String,
-    /// The arguments as a JSON object.
+    /// The arguments as a JSON object. When a model wrote arguments that are not a JSON
+    /// object (OpenAI-style APIs pass them as a string the model wrote), they are kept as
+    /// that string, so the tool runner can answer with an error result and the model can
+    /// try again.
     pub arguments: serde_json::Value,
 }
 

@@ -3,9 +3,13 @@
 //! alternate, and the two shapes of model lists.
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use serde_json::{Value, json};
 use url::Url;
 
-use crate::{ChatRequest, Message, Role, error::shorten, provider::Body};
+use crate::{
+    ChatRequest, Image, Message, Role, ToolCall, ToolResult, ToolSpec, error::shorten,
+    provider::Body,
+};
 
 /// `base` with `segments` appended to its path, whatever its trailing slash.
 pub(crate) fn endpoint(base: &Url, segments: &[&str]) -> Url {
@@ -71,27 +75,32 @@ impl Serialize for Sampling {
     }
 }
 
-/// The `{model, messages, stream}` body OpenAI and Ollama share. They differ only in
-/// where the sampling settings go: at the top level, or nested under `nest_under`.
+/// The `{model, messages, stream}` body OpenAI and Ollama share, with `tools` when any
+/// are offered. They differ in their message shapes (built by each provider) and in where
+/// the sampling settings go: at the top level, or nested under `nest_under`.
 pub(crate) fn role_content_body(
     req: &ChatRequest,
     model: &str,
     stream: bool,
+    messages: Vec<Value>,
     sampling: SamplingNames,
     nest_under: Option<&'static str>,
 ) -> Body {
     #[derive(Serialize)]
     struct RoleContentBody<'a> {
         model: &'a str,
-        messages: Vec<RoleContent<'a>>,
+        messages: Vec<Value>,
         stream: bool,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        tools: Vec<Value>,
         #[serde(flatten)]
         sampling: Placed,
     }
     serde_json::to_vec(&RoleContentBody {
         model,
-        messages: role_content_messages(req),
+        messages,
         stream,
+        tools: req.tools.iter().map(function_tool).collect(),
         sampling: Placed {
             sampling: Sampling::new(req, sampling),
             nest_under,
@@ -121,26 +130,52 @@ impl Serialize for Placed {
     }
 }
 
-#[derive(Debug, Serialize)]
-struct RoleContent<'a> {
-    role: &'static str,
-    content: &'a str,
+/// A tool as OpenAI and Ollama declare it.
+fn function_tool(tool: &ToolSpec) -> Value {
+    json!({
+        "type": "function",
+        "function": {
+            "name": tool.name,
+            "description": tool.description,
+            "parameters": object_schema(&tool.parameters),
+        },
+    })
 }
 
-/// The system prompt as the first message, then the turns as given.
-fn role_content_messages(req: &ChatRequest) -> Vec<RoleContent<'_>> {
-    let system = system_prompt(req).map(|content| RoleContent {
-        role: "system",
-        content,
-    });
-    let turns = req.messages.iter().map(|m| RoleContent {
-        role: match m.role {
-            Role::User => "user",
-            Role::Assistant => "assistant",
-        },
-        content: &m.content,
-    });
-    system.into_iter().chain(turns).collect()
+/// The tool's argument schema as an object schema, which every provider requires: a
+/// schema without `type` gets `"type": "object"`, anything else that is not an object
+/// schema becomes one without properties.
+pub(crate) fn object_schema(schema: &Value) -> Value {
+    match schema {
+        Value::Object(map) if map.get("type").is_none_or(|t| t == "object") => {
+            let mut map = map.clone();
+            map.insert("type".to_owned(), json!("object"));
+            if !map.contains_key("properties") {
+                map.insert("properties".to_owned(), json!({}));
+            }
+            Value::Object(map)
+        }
+        _ => json!({"type": "object", "properties": {}}),
+    }
+}
+
+/// The role name OpenAI and Ollama use.
+pub(crate) fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::User => "user",
+        Role::Assistant => "assistant",
+    }
+}
+
+/// The system prompt as a first `system` message, when there is one.
+pub(crate) fn system_message(req: &ChatRequest) -> Option<Value> {
+    system_prompt(req).map(|content| json!({"role": "system", "content": content}))
+}
+
+/// An image as base64, the encoding every provider takes.
+pub(crate) fn base64(image: &Image) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(&image.data)
 }
 
 /// Model lists shaped `{"data": [{"id": …}]}` (OpenAI, Anthropic).
@@ -177,33 +212,99 @@ pub(crate) fn system_prompt(req: &ChatRequest) -> Option<&str> {
     req.system.as_deref().filter(|s| !s.trim().is_empty())
 }
 
-/// Turns that alternate and start with the user, as Anthropic and Gemini require:
-/// leading assistant turns are dropped (a memory window may start mid-exchange) and
-/// consecutive turns of one role are joined with a blank line. Roles come out under the
-/// provider's names: `"user"` and `assistant`.
-pub(crate) fn alternating_turns(
-    messages: &[Message],
-    assistant: &'static str,
-) -> Vec<(&'static str, String)> {
-    merged_turns(messages)
-        .into_iter()
-        .map(|(role, text)| match role {
-            Role::User => ("user", text),
-            Role::Assistant => (assistant, text),
-        })
-        .collect()
+/// A tool call's arguments as the JSON object most providers require: arguments that are
+/// not an object (a model that wrote invalid JSON, see [`ToolCall::arguments`]) are sent
+/// as an empty object.
+pub(crate) fn arguments_object(call: &ToolCall) -> Value {
+    if call.arguments.is_object() {
+        call.arguments.clone()
+    } else {
+        json!({})
+    }
 }
 
-fn merged_turns(messages: &[Message]) -> Vec<(Role, String)> {
-    let mut turns: Vec<(Role, String)> = Vec::new();
+/// A tool call's arguments as the JSON text OpenAI-style APIs carry them in: what the model
+/// wrote when it was not a JSON object, else the object encoded.
+pub(crate) fn arguments_text(call: &ToolCall) -> String {
+    match &call.arguments {
+        Value::String(raw) => raw.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Arguments a model wrote as JSON text: an object, `{}` for no text at all, else the
+/// text itself (see [`ToolCall::arguments`]).
+pub(crate) fn arguments_from_text(text: &str) -> Value {
+    if text.trim().is_empty() {
+        return json!({});
+    }
+    match serde_json::from_str::<Value>(text) {
+        Ok(value @ Value::Object(_)) => value,
+        _ => Value::String(text.to_owned()),
+    }
+}
+
+/// A tool result for providers without an error flag (OpenAI-style, Ollama): an error
+/// says so in its text.
+pub(crate) fn result_text(result: &ToolResult) -> String {
+    if result.is_error {
+        format!("Error: {}", result.content)
+    } else {
+        result.content.clone()
+    }
+}
+
+/// A fresh id for a tool call of a provider that gives none (Gemini, Ollama).
+pub(crate) fn generated_call_id() -> String {
+    format!("call_{}", uuid::Uuid::new_v4().simple())
+}
+
+/// One turn of a conversation whose turns alternate: the text of its messages joined with
+/// a blank line, and their images, tool calls and tool results in order.
+#[derive(Debug, PartialEq)]
+pub(crate) struct Turn<'a> {
+    pub(crate) role: Role,
+    pub(crate) text: String,
+    pub(crate) images: Vec<&'a Image>,
+    pub(crate) tool_calls: Vec<&'a ToolCall>,
+    pub(crate) tool_results: Vec<&'a ToolResult>,
+}
+
+impl Turn<'_> {
+    /// Only text: sent exactly as before images and tools existed.
+    pub(crate) fn is_plain(&self) -> bool {
+        self.images.is_empty() && self.tool_calls.is_empty() && self.tool_results.is_empty()
+    }
+}
+
+/// Turns that alternate and start with the user, as Anthropic and Gemini require:
+/// leading assistant turns are dropped (a memory window may start mid-exchange) and
+/// consecutive turns of one role are joined.
+pub(crate) fn alternating_turns(messages: &[Message]) -> Vec<Turn<'_>> {
+    let mut turns: Vec<Turn<'_>> = Vec::new();
     let from_first_user = messages.iter().skip_while(|m| m.role != Role::User);
     for message in from_first_user {
         match turns.last_mut() {
-            Some((role, text)) if *role == message.role => {
-                text.push_str("\n\n");
-                text.push_str(&message.content);
+            Some(turn) if turn.role == message.role => {
+                if !message.content.is_empty() {
+                    if !turn.text.is_empty() {
+                        turn.text.push_str("\n\n");
+                    }
+                    turn.text.push_str(&message.content);
+                }
             }
-            _ => turns.push((message.role, message.content.clone())),
+            _ => turns.push(Turn {
+                role: message.role,
+                text: message.content.clone(),
+                images: Vec::new(),
+                tool_calls: Vec::new(),
+                tool_results: Vec::new(),
+            }),
+        }
+        if let Some(turn) = turns.last_mut() {
+            turn.images.extend(&message.images);
+            turn.tool_calls.extend(&message.tool_calls);
+            turn.tool_results.extend(&message.tool_results);
         }
     }
     turns
@@ -223,15 +324,66 @@ mod tests {
             Message::assistant("d"),
             Message::user("e"),
         ];
+        let turns: Vec<(Role, String)> = alternating_turns(&messages)
+            .into_iter()
+            .map(|turn| (turn.role, turn.text))
+            .collect();
         assert_eq!(
-            alternating_turns(&messages, "model"),
+            turns,
             vec![
-                ("user", "a\n\nb".to_owned()),
-                ("model", "c\n\nd".to_owned()),
-                ("user", "e".to_owned()),
+                (Role::User, "a\n\nb".to_owned()),
+                (Role::Assistant, "c\n\nd".to_owned()),
+                (Role::User, "e".to_owned()),
             ]
         );
-        assert!(alternating_turns(&[Message::assistant("x")], "assistant").is_empty());
+        assert!(alternating_turns(&[Message::assistant("x")]).is_empty());
+    }
+
+    #[test]
+    fn joined_turns_keep_images_calls_and_results_in_order() {
+        let call = ToolCall {
+            id: "c".into(),
+            name: "f".into(),
+            arguments: json!({}),
+        };
+        let image = Image {
+            media_type: "image/png".into(),
+            data: bytes::Bytes::from_static(b"png"),
+        };
+        let messages = vec![
+            Message::user("q"),
+            Message::assistant_calls("", vec![call.clone()]),
+            Message::tool_results(vec![ToolResult::ok(&call, "r")]),
+            Message {
+                images: vec![image.clone()],
+                ..Message::user("look")
+            },
+        ];
+        let turns = alternating_turns(&messages);
+        assert_eq!(turns.len(), 3);
+        assert_eq!(turns[1].tool_calls, vec![&call]);
+        assert!(!turns[1].is_plain());
+        let last = &turns[2];
+        assert_eq!(last.text, "look", "an empty text adds no blank line");
+        assert_eq!(last.tool_results.len(), 1);
+        assert_eq!(last.images, vec![&image]);
+        assert!(turns[0].is_plain());
+    }
+
+    #[test]
+    fn arguments_text_round_trips() {
+        assert_eq!(arguments_from_text(""), json!({}));
+        assert_eq!(arguments_from_text(" {\"a\": 1} "), json!({"a": 1}));
+        assert_eq!(arguments_from_text("[1]"), json!("[1]"));
+        assert_eq!(arguments_from_text("{\"a\""), json!("{\"a\""));
+        let call = |arguments| ToolCall {
+            id: "c".into(),
+            name: "f".into(),
+            arguments,
+        };
+        assert_eq!(arguments_text(&call(json!("{\"a\""))), "{\"a\"");
+        assert_eq!(arguments_text(&call(json!({"a": 1}))), "{\"a\":1}");
+        assert_eq!(arguments_object(&call(json!("x"))), json!({}));
     }
 
     #[test]

@@ -4,13 +4,17 @@
 use reqwest::header::HeaderName;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 use url::Url;
 
 use crate::{
-    ChatRequest, LlmError, ProviderKind,
-    provider::{Answer, Auth, Body, Route, Step, Wire},
+    ChatRequest, LlmError, ProviderKind, Role, ToolCall, ToolSpec,
+    provider::{Answer, Auth, Body, CallPiece, Route, Step, Wire},
     sse::Frame,
-    wire::{alternating_turns, decode, endpoint, ids_under_data, system_prompt},
+    wire::{
+        Turn, alternating_turns, arguments_object, base64, decode, endpoint, ids_under_data,
+        object_schema, system_prompt,
+    },
 };
 
 const VERSION: &str = "2023-06-01";
@@ -48,16 +52,49 @@ struct MessagesBody<'a> {
     max_tokens: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     system: Option<&'a str>,
-    messages: Vec<Turn>,
+    messages: Vec<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     temperature: Option<f32>,
     stream: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tools: Vec<Value>,
 }
 
-#[derive(Serialize)]
-struct Turn {
-    role: &'static str,
-    content: String,
+/// A turn as a message: a plain `content` string when it is only text, else content
+/// blocks in the order the API asks for: `tool_result` blocks first, then images (before
+/// the text, as Anthropic recommends), the text, and the assistant's `tool_use` blocks.
+fn message(turn: Turn<'_>) -> Value {
+    let role = match turn.role {
+        Role::User => "user",
+        Role::Assistant => "assistant",
+    };
+    if turn.is_plain() {
+        return json!({"role": role, "content": turn.text});
+    }
+    let results = turn.tool_results.iter().map(|result| {
+        let mut block = json!({"type": "tool_result", "tool_use_id": result.call_id, "is_error": result.is_error});
+        // `content` is optional, and an empty one says nothing.
+        if !result.content.is_empty() {
+            block["content"] = json!(result.content);
+        }
+        block
+    });
+    let images = turn.images.iter().map(|image| {
+        json!({"type": "image", "source": {
+            "type": "base64", "media_type": image.media_type, "data": base64(image),
+        }})
+    });
+    // The API refuses empty text blocks.
+    let text = (!turn.text.is_empty()).then(|| json!({"type": "text", "text": turn.text}));
+    let calls = turn.tool_calls.iter().map(|call| {
+        json!({"type": "tool_use", "id": call.id, "name": call.name, "input": arguments_object(call)})
+    });
+    let blocks: Vec<Value> = results.chain(images).chain(text).chain(calls).collect();
+    json!({"role": role, "content": blocks})
+}
+
+fn tool(spec: &ToolSpec) -> Value {
+    json!({"name": spec.name, "description": spec.description, "input_schema": object_schema(&spec.parameters)})
 }
 
 #[derive(Deserialize)]
@@ -70,14 +107,43 @@ struct Block {
     #[serde(rename = "type")]
     kind: String,
     text: Option<String>,
+    /// `tool_use` blocks: the call.
+    id: Option<String>,
+    name: Option<String>,
+    input: Option<Value>,
+}
+
+impl Block {
+    fn into_call(self) -> Result<ToolCall, String> {
+        match (self.id, self.name, self.input) {
+            (Some(id), Some(name), Some(arguments @ Value::Object(_))) => Ok(ToolCall {
+                id,
+                name,
+                arguments,
+            }),
+            _ => Err("a tool_use block without id, name or object input".to_owned()),
+        }
+    }
 }
 
 #[derive(Deserialize)]
 struct Event {
     #[serde(rename = "type")]
     kind: String,
+    /// The content block a `content_block_*` event is about.
+    index: Option<u64>,
+    /// `content_block_start`: the block, with a `tool_use`'s id and name.
+    content_block: Option<StartedBlock>,
     delta: Option<EventDelta>,
     error: Option<EventError>,
+}
+
+#[derive(Deserialize)]
+struct StartedBlock {
+    #[serde(rename = "type")]
+    kind: String,
+    id: Option<String>,
+    name: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -85,6 +151,8 @@ struct EventDelta {
     #[serde(rename = "type")]
     kind: Option<String>,
     text: Option<String>,
+    /// `input_json_delta`: a fragment of a `tool_use`'s input as JSON text.
+    partial_json: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -134,9 +202,9 @@ impl Wire for Anthropic {
     }
 
     fn chat_body(&self, req: &ChatRequest, model: &str, stream: bool) -> Body {
-        let messages = alternating_turns(&req.messages, "assistant")
+        let messages = alternating_turns(&req.messages)
             .into_iter()
-            .map(|(role, content)| Turn { role, content })
+            .map(message)
             .collect();
         serde_json::to_vec(&MessagesBody {
             model,
@@ -145,21 +213,29 @@ impl Wire for Anthropic {
             messages,
             temperature: req.temperature,
             stream,
+            tools: req.tools.iter().map(tool).collect(),
         })
     }
 
     fn parse_answer(&self, body: &[u8]) -> Result<Answer, String> {
         let answer: MessageAnswer = decode(body)?;
-        let texts: Vec<String> = answer
-            .content
-            .into_iter()
-            .filter(|block| block.kind == "text")
-            .filter_map(|block| block.text)
-            .collect();
-        if texts.is_empty() {
+        let mut texts = Vec::new();
+        let mut tool_calls = Vec::new();
+        for block in answer.content {
+            match block.kind.as_str() {
+                "text" => texts.extend(block.text),
+                "tool_use" => tool_calls.push(block.into_call()?),
+                // thinking, redacted_thinking, and block types added later.
+                _ => {}
+            }
+        }
+        if texts.is_empty() && tool_calls.is_empty() {
             return Err("the answer has no text block".to_owned());
         }
-        Ok(Answer::text(texts.concat()))
+        Ok(Answer {
+            tool_calls,
+            ..Answer::text(texts.concat())
+        })
     }
 
     fn parse_step(&self, frame: &Frame) -> Result<Step, LlmError> {
@@ -167,20 +243,44 @@ impl Wire for Anthropic {
             decode(frame.data.as_bytes()).map_err(|reason| LlmError::malformed(KIND, reason))?;
         match event.kind.as_str() {
             "content_block_delta" => {
-                let text = event
-                    .delta
-                    .filter(|d| d.kind.as_deref() == Some("text_delta"))
-                    .and_then(|d| d.text)
-                    .unwrap_or_default();
-                Ok(Step::text(text))
+                let Some(delta) = event.delta else {
+                    return Ok(Step::nothing());
+                };
+                match delta.kind.as_deref() {
+                    Some("text_delta") => Ok(Step::text(delta.text.unwrap_or_default())),
+                    Some("input_json_delta") => Ok(Step {
+                        calls: vec![CallPiece::Fragment {
+                            index: event.index,
+                            id: None,
+                            name: None,
+                            arguments: delta.partial_json.unwrap_or_default(),
+                        }],
+                        ..Step::nothing()
+                    }),
+                    // thinking_delta, signature_delta, and deltas added later.
+                    _ => Ok(Step::nothing()),
+                }
             }
+            "content_block_start" => match event.content_block {
+                // The input comes in the deltas that follow; the start carries `{}`.
+                Some(block) if block.kind == "tool_use" => Ok(Step {
+                    calls: vec![CallPiece::Fragment {
+                        index: event.index,
+                        id: block.id,
+                        name: block.name,
+                        arguments: String::new(),
+                    }],
+                    ..Step::nothing()
+                }),
+                _ => Ok(Step::nothing()),
+            },
             "message_stop" => Ok(Step::nothing().last()),
             "error" => Err(match event.error {
                 Some(error) => stream_error(error),
                 None => LlmError::malformed(KIND, "an error event without details"),
             }),
-            // message_start, content_block_start/stop, message_delta, ping, and event
-            // types added later carry no answer text.
+            // message_start, content_block_stop, message_delta, ping, and event types
+            // added later carry no answer.
             _ => Ok(Step::nothing()),
         }
     }

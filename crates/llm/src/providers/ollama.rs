@@ -2,13 +2,17 @@
 
 use secrecy::SecretString;
 use serde::Deserialize;
+use serde_json::{Value, json};
 use url::Url;
 
 use crate::{
-    ChatRequest, LlmError, ProviderKind,
-    provider::{Answer, Auth, Body, Route, Step, Wire},
+    ChatRequest, LlmError, ProviderKind, ToolCall,
+    provider::{Answer, Auth, Body, CallPiece, Route, Step, Wire},
     sse::{Frame, Framing},
-    wire::{SamplingNames, decode, endpoint, names_under_models, role_content_body},
+    wire::{
+        SamplingNames, arguments_object, base64, decode, endpoint, generated_call_id,
+        names_under_models, result_text, role_content_body, role_name, system_message,
+    },
 };
 
 const SAMPLING: SamplingNames = SamplingNames {
@@ -49,6 +53,77 @@ struct ChatChunk {
 struct ChunkMessage {
     #[serde(default)]
     content: String,
+    #[serde(default)]
+    tool_calls: Vec<WireCall>,
+}
+
+/// `{function: {name, arguments: {…}}}`, whole even when streamed. Newer versions add an
+/// `id`; older ones give none, so one is made up.
+#[derive(Deserialize)]
+struct WireCall {
+    id: Option<String>,
+    function: WireFunction,
+}
+
+#[derive(Deserialize)]
+struct WireFunction {
+    name: String,
+    #[serde(default)]
+    arguments: Option<Value>,
+}
+
+impl WireCall {
+    fn into_call(self) -> ToolCall {
+        ToolCall {
+            id: self.id.unwrap_or_else(generated_call_id),
+            name: self.function.name,
+            arguments: self.function.arguments.unwrap_or_else(|| json!({})),
+        }
+    }
+}
+
+impl ChunkMessage {
+    fn into_answer(self) -> Answer {
+        Answer {
+            tool_calls: self
+                .tool_calls
+                .into_iter()
+                .map(WireCall::into_call)
+                .collect(),
+            ..Answer::text(self.content)
+        }
+    }
+}
+
+/// The system prompt, then each turn, its images (if any) as base64 in `images` and its
+/// tool calls in `tool_calls`. Tool results become `tool` messages named by their tool,
+/// ahead of the rest of their turn.
+fn messages(req: &ChatRequest) -> Vec<Value> {
+    let mut out: Vec<Value> = system_message(req).into_iter().collect();
+    for message in &req.messages {
+        out.extend(message.tool_results.iter().map(|result| {
+            json!({"role": "tool", "content": result_text(result), "tool_name": result.name})
+        }));
+        let plain = message.images.is_empty() && message.tool_calls.is_empty();
+        if !message.tool_results.is_empty() && plain && message.content.is_empty() {
+            continue;
+        }
+        let mut turn = json!({"role": role_name(message.role), "content": message.content});
+        if !message.images.is_empty() {
+            turn["images"] = message.images.iter().map(base64).collect();
+        }
+        if !message.tool_calls.is_empty() {
+            turn["tool_calls"] = message
+                .tool_calls
+                .iter()
+                .map(|call| {
+                    json!({"function": {"name": call.name, "arguments": arguments_object(call)}})
+                })
+                .collect();
+        }
+        out.push(turn);
+    }
+    out
 }
 
 impl Wire for Ollama {
@@ -57,7 +132,7 @@ impl Wire for Ollama {
     }
 
     fn chat_body(&self, req: &ChatRequest, model: &str, stream: bool) -> Body {
-        role_content_body(req, model, stream, SAMPLING, Some("options"))
+        role_content_body(req, model, stream, messages(req), SAMPLING, Some("options"))
     }
 
     fn parse_answer(&self, body: &[u8]) -> Result<Answer, String> {
@@ -67,7 +142,7 @@ impl Wire for Ollama {
         }
         chunk
             .message
-            .map(|m| Answer::text(m.content))
+            .map(ChunkMessage::into_answer)
             .ok_or_else(|| "the answer has no message".to_owned())
     }
 
@@ -87,7 +162,21 @@ impl Wire for Ollama {
                 message,
             });
         }
-        let step = Step::text(chunk.message.map(|m| m.content).unwrap_or_default());
+        let step = match chunk.message {
+            // Calls come whole, in one line.
+            Some(message) => {
+                let answer = message.into_answer();
+                Step {
+                    calls: answer
+                        .tool_calls
+                        .into_iter()
+                        .map(CallPiece::Whole)
+                        .collect(),
+                    ..Step::text(answer.text)
+                }
+            }
+            None => Step::nothing(),
+        };
         Ok(if chunk.done { step.last() } else { step })
     }
 

@@ -4,13 +4,17 @@
 
 use secrecy::SecretString;
 use serde::Deserialize;
+use serde_json::{Value, json};
 use url::Url;
 
 use crate::{
-    ChatRequest, LlmError, ProviderKind,
-    provider::{Answer, Auth, Body, Route, Step, Wire},
+    ChatRequest, LlmError, ProviderKind, ToolCall,
+    provider::{Answer, Auth, Body, CallPiece, Route, Step, Wire},
     sse::Frame,
-    wire::{SamplingNames, decode, endpoint, ids_under_data, role_content_body},
+    wire::{
+        SamplingNames, arguments_from_text, arguments_text, base64, decode, endpoint,
+        ids_under_data, result_text, role_content_body, role_name, system_message,
+    },
 };
 
 pub(crate) struct OpenAiStyle {
@@ -58,6 +62,38 @@ struct Choice {
 #[derive(Deserialize)]
 struct ChoiceMessage {
     content: Option<String>,
+    #[serde(default)]
+    tool_calls: Vec<WireCall>,
+}
+
+/// `{id, type: "function", function: {name, arguments: "<JSON text>"}}`.
+#[derive(Deserialize)]
+struct WireCall {
+    id: String,
+    function: WireFunction,
+}
+
+#[derive(Deserialize)]
+struct WireFunction {
+    name: String,
+    /// JSON text; some compatible servers send the object itself.
+    #[serde(default)]
+    arguments: Value,
+}
+
+impl WireCall {
+    fn into_call(self) -> ToolCall {
+        let arguments = match self.function.arguments {
+            Value::String(text) => arguments_from_text(&text),
+            Value::Null => json!({}),
+            other => other,
+        };
+        ToolCall {
+            id: self.id,
+            name: self.function.name,
+            arguments,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -77,11 +113,82 @@ struct ChunkChoice {
 #[derive(Default, Deserialize)]
 struct Delta {
     content: Option<String>,
+    /// `null` from some compatible servers.
+    tool_calls: Option<Vec<DeltaCall>>,
+}
+
+/// `{index, id?, type?, function: {name?, arguments?}}`: the first fragment of a call has
+/// its id and name, the next ones pieces of its arguments.
+#[derive(Deserialize)]
+struct DeltaCall {
+    index: Option<u64>,
+    id: Option<String>,
+    function: Option<DeltaFunction>,
+}
+
+#[derive(Deserialize)]
+struct DeltaFunction {
+    name: Option<String>,
+    arguments: Option<String>,
+}
+
+impl DeltaCall {
+    fn into_piece(self) -> CallPiece {
+        let (name, arguments) = self
+            .function
+            .map(|f| (f.name, f.arguments.unwrap_or_default()))
+            .unwrap_or_default();
+        CallPiece::Fragment {
+            index: self.index,
+            id: self.id.filter(|id| !id.is_empty()),
+            name: name.filter(|name| !name.is_empty()),
+            arguments,
+        }
+    }
 }
 
 #[derive(Deserialize)]
 struct ChunkError {
     message: String,
+}
+
+/// The system prompt, then each turn: a plain `content` string, or a content array of the
+/// text and `image_url` data URLs when the turn has images. Tool results become `tool`
+/// messages ahead of the rest of their turn, right after the assistant message whose
+/// `tool_calls` they answer.
+fn messages(req: &ChatRequest) -> Vec<Value> {
+    let mut out: Vec<Value> = system_message(req).into_iter().collect();
+    for message in &req.messages {
+        let role = role_name(message.role);
+        out.extend(message.tool_results.iter().map(|result| {
+            json!({"role": "tool", "tool_call_id": result.call_id, "content": result_text(result)})
+        }));
+        if !message.tool_calls.is_empty() {
+            let calls: Vec<Value> = message
+                .tool_calls
+                .iter()
+                .map(|call| {
+                    json!({"id": call.id, "type": "function", "function": {
+                        "name": call.name, "arguments": arguments_text(call),
+                    }})
+                })
+                .collect();
+            // `content` may be null when the message has tool calls, as the API answers it.
+            let content = (!message.content.is_empty()).then_some(&message.content);
+            out.push(json!({"role": role, "content": content, "tool_calls": calls}));
+        } else if !message.images.is_empty() {
+            let text = json!({"type": "text", "text": message.content});
+            let images = message.images.iter().map(|image| {
+                let url = format!("data:{};base64,{}", image.media_type, base64(image));
+                json!({"type": "image_url", "image_url": {"url": url}})
+            });
+            let content: Vec<Value> = std::iter::once(text).chain(images).collect();
+            out.push(json!({"role": role, "content": content}));
+        } else if message.tool_results.is_empty() || !message.content.is_empty() {
+            out.push(json!({"role": role, "content": message.content}));
+        }
+    }
+    out
 }
 
 impl Wire for OpenAiStyle {
@@ -90,7 +197,7 @@ impl Wire for OpenAiStyle {
     }
 
     fn chat_body(&self, req: &ChatRequest, model: &str, stream: bool) -> Body {
-        role_content_body(req, model, stream, self.sampling, None)
+        role_content_body(req, model, stream, messages(req), self.sampling, None)
     }
 
     fn parse_answer(&self, body: &[u8]) -> Result<Answer, String> {
@@ -100,11 +207,18 @@ impl Wire for OpenAiStyle {
             .into_iter()
             .next()
             .ok_or("the answer has no choices")?;
-        choice
-            .message
-            .content
-            .map(Answer::text)
-            .ok_or_else(|| "the answer has no text content".to_owned())
+        let message = choice.message;
+        if message.content.is_none() && message.tool_calls.is_empty() {
+            return Err("the answer has no text content".to_owned());
+        }
+        Ok(Answer {
+            tool_calls: message
+                .tool_calls
+                .into_iter()
+                .map(WireCall::into_call)
+                .collect(),
+            ..Answer::text(message.content.unwrap_or_default())
+        })
     }
 
     fn parse_step(&self, frame: &Frame) -> Result<Step, LlmError> {
@@ -125,7 +239,16 @@ impl Wire for OpenAiStyle {
         let Some(choice) = chunk.choices.into_iter().next() else {
             return Ok(Step::nothing());
         };
-        let step = Step::text(choice.delta.content.unwrap_or_default());
+        let delta = choice.delta;
+        let step = Step {
+            calls: delta
+                .tool_calls
+                .unwrap_or_default()
+                .into_iter()
+                .map(DeltaCall::into_piece)
+                .collect(),
+            ..Step::text(delta.content.unwrap_or_default())
+        };
         Ok(if choice.finish_reason.is_some() {
             step.complete()
         } else {

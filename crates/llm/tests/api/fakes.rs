@@ -11,7 +11,11 @@ use secrecy::SecretString;
 use serde_json::{Value, json};
 use wiremock::{Mock, MockServer, Request, ResponseTemplate, matchers::any};
 
+use crate::tool_fakes::{self, Move, Script};
+
 pub const KEY: &str = "test-key-123";
+/// A Gemini model that checks thought signatures, which the Gemini fake also serves.
+pub const GEMINI_3: &str = "gemini-3-pro-preview";
 
 /// The model a per-request override asks for, which each fake also serves.
 pub fn override_model(kind: ProviderKind) -> &'static str {
@@ -42,6 +46,23 @@ struct Cfg {
     kind: ProviderKind,
     models: Vec<String>,
     pieces: Vec<String>,
+    /// What the model does when it is offered tools.
+    script: Script,
+}
+
+impl Cfg {
+    /// The scripted model's move: the text pieces of an answer, or the calls to make.
+    fn decide(
+        &self,
+        offered: &[String],
+        results: Option<Vec<String>>,
+    ) -> Result<Vec<String>, Vec<(String, Value)>> {
+        match tool_fakes::decide(&self.script, offered, results) {
+            Move::Call(calls) => Err(calls),
+            Move::Answer(text) => Ok(tool_fakes::answer_pieces(&text)),
+            Move::Plain => Ok(self.pieces.clone()),
+        }
+    }
 }
 
 pub struct Fake {
@@ -56,15 +77,30 @@ impl Fake {
     }
 
     pub async fn answering(kind: ProviderKind, pieces: &[&str]) -> Fake {
+        Fake::with_script(kind, pieces, Script::default()).await
+    }
+
+    /// A fake whose model calls the tools of `script` it is offered, and answers
+    /// "Results: …" with the results it gets back.
+    pub async fn calling(kind: ProviderKind, script: Script) -> Fake {
+        Fake::with_script(kind, &["Hello", " there", "!"], script).await
+    }
+
+    async fn with_script(kind: ProviderKind, pieces: &[&str], script: Script) -> Fake {
         let server = MockServer::start().await;
+        let mut models = vec![
+            kind.default_model().to_owned(),
+            override_model(kind).to_owned(),
+            "o3-mini".to_owned(),
+        ];
+        if kind == ProviderKind::Gemini {
+            models.push(GEMINI_3.to_owned());
+        }
         let cfg = Arc::new(Cfg {
             kind,
-            models: vec![
-                kind.default_model().to_owned(),
-                override_model(kind).to_owned(),
-                "o3-mini".to_owned(),
-            ],
+            models,
             pieces: pieces.iter().map(|p| (*p).to_owned()).collect(),
+            script,
         });
         // Low priority: tests mount scripted failures above it.
         Mock::given(any())
@@ -213,7 +249,60 @@ fn temperature_ok(body: &Value, max: f64) -> bool {
     }
 }
 
+/// Standard base64 that decodes to at least one byte, as every provider requires of image
+/// data.
+fn base64_ok(data: &str) -> bool {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(data)
+        .is_ok_and(|bytes| !bytes.is_empty())
+}
+
+/// The image types every provider documents (Gemini also takes HEIC/HEIF).
+const IMAGE_TYPES: [&str; 4] = ["image/png", "image/jpeg", "image/gif", "image/webp"];
+
 // ---------------------------------------------------------------- OpenAI style
+
+/// One message of a Chat Completions request, as the API validates it.
+fn openai_message(m: &Value) -> Result<(), String> {
+    let role = m["role"].as_str().unwrap_or("");
+    if !["system", "developer", "user", "assistant", "tool"].contains(&role) {
+        return Err(format!("invalid role '{role}'"));
+    }
+    tool_fakes::openai_tool_message(m)?;
+    match &m["content"] {
+        Value::String(_) => Ok(()),
+        Value::Null if m.get("tool_calls").is_some() => Ok(()),
+        Value::Array(parts) if !parts.is_empty() => {
+            parts.iter().try_for_each(|part| openai_part(role, part))
+        }
+        _ => Err("content: must be a string or a non-empty array of content parts".into()),
+    }
+}
+
+fn openai_part(role: &str, part: &Value) -> Result<(), String> {
+    match part["type"].as_str() {
+        Some("text") if part["text"].is_string() => Ok(()),
+        Some("image_url") => {
+            if role != "user" {
+                return Err("Image URLs are only allowed for messages with role 'user'".into());
+            }
+            let url = part["image_url"]["url"].as_str().unwrap_or("");
+            let data_url = url
+                .strip_prefix("data:")
+                .and_then(|rest| rest.split_once(";base64,"));
+            match data_url {
+                Some((mime, data)) if IMAGE_TYPES.contains(&mime) && base64_ok(data) => Ok(()),
+                Some(_) => Err(
+                    "Invalid image data: a data URL must be data:<image type>;base64,<data>".into(),
+                ),
+                None if url.starts_with("https://") => Ok(()),
+                None => Err("image_url.url: must be a URL or a base64 data URL".into()),
+            }
+        }
+        _ => Err("content part: invalid type or missing field".into()),
+    }
+}
 
 pub fn openai_error(status: u16, message: &str, kind: &str) -> ResponseTemplate {
     ResponseTemplate::new(status).set_body_json(
@@ -242,21 +331,25 @@ fn openai(cfg: &Cfg, req: &Request) -> Answer {
                 openai_error(404, &format!("The model `{model}` does not exist or you do not have access to it."), "invalid_request_error")
             })?;
             let messages = body["messages"].as_array().filter(|m| !m.is_empty()).ok_or_else(|| bad("messages: must be a non-empty array"))?;
-            for m in messages {
-                let role = m["role"].as_str().unwrap_or("");
-                check(["system", "developer", "user", "assistant"].contains(&role), || bad("messages: invalid role"))?;
-                check(m["content"].is_string(), || bad("messages: content must be a string"))?;
+            for (i, m) in messages.iter().enumerate() {
+                openai_message(m).map_err(|e| bad(&format!("messages[{i}]: {e}")))?;
             }
+            let offered = tool_fakes::openai_tools(&body).map_err(|e| bad(&e))?;
+            let results = tool_fakes::openai_turns(messages).map_err(|e| bad(&e))?;
             check(temperature_ok(&body, 2.0), || bad("temperature: must be between 0 and 2"))?;
             let reasoning = model.starts_with('o') || model.starts_with("gpt-5");
             check(!(reasoning && body.get("max_tokens").is_some()), || {
                 bad("Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead.")
             })?;
             let stream = stream_flag(&body, false).map_err(|m| bad(&m))?;
+            let pieces = match cfg.decide(&offered, results) {
+                Ok(pieces) => pieces,
+                Err(calls) => return Ok(tool_fakes::openai_calls(model, &cfg.script, &calls, stream)),
+            };
             Ok(if stream {
-                ResponseTemplate::new(200).set_body_raw(openai_sse(&cfg.pieces), "text/event-stream")
+                ResponseTemplate::new(200).set_body_raw(openai_sse(&pieces), "text/event-stream")
             } else {
-                ResponseTemplate::new(200).set_body_json(openai_completion(model, &cfg.pieces.concat()))
+                ResponseTemplate::new(200).set_body_json(openai_completion(model, &pieces.concat()))
             })
         }
         _ => Err(openai_error(404, "Unknown request URL", "invalid_request_error")),
@@ -312,7 +405,7 @@ fn anthropic(cfg: &Cfg, req: &Request) -> Answer {
         }))),
         ("POST", "/v1/messages") => {
             let body = json_body(req, bad)?;
-            if let Some(unknown) = field_in(&body, "body", &["model", "max_tokens", "system", "messages", "temperature", "stream", "top_p", "top_k", "stop_sequences", "metadata"]) {
+            if let Some(unknown) = field_in(&body, "body", &["model", "max_tokens", "system", "messages", "temperature", "stream", "top_p", "top_k", "stop_sequences", "metadata", "tools", "tool_choice"]) {
                 return Err(bad(&unknown));
             }
             let model = body["model"].as_str().ok_or_else(|| bad("model: Field required"))?;
@@ -329,19 +422,68 @@ fn anthropic(cfg: &Cfg, req: &Request) -> Answer {
                 check(role != previous, || {
                     bad(&format!("messages: roles must alternate between \"user\" and \"assistant\", but found multiple \"{role}\" roles in a row"))
                 })?;
-                check(m["content"].is_string() || m["content"].is_array(), || bad("messages: content must be a string"))?;
+                anthropic_content(role, &m["content"]).map_err(|e| bad(&format!("messages.{i}.content: {e}")))?;
                 previous = role;
             }
+            let offered = tool_fakes::anthropic_tools(&body).map_err(|e| bad(&e))?;
+            let results = tool_fakes::anthropic_turns(messages).map_err(|e| bad(&e))?;
             check(temperature_ok(&body, 1.0), || bad("temperature: range: 0..1"))?;
             check(cfg.models.iter().any(|m| m == model), || anthropic_error(404, "not_found_error", &format!("model: {model}")))?;
             let stream = stream_flag(&body, false).map_err(|m| bad(&m))?;
+            let pieces = match cfg.decide(&offered, results) {
+                Ok(pieces) => pieces,
+                Err(calls) => return Ok(tool_fakes::anthropic_calls(model, &cfg.script, &calls, stream)),
+            };
             Ok(if stream {
-                ResponseTemplate::new(200).set_body_raw(anthropic_sse(model, &cfg.pieces), "text/event-stream")
+                ResponseTemplate::new(200).set_body_raw(anthropic_sse(model, &pieces), "text/event-stream")
             } else {
-                ResponseTemplate::new(200).set_body_json(anthropic_message(model, &[("text", &cfg.pieces.concat())]))
+                ResponseTemplate::new(200).set_body_json(anthropic_message(model, &[("text", &pieces.concat())]))
             })
         }
         _ => Err(anthropic_error(404, "not_found_error", "Not found")),
+    }
+}
+
+/// The content of one message: a string, or content blocks the API knows.
+fn anthropic_content(role: &str, content: &Value) -> Result<(), String> {
+    match content {
+        Value::String(_) => Ok(()),
+        Value::Array(blocks) if !blocks.is_empty() => blocks
+            .iter()
+            .try_for_each(|block| anthropic_block(role, block)),
+        Value::Array(_) => Err("messages: all messages must have non-empty content".into()),
+        _ => Err("Input should be a valid string or a valid list".into()),
+    }
+}
+
+fn anthropic_block(role: &str, block: &Value) -> Result<(), String> {
+    match block["type"].as_str() {
+        Some("text") => match block["text"].as_str() {
+            Some(text) if !text.is_empty() => Ok(()),
+            _ => Err("text content blocks must be non-empty".into()),
+        },
+        Some("image") => {
+            if role != "user" {
+                return Err("image blocks are only allowed in user messages".into());
+            }
+            let source = &block["source"];
+            if source["type"] != "base64" {
+                return Err("source.type: Input should be 'base64', 'url' or 'file'".into());
+            }
+            let media_type = source["media_type"].as_str().unwrap_or("");
+            if !IMAGE_TYPES.contains(&media_type) {
+                return Err("source.media_type: Input should be 'image/jpeg', 'image/png', 'image/gif' or 'image/webp'".into());
+            }
+            if !source["data"].as_str().is_some_and(base64_ok) {
+                return Err("source.data: invalid base64 data".into());
+            }
+            Ok(())
+        }
+        Some("tool_use" | "tool_result") => tool_fakes::anthropic_tool_block(role, block),
+        Some(other) => Err(format!(
+            "Input tag '{other}' found using 'type' does not match any of the expected tags"
+        )),
+        None => Err("type: Field required".into()),
     }
 }
 
@@ -496,9 +638,9 @@ fn gemini(cfg: &Cfg, req: &Request) -> Answer {
             .ok_or_else(|| {
                 bad("* GenerateContentRequest.contents.parts: contents.parts must not be empty.")
             })?;
-        check(parts.iter().all(|p| p["text"].is_string()), || {
-            bad("parts: text must be a string")
-        })?;
+        for part in parts {
+            gemini_part(role, part).map_err(|e| bad(&format!("contents.parts: {e}")))?;
+        }
         previous = role;
     }
     if let Some(system) = body.get("systemInstruction") {
@@ -537,17 +679,66 @@ fn gemini(cfg: &Cfg, req: &Request) -> Answer {
             bad("temperature must be between 0 and 2")
         })?;
     }
-    let text = cfg.pieces.concat();
+    let offered = tool_fakes::gemini_tools(&body).map_err(|e| bad(&e))?;
+    let results = tool_fakes::gemini_turns(model, contents).map_err(|e| bad(&e))?;
+    let sse = req.url.query_pairs().any(|(k, v)| k == "alt" && v == "sse");
+    let pieces = match cfg.decide(&offered, results) {
+        Ok(pieces) => pieces,
+        Err(calls) => {
+            let stream = method == "streamGenerateContent";
+            return Ok(tool_fakes::gemini_calls(&cfg.script, &calls, stream && sse));
+        }
+    };
+    let text = pieces.concat();
     if method == "generateContent" {
         return Ok(ResponseTemplate::new(200).set_body_json(gemini_answer(&text)));
     }
-    let sse = req.url.query_pairs().any(|(k, v)| k == "alt" && v == "sse");
     Ok(if sse {
-        ResponseTemplate::new(200).set_body_raw(gemini_sse(&cfg.pieces), "text/event-stream")
+        ResponseTemplate::new(200).set_body_raw(gemini_sse(&pieces), "text/event-stream")
     } else {
         // Without alt=sse the API streams one JSON array.
         ResponseTemplate::new(200).set_body_json(json!([gemini_answer(&text)]))
     })
+}
+
+/// One part: exactly one kind of data (proto `oneof`), in either JSON spelling.
+fn gemini_part(role: &str, part: &Value) -> Result<(), String> {
+    let Some(fields) = part.as_object() else {
+        return Err("a part must be an object".into());
+    };
+    let data: Vec<&str> = fields
+        .keys()
+        .map(String::as_str)
+        .filter(|k| !["thought", "thoughtSignature", "thought_signature"].contains(k))
+        .collect();
+    let [kind] = data.as_slice() else {
+        return Err(format!(
+            "a part must hold exactly one kind of data, found {data:?}"
+        ));
+    };
+    match *kind {
+        "text" if part["text"].is_string() => Ok(()),
+        "inline_data" | "inlineData" => {
+            let blob = &part[*kind];
+            let mime = blob.get("mime_type").or_else(|| blob.get("mimeType"));
+            if !mime
+                .and_then(Value::as_str)
+                .is_some_and(|m| IMAGE_TYPES.contains(&m))
+            {
+                return Err("inline_data.mime_type: unsupported MIME type".into());
+            }
+            if !blob["data"].as_str().is_some_and(base64_ok) {
+                return Err(
+                    "inline_data.data: Invalid value (bytes), base64 decoding failed".into(),
+                );
+            }
+            Ok(())
+        }
+        "functionCall" | "functionResponse" => tool_fakes::gemini_tool_part(role, kind, part),
+        other => Err(format!(
+            "Unknown name \"{other}\" at 'contents.parts': Cannot find field."
+        )),
+    }
 }
 
 pub fn gemini_candidate(text: &str, finish: Option<&str>) -> Value {
@@ -598,20 +789,42 @@ fn ollama(cfg: &Cfg, req: &Request) -> Answer {
             })?;
             let messages = body["messages"].as_array().ok_or_else(|| bad("messages is required"))?;
             for m in messages {
-                let role = m["role"].as_str().unwrap_or("");
-                check(["system", "user", "assistant", "tool"].contains(&role), || bad("invalid role"))?;
-                check(m["content"].is_string(), || bad("content must be a string"))?;
+                ollama_message(m).map_err(|e| bad(&e))?;
             }
+            let offered = tool_fakes::ollama_tools(&body).map_err(|e| bad(&e))?;
+            let results = tool_fakes::ollama_turns(messages);
             check(body.get("options").is_none_or(Value::is_object), || bad("options must be an object"))?;
             // Ollama streams unless told not to.
             let stream = stream_flag(&body, true).map_err(|m| bad(&m))?;
+            let pieces = match cfg.decide(&offered, results) {
+                Ok(pieces) => pieces,
+                Err(calls) => return Ok(tool_fakes::ollama_calls(model, &cfg.script, &calls, stream)),
+            };
             Ok(if stream {
-                ResponseTemplate::new(200).set_body_raw(ollama_ndjson(model, &cfg.pieces), "application/x-ndjson")
+                ResponseTemplate::new(200).set_body_raw(ollama_ndjson(model, &pieces), "application/x-ndjson")
             } else {
-                ResponseTemplate::new(200).set_body_json(ollama_answer(model, &cfg.pieces.concat()))
+                ResponseTemplate::new(200).set_body_json(ollama_answer(model, &pieces.concat()))
             })
         }
         _ => Err(ResponseTemplate::new(404).set_body_string("404 page not found")),
+    }
+}
+
+fn ollama_message(m: &Value) -> Result<(), String> {
+    let role = m["role"].as_str().unwrap_or("");
+    if !["system", "user", "assistant", "tool"].contains(&role) {
+        return Err("invalid role".into());
+    }
+    if !m["content"].is_string() {
+        return Err("content must be a string".into());
+    }
+    tool_fakes::ollama_tool_message(m)?;
+    match m.get("images") {
+        None => Ok(()),
+        Some(Value::Array(images)) if images.iter().all(|i| i.as_str().is_some_and(base64_ok)) => {
+            Ok(())
+        }
+        Some(_) => Err("illegal base64 data in images".into()),
     }
 }
 

@@ -59,9 +59,22 @@ async fn fields_of_the_wrong_shape() {
             json!({"choices": [{"message": {"content": 42}}]}),
         ),
         (ProviderKind::Anthropic, json!({"content": []})),
+        // A call is an answer, but not one without its input object.
         (
             ProviderKind::Anthropic,
-            json!({"content": [{"type": "tool_use", "id": "t", "name": "n", "input": {}}]}),
+            json!({"content": [{"type": "tool_use", "id": "t", "name": "n", "input": "x"}]}),
+        ),
+        (
+            ProviderKind::OpenAi,
+            json!({"choices": [{"message": {"content": null, "tool_calls": [{"id": "c", "type": "function"}]}}]}),
+        ),
+        (
+            ProviderKind::Gemini,
+            json!({"candidates": [{"content": {"parts": [{"functionCall": {"args": {}}}]}, "finishReason": "STOP"}]}),
+        ),
+        (
+            ProviderKind::Ollama,
+            json!({"message": {"role": "assistant", "content": "", "tool_calls": [{"function": {"arguments": {}}}]}, "done": true}),
         ),
         (ProviderKind::Gemini, json!({"candidates": []})),
         (
