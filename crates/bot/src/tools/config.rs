@@ -91,7 +91,8 @@ struct Entry {
 
 /// A server name: what goes before `__` in the model's tool names.
 pub fn valid_server_name(name: &str) -> bool {
-    !name.is_empty()
+    // Gemini wants tool names to start with a letter (or '_', which is kept out here).
+    name.starts_with(|c: char| c.is_ascii_alphabetic())
         && name.len() <= 32
         && !name.contains(SEPARATOR)
         && !name.starts_with('_')
@@ -131,7 +132,7 @@ pub fn parse(text: &str) -> Result<Vec<ServerConfig>, String> {
 fn server(name: String, entry: Entry) -> Result<ServerConfig, String> {
     if !valid_server_name(&name) {
         return Err(format!(
-            "server {name:?}: a name is 1-32 letters, digits, '-' or '_', without \"__\" and not starting or ending with '_'"
+            "server {name:?}: a name is 1-32 letters, digits, '-' or '_', starting with a letter, without \"__\" and not ending with '_'"
         ));
     }
     let fail = |what: String| format!("server {name:?}: {what}");
@@ -280,6 +281,7 @@ mod tests {
             ),
             ("[servers.a__b]\ncommand = \"x\"\n", "server \"a__b\""),
             ("[servers.\"a b\"]\ncommand = \"x\"\n", "server \"a b\""),
+            ("[servers.1a]\ncommand = \"x\"\n", "starting with a letter"),
             ("[servers.a]\nurl = \"ftp://h\"\n", "http://"),
             (
                 "[servers.a]\nurl = \"http://h\"\nenv = { A = \"1\" }\n",

@@ -483,6 +483,9 @@ mod tests {
         assert_eq!(exposed_name("wiki", "get.page"), None);
         assert_eq!(exposed_name("wiki", ""), None);
         assert_eq!(exposed_name("w", &"x".repeat(62)), None);
-        assert_eq!(exposed_name("w", &"x".repeat(61)).map(|n| n.len()), Some(64));
+        assert_eq!(
+            exposed_name("w", &"x".repeat(61)).map(|n| n.len()),
+            Some(64)
+        );
     }
 }

@@ -187,14 +187,8 @@ fn push_round(
     calls: Vec<ToolCall>,
     results: Vec<ToolResult>,
 ) {
-    request.messages.push(Message {
-        tool_calls: calls,
-        ..Message::assistant(text)
-    });
-    request.messages.push(Message {
-        tool_results: results,
-        ..Message::user("")
-    });
+    request.messages.push(Message::assistant_calls(text, calls));
+    request.messages.push(Message::tool_results(results));
 }
 
 /// The final request, when the rounds are used up: no tools offered, and the transcript

@@ -21,5 +21,6 @@ mod replicas;
 mod store;
 mod streaming;
 mod tls_relay;
+mod tools;
 mod webhook_auth;
 mod websocket;
