@@ -7,13 +7,23 @@
 //! Tools: `echo` (text back), `add` (a + b), `slow` (sleeps `seconds`: hangs past a
 //! timeout), `fail` (an error result), `die` (the process exits at once), `env` (the names
 //! of its environment variables, to show what a stdio server inherits), `shout` (stands
-//! for a tool an operator puts under `confirm`; answers its text in capitals).
+//! for a tool an operator puts under `confirm`; answers its text in capitals), `grow`
+//! (adds the tool `extra` to the list and sends `notifications/tools/list_changed`).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::handler::server::{router::tool::ToolRouter, wrapper::Parameters};
-use rmcp::model::{CallToolResult, ContentBlock, ServerCapabilities, ServerConfig};
-use rmcp::{ServerHandler, ServiceExt, schemars, tool, tool_handler, tool_router};
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ListToolsResult,
+    PaginatedRequestParams, ServerCapabilities, ServerConfig,
+};
+use rmcp::service::RequestContext;
+use rmcp::{
+    ErrorData, Peer, RoleServer, ServerHandler, ServiceExt, schemars, tool, tool_router,
+};
 
 #[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
 struct EchoArgs {
@@ -41,8 +51,9 @@ struct FailArgs {
 
 #[derive(Debug, Clone)]
 struct TestServer {
-    #[allow(dead_code)]
     tool_router: ToolRouter<Self>,
+    /// `grow` was called: `extra` is listed.
+    grown: Arc<AtomicBool>,
 }
 
 #[tool_router]
@@ -50,7 +61,22 @@ impl TestServer {
     fn new() -> Self {
         Self {
             tool_router: Self::tool_router(),
+            grown: Arc::default(),
         }
+    }
+
+    #[tool(description = "Adds the tool extra and says the tool list changed")]
+    async fn grow(&self, peer: Peer<RoleServer>) -> String {
+        self.grown.store(true, Ordering::SeqCst);
+        tokio::spawn(async move {
+            let _ = peer.notify_tool_list_changed().await;
+        });
+        "grown".to_owned()
+    }
+
+    #[tool(description = "Listed only after grow")]
+    fn extra(&self) -> String {
+        "extra".to_owned()
     }
 
     #[tool(description = "Returns the text it is given")]
@@ -94,11 +120,42 @@ impl TestServer {
     }
 }
 
-#[tool_handler]
 impl ServerHandler for TestServer {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-            .with_instructions("A test server for webex-chatbot's tool tests")
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_tool_list_changed()
+                .build(),
+        )
+        .with_instructions("A test server for webex-chatbot's tool tests")
+    }
+
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        self.tool_router
+            .call(ToolCallContext::new(self, request, context))
+            .await
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let grown = self.grown.load(Ordering::SeqCst);
+        Ok(ListToolsResult {
+            tools: self
+                .tool_router
+                .list_all()
+                .into_iter()
+                .filter(|t| grown || t.name != "extra")
+                .collect(),
+            ..Default::default()
+        })
     }
 }
 

@@ -230,6 +230,27 @@ async fn a_server_that_dies_is_started_again() {
 }
 
 #[tokio::test]
+async fn the_tool_list_is_refreshed_when_the_server_says_it_changed() {
+    let set = tool_set(&stdio_server("test", ""));
+    wait_connected(&set, "test").await;
+    let has_extra = |set: &ToolSet| {
+        set.offered(&["test".to_owned()])
+            .iter()
+            .any(|o| o.exposed == "test__extra")
+    };
+    assert!(!has_extra(&set));
+    assert_eq!(text_of(set.call("test", "grow", &json!({})).await), "grown");
+    for _ in 0..500 {
+        if has_extra(&set) {
+            set.stop();
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the new tool was not listed after notifications/tools/list_changed");
+}
+
+#[tokio::test]
 async fn a_server_that_cannot_start_is_retried_and_the_rest_work() {
     let toml = format!(
         "[servers.broken]\ncommand = \"/nonexistent/mcp-server\"\n\n{}",
