@@ -1845,7 +1845,136 @@ async fn doctor_starts_each_server_and_lists_its_tools() {
     assert!(by("broken")["fix"].is_string());
     assert_eq!(out.status.code(), Some(1));
 
+    let summary = report.iter().find(|c| c["name"] == "tools").unwrap();
+    assert_eq!(summary["status"], "PASS", "{summary}");
+    assert!(summary["detail"].as_str().unwrap().contains("3 server(s)"));
+
     let text = String::from_utf8(run(false).stdout).unwrap();
     assert!(text.contains("PASS  tool-server: test (stdio"), "{text}");
     assert!(text.contains("FAIL  tool-server: broken"), "{text}");
+
+    // A bad file is one failed check naming the problem.
+    std::fs::write(&file, "[servers.a]\ncommand = \"x\"\ncolour = \"red\"\n").unwrap();
+    let report: Vec<Value> = serde_json::from_slice(&run(true).stdout).unwrap();
+    let summary = report.iter().find(|c| c["name"] == "tools").unwrap();
+    assert_eq!(summary["status"], "FAIL");
+    assert!(
+        summary["detail"].as_str().unwrap().contains("colour"),
+        "{summary}"
+    );
+    assert!(!report.iter().any(|c| c["name"] == "tool-server"));
+}
+
+// ------------------------------------------------------------------ the real process
+
+/// The bot binary with secrets in its environment and LOG_LEVEL=debug: the stdio server
+/// sees none of the bot's variables, and a tool's output never reaches an INFO line.
+#[tokio::test]
+async fn as_a_process_servers_get_no_secret_and_tool_output_stays_out_of_info_logs() {
+    const MARKER: &str = "TOOL-OUTPUT-marker-8c1";
+    let dir = tempfile::tempdir().unwrap();
+    let webex = wiremock::MockServer::start().await;
+    mount_webex_basics(&webex).await;
+    let model: Model = Arc::new(|seen: &Seen| {
+        if seen.rounds == 0 {
+            Say::Call(
+                String::new(),
+                vec![
+                    ("test__env".into(), json!({})),
+                    ("test__echo".into(), json!({"text": MARKER})),
+                ],
+            )
+        } else {
+            Say::Text("Checked.".into())
+        }
+    });
+    let llm = ToolLlm::start(Kind::Ollama, model).await;
+    let file = dir.path().join("tools.toml");
+    std::fs::write(&file, stdio_server("test", "")).unwrap();
+    let folder = personalities(dir.path(), &["test"]);
+    let port = free_port();
+    let log = std::fs::File::create(dir.path().join("out.log")).unwrap();
+    let mut child = bin()
+        .arg("serve")
+        .current_dir(dir.path())
+        .env_clear()
+        .env("WEBEX_BOT_TOKEN", TOKEN)
+        .env("WEBEX_API_URL", webex.uri())
+        .env("LLM_PROVIDER", "ollama")
+        .env("LLM_BASE_URL", &llm.uri)
+        .env("LLM_API_KEY", KEY)
+        .env("WEBHOOK_SECRET", WEBHOOK_SECRET)
+        .env("RELAY_API_KEY", "relay-key-SECRET-31")
+        .env("ADMIN_EMAILS", ALICE)
+        .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}/bot.db", dir.path().display()),
+        )
+        .env("PERSONALITIES_DIR", &folder)
+        .env("TOOLS_CONFIG", &file)
+        .env("REPLY_STREAMING", "false")
+        .env("LOG_FILE", "")
+        .env("LOG_LEVEL", "debug")
+        .stdout(std::process::Stdio::from(log.try_clone().unwrap()))
+        .stderr(std::process::Stdio::from(log))
+        .spawn()
+        .unwrap();
+    wait_listening(port).await;
+    // The server is up once the bot says so (tools are offered only while connected).
+    for _ in 0..500 {
+        let logs = std::fs::read_to_string(dir.path().join("out.log")).unwrap_or_default();
+        if logs.contains("MCP server connected") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let message = direct_message("P-1", "ROOM-P", ALICE, "Check the tools");
+    mount_message(&webex, &message).await;
+    assert_eq!(
+        post_signed_with(port, &event_for(&message), Some("relay-key-SECRET-31")).await,
+        200
+    );
+    let mut answered = false;
+    for _ in 0..500 {
+        if posted_messages(&webex)
+            .iter()
+            .any(|m| m["markdown"] == "Checked.")
+        {
+            answered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let logs = std::fs::read_to_string(dir.path().join("out.log")).unwrap();
+    assert!(answered, "no answer; logs: {logs}");
+
+    // What the server's environment held came back to the model: none of the bot's.
+    let requests = llm.requests();
+    let results = requests[1].to_string();
+    assert!(results.contains(MARKER), "{results}");
+    for name in [
+        "WEBEX_BOT_TOKEN",
+        "LLM_API_KEY",
+        "WEBHOOK_SECRET",
+        "RELAY_API_KEY",
+        "DATABASE_URL",
+    ] {
+        assert!(!results.contains(name), "the server saw {name}: {results}");
+    }
+    assert!(logs.contains("tool call"), "{logs}");
+    for line in logs
+        .lines()
+        .filter(|l| l.contains(" INFO ") || l.contains(" WARN "))
+    {
+        assert!(
+            !line.contains(MARKER),
+            "tool output logged above DEBUG: {line}"
+        );
+    }
+    for secret in [TOKEN, KEY, WEBHOOK_SECRET, "relay-key-SECRET-31"] {
+        assert!(!logs.contains(secret), "a secret leaked into the logs");
+    }
 }
