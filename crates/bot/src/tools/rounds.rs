@@ -64,6 +64,14 @@ pub(crate) async fn answer(rounds: Rounds, mut request: ChatRequest) -> Result<S
     loop {
         let response = ask(&rounds.state, rounds.for_round(request.clone(), round)).await?;
         if response.tool_calls.is_empty() || round >= rounds.max_rounds() {
+            if response.content.trim().is_empty() {
+                // Calls where none were offered, and no words: nothing to post.
+                return Err(LlmError::Malformed {
+                    provider: response.provider,
+                    reason: "the answer has tool calls but no text after the last tool round"
+                        .into(),
+                });
+            }
             return Ok(response.content);
         }
         let results = run_calls(&rounds, &response.tool_calls).await;
