@@ -38,11 +38,12 @@ pub enum Wait {
     Unasked,
 }
 
-/// A decision [`decide`] took.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Decided {
-    Approved,
-    Denied,
+/// A decision [`decide`] took, and of which call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decided {
+    pub approved: bool,
+    pub server: String,
+    pub tool: String,
 }
 
 /// Why [`decide`] took no decision.
@@ -75,8 +76,8 @@ impl DecideError {
 
 impl Decided {
     /// The short answer for the person who clicked.
-    pub fn answer(self, tool: &str) -> String {
-        strings::approval_decided(tool, self == Decided::Approved)
+    pub fn answer(&self) -> String {
+        strings::approval_decided(&format!("{}/{}", self.server, self.tool), self.approved)
     }
 }
 
@@ -122,10 +123,10 @@ pub async fn decide(
     }
     tracing::info!(approval = approval_id, server = %row.server, tool = %row.tool, decision, "tool call decided");
     state.tools.wake_approvals();
-    Ok(if approve {
-        Decided::Approved
-    } else {
-        Decided::Denied
+    Ok(Decided {
+        approved: approve,
+        server: row.server,
+        tool: row.tool,
     })
 }
 

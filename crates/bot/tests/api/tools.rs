@@ -1591,18 +1591,24 @@ async fn a_confirm_tool_runs_only_after_the_asker_approves() {
         tools::decide(&app.state, "no-such-approval", ALICE_ID, false, true).await,
         Err(DecideError::Unknown)
     ));
+    let decided = tools::decide(
+        &app.state,
+        &id,
+        "92b3dd9a-675d-4a41-8c1e-1234567890ab",
+        false,
+        true,
+    )
+    .await
+    .unwrap();
     assert_eq!(
-        tools::decide(
-            &app.state,
-            &id,
-            "92b3dd9a-675d-4a41-8c1e-1234567890ab",
-            false,
-            true
-        )
-        .await
-        .unwrap(),
-        Decided::Approved
+        decided,
+        Decided {
+            approved: true,
+            server: "test".into(),
+            tool: "shout".into()
+        }
     );
+    assert_eq!(decided.answer(), "Approved: running `test/shout`.");
     assert!(matches!(
         tools::decide(&app.state, &id, ALICE_ID, false, false).await,
         Err(DecideError::AlreadyDecided { decision }) if decision == "approve"
@@ -1636,7 +1642,11 @@ async fn an_admin_may_deny_and_the_model_is_told() {
         tools::decide(&app.state, &id, "ADMIN-PERSON", true, false)
             .await
             .unwrap(),
-        Decided::Denied
+        Decided {
+            approved: false,
+            server: "test".into(),
+            tool: "shout".into()
+        }
     );
     assert_eq!(wait_done(app, "M-1").await, "answered");
     let shown = last_posted(app);
