@@ -1758,6 +1758,79 @@ async fn the_approval_card_goes_to_the_questions_thread_in_a_group_space() {
     assert_eq!(wait_done(app, "G-1").await, "answered");
 }
 
+#[tokio::test]
+async fn approvals_and_call_records_in_the_store_on_both_backends() {
+    use bot::store::{ToolApproval, ToolCallRecord};
+    for (name, store, _dir) in crate::store::stores().await {
+        let approval = ToolApproval {
+            id: "A-1".into(),
+            room_id: "ROOM".into(),
+            asker_person_id: ALICE_ID.into(),
+            asker_email: ALICE.into(),
+            server: "test".into(),
+            tool: "shout".into(),
+            arguments_sha256: "ab".repeat(32),
+            created_at: 1_765_000_000_000,
+            decision: None,
+            decided_by: None,
+        };
+        store.insert_tool_approval(&approval).await.unwrap();
+        assert_eq!(
+            store.tool_approval("A-1").await.unwrap(),
+            Some(approval.clone()),
+            "{name}"
+        );
+        assert_eq!(store.tool_approval("A-2").await.unwrap(), None, "{name}");
+        // Decided once: the second decision changes nothing.
+        assert!(
+            store
+                .decide_tool_approval("A-1", "deny", Some("P"))
+                .await
+                .unwrap(),
+            "{name}"
+        );
+        assert!(
+            !store
+                .decide_tool_approval("A-1", "approve", Some("Q"))
+                .await
+                .unwrap(),
+            "{name}"
+        );
+        let row = store.tool_approval("A-1").await.unwrap().unwrap();
+        assert_eq!(
+            (row.decision.as_deref(), row.decided_by.as_deref()),
+            (Some("deny"), Some("P")),
+            "{name}"
+        );
+
+        for (i, arguments) in [None, Some("{\"a\":1}".to_owned())].into_iter().enumerate() {
+            store
+                .record_tool_call(&ToolCallRecord {
+                    called_at: 1_765_000_000_000 + i64::try_from(i).unwrap(),
+                    person_email: ALICE.into(),
+                    room_id: "ROOM".into(),
+                    server: "test".into(),
+                    tool: "add".into(),
+                    outcome: "ok".into(),
+                    duration_ms: 12,
+                    arguments_sha256: "cd".repeat(32),
+                    arguments,
+                })
+                .await
+                .unwrap();
+        }
+        let calls = store.recent_tool_calls(10).await.unwrap();
+        assert_eq!(calls.len(), 2, "{name}");
+        assert_eq!(
+            calls[0].arguments.as_deref(),
+            Some("{\"a\":1}"),
+            "{name}: newest first"
+        );
+        assert_eq!(calls[1].arguments, None, "{name}");
+        assert_eq!(calls[1].duration_ms, 12, "{name}");
+    }
+}
+
 // ------------------------------------------------------------------ tools and doctor
 
 #[tokio::test]
