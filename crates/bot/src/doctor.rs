@@ -191,12 +191,13 @@ pub async fn checks(config: &Config, external: bool) -> Vec<Check> {
     .collect()
 }
 
-/// `TOOLS_CONFIG`: the file, the personalities' `tools` entries, then each server started
-/// (stdio) or reached (HTTP) and its tools listed, all servers at once.
+/// `TOOLS_CONFIG`, when set: the file, the personalities' `tools` entries, then each server
+/// started (stdio) or reached (HTTP) and its tools listed, all servers at once.
 async fn check_tools(config: &Config, http: &reqwest::Client) -> Vec<Check> {
     const NAME: &str = "tools";
+    // Without TOOLS_CONFIG there is nothing to check (and no line: tools are optional).
     let Some(path) = &config.tools.config else {
-        return vec![Check::skip(NAME, "TOOLS_CONFIG is not set: no tools")];
+        return Vec::new();
     };
     let servers = match crate::tools::config::load(path) {
         Ok(servers) => servers,
