@@ -34,7 +34,8 @@ pub enum Transport {
     Stdio {
         command: PathBuf,
         args: Vec<String>,
-        env: BTreeMap<String, String>,
+        /// Values may be tokens: kept out of `Debug` like header values.
+        env: BTreeMap<String, SecretString>,
     },
     /// A Streamable HTTP endpoint, with extra headers on every request.
     Http {
@@ -177,7 +178,11 @@ fn server(name: String, entry: Entry) -> Result<ServerConfig, String> {
             Transport::Stdio {
                 command: PathBuf::from(command),
                 args: entry.args,
-                env: entry.env,
+                env: entry
+                    .env
+                    .into_iter()
+                    .map(|(k, v)| (k, SecretString::from(v)))
+                    .collect(),
             }
         }
         (None, Some(raw)) => {
@@ -250,7 +255,12 @@ mod tests {
             Transport::Stdio { command, args, env } => {
                 assert_eq!(command, Path::new("/usr/local/bin/tickets-mcp"));
                 assert_eq!(args, &["--readonly"]);
-                assert_eq!(env["TICKETS_URL"], "https://tickets.internal");
+                use secrecy::ExposeSecret;
+                assert_eq!(
+                    env["TICKETS_URL"].expose_secret(),
+                    "https://tickets.internal"
+                );
+                assert!(!format!("{tickets:?}").contains("tickets.internal"));
             }
             other => panic!("{other:?}"),
         }

@@ -369,7 +369,7 @@ fn spawn_child(
     name: &str,
     command: &Path,
     args: &[String],
-    env: &BTreeMap<String, String>,
+    env: &BTreeMap<String, secrecy::SecretString>,
 ) -> anyhow::Result<(
     rmcp::transport::TokioChildProcess,
     Option<tokio::process::ChildStderr>,
@@ -381,7 +381,7 @@ fn spawn_child(
             cmd.env(key, value);
         }
     }
-    cmd.envs(env);
+    cmd.envs(env.iter().map(|(k, v)| (k, v.expose_secret())));
     rmcp::transport::TokioChildProcess::builder(cmd)
         .stderr(std::process::Stdio::piped())
         .spawn()
