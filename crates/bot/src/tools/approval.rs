@@ -130,6 +130,28 @@ pub async fn decide(
     })
 }
 
+/// The card-click handler's whole job for an approval card: the submitted `inputs` (the
+/// button's data: `approval` and `decision`) decided for `person_id`, and the short text to
+/// answer the click with. `Err` only when the store failed (try the click again later).
+pub async fn on_click(
+    state: &AppState,
+    inputs: &serde_json::Map<String, Value>,
+    person_id: &str,
+    person_is_admin: bool,
+) -> Result<String, StoreError> {
+    let id = inputs.get("approval").and_then(Value::as_str).unwrap_or("");
+    let approve = match inputs.get("decision").and_then(Value::as_str) {
+        Some("approve") => true,
+        Some("deny") => false,
+        _ => return Ok(strings::APPROVAL_UNKNOWN.to_owned()),
+    };
+    match decide(state, id, person_id, person_is_admin, approve).await {
+        Ok(decided) => Ok(decided.answer()),
+        Err(DecideError::Store(e)) => Err(e),
+        Err(other) => Ok(other.answer()),
+    }
+}
+
 /// Asks for an approval of `tool` with `arguments` and waits for the decision.
 pub(crate) async fn ask(
     state: &AppState,

@@ -12,7 +12,7 @@ mod manager;
 pub(crate) mod record;
 pub(crate) mod rounds;
 
-pub use approval::{CARD_ACTION, DecideError, Decided, decide};
+pub use approval::{CARD_ACTION, DecideError, Decided, decide, on_click};
 pub use manager::{CallResult, Offered, ToolInfo, ToolSet, exposed_name, probe};
 
 use crate::domain::Email;

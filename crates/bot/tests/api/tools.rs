@@ -1625,6 +1625,57 @@ async fn a_confirm_tool_runs_only_after_the_asker_approves() {
 }
 
 #[tokio::test]
+async fn a_click_on_the_card_is_answered_with_what_it_decided() {
+    let bot = tool_bot(
+        Kind::Ollama,
+        shouter(Vec::new()),
+        "confirm = [\"shout\"]",
+        &["test"],
+        &[],
+    )
+    .await;
+    let app = &bot.app;
+    app.deliver(&direct_message("M-1", "ROOM-1", ALICE, "Shout hello"))
+        .await;
+    let card = approval_card(app).await;
+    // The submitted inputs are the clicked button's data.
+    let inputs = |button: usize| {
+        card["attachments"][0]["content"]["actions"][button]["data"]
+            .as_object()
+            .unwrap()
+            .clone()
+    };
+    let click = |inputs, person: &'static str, admin| {
+        let state = app.state.clone();
+        async move {
+            tools::on_click(&state, &inputs, person, admin)
+                .await
+                .unwrap()
+        }
+    };
+    assert_eq!(
+        click(inputs(0), "SOMEONE-ELSE", false).await,
+        "Only the person who asked the question, or an admin, can approve or deny this call."
+    );
+    assert_eq!(
+        click(inputs(1), ALICE_ID, false).await,
+        "Denied: `test/shout` will not run."
+    );
+    assert_eq!(
+        click(inputs(0), ALICE_ID, false).await,
+        "This call was already denied; that stands."
+    );
+    let mut forged = inputs(0);
+    forged.insert("approval".into(), json!("made-up"));
+    assert_eq!(
+        click(forged, ALICE_ID, true).await,
+        "I do not know that approval request any more."
+    );
+    assert_eq!(wait_done(app, "M-1").await, "answered");
+    assert!(last_posted(app).contains("denied"));
+}
+
+#[tokio::test]
 async fn an_admin_may_deny_and_the_model_is_told() {
     let bot = tool_bot(
         Kind::Gemini,
