@@ -50,6 +50,11 @@ pub enum Cmd {
         #[command(subcommand)]
         action: UsersCmd,
     },
+    /// Token usage recorded in the database (works while `serve` runs)
+    Usage {
+        #[command(subcommand)]
+        action: UsageCmd,
+    },
     /// Check the deployment (token, LLM, webhook, TLS files, .env mode, database,
     /// personalities, admins, log folder); exit 1 if any check fails
     Doctor {
@@ -76,7 +81,8 @@ pub enum Cmd {
 pub enum WebhooksCmd {
     /// List the webhooks of this bot's token
     List,
-    /// Register BOT_PUBLIC_URL/webhook (removing stale ones of this bot)
+    /// Register BOT_PUBLIC_URL/webhook for messages, card submits and memberships (removing
+    /// stale ones of this bot)
     Register,
     /// Delete every webhook this token owns, whatever its name or URL (no prompt); prints
     /// each deleted one: id, name, target URL
@@ -95,6 +101,20 @@ pub enum UsersCmd {
     Import { file: PathBuf },
     /// Print the approved users as a JSON array of emails
     Export,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UsageCmd {
+    /// Print one row per day, person, space, provider and model to stdout, with tokens and
+    /// cost; opens the database read-only
+    Export {
+        /// Only days from this one on (YYYY-MM-DD, UTC)
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        since: Option<String>,
+        /// csv (header day,person,space,provider,model,prompt_tokens,completion_tokens,total_tokens,cost) or json
+        #[arg(long, value_enum, default_value_t = crate::usage::export::Format::Csv)]
+        format: crate::usage::export::Format,
+    },
 }
 
 pub async fn run(cli: Cli) -> Result<(), AppError> {
@@ -120,6 +140,9 @@ pub async fn run(cli: Cli) -> Result<(), AppError> {
         Cmd::Chat { personality } => console_chat(config, personality).await,
         Cmd::Webhooks { action } => webhooks(config, action).await,
         Cmd::Users { action } => users(config, action).await,
+        Cmd::Usage {
+            action: UsageCmd::Export { since, format },
+        } => crate::usage::export::run(&config, since, format).await,
         Cmd::Doctor { json, external } => crate::doctor::run(config, json, external).await,
         Cmd::Dev {
             ngrok_api,
@@ -178,15 +201,17 @@ async fn webhooks(config: Config, action: WebhooksCmd) -> Result<(), AppError> {
                     "configuration error: BOT_PUBLIC_URL: required to register a webhook".into(),
                 )
             })?;
-            let status =
-                crate::registration::register(&client, url, config.webhook_secret.as_ref())
+            let webhooks =
+                crate::registration::register_each(&client, url, config.webhook_secret.as_ref())
                     .await
-                    .context("cannot register the webhook")?;
-            println!(
-                "registered {} -> {}",
-                status.id.unwrap_or_default(),
-                status.target_url.unwrap_or_default()
-            );
+                    .context("cannot register the webhooks")?;
+            // One line per webhook: one for each event the bot handles.
+            for w in webhooks {
+                println!(
+                    "registered {} -> {} ({}/{})",
+                    w.id, w.target_url, w.resource, w.event
+                );
+            }
         }
         WebhooksCmd::DeleteAll => {
             let deleted = crate::registration::delete_every(&client)

@@ -16,13 +16,21 @@ pub enum Command {
     Status,
     /// The tools this space's personality offers (DESIGN §10.5).
     Tools,
+    /// The asker's tokens and cost today and this month.
+    Usage,
+    /// The month's top people and spaces (admins, direct spaces).
+    UsageAll,
 }
 
 impl Command {
     pub fn admin_only(&self) -> bool {
         matches!(
             self,
-            Command::ListUsers | Command::AddUser(_) | Command::RemoveUser(_) | Command::Status
+            Command::ListUsers
+                | Command::AddUser(_)
+                | Command::RemoveUser(_)
+                | Command::Status
+                | Command::UsageAll
         )
     }
 
@@ -39,6 +47,8 @@ impl Command {
             Command::RemoveUser(_) => "remove_user",
             Command::Status => "status",
             Command::Tools => "tools",
+            Command::Usage => "usage",
+            Command::UsageAll => "usage_all",
         }
     }
 }
@@ -61,6 +71,8 @@ pub fn parse(text: &str) -> Option<Command> {
         ["reset"] => Some(Command::Reset),
         ["status"] => Some(Command::Status),
         ["tools"] => Some(Command::Tools),
+        ["usage"] => Some(Command::Usage),
+        ["usage", "all"] => Some(Command::UsageAll),
         ["personality"] => Some(Command::Personality),
         ["personality", "list"] => Some(Command::PersonalityList),
         ["personality", name] if is_personality_name(name) => {
@@ -116,6 +128,11 @@ mod tests {
                 Some(Command::RemoveUser("bob@example.com".into())),
             ),
             ("/remove user x", Some(Command::RemoveUser("x".into()))),
+            ("usage", Some(Command::Usage)),
+            ("/Usage", Some(Command::Usage)),
+            ("usage all", Some(Command::UsageAll)),
+            ("USAGE   All", Some(Command::UsageAll)),
+            ("/usage all", Some(Command::UsageAll)),
             // Near misses: these are questions for the LLM.
             ("help me write an email", None),
             ("help?", None),
@@ -137,6 +154,11 @@ mod tests {
             ("", None),
             ("   ", None),
             ("helps", None),
+            ("usage of the word whom", None),
+            ("usage all of them", None),
+            ("usage today", None),
+            ("what is my usage", None),
+            ("usages", None),
         ];
         for (text, want) in cases {
             assert_eq!(&parse(text), want, "{text:?}");
@@ -148,6 +170,8 @@ mod tests {
         assert!(Command::Status.admin_only());
         assert!(Command::ListUsers.admin_only());
         assert!(Command::AddUser(String::new()).admin_only());
+        assert!(Command::UsageAll.admin_only());
+        assert!(!Command::Usage.admin_only());
         assert!(!Command::Help.admin_only());
         assert!(!Command::PersonalitySet(String::new()).admin_only());
     }

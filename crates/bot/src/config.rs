@@ -140,6 +140,12 @@ pub struct Config {
     pub memory_max_age: Option<Duration>,
     /// Tools over MCP (DESIGN §10.5): `TOOLS_CONFIG` and its limits.
     pub tools: ToolSettings,
+    /// `FEEDBACK_BUTTONS`: a 👍/👎 card after each LLM answer (DESIGN §10.3).
+    pub feedback_buttons: bool,
+    /// `USER_DAILY_TOKENS`, `USER_MESSAGES_PER_MINUTE`, `SPACE_DAILY_TOKENS` (DESIGN §10.6).
+    pub limits: Limits,
+    /// `LLM_PRICE_…` and `LLM_FALLBACK_PRICE_…`: what a call costs (DESIGN §10.6).
+    pub prices: Prices,
 }
 
 /// `TOOLS_CONFIG` (the servers file, read at startup), `TOOLS_MAX_ROUNDS`,
@@ -154,6 +160,31 @@ pub struct ToolSettings {
     pub confirm_timeout: Duration,
     /// Record the arguments of each call in full (else only their SHA-256).
     pub log_arguments: bool,
+}
+
+/// Usage limits; `0` = none. Admins are exempt.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Limits {
+    /// Tokens (prompt + completion) one person may use per UTC day, in all spaces.
+    pub user_daily_tokens: u64,
+    /// Messages one person may send to the LLM per minute.
+    pub user_messages_per_minute: u64,
+    /// Tokens one space may use per UTC day, everyone in it together.
+    pub space_daily_tokens: u64,
+}
+
+/// Prices per million tokens of the primary provider and of the fallback.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Prices {
+    pub primary: Price,
+    pub fallback: Price,
+}
+
+/// What a million tokens cost, in whatever currency the operator bills in.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Price {
+    pub input_per_mtok: f64,
+    pub output_per_mtok: f64,
 }
 
 /// How answers are streamed into one edited message.
@@ -327,6 +358,18 @@ fn provider_config(
 #[allow(clippy::expect_used)]
 fn default_url(literal: &'static str) -> Url {
     Url::parse(literal).expect("built-in default URLs are valid")
+}
+
+/// A price per million tokens: a number, 0 or more (default 0).
+fn price(r: &Reader<'_>, var: &'static str) -> Result<f64, ConfigError> {
+    let value: f64 = r.parse(var, 0.0)?;
+    if !value.is_finite() || value < 0.0 {
+        return Err(ConfigError::new(
+            var,
+            format!("must be a price per million tokens, 0 or more, got {value}"),
+        ));
+    }
+    Ok(value)
 }
 
 /// `MEMORY_MAX_AGE_DAYS` (default 90, fractions allowed, `0` = never).
@@ -516,6 +559,22 @@ impl Config {
                 ),
                 log_arguments: r.bool("TOOLS_LOG_ARGUMENTS", false)?,
             },
+            feedback_buttons: r.bool("FEEDBACK_BUTTONS", false)?,
+            limits: Limits {
+                user_daily_tokens: r.parse("USER_DAILY_TOKENS", 0u64)?,
+                user_messages_per_minute: r.parse("USER_MESSAGES_PER_MINUTE", 0u64)?,
+                space_daily_tokens: r.parse("SPACE_DAILY_TOKENS", 0u64)?,
+            },
+            prices: Prices {
+                primary: Price {
+                    input_per_mtok: price(&r, "LLM_PRICE_INPUT_PER_MTOK")?,
+                    output_per_mtok: price(&r, "LLM_PRICE_OUTPUT_PER_MTOK")?,
+                },
+                fallback: Price {
+                    input_per_mtok: price(&r, "LLM_FALLBACK_PRICE_INPUT_PER_MTOK")?,
+                    output_per_mtok: price(&r, "LLM_FALLBACK_PRICE_OUTPUT_PER_MTOK")?,
+                },
+            },
         })
     }
 
@@ -592,6 +651,7 @@ mod tests {
         assert_eq!(c.memory_max_age, Some(Duration::from_secs(90 * 86_400)));
         assert_eq!(c.webex_timeout, Duration::from_secs(30));
         assert_eq!(c.max_reply_parts, 5);
+        assert!(!c.feedback_buttons);
         assert_eq!(
             c.streaming,
             Streaming {
@@ -613,6 +673,34 @@ mod tests {
                 log_arguments: false,
             }
         );
+        assert_eq!(c.limits, Limits::default());
+        assert_eq!(c.prices, Prices::default());
+    }
+
+    #[test]
+    fn limits_and_prices_are_read() {
+        let c = Config::from_source(&env(&[
+            ("USER_DAILY_TOKENS", "50000"),
+            ("USER_MESSAGES_PER_MINUTE", "5"),
+            ("SPACE_DAILY_TOKENS", "200000"),
+            ("LLM_PRICE_INPUT_PER_MTOK", "3"),
+            ("LLM_PRICE_OUTPUT_PER_MTOK", "15.5"),
+            ("LLM_FALLBACK_PRICE_INPUT_PER_MTOK", "0.15"),
+            ("LLM_FALLBACK_PRICE_OUTPUT_PER_MTOK", "0.6"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            c.limits,
+            Limits {
+                user_daily_tokens: 50_000,
+                user_messages_per_minute: 5,
+                space_daily_tokens: 200_000,
+            }
+        );
+        assert_eq!(c.prices.primary.input_per_mtok, 3.0);
+        assert_eq!(c.prices.primary.output_per_mtok, 15.5);
+        assert_eq!(c.prices.fallback.input_per_mtok, 0.15);
+        assert_eq!(c.prices.fallback.output_per_mtok, 0.6);
     }
 
     #[test]
@@ -678,8 +766,32 @@ mod tests {
             (&[("WEBEX_TIMEOUT_SECS", "0")], "WEBEX_TIMEOUT_SECS"),
             (&[("MAX_REPLY_PARTS", "0")], "MAX_REPLY_PARTS"),
             (&[("REPLY_STREAMING", "sometimes")], "REPLY_STREAMING"),
+            (&[("FEEDBACK_BUTTONS", "maybe")], "FEEDBACK_BUTTONS"),
             (&[("STREAM_FIRST_POST_MS", "-1")], "STREAM_FIRST_POST_MS"),
             (&[("STREAM_EDIT_MS", "0")], "STREAM_EDIT_MS"),
+            (&[("USER_DAILY_TOKENS", "-1")], "USER_DAILY_TOKENS"),
+            (&[("USER_DAILY_TOKENS", "lots")], "USER_DAILY_TOKENS"),
+            (
+                &[("USER_MESSAGES_PER_MINUTE", "2.5")],
+                "USER_MESSAGES_PER_MINUTE",
+            ),
+            (&[("SPACE_DAILY_TOKENS", "1e6")], "SPACE_DAILY_TOKENS"),
+            (
+                &[("LLM_PRICE_INPUT_PER_MTOK", "-3")],
+                "LLM_PRICE_INPUT_PER_MTOK",
+            ),
+            (
+                &[("LLM_PRICE_OUTPUT_PER_MTOK", "$15")],
+                "LLM_PRICE_OUTPUT_PER_MTOK",
+            ),
+            (
+                &[("LLM_FALLBACK_PRICE_INPUT_PER_MTOK", "NaN")],
+                "LLM_FALLBACK_PRICE_INPUT_PER_MTOK",
+            ),
+            (
+                &[("LLM_FALLBACK_PRICE_OUTPUT_PER_MTOK", "inf")],
+                "LLM_FALLBACK_PRICE_OUTPUT_PER_MTOK",
+            ),
         ];
         for (pairs, var) in cases {
             let err = Config::from_source(&env(pairs)).unwrap_err();

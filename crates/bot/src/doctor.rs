@@ -465,65 +465,102 @@ async fn check_webhook(config: &Config, client: &webex::Client) -> Check {
     let plan = registration::plan(&existing, &target);
     let register =
         "run `webex-chatbot webhooks register` (or restart the service: it registers at startup)";
-    let Some(keep) = plan.keep else {
-        let inactive = existing
-            .iter()
-            .find(|w| w.target_url == target && !w.is_active());
-        return match inactive {
-            Some(w) => Check::fail(
-                NAME,
-                format!(
-                    "webhook {} at {target} is {} (Webex disables a webhook after many failed deliveries)",
-                    w.id,
-                    w.status.as_deref().unwrap_or("inactive")
-                ),
-                format!(
-                    "make {target} reachable from the internet (`webex-chatbot doctor --external`), then {register}"
-                ),
+    let inactive = registration::SUBSCRIPTIONS
+        .iter()
+        .zip(&plan.keep)
+        .filter(|(_, keep)| keep.is_none())
+        .find_map(|((resource, event), _)| {
+            existing
+                .iter()
+                .find(|w| {
+                    w.target_url == target
+                        && w.resource == *resource
+                        && w.event == *event
+                        && !w.is_active()
+                })
+                .map(|w| (w, format!("{resource}/{event}")))
+        });
+    if let Some((w, which)) = inactive {
+        return Check::fail(
+            NAME,
+            format!(
+                "webhook {} at {target} is {} ({which}; Webex disables a webhook after many failed deliveries)",
+                w.id,
+                w.status.as_deref().unwrap_or("inactive")
             ),
-            None => Check::fail(
-                NAME,
-                format!("no active webhook points at {target}"),
-                register,
+            format!(
+                "make {target} reachable from the internet (`webex-chatbot doctor --external`), then {register}"
             ),
-        };
-    };
+        );
+    }
+    let missing: Vec<String> = registration::SUBSCRIPTIONS
+        .iter()
+        .zip(&plan.keep)
+        .filter(|(_, keep)| keep.is_none())
+        .map(|((resource, event), _)| format!("{resource}/{event}"))
+        .collect();
+    if missing.len() == registration::SUBSCRIPTIONS.len() {
+        return Check::fail(
+            NAME,
+            format!("no active webhook points at {target}"),
+            register,
+        );
+    }
+    if !missing.is_empty() {
+        return Check::fail(
+            NAME,
+            format!(
+                "no active webhook for {} points at {target} (the bot needs one for each of messages, attachmentActions and memberships)",
+                missing.join(", ")
+            ),
+            register,
+        );
+    }
+    let kept: Vec<webex::WebhookId> = plan.keep.iter().flatten().cloned().collect();
+    let ids: Vec<String> = kept.iter().map(ToString::to_string).collect();
+    let ids = ids.join(", ");
     if !plan.delete.is_empty() {
         let others: Vec<String> = existing
             .iter()
             .filter(|w| plan.delete.contains(&w.id))
-            .map(|w| format!("{} -> {}", w.id, w.target_url))
+            .map(|w| format!("{} ({}/{}) -> {}", w.id, w.resource, w.event, w.target_url))
             .collect();
         return Check::fail(
             NAME,
             format!(
-                "{keep} points at {target}, but {} more webhook(s) of this bot exist ({}): Webex delivers every message to each",
+                "{ids} point at {target}, but {} more webhook(s) of this bot exist ({}): Webex delivers every event to each",
                 others.len(),
                 others.join(", ")
             ),
-            "`webex-chatbot webhooks register` keeps one and deletes the others",
+            "`webex-chatbot webhooks register` keeps one per event and deletes the others",
         );
     }
-    let secret_differs = match (
-        existing
-            .iter()
-            .find(|w| w.id == keep)
-            .and_then(|w| w.secret.as_deref()),
-        &config.webhook_secret,
-    ) {
-        (Some(registered), Some(ours)) => registered != ours.expose_secret(),
-        _ => false,
-    };
-    if secret_differs {
+    let secret_differs = existing
+        .iter()
+        .filter(|w| kept.contains(&w.id))
+        .filter_map(|w| w.secret.as_deref().map(|secret| (w, secret)))
+        .find(|(_, registered)| {
+            config
+                .webhook_secret
+                .as_ref()
+                .is_some_and(|ours| *registered != ours.expose_secret())
+        });
+    if let Some((w, _)) = secret_differs {
         return Check::fail(
             NAME,
             format!(
-                "{keep} points at {target} but was registered with another secret than WEBHOOK_SECRET: every delivery is refused with 401"
+                "{} ({}/{}) points at {target} but was registered with another secret than WEBHOOK_SECRET: every delivery is refused with 401",
+                w.id, w.resource, w.event
             ),
             "`webex-chatbot webhooks register` updates the secret",
         );
     }
-    Check::pass(NAME, format!("{keep} is active and points at {target}"))
+    Check::pass(
+        NAME,
+        format!(
+            "{ids} are active and point at {target} (messages, attachmentActions, memberships)"
+        ),
+    )
 }
 
 /// A `/health` answer is a few hundred bytes; anything past this is not one.

@@ -169,6 +169,12 @@ pub enum Outcome {
     WebexError,
     /// Too many attempts failed.
     GaveUp,
+    /// A feedback button's vote was recorded (DESIGN §10.3).
+    Feedback,
+    /// The bot was added to a group space and posted its greeting.
+    Greeted,
+    /// A usage limit was reached: the refusal was posted, the LLM not asked.
+    Limited,
 }
 
 impl Outcome {
@@ -181,6 +187,9 @@ impl Outcome {
             Outcome::LlmError => "llm_error",
             Outcome::WebexError => "webex_error",
             Outcome::GaveUp => "gave_up",
+            Outcome::Feedback => "feedback",
+            Outcome::Greeted => "greeted",
+            Outcome::Limited => "limited",
         }
     }
 }
@@ -194,7 +203,8 @@ pub enum IgnoreReason {
     BadSignature,
     /// A bad or missing relay key (`X-Relay-Key`) when `RELAY_API_KEY` is set.
     BadRelayKey,
-    /// Not `messages`/`created`.
+    /// Not an event the bot acts on (not `messages`, `attachmentActions` or `memberships`
+    /// `created`; someone else's membership; a card action it does not know).
     OtherEvent,
     /// The bot's own message.
     OwnMessage,

@@ -16,20 +16,26 @@
 //! - `pipeline`: one event end to end: fetch the message → sender checks and mention
 //!   stripping → `access` → [`commands`] (parse, then run) or `chat` → `reply` (split
 //!   under the size limit, threaded) → store the turns. One error boundary per message.
+//!   A submitted card (`pipeline/actions.rs`) and the bot's arrival in a space
+//!   (`pipeline/greeting.rs`) are events of their own kinds through the same inbox.
+//! - [`cards`]: the Adaptive Cards (`help`, `personality list`, feedback) and their 1.3 check.
 //! - `chat`, [`personality`], [`memory`]: the system prompt and trimmed history for the LLM.
+//! - [`usage`]: the tokens of every LLM call per day, person, space and model, their cost,
+//!   the limits checked before the LLM is asked (`pipeline`'s limit stage), `usage export`.
 //! - [`store`]: SQLite or PostgreSQL through one code path, a file per concern: ingest,
 //!   inbox/dedup, leases, leader, approved users, per-space personality, conversation turns.
 //! - [`tools`]: tools over MCP: the servers of `TOOLS_CONFIG`, the loop that runs the
 //!   model's tool calls, approval cards for `confirm` tools, the record of every call.
 //! - `probe`: the LLM's health for `/health` and `status`, cached a few seconds.
-//! - `registration`: keeps exactly one active webhook at `BOT_PUBLIC_URL/webhook`.
+//! - `registration`: keeps one active webhook per handled event at `BOT_PUBLIC_URL/webhook`.
 //! - `websocket`: `MODE=websocket` instead of a webhook: the device, the Mercury socket,
-//!   and each new message into the same inbox as a webhook delivery.
-//! - [`cli`]: the subcommands (`serve`, `chat`, `webhooks`, `users`, `doctor`, `dev`);
+//!   and each new message, card submit or space arrival into the same inbox as a webhook.
+//! - [`cli`]: the subcommands (`serve`, `chat`, `webhooks`, `users`, `usage`, `doctor`, `dev`);
 //!   `doctor` (deployment checks) and `dev` (ngrok tunnel + serve) live in their own modules.
 //!
 //! Webex wire types and HTTP live in the `webex` crate, provider formats in `llm`.
 
+pub mod cards;
 mod chat;
 pub mod cli;
 pub mod commands;
@@ -55,6 +61,7 @@ pub mod store;
 mod strings;
 pub mod telemetry;
 pub mod tools;
+pub mod usage;
 mod websocket;
 
 pub use error::AppError;

@@ -35,8 +35,27 @@ pub struct ToolCallLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ValueLabel {
+    pub value: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct StatusLabel {
     pub status: u16,
+}
+
+/// `webex_chatbot_llm_tokens_total{provider,model,kind}` (`kind`: `prompt` | `completion`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TokenLabels {
+    pub provider: &'static str,
+    pub model: String,
+    pub kind: &'static str,
+}
+
+/// `webex_chatbot_limit_hits_total{limit}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct LimitLabel {
+    pub limit: &'static str,
 }
 
 pub struct Metrics {
@@ -56,6 +75,12 @@ pub struct Metrics {
     pub stream_edit_failures: Counter,
     /// Tool calls over MCP (DESIGN §10.5), by server, tool and outcome.
     pub tool_calls: Family<ToolCallLabels, Counter>,
+    /// Feedback buttons (DESIGN §10.3): votes counted, by `up`/`down`; the same vote again
+    /// by the same person on the same card is not counted, a changed one is.
+    pub feedback: Family<ValueLabel, Counter>,
+    /// Usage and limits (DESIGN §10.6).
+    pub llm_tokens: Family<TokenLabels, Counter>,
+    pub limit_hits: Family<LimitLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -85,6 +110,24 @@ impl Metrics {
             "tool_calls",
             "Tool calls the model asked for, by server, tool and outcome (ok, error, timeout, denied)",
             tool_calls.clone(),
+        );
+        let feedback = Family::<ValueLabel, Counter>::default();
+        registry.register(
+            "feedback",
+            "Feedback button votes on LLM answers, by value (up or down); a repeated vote is counted once",
+            feedback.clone(),
+        );
+        let llm_tokens = Family::<TokenLabels, Counter>::default();
+        let limit_hits = Family::<LimitLabel, Counter>::default();
+        registry.register(
+            "llm_tokens",
+            "Tokens of LLM calls as the providers reported them, by provider, model and kind (prompt or completion)",
+            llm_tokens.clone(),
+        );
+        registry.register(
+            "limit_hits",
+            "Questions refused without an LLM call because a usage limit was reached, by limit",
+            limit_hits.clone(),
         );
         registry.register(
             "llm_first_token_seconds",
@@ -161,6 +204,9 @@ impl Metrics {
             stream_edits,
             stream_edit_failures,
             tool_calls,
+            feedback,
+            llm_tokens,
+            limit_hits,
         }
     }
 
@@ -188,6 +234,11 @@ impl Metrics {
                 outcome: outcome.as_str(),
             })
             .inc();
+    }
+
+    /// A feedback vote was counted (`up` or `down`).
+    pub fn feedback_vote(&self, value: &'static str) {
+        self.feedback.get_or_create(&ValueLabel { value }).inc();
     }
 
     pub fn webex_error(&self, status: u16) {

@@ -110,6 +110,8 @@ pub struct BuildOptions {
     pub fault_hook: Option<crate::rooms::FaultHook>,
     /// How long an LLM probe's report is reused by `/health` and `status`.
     pub probe_cache: Duration,
+    /// The clock usage days and limits are counted in (tests set one).
+    pub clock: crate::usage::Clock,
 }
 
 impl Default for BuildOptions {
@@ -123,6 +125,7 @@ impl Default for BuildOptions {
             metrics_refresh: crate::metrics::REFRESH_INTERVAL,
             fault_hook: None,
             probe_cache: crate::probe::PROBE_CACHE,
+            clock: crate::usage::Clock::system(),
         }
     }
 }
@@ -219,6 +222,13 @@ impl App {
             .port();
         let instance_id = instance_id(port);
 
+        let usage = crate::usage::Ledger::new(
+            store.clone(),
+            options.clock,
+            config.prices,
+            config.limits,
+            &metrics,
+        );
         let state = AppState::new(Inner {
             bot: BotIdentity {
                 id: bot_id,
@@ -233,6 +243,7 @@ impl App {
             tasks: TaskTracker::new(),
             instance_id,
             tools,
+            usage,
             config,
             webex,
             llm,

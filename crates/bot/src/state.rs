@@ -63,6 +63,8 @@ pub struct Inner {
     pub instance_id: String,
     /// The MCP servers of `TOOLS_CONFIG` (DESIGN §10.5); empty without it.
     pub tools: crate::tools::ToolSet,
+    /// Token accounting and limits (DESIGN §10.6).
+    pub usage: crate::usage::Ledger,
 }
 
 #[derive(Clone)]

@@ -24,6 +24,7 @@ pub fn help(is_admin: bool, can_switch_personality: bool) -> String {
         "- `reset`: forget this conversation's history".to_owned(),
         "- `personality`: show the current personality".to_owned(),
         "- `personality list`: the available personalities".to_owned(),
+        "- `usage`: your tokens and their cost today and this month".to_owned(),
         "- `tools`: the tools I can use in this space".to_owned(),
     ];
     if can_switch_personality {
@@ -36,6 +37,9 @@ pub fn help(is_admin: bool, can_switch_personality: bool) -> String {
         lines.push("- `add user EMAIL`: approve someone".to_owned());
         lines.push("- `remove user EMAIL`: withdraw someone's approval".to_owned());
         lines.push("- `status`: version, uptime, AI provider and counts".to_owned());
+        lines.push(
+            "- `usage all`: the top 10 people and spaces this month (direct spaces)".to_owned(),
+        );
     }
     lines.join("\n")
 }
@@ -173,6 +177,153 @@ fn humanize(d: std::time::Duration) -> String {
     }
 }
 
+// ---- cards and space events (DESIGN §10.3) -------------------------------------------
+
+pub const PERSONALITY_CARD_TITLE: &str = "Personalities";
+pub const PERSONALITY_CARD_LABEL: &str = "Personality of this space";
+pub const PERSONALITY_CARD_BUTTON: &str = "Switch";
+
+/// One entry of the personality card's choice.
+pub fn personality_choice(name: &str, description: &str) -> String {
+    format!("{name}: {description}")
+}
+
+/// The personality card was submitted without a choice.
+pub const PERSONALITY_NOT_CHOSEN: &str = "Pick a personality in the list first, then press Switch.";
+
+/// The feedback card (`FEEDBACK_BUTTONS`).
+pub const FEEDBACK_QUESTION: &str = "Was this answer helpful?";
+/// Beside the feedback card, for clients that show no cards.
+pub const FEEDBACK_FALLBACK: &str = "Was this answer helpful? Rate it with the 👍 / 👎 buttons.";
+
+/// Posted when the bot is added to a group space and the personality has no `greeting`.
+pub const DEFAULT_GREETING: &str = "Hi, I'm an AI assistant. To ask me something here, @mention me; type `help` after the mention to see what I can do.";
+
+/// The line `status` gives the feedback votes.
+pub fn feedback_line(up: i64, down: i64) -> String {
+    format!("- Feedback on answers: {up} 👍, {down} 👎")
+}
+
+/// `1234567` → `1,234,567`.
+pub fn thousands(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if n < 0 { format!("-{out}") } else { out }
+}
+
+/// A cost in billionths, with two decimals (no currency: prices are in the operator's).
+pub fn cost(nanos: i64) -> String {
+    format!("{:.2}", nanos as f64 / 1e9)
+}
+
+fn totals_line(label: &str, t: &crate::store::Totals) -> String {
+    format!(
+        "- {label}: {} tokens ({} prompt + {} completion), cost {}",
+        thousands(t.tokens()),
+        thousands(t.prompt_tokens),
+        thousands(t.completion_tokens),
+        cost(t.cost_nanos)
+    )
+}
+
+/// `usage`: the asker's tokens and cost today and this month, and their limits.
+pub fn usage_report(report: &crate::usage::Report, limits: &crate::config::Limits) -> String {
+    let u = &report.usage;
+    let mut lines = vec![
+        "**Your usage**".to_owned(),
+        totals_line(&format!("Today ({} UTC)", report.today), &u.today),
+        totals_line(&format!("This month ({})", report.month), &u.month),
+    ];
+    if limits.user_daily_tokens > 0 {
+        lines.push(format!(
+            "- Daily limit: {} of {} tokens used; it resets at 00:00 UTC",
+            thousands(u.today.tokens()),
+            thousands(i64::try_from(limits.user_daily_tokens).unwrap_or(i64::MAX))
+        ));
+    }
+    if limits.user_messages_per_minute > 0 {
+        lines.push(format!(
+            "- At most {} questions a minute",
+            limits.user_messages_per_minute
+        ));
+    }
+    lines.join("\n")
+}
+
+/// `usage all` (admins, direct spaces): the month's top people and spaces.
+pub fn usage_ranking(ranking: &crate::usage::Ranking) -> String {
+    if ranking.people.is_empty() {
+        return format!("No LLM usage recorded in {} yet.", ranking.month);
+    }
+    let list = |title: &str, entries: &[(String, crate::store::Totals)], code: bool| {
+        let mut lines = vec![String::new(), format!("**{title}**")];
+        for (i, (who, t)) in entries.iter().enumerate() {
+            let who = if code {
+                format!("`{who}`")
+            } else {
+                who.clone()
+            };
+            lines.push(format!(
+                "{}. {who}: {} tokens, cost {}",
+                i + 1,
+                thousands(t.tokens()),
+                cost(t.cost_nanos)
+            ));
+        }
+        lines
+    };
+    let mut lines = vec![format!("**Usage in {} (UTC)**", ranking.month)];
+    lines.extend(list(
+        &format!("Top {} people", ranking.people.len()),
+        &ranking.people,
+        false,
+    ));
+    lines.extend(list(
+        &format!("Top {} spaces (room ids)", ranking.spaces.len()),
+        &ranking.spaces,
+        true,
+    ));
+    lines.join("\n")
+}
+
+/// A question refused by a usage limit: which one, and when it resets.
+pub fn limit_reached(refusal: &crate::usage::Refusal) -> String {
+    use crate::usage::Limit;
+    let allowed = thousands(i64::try_from(refusal.allowed).unwrap_or(i64::MAX));
+    let wait = refusal.wait().as_secs();
+    let within = if wait < 60 {
+        format!("{wait} s")
+    } else {
+        // Rounded up: "in 0 min" would be wrong.
+        let minutes = wait.div_ceil(60);
+        if minutes < 60 {
+            format!("{minutes} min")
+        } else {
+            format!("{} h {} min", minutes / 60, minutes % 60)
+        }
+    };
+    let at = refusal.resets_at;
+    match refusal.limit {
+        Limit::UserDailyTokens => format!(
+            "You have reached your daily limit of {allowed} tokens. It resets at 00:00 UTC (in {within})."
+        ),
+        Limit::SpaceDailyTokens => format!(
+            "This space has reached its daily limit of {allowed} tokens. It resets at 00:00 UTC (in {within})."
+        ),
+        Limit::UserMessagesPerMinute => format!(
+            "You have sent {allowed} questions this minute, the most I take. Ask again from {:02}:{:02} UTC (in {within}).",
+            at.hour(),
+            at.minute()
+        ),
+    }
+}
+
 // Tools over MCP (DESIGN §10.5).
 
 /// The heading of an approval card.
@@ -252,4 +403,62 @@ pub fn tools_list(tools: &[(String, String, bool)], unreachable: &[String]) -> S
         ));
     }
     lines.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thousands_are_separated() {
+        let cases = [
+            (0, "0"),
+            (999, "999"),
+            (1000, "1,000"),
+            (1_234_567, "1,234,567"),
+            (-12_345, "-12,345"),
+        ];
+        for (n, want) in cases {
+            assert_eq!(thousands(n), want);
+        }
+        assert_eq!(cost(3_030_000_000), "3.03");
+        assert_eq!(cost(4_999_999), "0.00");
+        assert_eq!(cost(5_000_001), "0.01");
+    }
+
+    #[test]
+    fn limit_answers_say_when_they_reset() {
+        use crate::usage::{Limit, Refusal};
+        use time::macros::datetime;
+        let refusal = |limit, allowed, resets_at| Refusal {
+            limit,
+            allowed,
+            resets_at,
+            now: datetime!(2026-03-09 21:44:30 UTC),
+        };
+        assert_eq!(
+            limit_reached(&refusal(
+                Limit::UserDailyTokens,
+                50_000,
+                datetime!(2026-03-10 0:00 UTC)
+            )),
+            "You have reached your daily limit of 50,000 tokens. It resets at 00:00 UTC (in 2 h 16 min)."
+        );
+        assert_eq!(
+            limit_reached(&refusal(
+                Limit::SpaceDailyTokens,
+                1_000,
+                datetime!(2026-03-10 0:00 UTC)
+            )),
+            "This space has reached its daily limit of 1,000 tokens. It resets at 00:00 UTC (in 2 h 16 min)."
+        );
+        assert_eq!(
+            limit_reached(&refusal(
+                Limit::UserMessagesPerMinute,
+                3,
+                datetime!(2026-03-09 21:45 UTC)
+            )),
+            "You have sent 3 questions this minute, the most I take. Ask again from 21:45 UTC (in 30 s)."
+        );
+    }
 }

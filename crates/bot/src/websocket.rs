@@ -24,7 +24,7 @@ use url::Url;
 
 use crate::domain::IgnoreReason;
 use crate::state::{AppState, WebhookStatus};
-use crate::store::{Enqueued, NewEvent, now_ms};
+use crate::store::{Enqueued, EventKind, NewEvent, now_ms};
 
 /// This bot's device name: found and reused at every start, so restarts do not pile up
 /// registrations (Webex refuses a user with too many).
@@ -301,6 +301,8 @@ struct Activity {
     id: Option<String>,
     verb: Option<String>,
     actor: Option<Actor>,
+    /// `add`: the person added (`id`/`entryUUID`).
+    object: Option<Actor>,
     target: Option<Target>,
     parent: Option<Parent>,
     published: Option<String>,
@@ -309,26 +311,44 @@ struct Activity {
 #[derive(Deserialize)]
 struct Actor {
     id: Option<String>,
+    #[serde(rename = "entryUUID")]
+    entry_uuid: Option<String>,
+}
+
+impl Actor {
+    /// The person's uuid: `entryUUID` where Mercury gives it (the SDKs read that), else `id`.
+    fn uuid(&self) -> Option<&str> {
+        self.entry_uuid
+            .as_deref()
+            .filter(|u| is_uuid(u))
+            .or(self.id.as_deref())
+    }
 }
 
 #[derive(Deserialize)]
 struct Target {
     id: Option<String>,
+    /// `ONE_ON_ONE` for a direct space.
+    #[serde(default)]
+    tags: Vec<String>,
 }
 
 #[derive(Deserialize)]
 struct Parent {
+    id: Option<String>,
     #[serde(rename = "type")]
     kind: Option<String>,
 }
 
-/// A new message, ready for the inbox.
+/// A new message (or submitted card, or the bot's arrival in a space), ready for the inbox.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Incoming {
     /// The Mercury envelope id, acknowledged once the event is recorded.
     pub envelope_id: String,
-    /// The REST message id (`GET /messages/{id}`).
+    /// The REST id of the event: a message id (`GET /messages/{id}`), an attachment action
+    /// id (`GET /attachment/actions/{id}`) or a membership key, as in webhook mode.
     pub message_id: String,
+    pub kind: EventKind,
     /// The REST room id.
     pub room_id: String,
     /// What the inbox keeps for an operator: ids only (the activity's content is encrypted
@@ -342,6 +362,7 @@ impl Incoming {
             message_id: &self.message_id,
             room_id: &self.room_id,
             payload: &self.payload,
+            kind: self.kind,
         }
     }
 }
@@ -406,8 +427,13 @@ pub(crate) fn translate(text: &str, bot: &webex::PersonId) -> Frame {
     let Some(activity) = data.activity else {
         return ignored(IgnoreReason::Malformed);
     };
-    if activity.verb.as_deref() != Some("post") {
-        return ignored(IgnoreReason::OtherEvent);
+    match activity.verb.as_deref() {
+        Some("post") => {}
+        // A submitted card (the SDKs' `attachmentActions` `created`).
+        Some("cardAction") => return card_action(activity, ack, bot),
+        // Someone added to a space (the SDKs' `memberships` `created`).
+        Some("add") => return membership(activity, ack, bot),
+        _ => return ignored(IgnoreReason::OtherEvent),
     }
     // An edit is a post whose parent is the edited message; webhook mode does not answer
     // edits either (it subscribes to messages/created only).
@@ -418,7 +444,12 @@ pub(crate) fn translate(text: &str, bot: &webex::PersonId) -> Frame {
     {
         return ignored(IgnoreReason::OtherEvent);
     }
-    let actor = activity.actor.and_then(|a| a.id).unwrap_or_default();
+    let actor = activity
+        .actor
+        .as_ref()
+        .and_then(Actor::uuid)
+        .unwrap_or_default()
+        .to_owned();
     if !actor.is_empty() && bot.same_person(&actor) {
         return ignored(IgnoreReason::OwnMessage);
     }
@@ -444,6 +475,107 @@ pub(crate) fn translate(text: &str, bot: &webex::PersonId) -> Frame {
     Frame::Message(Incoming {
         envelope_id,
         message_id,
+        kind: EventKind::Message,
+        room_id,
+        payload,
+    })
+}
+
+/// A `cardAction` activity: its id is the attachment action's (`ATTACHMENT_ACTION`), its
+/// parent the card's message, its target the room; the inputs are read by REST, as in
+/// webhook mode.
+fn card_action(activity: Activity, ack: Option<String>, bot: &webex::PersonId) -> Frame {
+    let ignored = |reason| Frame::Ignored {
+        ack: ack.clone(),
+        reason,
+    };
+    let actor = activity
+        .actor
+        .as_ref()
+        .and_then(Actor::uuid)
+        .unwrap_or_default()
+        .to_owned();
+    if !actor.is_empty() && bot.same_person(&actor) {
+        return ignored(IgnoreReason::OwnMessage);
+    }
+    let (Some(action_uuid), Some(room_uuid), Some(envelope_id)) = (
+        activity.id.filter(|id| is_uuid(id)),
+        activity.target.and_then(|t| t.id).filter(|id| is_uuid(id)),
+        ack.clone(),
+    ) else {
+        return ignored(IgnoreReason::Malformed);
+    };
+    let action_id = rest_id("ATTACHMENT_ACTION", &action_uuid);
+    let room_id = rest_id("ROOM", &room_uuid);
+    let card_message = activity
+        .parent
+        .and_then(|p| p.id)
+        .filter(|id| is_uuid(id))
+        .map(|id| rest_id("MESSAGE", &id));
+    let payload = json!({
+        "source": "websocket",
+        "envelopeId": envelope_id,
+        "activityId": action_uuid,
+        "verb": "cardAction",
+        "actorId": actor,
+        "published": activity.published,
+        "data": {"id": action_id, "roomId": room_id, "messageId": card_message},
+    })
+    .to_string();
+    Frame::Message(Incoming {
+        envelope_id,
+        message_id: action_id,
+        kind: EventKind::CardAction,
+        room_id,
+        payload,
+    })
+}
+
+/// An `add` activity: only the bot itself added to a group space is an event (the
+/// greeting); anyone else joining, or a direct space, is not.
+fn membership(activity: Activity, ack: Option<String>, bot: &webex::PersonId) -> Frame {
+    let ignored = |reason| Frame::Ignored {
+        ack: ack.clone(),
+        reason,
+    };
+    let added = activity
+        .object
+        .as_ref()
+        .and_then(Actor::uuid)
+        .unwrap_or_default()
+        .to_owned();
+    if added.is_empty() || !bot.same_person(&added) {
+        return ignored(IgnoreReason::OtherEvent);
+    }
+    let Some(target) = activity.target else {
+        return ignored(IgnoreReason::Malformed);
+    };
+    if target.tags.iter().any(|t| t == "ONE_ON_ONE") {
+        return ignored(IgnoreReason::OtherEvent);
+    }
+    let (Some(room_uuid), Some(envelope_id)) = (target.id.filter(|id| is_uuid(id)), ack.clone())
+    else {
+        return ignored(IgnoreReason::Malformed);
+    };
+    let room_id = rest_id("ROOM", &room_uuid);
+    let membership_id = rest_id("MEMBERSHIP", &format!("{added}:{room_uuid}"));
+    let key = crate::record::inbox_key(
+        EventKind::Membership,
+        &membership_id,
+        activity.published.as_deref(),
+    );
+    let payload = json!({
+        "source": "websocket",
+        "envelopeId": envelope_id,
+        "verb": "add",
+        "published": activity.published,
+        "data": {"id": membership_id, "roomId": room_id, "roomType": "group"},
+    })
+    .to_string();
+    Frame::Message(Incoming {
+        envelope_id,
+        message_id: key,
+        kind: EventKind::Membership,
         room_id,
         payload,
     })
@@ -973,11 +1105,7 @@ async fn record(state: &AppState, message: &webex::Message) -> anyhow::Result<bo
         },
     })
     .to_string();
-    let event = NewEvent {
-        message_id: message.id.as_str(),
-        room_id: message.room_id.as_str(),
-        payload: &payload,
-    };
+    let event = NewEvent::message(message.id.as_str(), message.room_id.as_str(), &payload);
     match crate::record::record(state, &event, "catch-up")
         .await
         .context("recording a missed message")?
@@ -1077,6 +1205,59 @@ mod tests {
         })
     }
 
+    /// An `add` activity as Mercury sends it: the person added is the `object`.
+    fn added(person: &str, tag: &str) -> Value {
+        json!({
+            "id": "5f0e9a1c-1111-4222-8333-944455556666",
+            "objectType": "activity",
+            "verb": "add",
+            "actor": {"id": ALICE_UUID, "objectType": "person", "entryUUID": ALICE_UUID},
+            "object": {"id": person, "objectType": "person", "entryUUID": person},
+            "target": {"id": ROOM_UUID, "objectType": "conversation", "tags": [tag]},
+            "published": "2026-11-20T09:20:00.000Z",
+        })
+    }
+
+    #[test]
+    fn a_card_action_becomes_an_inbox_event() {
+        let bot = webex::PersonId::new(BOT);
+        let mut a = activity("cardAction", ALICE_UUID);
+        a["parent"] = json!({"id": MESSAGE_UUID, "type": "cardAction"});
+        a["id"] = json!("0c1d2e3f-4a5b-4c6d-8e7f-8091a2b3c4d5");
+        a["object"] = json!({"objectType": "submit", "inputs": {"action": "feedback"}});
+        let Frame::Message(incoming) = translate(&post(a), &bot) else {
+            panic!("not an event");
+        };
+        assert_eq!(incoming.kind, EventKind::CardAction);
+        assert_eq!(
+            incoming.message_id,
+            rest_id("ATTACHMENT_ACTION", "0c1d2e3f-4a5b-4c6d-8e7f-8091a2b3c4d5")
+        );
+        assert_eq!(incoming.room_id, FIXTURE_ROOM);
+        let payload: Value = serde_json::from_str(&incoming.payload).unwrap();
+        assert_eq!(payload["data"]["messageId"], FIXTURE_MESSAGE);
+        assert!(
+            !incoming.payload.contains("inputs"),
+            "inputs are read by REST: {}",
+            incoming.payload
+        );
+    }
+
+    #[test]
+    fn the_bot_added_to_a_group_space_becomes_an_inbox_event() {
+        let bot = webex::PersonId::new(BOT);
+        let Frame::Message(incoming) = translate(&post(added(BOT_UUID, "GROUP")), &bot) else {
+            panic!("not an event");
+        };
+        assert_eq!(incoming.kind, EventKind::Membership);
+        assert_eq!(incoming.room_id, FIXTURE_ROOM);
+        let membership = rest_id("MEMBERSHIP", &format!("{BOT_UUID}:{ROOM_UUID}"));
+        assert_eq!(
+            incoming.message_id,
+            format!("{membership}@2026-11-20T09:20:00.000Z")
+        );
+    }
+
     #[test]
     fn rest_ids_match_the_fixtures() {
         assert_eq!(rest_id("MESSAGE", MESSAGE_UUID), FIXTURE_MESSAGE);
@@ -1138,7 +1319,10 @@ mod tests {
             ),
             ("acknowledge (read receipt)", post(activity("acknowledge", ALICE_UUID)), ignored(IgnoreReason::OtherEvent)),
             ("file share", post(activity("share", ALICE_UUID)), ignored(IgnoreReason::OtherEvent)),
-            ("card action", post(activity("cardAction", ALICE_UUID)), ignored(IgnoreReason::OtherEvent)),
+            ("own card action", post(activity("cardAction", BOT_UUID)), ignored(IgnoreReason::OwnMessage)),
+            ("someone else added", post(added(ALICE_UUID, "GROUP")), ignored(IgnoreReason::OtherEvent)),
+            ("bot in a direct space", post(added(BOT_UUID, "ONE_ON_ONE")), ignored(IgnoreReason::OtherEvent)),
+            ("leave", post(activity("leave", ALICE_UUID)), ignored(IgnoreReason::OtherEvent)),
             ("no activity", json!({"id": "env-1", "data": {"eventType": "conversation.activity"}}).to_string(), ignored(IgnoreReason::Malformed)),
             ("own post, raw uuid", post(activity("post", BOT_UUID)), ignored(IgnoreReason::OwnMessage)),
             ("own post, upper-case uuid", post(activity("post", &BOT_UUID.to_uppercase())), ignored(IgnoreReason::OwnMessage)),

@@ -145,10 +145,14 @@ impl Llm {
         let permit = self.permit().await?;
         let primary = &self.inner.primary;
         let model = primary.model_for(req.model.as_deref());
-        let opened = match (self.open(primary, &req, model).await, &self.inner.fallback) {
+        let opened = match (
+            self.open(primary, &req, model, false).await,
+            &self.inner.fallback,
+        ) {
             (Err(err), Some(fallback)) if err.is_failover_worthy() => {
                 tracing::warn!(error = %err, fallback = %fallback.kind(), "primary LLM failed, asking the fallback");
-                self.open(fallback, &req, fallback.model_for(None)).await?
+                self.open(fallback, &req, fallback.model_for(None), true)
+                    .await?
             }
             (result, _) => result?,
         };
@@ -236,7 +240,7 @@ impl Llm {
         Ok(ChatResponse {
             content,
             provider: kind,
-            usage: answer.usage.usage(kind, &model),
+            usage: answer.usage.usage(kind, &model, used_fallback),
             model,
             used_fallback,
             tool_calls: answer.tool_calls,
@@ -250,6 +254,7 @@ impl Llm {
         provider: &Provider,
         req: &ChatRequest,
         model: String,
+        used_fallback: bool,
     ) -> Result<Opened, LlmError> {
         let kind = provider.kind();
         let timeout = self.inner.options.timeout;
@@ -271,6 +276,7 @@ impl Llm {
                 first: String::new(),
                 provider: kind,
                 model,
+                used_fallback,
                 deadline,
                 timeout,
             }),
@@ -280,6 +286,7 @@ impl Llm {
                 first,
                 provider: kind,
                 model,
+                used_fallback,
                 deadline,
                 timeout,
             }),

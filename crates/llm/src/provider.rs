@@ -138,12 +138,18 @@ impl Counts {
     }
 
     /// The public usage, when the provider reported any count.
-    pub(crate) fn usage(self, provider: ProviderKind, model: &str) -> Option<crate::Usage> {
+    pub(crate) fn usage(
+        self,
+        provider: ProviderKind,
+        model: &str,
+        fallback: bool,
+    ) -> Option<crate::Usage> {
         (self.prompt.is_some() || self.completion.is_some()).then(|| crate::Usage {
             provider,
             model: model.to_owned(),
             prompt_tokens: self.prompt.unwrap_or(0),
             completion_tokens: self.completion.unwrap_or(0),
+            fallback,
         })
     }
 }

@@ -19,6 +19,8 @@ pub(crate) struct Opened {
     pub(crate) first: String,
     pub(crate) provider: ProviderKind,
     pub(crate) model: String,
+    /// The fallback answers this stream (its usage says so).
+    pub(crate) used_fallback: bool,
     pub(crate) deadline: Instant,
     pub(crate) timeout: Duration,
 }
@@ -109,7 +111,11 @@ impl State {
             self.tail.push_back(StreamEvent::ToolCalls(calls));
         }
         let opened = &self.opened;
-        let usage = opened.reader.usage().usage(opened.provider, &opened.model);
+        let usage =
+            opened
+                .reader
+                .usage()
+                .usage(opened.provider, &opened.model, opened.used_fallback);
         self.tail.extend(usage.map(StreamEvent::Usage));
         self.tail.pop_front().map(Ok)
     }

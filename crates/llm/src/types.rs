@@ -133,6 +133,8 @@ pub struct Usage {
     pub model: String,
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
+    /// The fallback answered (its prices apply, not the primary's).
+    pub fallback: bool,
 }
 
 /// One item of a streamed answer, in order: text deltas, then (at most once each, after

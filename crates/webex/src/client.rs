@@ -18,7 +18,8 @@ use crate::error::Error;
 use crate::ids::{MessageId, PersonId, RoomId, WebhookId};
 use crate::retry::RetryPolicy;
 use crate::types::{
-    Items, Listing, Message, NewMessage, NewWebhook, Person, Room, UpdateWebhook, Webhook,
+    AttachmentAction, Items, Listing, Message, NewCardMessage, NewMessage, NewWebhook, Person,
+    Room, UpdateWebhook, Webhook,
 };
 
 /// Where and how to reach Webex.
@@ -161,6 +162,23 @@ impl Client {
         let url = self.url(&["messages"])?;
         self.json(Call::with_body(Method::POST, url, msg, "message answer")?)
             .await
+    }
+
+    /// `POST /messages` with one Adaptive Card and its markdown fallback. Like every
+    /// `POST`, not retried after a timeout (Webex may have posted it).
+    pub async fn create_card_message(&self, msg: &NewCardMessage) -> Result<Message, Error> {
+        let url = self.url(&["messages"])?;
+        self.json(Call::with_body(Method::POST, url, msg, "message answer")?)
+            .await
+    }
+
+    /// `GET /attachment/actions/{id}`: a submitted card's inputs. A 404 is retried like a
+    /// fresh message's: the REST side can lag the webhook that announced the action.
+    pub async fn get_attachment_action(&self, id: &str) -> Result<AttachmentAction, Error> {
+        let url = self.url(&["attachment", "actions", id])?;
+        let mut call = Call::get(url, "attachment action answer");
+        call.retry_not_found = true;
+        self.json(call).await
     }
 
     /// `PUT /messages/{id}` with `{roomId, markdown}`: edits one of the bot's messages

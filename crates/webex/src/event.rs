@@ -32,6 +32,8 @@ pub struct EventData {
     pub person_id: Option<PersonId>,
     pub person_email: Option<String>,
     pub created: Option<String>,
+    /// `attachmentActions`: the message that carries the card that was submitted.
+    pub message_id: Option<String>,
 }
 
 /// Why a webhook body was rejected.
@@ -89,13 +91,25 @@ impl WebhookEvent {
                 person_id: string(data, "personId").map(PersonId::new),
                 person_email: string(data, "personEmail"),
                 created: string(data, "created"),
+                message_id: string(data, "messageId"),
             },
         })
     }
 
-    /// A new message was posted (the only event that carries work for a chat bot).
+    /// A new message was posted.
     pub fn is_message_created(&self) -> bool {
         self.resource == "messages" && self.event == "created"
+    }
+
+    /// A card was submitted (`Action.Submit`); the inputs come from
+    /// `GET /attachment/actions/{data.id}`.
+    pub fn is_attachment_action_created(&self) -> bool {
+        self.resource == "attachmentActions" && self.event == "created"
+    }
+
+    /// Someone (perhaps the bot itself) was added to a space.
+    pub fn is_membership_created(&self) -> bool {
+        self.resource == "memberships" && self.event == "created"
     }
 }
 
@@ -196,6 +210,24 @@ mod tests {
         assert_eq!(event.actor_id, None);
         assert_eq!(event.data.id, None);
         assert_eq!(event.data.room_type, Some(RoomType::Other));
+    }
+
+    #[test]
+    fn card_submits_and_memberships_are_recognised() {
+        let submit = WebhookEvent::parse(
+            br#"{"resource":"attachmentActions","event":"created","data":{"id":"A","type":"submit","messageId":"M","personId":"P","roomId":"R","created":"2026-12-07T10:00:00.000Z"}}"#,
+        )
+        .unwrap();
+        assert!(submit.is_attachment_action_created());
+        assert!(!submit.is_message_created() && !submit.is_membership_created());
+        assert_eq!(submit.data.message_id.as_deref(), Some("M"));
+        let added = WebhookEvent::parse(
+            br#"{"resource":"memberships","event":"created","data":{"id":"MB","roomId":"R","roomType":"group","personId":"P","personEmail":"bot@webex.bot","isModerator":false}}"#,
+        )
+        .unwrap();
+        assert!(added.is_membership_created());
+        assert_eq!(added.data.room_type, Some(RoomType::Group));
+        assert_eq!(added.data.message_id, None);
     }
 
     proptest! {

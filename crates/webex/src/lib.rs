@@ -6,8 +6,9 @@
 //!
 //! - [`signature`]: verify `X-Spark-Signature` over the raw webhook body.
 //! - `event`: parse the webhook envelope ([`WebhookEvent`]); it carries no text.
-//! - `client`: [`Client`] fetches the message and posts the answer, retrying 429/5xx
-//!   ([`RetryPolicy`]); also people and webhook management.
+//! - `client`: [`Client`] fetches the message (or a submitted card's inputs) and posts the
+//!   answer (text or one Adaptive Card), retrying 429/5xx ([`RetryPolicy`]); also people
+//!   and webhook management.
 //! - `types` and `ids`: the Webex resources ([`Message`], [`Person`], [`Webhook`], …)
 //!   and id newtypes ([`PersonId`] compares base64 and raw-uuid forms).
 //! - [`mention`]: whether a message mentions the bot, and its text without the mention.
@@ -30,5 +31,6 @@ pub use event::{EventData, EventParseError, WebhookEvent};
 pub use ids::{MessageId, PersonId, RoomId, WebhookId};
 pub use retry::RetryPolicy;
 pub use types::{
-    Listing, Message, NewMessage, NewWebhook, Person, Room, RoomType, UpdateWebhook, Webhook,
+    ADAPTIVE_CARD_CONTENT_TYPE, AttachmentAction, CardAttachment, Listing, Message, NewCardMessage,
+    NewMessage, NewWebhook, Person, Room, RoomType, UpdateWebhook, Webhook,
 };

@@ -110,6 +110,74 @@ impl NewMessage {
     }
 }
 
+/// The content type Webex requires of an Adaptive Card attachment.
+pub const ADAPTIVE_CARD_CONTENT_TYPE: &str = "application/vnd.microsoft.card.adaptive";
+
+/// Body of `POST /messages` with one Adaptive Card (Webex takes one card per message).
+/// `markdown` is the fallback clients without cards show, and what notifications say;
+/// Webex requires it (or `text`) beside the card. A message with a card cannot be edited.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NewCardMessage {
+    pub room_id: RoomId,
+    /// The thread's root message, as for [`NewMessage`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent_id: Option<MessageId>,
+    pub markdown: String,
+    /// Always exactly one: see [`NewCardMessage::new`].
+    pub attachments: [CardAttachment; 1],
+}
+
+/// One `attachments` entry: `{"contentType": "application/vnd.microsoft.card.adaptive", "content": {…}}`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CardAttachment {
+    pub content_type: &'static str,
+    /// The card itself (`{"type": "AdaptiveCard", "version": "1.3", …}`).
+    pub content: serde_json::Value,
+}
+
+impl NewCardMessage {
+    /// A card with its markdown fallback into `room_id`, in the thread rooted at `parent_id`.
+    pub fn new(
+        room_id: RoomId,
+        parent_id: Option<MessageId>,
+        markdown: impl Into<String>,
+        card: serde_json::Value,
+    ) -> Self {
+        Self {
+            room_id,
+            parent_id,
+            markdown: markdown.into(),
+            attachments: [CardAttachment {
+                content_type: ADAPTIVE_CARD_CONTENT_TYPE,
+                content: card,
+            }],
+        }
+    }
+}
+
+/// A submitted card (`GET /attachment/actions/{id}`): who submitted which card, and the
+/// inputs, into which Webex merges the `data` of the `Action.Submit` that was clicked.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AttachmentAction {
+    pub id: String,
+    /// `submit`.
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub action_type: Option<String>,
+    /// The message that carries the card.
+    pub message_id: MessageId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub person_id: Option<PersonId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub room_id: Option<RoomId>,
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub inputs: serde_json::Map<String, serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<String>,
+}
+
 /// A registered webhook (`GET /webhooks`, `POST /webhooks`, `PUT /webhooks/{id}`).
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -307,6 +375,34 @@ mod tests {
         );
         let reply = msg.in_thread(Some(MessageId::new("p")));
         assert_eq!(serde_json::to_value(&reply).unwrap()["parentId"], "p");
+    }
+
+    #[test]
+    fn a_card_message_has_one_adaptive_card_and_its_fallback() {
+        let card = serde_json::json!({"type": "AdaptiveCard", "version": "1.3", "body": []});
+        let msg = NewCardMessage::new(
+            RoomId::new("r"),
+            Some(MessageId::new("p")),
+            "fallback",
+            card.clone(),
+        );
+        assert_eq!(
+            serde_json::to_value(&msg).unwrap(),
+            serde_json::json!({"roomId": "r", "parentId": "p", "markdown": "fallback",
+                "attachments": [{"contentType": "application/vnd.microsoft.card.adaptive", "content": card}]})
+        );
+    }
+
+    #[test]
+    fn decodes_an_attachment_action() {
+        let json = r#"{"id":"A","type":"submit","messageId":"M","personId":"P","roomId":"R",
+            "inputs":{"action":"set_personality","personality":"pirate"},"created":"2026-12-07T10:00:00.000Z","extra":1}"#;
+        let action: AttachmentAction = serde_json::from_str(json).unwrap();
+        assert_eq!(action.message_id.as_str(), "M");
+        assert_eq!(action.inputs["personality"], "pirate");
+        let bare: AttachmentAction =
+            serde_json::from_str(r#"{"id":"A","messageId":"M","inputs":null}"#).unwrap();
+        assert!(bare.inputs.is_empty());
     }
 
     #[test]

@@ -863,3 +863,54 @@ impl Match for NoMentionFilter {
             .all(|(k, _)| k != "mentionedPeople")
     }
 }
+
+#[tokio::test]
+async fn create_card_message_posts_one_adaptive_card_with_its_fallback() {
+    let server = MockServer::start().await;
+    let card = json!({"type": "AdaptiveCard", "version": "1.3",
+        "body": [{"type": "TextBlock", "text": "Hi"}]});
+    Mock::given(method("POST"))
+        .and(path("/v1/messages"))
+        .and(bearer_token(TOKEN))
+        .and(JsonContentType)
+        .and(body_json(json!({
+            "roomId": ROOM_ID,
+            "markdown": "Hi",
+            "attachments": [{"contentType": "application/vnd.microsoft.card.adaptive", "content": card}]
+        })))
+        .respond_with(ResponseTemplate::new(200).set_body_json(fixture(DIRECT)))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let msg = webex::NewCardMessage::new(RoomId::new(ROOM_ID), None, "Hi", card.clone());
+    client(&server).create_card_message(&msg).await.unwrap();
+}
+
+#[tokio::test]
+async fn get_attachment_action_reads_the_inputs_and_retries_a_lagging_404() {
+    let server = MockServer::start().await;
+    let id = "Y2lzY29zcGFyazovL3VzL0FUVEFDSE1FTlRfQUNUSU9OLzEyMw";
+    let route = format!("/v1/attachment/actions/{id}");
+    Mock::given(method("GET"))
+        .and(path(&route))
+        .and(bearer_token(TOKEN))
+        .respond_with(ResponseTemplate::new(404).set_body_json(json!({"message": "not found"})))
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(&route))
+        .and(bearer_token(TOKEN))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "id": id, "type": "submit", "messageId": MESSAGE_ID, "personId": "P", "roomId": ROOM_ID,
+            "inputs": {"action": "feedback", "value": "up"}, "created": "2026-12-07T10:00:00.000Z"
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let action = client(&server).get_attachment_action(id).await.unwrap();
+    assert_eq!(action.message_id.as_str(), MESSAGE_ID);
+    assert_eq!(action.inputs["action"], "feedback");
+    assert_eq!(action.room_id.as_ref().map(RoomId::as_str), Some(ROOM_ID));
+}

@@ -1,5 +1,6 @@
 //! Running a parsed [`Command`] for one sender: permissions, the store, the answer text.
 
+use crate::cards::{self, CardMessage};
 use crate::commands::Command;
 use crate::domain::Email;
 use crate::pipeline::Context;
@@ -17,7 +18,12 @@ pub(crate) async fn run(
         tracing::info!(command = command.name(), sender = %ctx.sender, "refused: admin command from a non-admin");
         return Ok(strings::ADMIN_ONLY.to_owned());
     }
-    if ctx.group && matches!(command, Command::ListUsers | Command::Status) {
+    if ctx.group
+        && matches!(
+            command,
+            Command::ListUsers | Command::Status | Command::UsageAll
+        )
+    {
         tracing::info!(command = command.name(), sender = %ctx.sender, "refused in a group space");
         return Ok(strings::ASK_IN_DIRECT.to_owned());
     }
@@ -112,6 +118,11 @@ pub(crate) async fn run(
         },
         Command::Status => status(state).await?,
         Command::Tools => tools(state, room).await?,
+        Command::Usage => {
+            let report = state.usage.report(&ctx.sender).await?;
+            strings::usage_report(&report, &state.usage.limits())
+        }
+        Command::UsageAll => strings::usage_ranking(&state.usage.ranking().await?),
     })
 }
 
@@ -153,10 +164,42 @@ async fn tools(state: &AppState, room: &str) -> anyhow::Result<String> {
 async fn status(state: &AppState) -> anyhow::Result<String> {
     let report = state.probe.report(&state.llm).await;
     let counts = state.store.counts().await?;
-    Ok(strings::status(
+    let mut text = strings::status(
         state.started.elapsed(),
         &report,
         &counts,
         state.config.admin_emails.len(),
-    ))
+    );
+    let feedback = state.store.feedback_counts().await?;
+    text.push('\n');
+    text.push_str(&strings::feedback_line(feedback.up, feedback.down));
+    Ok(text)
+}
+
+/// The card some commands answer with (DESIGN §10.3), `answer` (what [`run`] gave) as its
+/// fallback: `help` and `personality list`. `None` for every other command, and for those
+/// two when `run` refused them.
+pub(crate) async fn card(
+    state: &AppState,
+    ctx: &Context,
+    command: &Command,
+    answer: &str,
+) -> anyhow::Result<Option<CardMessage>> {
+    Ok(match command {
+        Command::Help => Some(cards::help(answer)),
+        Command::PersonalityList => {
+            let chosen = state
+                .store
+                .personality_for(ctx.target.room_id.as_str())
+                .await?;
+            let set = state.personalities.load();
+            let current = set.resolve(chosen.as_deref()).name.clone();
+            let entries: Vec<(&str, &str)> = set
+                .iter()
+                .map(|p| (p.name.as_str(), p.description.as_str()))
+                .collect();
+            Some(cards::personality_list(answer, &entries, &current))
+        }
+        _ => None,
+    })
 }

@@ -1,9 +1,13 @@
 //! How one recorded event is handled (docs/architecture.md): fetch → sender checks → access →
-//! command or chat → reply → store. This is the one error boundary per message: every
+//! command, or limits → chat → reply → store. This is the one error boundary per message: every
 //! failure ends as a logged outcome, a retry later, or an apology; never a panic upward.
 
 pub(crate) mod access;
+pub(crate) mod actions;
 pub(crate) mod commands;
+mod feedback;
+mod greeting;
+mod limits;
 pub(crate) mod reply;
 mod sender;
 mod stream;
@@ -16,7 +20,7 @@ use crate::chat;
 use crate::domain::{ConversationKey, Email, IgnoreReason, Outcome, Role, Turn};
 use crate::lease::RoomLease;
 use crate::state::AppState;
-use crate::store::{Finish, PendingEvent};
+use crate::store::{EventKind, Finish, PendingEvent};
 use crate::strings;
 use sender::Incoming;
 
@@ -166,6 +170,11 @@ fn webex_failure(e: webex::Error, what: &'static str) -> Disposition {
 }
 
 async fn run(state: &AppState, lease: &RoomLease, event: &PendingEvent) -> Disposition {
+    match event.kind {
+        EventKind::Message => {}
+        EventKind::CardAction => return actions::handle(state, lease, event).await,
+        EventKind::Membership => return greeting::post(state, lease, event).await,
+    }
     let message_id = webex::MessageId::new(event.message_id.clone());
     let message = match state.webex.get_message(&message_id).await {
         Ok(m) => m,
@@ -198,15 +207,23 @@ async fn run(state: &AppState, lease: &RoomLease, event: &PendingEvent) -> Dispo
     let ctx = Context::new(&message, sender, rights, group);
 
     let progress = reply::Progress::of(event);
-    if let Some(done) = resume(state, lease, event, progress, &ctx, &text).await {
-        return done;
-    }
-    // Route: a command, the hint for an empty message, or the LLM.
-    match crate::commands::parse(&text) {
-        Some(command) => command_answer(state, lease, progress, &ctx, command).await,
-        None if text.is_empty() => hint(state, lease, progress, &ctx).await,
-        None => chat_answer(state, lease, progress, &ctx, &text).await,
-    }
+    let disposition = match resume(state, lease, event, progress, &ctx, &text).await {
+        Some(done) => done,
+        // Route: a command, the hint for an empty message, or (within the limits) the LLM.
+        None => match crate::commands::parse(&text) {
+            Some(command) => command_answer(state, lease, progress, &ctx, command).await,
+            None if text.is_empty() => hint(state, lease, progress, &ctx).await,
+            None => match limits::check(state, &ctx, &event.message_id).await {
+                Ok(None) => chat_answer(state, lease, progress, &ctx, &text).await,
+                Ok(Some(refusal)) => limits::refuse(state, lease, progress, &ctx, refusal).await,
+                Err(e) => Disposition::Retry {
+                    cause: anyhow::Error::new(e).context("checking the usage limits"),
+                },
+            },
+        },
+    };
+    // `FEEDBACK_BUTTONS`: the 👍/👎 card follows an answer's last part.
+    feedback::follow(state, lease, event, &ctx, disposition).await
 }
 
 async fn command_answer(
@@ -217,6 +234,7 @@ async fn command_answer(
     command: crate::commands::Command,
 ) -> Disposition {
     tracing::info!(command = command.name(), sender = %ctx.sender, "command");
+    let card_for = command.clone();
     let answer = match commands::run(state, ctx, command).await {
         Ok(answer) => answer,
         Err(e) => {
@@ -225,7 +243,22 @@ async fn command_answer(
             };
         }
     };
-    match reply::post(state, lease, progress, &ctx.target, &answer).await {
+    // `help` and `personality list` answer with a card, the typed answer as its fallback.
+    let card = match commands::card(state, ctx, &card_for, &answer).await {
+        Ok(card) => card,
+        Err(e) => {
+            return Disposition::Retry {
+                cause: e.context("building the command's card"),
+            };
+        }
+    };
+    let posted = match &card {
+        Some(card) => reply::post_card(state, lease, progress, &ctx.target, card)
+            .await
+            .map(drop),
+        None => reply::post(state, lease, progress, &ctx.target, &answer).await,
+    };
+    match posted {
         Ok(()) => Disposition::Done {
             outcome: Outcome::Command,
             turns: None,
@@ -412,6 +445,14 @@ impl Context {
             email: self.sender.clone(),
             room_id: self.target.room_id.clone(),
             parent_id: self.target.parent_id.clone(),
+        }
+    }
+
+    /// Whose the LLM calls for this message are.
+    pub(crate) fn who(&self) -> crate::usage::Who<'_> {
+        crate::usage::Who {
+            person: &self.sender,
+            space: self.target.room_id.as_str(),
         }
     }
 

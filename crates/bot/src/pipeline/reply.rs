@@ -181,3 +181,39 @@ pub async fn post(
     }
     Ok(())
 }
+
+/// Posts one card with its markdown fallback (a whole answer in one message: `help`,
+/// `personality list`, the feedback buttons) under the same rules as [`post`]: the lease
+/// is confirmed first, and an attempt after an earlier one first looks for the fallback
+/// among the room's recent messages (direct spaces). `Ok(None)`: an earlier attempt
+/// posted it. Cards are never edited afterwards: Webex refuses edits of messages with
+/// attachments.
+pub async fn post_card(
+    state: &AppState,
+    lease: &RoomLease,
+    progress: Progress,
+    target: &Target,
+    card: &crate::cards::CardMessage,
+) -> Result<Option<webex::Message>, PostError> {
+    let message = card.to_message(target.room_id.clone(), target.parent_id.clone());
+    let part = progress.already_sent;
+    if let Some(since) = progress.check_since_ms
+        && already_posted(state, target, &message.markdown, since).await
+    {
+        tracing::info!(
+            part,
+            "an earlier attempt posted this card; not repeating it"
+        );
+        return Ok(None);
+    }
+    if !lease.confirm_post(progress.seq, part, None).await {
+        return Err(PostError::LeaseLost);
+    }
+    let posted = state
+        .webex
+        .create_card_message(&message)
+        .await
+        .map_err(PostError::Webex)?;
+    state.metrics.replies_sent.inc();
+    Ok(Some(posted))
+}

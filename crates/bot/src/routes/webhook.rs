@@ -1,4 +1,6 @@
 //! `POST /webhook`: verify → record durably → 200. The work happens after the answer.
+//! Three events are recorded (DESIGN §10.3): `messages`, `attachmentActions` (a submitted
+//! card) and `memberships` (the bot added to a group space), each `created`.
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -7,7 +9,7 @@ use secrecy::ExposeSecret;
 use subtle::ConstantTimeEq;
 
 use crate::state::AppState;
-use crate::store::{Enqueued, NewEvent};
+use crate::store::{Enqueued, EventKind, NewEvent};
 
 pub const SIGNATURE_HEADER: &str = "x-spark-signature";
 pub const RELAY_KEY_HEADER: &str = "x-relay-key";
@@ -76,43 +78,58 @@ pub async fn receive(
     };
     state.metrics.events_received.inc();
 
-    if !event.is_message_created() {
-        tracing::debug!(resource = %event.resource, event = %event.event, "ignored: not messages/created");
+    let Some(kind) = kind_of(&event) else {
+        tracing::debug!(resource = %event.resource, event = %event.event, "ignored: not an event the bot handles");
         state
             .metrics
             .ignored(crate::domain::IgnoreReason::OtherEvent);
         return (StatusCode::OK, "ignored\n");
-    }
-    let (Some(message_id), Some(room_id)) = (event.data.id.as_deref(), event.data.room_id.as_ref())
-    else {
+    };
+    let (Some(id), Some(room_id)) = (event.data.id.as_deref(), event.data.room_id.as_ref()) else {
         state
             .metrics
             .ignored(crate::domain::IgnoreReason::Malformed);
         return (
             StatusCode::BAD_REQUEST,
-            "messages/created event without data.id and data.roomId\n",
+            "event without data.id and data.roomId\n",
         );
     };
-    // The bot's own replies come back as events: drop them before they cost a write.
-    if event
+    let by_bot = event
         .data
         .person_id
         .as_ref()
-        .is_some_and(|p| state.bot.id.same_person(p.as_str()))
-    {
-        state
-            .metrics
-            .ignored(crate::domain::IgnoreReason::OwnMessage);
-        return (StatusCode::OK, "ignored\n");
+        .is_some_and(|p| state.bot.id.same_person(p.as_str()));
+    match kind {
+        // The bot's own replies (and its own clicks, were there any) come back as events:
+        // drop them before they cost a write.
+        EventKind::Message | EventKind::CardAction if by_bot => {
+            state
+                .metrics
+                .ignored(crate::domain::IgnoreReason::OwnMessage);
+            return (StatusCode::OK, "ignored\n");
+        }
+        // Only the bot's own arrival in a group space is greeted; people joining a space
+        // the bot is in, and the direct space someone opens with it, are not.
+        EventKind::Membership
+            if !by_bot || event.data.room_type == Some(webex::RoomType::Direct) =>
+        {
+            state
+                .metrics
+                .ignored(crate::domain::IgnoreReason::OtherEvent);
+            return (StatusCode::OK, "ignored\n");
+        }
+        _ => {}
     }
+    let key = crate::record::inbox_key(kind, id, event.data.created.as_deref());
 
     // Only the `data` object is kept (ids, room, sender, time): the envelope's webhook
     // name, target URL and creator are not needed to answer.
     let payload = data_object(&body);
     let event = NewEvent {
-        message_id,
+        message_id: &key,
         room_id: room_id.as_str(),
         payload: &payload,
+        kind,
     };
     match crate::record::record(&state, &event, "webhook").await {
         Ok(Enqueued::New) => (StatusCode::OK, "accepted\n"),
@@ -122,6 +139,19 @@ pub async fn receive(
             StatusCode::SERVICE_UNAVAILABLE,
             "cannot record the event, retry later\n",
         ),
+    }
+}
+
+/// The inbox kind of a webhook the bot handles; `None` for every other resource and event.
+fn kind_of(event: &webex::WebhookEvent) -> Option<EventKind> {
+    if event.is_message_created() {
+        Some(EventKind::Message)
+    } else if event.is_attachment_action_created() {
+        Some(EventKind::CardAction)
+    } else if event.is_membership_created() {
+        Some(EventKind::Membership)
+    } else {
+        None
     }
 }
 
@@ -148,5 +178,26 @@ mod tests {
             serde_json::json!({"id":"M","roomId":"R","personEmail":"a@example.com"})
         );
         assert_eq!(data_object(b"not json"), "{}");
+    }
+
+    #[test]
+    fn events_the_bot_handles() {
+        let parse = |resource: &str, event: &str| {
+            webex::WebhookEvent::parse(
+                format!(r#"{{"resource":"{resource}","event":"{event}","data":{{}}}}"#).as_bytes(),
+            )
+            .unwrap()
+        };
+        let table = [
+            ("messages", "created", Some(EventKind::Message)),
+            ("attachmentActions", "created", Some(EventKind::CardAction)),
+            ("memberships", "created", Some(EventKind::Membership)),
+            ("messages", "deleted", None),
+            ("memberships", "deleted", None),
+            ("rooms", "created", None),
+        ];
+        for (resource, event, want) in table {
+            assert_eq!(kind_of(&parse(resource, event)), want, "{resource}/{event}");
+        }
     }
 }

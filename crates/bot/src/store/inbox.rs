@@ -24,6 +24,7 @@ fn pending_from_row(r: &AnyRow) -> Result<PendingEvent> {
     Ok(PendingEvent {
         seq: r.try_get("seq")?,
         message_id: r.try_get("message_id")?,
+        kind: EventKind::from_db(&r.try_get::<String, _>("kind")?),
         room_id: r.try_get("room_id")?,
         payload: r.try_get("payload")?,
         received_at: r.try_get("received_at")?,
@@ -54,6 +55,7 @@ impl Store {
             message_id: ev.message_id.to_owned(),
             room_id: ev.room_id.to_owned(),
             payload: ev.payload.to_owned(),
+            kind: ev.kind,
             received_at: now_ms(),
             done,
         };
@@ -107,7 +109,7 @@ impl Store {
     /// The oldest pending event of a room, due or not: a later event must not overtake it.
     pub async fn next_pending(&self, room_id: &str) -> Result<Option<PendingEvent>> {
         let row = sqlx::query(self.timed(
-            "SELECT seq, message_id, room_id, payload, received_at, attempts, not_before, reply, parts_sent, stream_message_id, \
+            "SELECT seq, message_id, kind, room_id, payload, received_at, attempts, not_before, reply, parts_sent, stream_message_id, \
              CAST(CASE WHEN not_before <= {now} THEN 1 ELSE 0 END AS BIGINT) AS due \
              FROM inbox WHERE room_id = $1 AND state = 'pending' ORDER BY seq LIMIT 1",
         ))
@@ -158,7 +160,7 @@ impl Store {
              WHERE seq = (SELECT seq FROM inbox WHERE room_id = $1 AND state = 'pending' ORDER BY seq LIMIT 1) \
              AND not_before <= {now} \
              AND EXISTS (SELECT 1 FROM room_leases WHERE room_id = $1 AND owner = $2) \
-             RETURNING seq, message_id, room_id, payload, received_at, attempts, not_before, reply, parts_sent, stream_message_id, \
+             RETURNING seq, message_id, kind, room_id, payload, received_at, attempts, not_before, reply, parts_sent, stream_message_id, \
              CAST(1 AS BIGINT) AS due",
         ))
         .bind(room_id)
@@ -179,7 +181,7 @@ impl Store {
             "UPDATE inbox SET attempts = attempts + 1 \
              WHERE seq = (SELECT seq FROM inbox WHERE room_id = $1 AND state = 'pending' ORDER BY seq LIMIT 1) \
              AND not_before <= {now} \
-             RETURNING seq, message_id, room_id, payload, received_at, attempts, not_before, reply, parts_sent, stream_message_id, \
+             RETURNING seq, message_id, kind, room_id, payload, received_at, attempts, not_before, reply, parts_sent, stream_message_id, \
              CAST(1 AS BIGINT) AS due",
         ))
         .bind(room_id)

@@ -8,6 +8,7 @@ pub(super) struct IngestJob {
     pub(super) message_id: String,
     pub(super) room_id: String,
     pub(super) payload: String,
+    pub(super) kind: EventKind,
     pub(super) received_at: i64,
     pub(super) done: oneshot::Sender<std::result::Result<Enqueued, String>>,
 }
@@ -51,13 +52,20 @@ async fn insert_events(pool: &AnyPool, batch: &[IngestJob]) -> Result<HashSet<St
         .filter(|job| seen.insert(job.message_id.as_str()))
         .collect();
     let mut sql =
-        String::from("INSERT INTO inbox (message_id, room_id, payload, received_at) VALUES ");
+        String::from("INSERT INTO inbox (message_id, room_id, payload, received_at, kind) VALUES ");
     for i in 0..rows.len() {
-        let n = i * 4;
+        let n = i * 5;
         if i > 0 {
             sql.push_str(", ");
         }
-        sql.push_str(&format!("(${}, ${}, ${}, ${})", n + 1, n + 2, n + 3, n + 4));
+        sql.push_str(&format!(
+            "(${}, ${}, ${}, ${}, ${})",
+            n + 1,
+            n + 2,
+            n + 3,
+            n + 4,
+            n + 5
+        ));
     }
     sql.push_str(" ON CONFLICT (message_id) DO NOTHING RETURNING message_id");
     let mut query = sqlx::query(AssertSqlSafe(sql));
@@ -66,7 +74,8 @@ async fn insert_events(pool: &AnyPool, batch: &[IngestJob]) -> Result<HashSet<St
             .bind(job.message_id.as_str())
             .bind(job.room_id.as_str())
             .bind(job.payload.as_str())
-            .bind(job.received_at);
+            .bind(job.received_at)
+            .bind(job.kind.as_str());
     }
     let inserted = query.fetch_all(pool).await?;
     inserted

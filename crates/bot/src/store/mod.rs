@@ -14,8 +14,10 @@
 //! Layout: this file opens the pool and holds what every part shares (the types, the
 //! connection turns on SQLite, the clock in SQL); `ingest` (group-committed inserts of
 //! incoming events), `inbox` (the next event of a room, attempts, saved answers, the done
-//! mark), `leases` (room leases), `leader` (webhook leadership), `users`, `spaces`
-//! (personality per space), `memory` (conversation turns), `websocket_cursor`,
+//! mark), `leases` (room leases), `leader` (webhook leadership), `feedback` (answers with
+//! feedback buttons and the votes on them), `users`, `spaces` (personality per space),
+//! `memory` (conversation turns), `usage` (tokens per day, person, space and model;
+//! message counts for limits), `websocket_cursor`,
 //! `checkpoints` (SQLite WAL) and `owner_lock` (one `serve` per SQLite file).
 
 use std::path::Path;
@@ -70,15 +72,63 @@ pub struct StoreOptions {
     pub pg_schema: Option<String>,
 }
 
+/// What an inbox event is (DESIGN §10.3): each kind has its own id space (message ids,
+/// attachment action ids, membership ids), all deduplicated in the one `message_id` column.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum EventKind {
+    /// `messages`/`created`: the id is a message id.
+    #[default]
+    Message,
+    /// `attachmentActions`/`created`: a submitted card; the id is the attachment action id.
+    CardAction,
+    /// `memberships`/`created` for the bot itself in a group space: the id is the
+    /// membership's (plus its creation time, so a bot removed and added again is greeted again).
+    Membership,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Message => "message",
+            EventKind::CardAction => "card_action",
+            EventKind::Membership => "membership",
+        }
+    }
+
+    /// Unknown values (a newer version's) read as messages, as rows from before the column.
+    pub fn from_db(s: &str) -> EventKind {
+        match s {
+            "card_action" => EventKind::CardAction,
+            "membership" => EventKind::Membership,
+            _ => EventKind::Message,
+        }
+    }
+}
+
 /// A webhook event as it enters the inbox.
 #[derive(Clone, Debug)]
 pub struct NewEvent<'a> {
+    /// The event's own id: a message id, an attachment action id, a membership key (see
+    /// [`EventKind`]). Deduplication is by this id.
     pub message_id: &'a str,
     pub room_id: &'a str,
     /// What arrived, for an operator looking at the row: a webhook's `data` object (rows
     /// of earlier versions hold the whole envelope), or the websocket's own summary. The
-    /// workers read only `message_id` and `room_id`, so either shape is handled.
+    /// workers read only `message_id`, `room_id` and `kind`, so either shape is handled.
     pub payload: &'a str,
+    pub kind: EventKind,
+}
+
+impl<'a> NewEvent<'a> {
+    /// A `messages`/`created` event.
+    pub fn message(message_id: &'a str, room_id: &'a str, payload: &'a str) -> Self {
+        NewEvent {
+            message_id,
+            room_id,
+            payload,
+            kind: EventKind::Message,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,7 +141,9 @@ pub enum Enqueued {
 #[derive(Clone, Debug)]
 pub struct PendingEvent {
     pub seq: i64,
+    /// The event's id (see [`NewEvent::message_id`]).
     pub message_id: String,
+    pub kind: EventKind,
     pub room_id: String,
     pub payload: String,
     pub received_at: i64,
@@ -217,6 +269,7 @@ impl std::fmt::Debug for Store {
 }
 
 mod checkpoints;
+mod feedback;
 mod inbox;
 mod ingest;
 mod leader;
@@ -225,11 +278,14 @@ mod memory;
 mod owner_lock;
 mod spaces;
 mod tools;
+mod usage;
 mod users;
 mod websocket_cursor;
 
+pub use feedback::{FeedbackAnswer, FeedbackCounts, Vote};
 pub use owner_lock::{OwnerLock, OwnerLockError};
 pub use tools::{ToolApproval, ToolCallRecord};
+pub use usage::{PersonUsage, Ranked, TokensToday, Totals, UsageReader, UsageRecord, UsageRow};
 
 use checkpoints::checkpoint_loop;
 use ingest::{IngestJob, ingest_loop};
@@ -238,7 +294,7 @@ use owner_lock::sqlite_path;
 
 /// Connections reserved for recording incoming events (`Store::enqueue`).
 const INGEST_CONNECTIONS: u32 = 2;
-/// Most events recorded by one insert. Four parameters each: far below SQLite's limit.
+/// Most events recorded by one insert. Five parameters each: far below SQLite's limit.
 const INGEST_BATCH: usize = 256;
 
 /// A connection of the pool, and on SQLite the turn that goes with it.

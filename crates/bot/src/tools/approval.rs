@@ -11,7 +11,6 @@
 
 use std::time::Duration;
 
-use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
@@ -226,42 +225,19 @@ async fn wait(state: &AppState, id: &str, deadline: Instant) -> Wait {
 }
 
 /// `POST /messages` with the card and its markdown fallback, in the question's thread.
-///
-/// Written here until `webex::Client::create_card_message` (cards, DESIGN §10.3) is on this
-/// branch: then this is `state.webex.create_card_message(&webex::NewCardMessage::new(…))`.
 async fn post_card(
     state: &AppState,
     asker: &Asker,
     markdown: &str,
     card: Value,
-) -> anyhow::Result<()> {
-    let mut body = json!({
-        "roomId": asker.room_id.as_str(),
-        "markdown": markdown,
-        "attachments": [{"contentType": "application/vnd.microsoft.card.adaptive", "content": card}],
-    });
-    if let Some(parent) = &asker.parent_id {
-        body["parentId"] = json!(parent.as_str());
-    }
-    let token = state.config.require_token()?;
-    let url = format!(
-        "{}/messages",
-        state.config.webex_api_url.as_str().trim_end_matches('/')
+) -> Result<(), webex::Error> {
+    let message = webex::NewCardMessage::new(
+        asker.room_id.clone(),
+        asker.parent_id.clone(),
+        markdown,
+        card,
     );
-    let response = state
-        .tools
-        .http()
-        .post(url)
-        .bearer_auth(token.expose_secret())
-        .timeout(state.config.webex_timeout)
-        .json(&body)
-        .send()
-        .await?;
-    let status = response.status();
-    if !status.is_success() {
-        state.metrics.webex_error(status.as_u16());
-        anyhow::bail!("Webex answered {status} to the approval card");
-    }
+    state.webex.create_card_message(&message).await?;
     state.metrics.replies_sent.inc();
     Ok(())
 }

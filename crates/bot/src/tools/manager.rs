@@ -83,7 +83,7 @@ pub struct ToolSet {
 struct Inner {
     servers: Vec<Arc<Server>>,
     stop: CancellationToken,
-    /// For Streamable HTTP servers and the approval cards.
+    /// For Streamable HTTP servers.
     http: reqwest::Client,
     /// Woken when an approval is decided in this process (see `approval`).
     decided: tokio::sync::Notify,
@@ -141,10 +141,6 @@ impl ToolSet {
                 decided: tokio::sync::Notify::new(),
             }),
         }
-    }
-
-    pub(crate) fn http(&self) -> &reqwest::Client {
-        &self.inner.http
     }
 
     /// Wakes every call waiting for an approval here, to re-read its row.

@@ -28,6 +28,16 @@ pub(crate) struct Asker {
     pub parent_id: Option<webex::MessageId>,
 }
 
+impl Asker {
+    /// Whose the LLM calls of the rounds are (usage, DESIGN §10.6).
+    pub(crate) fn who(&self) -> crate::usage::Who<'_> {
+        crate::usage::Who {
+            person: &self.email,
+            space: self.room_id.as_str(),
+        }
+    }
+}
+
 /// The servers of `TOOLS_CONFIG` (none when it is unset), not started yet. A file that
 /// cannot be read or is wrong is a configuration error naming `TOOLS_CONFIG`.
 pub fn from_config(

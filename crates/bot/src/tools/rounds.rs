@@ -62,7 +62,7 @@ impl Rounds {
 pub(crate) async fn answer(rounds: Rounds, mut request: ChatRequest) -> Result<String, LlmError> {
     let mut round = 0;
     loop {
-        let response = ask(&rounds.state, rounds.for_round(request.clone(), round)).await?;
+        let response = ask(&rounds, rounds.for_round(request.clone(), round)).await?;
         if response.tool_calls.is_empty() || round >= rounds.max_rounds() {
             if response.content.trim().is_empty() {
                 // Calls where none were offered, and no words: nothing to post.
@@ -142,7 +142,8 @@ pub(crate) fn stream(rounds: Rounds, request: ChatRequest) -> DeltaStream {
                             calls,
                         };
                     }
-                    Some(Ok(StreamEvent::Usage(_))) => {
+                    Some(Ok(StreamEvent::Usage(usage))) => {
+                        rounds.state.usage.record(rounds.asker.who(), &usage).await;
                         phase = Phase::Reading {
                             stream,
                             request,
@@ -168,8 +169,9 @@ pub(crate) fn stream(rounds: Rounds, request: ChatRequest) -> DeltaStream {
     }))
 }
 
-/// One whole LLM call, timed like any other.
-async fn ask(state: &AppState, request: ChatRequest) -> Result<llm::ChatResponse, LlmError> {
+/// One whole LLM call, timed like any other; its tokens are recorded against the asker.
+async fn ask(rounds: &Rounds, request: ChatRequest) -> Result<llm::ChatResponse, LlmError> {
+    let state = &rounds.state;
     let started = Instant::now();
     let result = state.llm.chat(request).await;
     state
@@ -185,6 +187,9 @@ async fn ask(state: &AppState, request: ChatRequest) -> Result<llm::ChatResponse
         latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
         "LLM answered"
     );
+    if let Some(usage) = &response.usage {
+        state.usage.record(rounds.asker.who(), usage).await;
+    }
     Ok(response)
 }
 

@@ -68,10 +68,23 @@ fn dev_env(dir: &Path, f: &Fakes, port: u16, path: String) -> Vec<(String, Strin
     env
 }
 
+/// The first of the bot's webhooks, once all three (messages, card submits, memberships)
+/// are registered.
 async fn wait_for_webhook(hooks: &FakeWebhooks, bot: &mut BotProcess) -> Value {
     for _ in 0..400 {
-        if let Some(h) = hooks.list().into_iter().next() {
-            return h;
+        let list = hooks.list();
+        if list.len() >= BOT_SUBSCRIPTIONS.len() {
+            let events: Vec<(&str, &str)> = list
+                .iter()
+                .map(|h| {
+                    (
+                        h["resource"].as_str().unwrap(),
+                        h["event"].as_str().unwrap(),
+                    )
+                })
+                .collect();
+            assert_eq!(events, BOT_SUBSCRIPTIONS);
+            return list[0].clone();
         }
         if let Ok(Some(status)) = bot.child.try_wait() {
             panic!("dev exited ({status}): {}", bot.output());
@@ -122,7 +135,7 @@ async fn dev_uses_the_running_tunnel_and_removes_its_webhook_on_sigterm() {
     assert!(f.hooks.list().is_empty(), "the dev webhook was left behind");
     let stdout = bot.output();
     assert!(stdout.contains(TUNNEL), "{stdout}");
-    assert!(stdout.contains("deleted 1 webhook(s)"), "{stdout}");
+    assert!(stdout.contains("deleted 3 webhook(s)"), "{stdout}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

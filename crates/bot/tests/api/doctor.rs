@@ -113,19 +113,14 @@ async fn doctor_passes_on_a_healthy_deployment() {
         .mount(&public)
         .await;
     let target = format!("{}/webhook", public.uri());
-    let mut active = hook("WH-1", "webex-chatbot", &target, "active");
-    active["secret"] = json!(WEBHOOK_SECRET);
-    FakeWebhooks::with(vec![
-        active,
-        hook(
-            "WH-CRM",
-            "crm-sync",
-            "https://crm.example.com/hook",
-            "active",
-        ),
-    ])
-    .mount(&webex)
-    .await;
+    let mut hooks = bot_hooks("WH", &target, "active");
+    hooks.push(hook(
+        "WH-CRM",
+        "crm-sync",
+        "https://crm.example.com/hook",
+        "active",
+    ));
+    FakeWebhooks::with(hooks).mount(&webex).await;
     let (cert, key) = certificate(90);
     let mut env = process_env(d, &webex, &llm);
     set(&mut env, "BOT_PUBLIC_URL", &public.uri());
@@ -387,6 +382,12 @@ async fn doctor_checks_the_webhook_webex_will_use() {
         h["secret"] = json!(secret);
         h
     };
+    // The bot's three webhooks, the messages one (WH-1) changed by `f`.
+    let three = |f: &dyn Fn(&mut Value)| {
+        let mut hooks = bot_hooks("WH", target, "active");
+        f(&mut hooks[0]);
+        hooks
+    };
     let cases: Vec<(&str, Vec<Value>, &str, &str)> = vec![
         (
             "none",
@@ -401,30 +402,37 @@ async fn doctor_checks_the_webhook_webex_will_use() {
         ),
         (
             "disabled by Webex",
-            vec![hook("WH-1", "webex-chatbot", target, "inactive")],
+            three(&|h| h["status"] = json!("inactive")),
             "WH-1 at https://bot.example.com/webhook is inactive",
             "--external",
         ),
         (
-            "a second one elsewhere",
-            vec![
+            "only the messages webhook (an earlier version's registration)",
+            vec![with_secret(
                 hook("WH-1", "webex-chatbot", target, "active"),
-                hook(
+                WEBHOOK_SECRET,
+            )],
+            "no active webhook for attachmentActions/created, memberships/created",
+            "webhooks register",
+        ),
+        (
+            "a second one elsewhere",
+            {
+                let mut hooks = three(&|_| {});
+                hooks.push(hook(
                     "WH-OLD",
                     "webex-chatbot",
                     "https://old.example.com/webhook",
                     "active",
-                ),
-            ],
-            "WH-OLD -> https://old.example.com/webhook",
+                ));
+                hooks
+            },
+            "WH-OLD (messages/created) -> https://old.example.com/webhook",
             "deletes the others",
         ),
         (
             "another secret",
-            vec![with_secret(
-                hook("WH-1", "webex-chatbot", target, "active"),
-                "old-secret",
-            )],
+            three(&|h| h["secret"] = json!("old-secret")),
             "another secret than WEBHOOK_SECRET",
             "updates the secret",
         ),

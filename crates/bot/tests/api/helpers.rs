@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
@@ -113,6 +114,10 @@ struct FakeWebexState {
     room_types: HashMap<String, String>,
     /// Every post and edit the fake accepted, in order, with when it arrived.
     writes: Vec<Write>,
+    /// Submitted cards by attachment action id (`GET /attachment/actions/{id}`).
+    actions: HashMap<String, Value>,
+    /// People by id (`GET /people/{id}`).
+    people: HashMap<String, Value>,
 }
 
 /// A post or an edit the fake Webex accepted.
@@ -155,7 +160,7 @@ fn origin_of(request: &Request) -> String {
     format!("http://{host}")
 }
 
-fn webex_error_body(status: u16, message: &str) -> ResponseTemplate {
+pub fn webex_error_body(status: u16, message: &str) -> ResponseTemplate {
     ResponseTemplate::new(status).set_body_json(json!({
         "message": message,
         "errors": [{"description": message}],
@@ -178,8 +183,9 @@ fn checked_text(body: &Value) -> Result<&str, &'static str> {
 }
 
 /// Fake Webex `POST /messages`: bearer token, JSON with `roomId` and `markdown`/`text`
-/// under 7439 bytes (else 400, like Webex), at most one card in `attachments`; answers with
-/// the created message.
+/// under 7439 bytes (else 400, like Webex), at most one card in `attachments` (of the
+/// Adaptive Card content type, version ≤ 1.3, ≤ 5 actions: `bot::cards::validate_message`);
+/// answers with the created message.
 struct CreateMessage;
 
 fn now_rfc3339() -> String {
@@ -200,8 +206,13 @@ impl Respond for CreateMessage {
             Ok(text) => text,
             Err(refusal) => return webex_error_body(400, refusal),
         };
-        if body["attachments"].as_array().is_some_and(|a| a.len() > 1) {
-            return webex_error_body(400, "only one attachment per message");
+        // What Webex refuses of a card: more than one, another content type, a content that
+        // is not an Adaptive Card; and (stricter than Webex, which would show the fallback)
+        // anything past version 1.3 or more than 5 actions.
+        if body.get("attachments").is_some()
+            && let Err(problems) = bot::cards::validate_message(&body)
+        {
+            return webex_error_body(400, &format!("invalid card: {}", problems.join("; ")));
         }
         let state = fake_state(&origin_of(request));
         let mut state = state.lock().unwrap();
@@ -414,6 +425,175 @@ pub async fn mount_webex_basics(webex: &MockServer) {
         .respond_with(DeleteMessage)
         .mount(webex)
         .await;
+    // Below every test's own mocks (wiremock: 1 is the highest priority, 5 the default).
+    Mock::given(method("GET"))
+        .and(messages_path())
+        .and(header("authorization", format!("Bearer {TOKEN}").as_str()))
+        .respond_with(GetMessage)
+        .with_priority(10)
+        .mount(webex)
+        .await;
+    Mock::given(method("GET"))
+        .and(path_regex(r"^/attachment/actions/[^/]+$"))
+        .and(header("authorization", format!("Bearer {TOKEN}").as_str()))
+        .respond_with(GetAttachmentAction)
+        .mount(webex)
+        .await;
+    Mock::given(method("GET"))
+        .and(path_regex(r"^/people/[^/]+$"))
+        .and(header("authorization", format!("Bearer {TOKEN}").as_str()))
+        .respond_with(GetPerson)
+        .with_priority(10)
+        .mount(webex)
+        .await;
+    Mock::given(path_regex(r"^/webhooks(/[^/]+)?$"))
+        .and(header("authorization", format!("Bearer {TOKEN}").as_str()))
+        .respond_with(FakeWebhooks::default())
+        .with_priority(10)
+        .mount(webex)
+        .await;
+}
+
+/// Fake `GET /messages/{id}` for what no test mounted itself: the bot's own posts (a card
+/// a click names, with the room type the fake learned) and the mounted messages; else 404.
+struct GetMessage;
+
+impl Respond for GetMessage {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let id = message_id_in_path(request);
+        let state = fake_state(&origin_of(request));
+        let state = state.lock().unwrap();
+        let found = state
+            .posted
+            .iter()
+            .chain(state.mounted.iter())
+            .find(|m| m["id"] == json!(id))
+            .cloned();
+        match found {
+            Some(mut message) => {
+                if message["roomType"].is_null()
+                    && let Some(kind) = message["roomId"]
+                        .as_str()
+                        .and_then(|room| state.room_types.get(room))
+                {
+                    message["roomType"] = json!(kind);
+                }
+                ResponseTemplate::new(200).set_body_json(message)
+            }
+            None => webex_error_body(404, "The requested resource could not be found."),
+        }
+    }
+}
+
+/// Fake `GET /attachment/actions/{id}`: the submitted cards [`click`] created, as Webex
+/// answers them (`id`, `type`, `messageId`, `inputs`, `personId`, `roomId`, `created`);
+/// 404 for an id it does not know.
+struct GetAttachmentAction;
+
+impl Respond for GetAttachmentAction {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let id = request
+            .url
+            .path()
+            .trim_start_matches("/attachment/actions/")
+            .to_owned();
+        let state = fake_state(&origin_of(request));
+        let state = state.lock().unwrap();
+        match state.actions.get(&id) {
+            Some(action) => ResponseTemplate::new(200).set_body_json(action.clone()),
+            None => webex_error_body(404, "The requested resource could not be found."),
+        }
+    }
+}
+
+/// Fake `GET /people/{id}`: the people [`mount_person`] added; 404 for others.
+struct GetPerson;
+
+impl Respond for GetPerson {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let id = request.url.path().trim_start_matches("/people/").to_owned();
+        let state = fake_state(&origin_of(request));
+        let state = state.lock().unwrap();
+        match state.people.get(&id) {
+            Some(person) => ResponseTemplate::new(200).set_body_json(person.clone()),
+            None => webex_error_body(404, "The requested resource could not be found."),
+        }
+    }
+}
+
+/// Makes `GET /people/{id}` answer with a person of this email.
+pub fn mount_person(webex: &MockServer, id: &str, email: &str) {
+    let person = json!({
+        "id": id, "emails": [email], "displayName": email.split('@').next().unwrap_or(email),
+        "type": if email.ends_with("@webex.bot") { "bot" } else { "person" },
+        "orgId": "ORG"
+    });
+    fake_state(&webex.uri())
+        .lock()
+        .unwrap()
+        .people
+        .insert(id.to_owned(), person);
+}
+
+/// Someone submits a card the bot posted: the fake Webex learns the attachment action
+/// (`inputs` already merged with the button's data, as Webex does) and the test gets the
+/// `attachmentActions`/`created` webhook to deliver.
+pub fn submit_card(
+    webex: &MockServer,
+    action_id: &str,
+    card: &Value,
+    person_id: &str,
+    inputs: Value,
+) -> Value {
+    let action = json!({
+        "id": action_id,
+        "type": "submit",
+        "messageId": card["id"],
+        "inputs": inputs,
+        "personId": person_id,
+        "roomId": card["roomId"],
+        "created": now_rfc3339(),
+    });
+    fake_state(&webex.uri())
+        .lock()
+        .unwrap()
+        .actions
+        .insert(action_id.to_owned(), action.clone());
+    let mut event = fixture("webhook-messages-created.json");
+    event["resource"] = json!("attachmentActions");
+    event["name"] = json!("webex-chatbot");
+    event["actorId"] = json!(person_id);
+    event["data"] = json!({
+        "id": action_id, "type": "submit", "messageId": card["id"], "personId": person_id,
+        "roomId": card["roomId"], "created": action["created"],
+    });
+    event
+}
+
+/// The `memberships`/`created` webhook for `person_id` added to `room` (`group`|`direct`).
+pub fn membership_event(
+    membership_id: &str,
+    room: &str,
+    room_type: &str,
+    person_id: &str,
+    email: &str,
+) -> Value {
+    let mut event = fixture("webhook-messages-created.json");
+    event["resource"] = json!("memberships");
+    event["data"] = json!({
+        "id": membership_id, "roomId": room, "roomType": room_type, "personId": person_id,
+        "personEmail": email, "personDisplayName": "x", "personOrgId": "ORG",
+        "isModerator": false, "isMonitor": false, "created": now_rfc3339(),
+    });
+    event
+}
+
+/// The messages with a card the fake Webex accepted from the bot, oldest first.
+pub fn posted_cards(webex: &MockServer) -> Vec<Value> {
+    posted_messages(webex)
+        .into_iter()
+        .filter(|m| m["attachments"].is_array())
+        .collect()
 }
 
 /// Makes `GET /messages/{id}` answer with this message.
@@ -520,6 +700,8 @@ pub struct Knobs {
     pub metrics_refresh: Option<Duration>,
     pub fault_hook: Option<bot::FaultHook>,
     pub probe_cache: Option<Duration>,
+    /// The clock usage and limits are counted in (shared by replicas made from this).
+    pub clock: Option<bot::usage::Clock>,
 }
 
 impl Knobs {
@@ -536,6 +718,7 @@ impl Knobs {
             metrics_refresh: self.metrics_refresh.unwrap_or(defaults.metrics_refresh),
             fault_hook: self.fault_hook.clone(),
             probe_cache: self.probe_cache.unwrap_or(defaults.probe_cache),
+            clock: self.clock.clone().unwrap_or(defaults.clock.clone()),
             ..defaults
         }
     }
@@ -584,6 +767,11 @@ impl Spawn {
     /// Reuses an LLM probe's report for `keep` (5 s by default).
     pub fn probe_cache(mut self, keep: Duration) -> Self {
         self.knobs.probe_cache = Some(keep);
+        self
+    }
+    /// Counts usage days and limit windows on `clock` (a manual one the test moves).
+    pub fn clock(mut self, clock: &bot::usage::Clock) -> Self {
+        self.knobs.clock = Some(clock.clone());
         self
     }
     /// Runs `hook` with each event's message id before the event is handled.
@@ -707,6 +895,11 @@ impl TestApp {
             env,
             knobs,
         }
+    }
+
+    /// A variable of this app's environment (`DATABASE_URL`, …); empty when unset.
+    pub fn env_value(&self, name: &str) -> String {
+        self.env.get(name).cloned().unwrap_or_default()
     }
 
     /// Stops gracefully and starts a new app on the same database and fakes.
@@ -1056,4 +1249,239 @@ pub async fn post_signed_with(port: u16, event: &Value, relay_key: Option<&str>)
         request = request.header("x-relay-key", key);
     }
     request.send().await.unwrap().status().as_u16()
+}
+
+// ---- webhooks -------------------------------------------------------------------------
+
+/// Webex's webhook API with state: `GET /webhooks` lists what `POST` created and
+/// `DELETE` did not remove, in pages of `max` (or of the fake's page size) linked with
+/// `Link: <…>; rel="next"`; `POST` and `PUT` refuse a body without the fields Webex
+/// requires (OpenAPI: `name`, `targetUrl`, and `resource`, `event` for `POST`), and
+/// `PUT`'s `status` can only be `active`.
+#[derive(Clone, Default)]
+pub struct FakeWebhooks {
+    hooks: Arc<Mutex<Vec<Value>>>,
+    next: Arc<AtomicU64>,
+    page: Arc<AtomicU64>,
+}
+
+/// `resource` values `POST /webhooks` accepts (OpenAPI), plus the firehose `all`.
+const WEBHOOK_RESOURCES: &[&str] = &[
+    "attachmentActions",
+    "dataSources",
+    "memberships",
+    "messages",
+    "rooms",
+    "meetings",
+    "recordings",
+    "convergedRecordings",
+    "meetingParticipants",
+    "meetingTranscripts",
+    "telephony_calls",
+    "telephony_conference",
+    "telephony_mwi",
+    "uc_counters",
+    "serviceApp",
+    "adminBatchJobs",
+    "all",
+];
+/// `event` values `POST /webhooks` accepts (OpenAPI), plus `all`.
+const WEBHOOK_EVENTS: &[&str] = &[
+    "created",
+    "updated",
+    "deleted",
+    "started",
+    "ended",
+    "joined",
+    "left",
+    "migrated",
+    "authorized",
+    "deauthorized",
+    "statusChanged",
+    "all",
+];
+
+/// The events the bot registers a webhook for (DESIGN §10.3).
+pub const BOT_SUBSCRIPTIONS: [(&str, &str); 3] = [
+    ("messages", "created"),
+    ("attachmentActions", "created"),
+    ("memberships", "created"),
+];
+
+/// A `messages`/`created` webhook as Webex lists it.
+pub fn hook(id: &str, name: &str, target: &str, status: &str) -> Value {
+    json!({"id": id, "name": name, "targetUrl": target, "resource": "messages",
+           "event": "created", "status": status, "created": "2026-11-01T00:00:00.000Z"})
+}
+
+/// A webhook for `(resource, event)` as Webex lists it.
+pub fn hook_for(
+    id: &str,
+    name: &str,
+    target: &str,
+    (resource, event): (&str, &str),
+    status: &str,
+) -> Value {
+    let mut h = hook(id, name, target, status);
+    h["resource"] = json!(resource);
+    h["event"] = json!(event);
+    h
+}
+
+/// The bot's three webhooks at `target` (ids `{prefix}-1` … `{prefix}-3`), each with the
+/// secret.
+pub fn bot_hooks(prefix: &str, target: &str, status: &str) -> Vec<Value> {
+    BOT_SUBSCRIPTIONS
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let mut h = hook_for(
+                &format!("{prefix}-{}", i + 1),
+                "webex-chatbot",
+                target,
+                *s,
+                status,
+            );
+            h["secret"] = json!(WEBHOOK_SECRET);
+            h
+        })
+        .collect()
+}
+
+impl FakeWebhooks {
+    pub fn with(hooks: Vec<Value>) -> FakeWebhooks {
+        let fake = FakeWebhooks::default();
+        *fake.hooks.lock().unwrap() = hooks;
+        fake
+    }
+
+    pub fn list(&self) -> Vec<Value> {
+        self.hooks.lock().unwrap().clone()
+    }
+
+    /// Lists at most `n` webhooks a page, whatever `max` asks.
+    pub fn paged(self, n: u64) -> FakeWebhooks {
+        self.page.store(n, Ordering::SeqCst);
+        self
+    }
+
+    /// What Webex does after failed deliveries (`inactive`).
+    pub fn set_status(&self, id: &str, status: &str) {
+        let mut hooks = self.hooks.lock().unwrap();
+        let hook = hooks.iter_mut().find(|h| h["id"] == id).unwrap();
+        hook["status"] = json!(status);
+    }
+
+    /// A webhook deleted behind the bot's back (by hand, another tool).
+    pub fn remove(&self, id: &str) {
+        self.hooks.lock().unwrap().retain(|h| h["id"] != id);
+    }
+
+    pub async fn mount(&self, webex: &MockServer) {
+        Mock::given(path_regex(r"^/webhooks(/[^/]+)?$"))
+            .and(header("authorization", format!("Bearer {TOKEN}").as_str()))
+            .respond_with(self.clone())
+            .mount(webex)
+            .await;
+    }
+}
+
+impl Respond for FakeWebhooks {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let id = request
+            .url
+            .path()
+            .strip_prefix("/webhooks/")
+            .map(str::to_owned);
+        let body = || serde_json::from_slice::<Value>(&request.body).ok();
+        let mut hooks = self.hooks.lock().unwrap();
+        match (request.method.as_str(), id) {
+            ("GET", None) => {
+                let query: std::collections::HashMap<String, String> =
+                    request.url.query_pairs().into_owned().collect();
+                let mut max: usize = match query.get("max").map(|m| m.parse()) {
+                    None => 100,
+                    Some(Ok(m)) if m > 0 => m,
+                    Some(_) => return webex_error_body(400, "invalid max"),
+                };
+                let page = self.page.load(Ordering::SeqCst) as usize;
+                if page > 0 {
+                    max = max.min(page);
+                }
+                let from: usize = query
+                    .get("cursor")
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or(0);
+                let items: Vec<Value> = hooks.iter().skip(from).take(max).cloned().collect();
+                let mut response = ResponseTemplate::new(200);
+                if from + max < hooks.len() {
+                    // Absolute, like Webex's, on the host the client asked.
+                    let host = request
+                        .headers
+                        .get("host")
+                        .and_then(|h| h.to_str().ok())
+                        .unwrap_or("localhost");
+                    let next = format!("http://{host}/webhooks?max={max}&cursor={}", from + max);
+                    response =
+                        response.insert_header("Link", format!("<{next}>; rel=\"next\"").as_str());
+                }
+                response.set_body_json(json!({ "items": items }))
+            }
+            ("POST", None) => {
+                let Some(body) = body() else {
+                    return webex_error_body(400, "invalid JSON");
+                };
+                for field in ["name", "targetUrl", "resource", "event"] {
+                    if !body[field].is_string() {
+                        return webex_error_body(400, &format!("{field} is required"));
+                    }
+                }
+                // The OpenAPI enums (firehose `all` too, which the file leaves out).
+                if !WEBHOOK_RESOURCES.contains(&body["resource"].as_str().unwrap_or_default()) {
+                    return webex_error_body(400, "resource is not a webhook resource");
+                }
+                if !WEBHOOK_EVENTS.contains(&body["event"].as_str().unwrap_or_default()) {
+                    return webex_error_body(400, "event is not a webhook event");
+                }
+                let n = self.next.fetch_add(1, Ordering::SeqCst) + 1;
+                let mut created = body.clone();
+                created["id"] = json!(format!("WH-{n}"));
+                created["status"] = json!("active");
+                hooks.push(created.clone());
+                ResponseTemplate::new(200).set_body_json(created)
+            }
+            ("PUT", Some(id)) => {
+                let Some(body) = body() else {
+                    return webex_error_body(400, "invalid JSON");
+                };
+                for field in ["name", "targetUrl"] {
+                    if !body[field].is_string() {
+                        return webex_error_body(400, &format!("{field} is required"));
+                    }
+                }
+                if !body["status"].is_null() && body["status"] != "active" {
+                    return webex_error_body(400, "status can only be set to active");
+                }
+                let Some(existing) = hooks.iter_mut().find(|h| h["id"] == id.as_str()) else {
+                    return webex_error_body(404, "webhook not found");
+                };
+                for field in ["name", "targetUrl", "secret", "status"] {
+                    if !body[field].is_null() {
+                        existing[field] = body[field].clone();
+                    }
+                }
+                ResponseTemplate::new(200).set_body_json(existing.clone())
+            }
+            ("DELETE", Some(id)) => {
+                let before = hooks.len();
+                hooks.retain(|h| h["id"] != id.as_str());
+                if hooks.len() == before {
+                    webex_error_body(404, "webhook not found")
+                } else {
+                    ResponseTemplate::new(204)
+                }
+            }
+            _ => webex_error_body(405, "method not allowed"),
+        }
+    }
 }

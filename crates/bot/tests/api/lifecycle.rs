@@ -4,6 +4,9 @@
 
 use std::time::{Duration, Instant};
 
+use wiremock::Mock;
+use wiremock::matchers::{method, path};
+
 use crate::helpers::*;
 use crate::ops::*;
 
@@ -154,15 +157,25 @@ async fn the_leader_sets_an_inactive_webhook_active_again_and_recreates_a_delete
     assert_eq!(health["signed"], true, "{health}");
     assert_eq!(health["status"], "active", "{health}");
     assert!(is_rfc3339(&health["checked_at"]), "{health}");
-    let id = health["id"].as_str().unwrap().to_owned();
-    assert_eq!(fake.list().len(), 1);
+    // One webhook per handled event, all at BOT_PUBLIC_URL/webhook with the secret.
+    assert_eq!(fake.list().len(), 3, "{:?}", fake.list());
+    let of = |resource: &str| {
+        fake.list()
+            .into_iter()
+            .find(|h| h["resource"] == resource)
+            .unwrap_or_else(|| panic!("no {resource} webhook: {:?}", fake.list()))
+    };
+    let messages_id = of("messages")["id"].as_str().unwrap().to_owned();
+    assert_eq!(health["id"], messages_id.as_str(), "{health}");
+    let id = of("attachmentActions")["id"].as_str().unwrap().to_owned();
 
-    // Webex disables it after failed deliveries: the next check sets it active again.
+    // Webex disables one after failed deliveries: /health shows the worst status until the
+    // next check sets it active again.
     fake.set_status(&id, "inactive");
     let first_check = health["checked_at"].clone();
     assert!(
         eventually(Duration::from_secs(4), || async {
-            fake.list()[0]["status"] == "active"
+            of("attachmentActions")["status"] == "active"
         })
         .await,
         "the webhook was not set active again: {:?}",
@@ -181,28 +194,87 @@ async fn the_leader_sets_an_inactive_webhook_active_again_and_recreates_a_delete
     assert!(is_rfc3339(&health["checked_at"]), "{health}");
 
     // Deleted behind the bot's back: the next check creates it again.
-    fake.remove(&id);
+    let memberships = of("memberships")["id"].as_str().unwrap().to_owned();
+    fake.remove(&memberships);
     assert!(
-        eventually(Duration::from_secs(4), || async { fake.list().len() == 1 }).await,
+        eventually(Duration::from_secs(4), || async { fake.list().len() == 3 }).await,
         "the webhook was not created again"
     );
-    let again = &fake.list()[0];
+    let again = of("memberships");
+    assert_ne!(again["id"], memberships.as_str());
+    assert_eq!(again["event"], "created");
     assert_eq!(again["targetUrl"], "https://bot.example.com/webhook");
     assert_eq!(again["secret"], WEBHOOK_SECRET);
-    assert!(
-        eventually(Duration::from_secs(2), || async {
-            webhook_health(&app).await["id"] == again["id"]
-        })
-        .await
-    );
-    // One webhook stays one: the checks in between changed nothing.
+    // Three webhooks stay three: the checks in between changed nothing.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(fake.list().len(), 1, "{:?}", fake.list());
+    assert_eq!(fake.list().len(), 3, "{:?}", fake.list());
     assert_eq!(
         requests_to(&app.webex, "PUT", &format!("/webhooks/{id}"))
             .await
             .len(),
         1
+    );
+    assert_eq!(webhook_health(&app).await["id"], messages_id.as_str());
+}
+
+#[tokio::test]
+async fn health_shows_the_worst_webhook_status_when_one_cannot_be_fixed() {
+    let webex = wiremock::MockServer::start().await;
+    mount_webex_basics(&webex).await;
+    let target = "https://bot.example.com/webhook";
+    let mut hooks = bot_hooks("OLD", target, "active");
+    hooks[2]["status"] = serde_json::json!("inactive");
+    let fake = FakeWebhooks::with(hooks);
+    // The memberships webhook (OLD-3) is inactive: startup's registration replaces it.
+    fake.mount(&webex).await;
+    let app = TestApp::spawn_with_webex(
+        webex,
+        Spawn::default()
+            .env("BOT_PUBLIC_URL", "https://bot.example.com")
+            .env("WEBHOOK_CHECK_SECS", "1"),
+    )
+    .await;
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            webhook_health(&app).await["registered"] == true
+        })
+        .await
+    );
+    // Startup replaced the inactive one: three active webhooks, none duplicated.
+    let list = fake.list();
+    assert_eq!(list.len(), 3, "{list:?}");
+    assert!(list.iter().all(|h| h["status"] == "active"), "{list:?}");
+    assert!(list.iter().all(|h| h["id"] != "OLD-3"), "{list:?}");
+    let created = list
+        .iter()
+        .find(|h| h["resource"] == "memberships")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Now it is disabled again and Webex refuses to re-enable it: /health says inactive.
+    Mock::given(method("PUT"))
+        .and(path(format!("/webhooks/{created}")))
+        .respond_with(webex_error_body(500, "down"))
+        .with_priority(1)
+        .mount(&app.webex)
+        .await;
+    fake.set_status(&created, "inactive");
+    assert!(
+        eventually(Duration::from_secs(8), || async {
+            webhook_health(&app).await["status"] == "inactive"
+        })
+        .await,
+        "{}",
+        webhook_health(&app).await
+    );
+    let health = webhook_health(&app).await;
+    assert!(
+        health["note"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("memberships/created"),
+        "{health}"
     );
 }
 

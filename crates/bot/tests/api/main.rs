@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod cards;
 mod cli;
 mod commands;
 mod dev;
@@ -22,5 +23,6 @@ mod store;
 mod streaming;
 mod tls_relay;
 mod tools;
+mod usage;
 mod webhook_auth;
 mod websocket;

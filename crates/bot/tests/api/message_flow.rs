@@ -373,6 +373,7 @@ async fn events_pending_at_startup_are_processed() {
         message_id: "M-pending",
         room_id: "ROOM-p",
         payload: &payload,
+        kind: bot::store::EventKind::Message,
     };
     app.state.store.enqueue(&new).await.unwrap();
     let app = app.restart().await;
@@ -422,6 +423,7 @@ async fn a_part_an_earlier_attempt_posted_is_not_posted_again() {
             message_id: "M-posted",
             room_id: "ROOM-posted",
             payload: &payload,
+            kind: bot::store::EventKind::Message,
         })
         .await
         .unwrap();

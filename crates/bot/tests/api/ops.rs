@@ -4,169 +4,20 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
-use wiremock::matchers::{header, path_regex};
-use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+use serde_json::Value;
+use wiremock::matchers::path_regex;
+use wiremock::{Mock, MockServer};
 
 use crate::helpers::*;
 
 // ---- helpers shared with dev.rs and doctor.rs ---------------------------------------
 
-/// Webex's webhook API with state: `GET /webhooks` lists what `POST` created and
-/// `DELETE` did not remove, in pages of `max` (or of the fake's page size) linked with
-/// `Link: <…>; rel="next"`; `POST` and `PUT` refuse a body without the fields Webex
-/// requires (OpenAPI: `name`, `targetUrl`, and `resource`, `event` for `POST`), and
-/// `PUT`'s `status` can only be `active`.
-#[derive(Clone, Default)]
-pub struct FakeWebhooks {
-    hooks: Arc<Mutex<Vec<Value>>>,
-    next: Arc<AtomicU64>,
-    page: Arc<AtomicU64>,
-}
-
-pub fn hook(id: &str, name: &str, target: &str, status: &str) -> Value {
-    json!({"id": id, "name": name, "targetUrl": target, "resource": "messages",
-           "event": "created", "status": status, "created": "2026-11-01T00:00:00.000Z"})
-}
-
-impl FakeWebhooks {
-    pub fn with(hooks: Vec<Value>) -> FakeWebhooks {
-        let fake = FakeWebhooks::default();
-        *fake.hooks.lock().unwrap() = hooks;
-        fake
-    }
-
-    pub fn list(&self) -> Vec<Value> {
-        self.hooks.lock().unwrap().clone()
-    }
-
-    /// Lists at most `n` webhooks a page, whatever `max` asks.
-    pub fn paged(self, n: u64) -> FakeWebhooks {
-        self.page.store(n, Ordering::SeqCst);
-        self
-    }
-
-    /// What Webex does after failed deliveries (`inactive`).
-    pub fn set_status(&self, id: &str, status: &str) {
-        let mut hooks = self.hooks.lock().unwrap();
-        let hook = hooks.iter_mut().find(|h| h["id"] == id).unwrap();
-        hook["status"] = json!(status);
-    }
-
-    /// A webhook deleted behind the bot's back (by hand, another tool).
-    pub fn remove(&self, id: &str) {
-        self.hooks.lock().unwrap().retain(|h| h["id"] != id);
-    }
-
-    pub async fn mount(&self, webex: &MockServer) {
-        Mock::given(path_regex(r"^/webhooks(/[^/]+)?$"))
-            .and(header("authorization", format!("Bearer {TOKEN}").as_str()))
-            .respond_with(self.clone())
-            .mount(webex)
-            .await;
-    }
-}
-
-fn webex_error(status: u16, message: &str) -> ResponseTemplate {
-    ResponseTemplate::new(status).set_body_json(json!({"message": message, "trackingId": "FAKE"}))
-}
-
-impl Respond for FakeWebhooks {
-    fn respond(&self, request: &Request) -> ResponseTemplate {
-        let id = request
-            .url
-            .path()
-            .strip_prefix("/webhooks/")
-            .map(str::to_owned);
-        let body = || serde_json::from_slice::<Value>(&request.body).ok();
-        let mut hooks = self.hooks.lock().unwrap();
-        match (request.method.as_str(), id) {
-            ("GET", None) => {
-                let query: std::collections::HashMap<String, String> =
-                    request.url.query_pairs().into_owned().collect();
-                let mut max: usize = match query.get("max").map(|m| m.parse()) {
-                    None => 100,
-                    Some(Ok(m)) if m > 0 => m,
-                    Some(_) => return webex_error(400, "invalid max"),
-                };
-                let page = self.page.load(Ordering::SeqCst) as usize;
-                if page > 0 {
-                    max = max.min(page);
-                }
-                let from: usize = query
-                    .get("cursor")
-                    .and_then(|c| c.parse().ok())
-                    .unwrap_or(0);
-                let items: Vec<Value> = hooks.iter().skip(from).take(max).cloned().collect();
-                let mut response = ResponseTemplate::new(200);
-                if from + max < hooks.len() {
-                    // Absolute, like Webex's, on the host the client asked.
-                    let host = request
-                        .headers
-                        .get("host")
-                        .and_then(|h| h.to_str().ok())
-                        .unwrap_or("localhost");
-                    let next = format!("http://{host}/webhooks?max={max}&cursor={}", from + max);
-                    response =
-                        response.insert_header("Link", format!("<{next}>; rel=\"next\"").as_str());
-                }
-                response.set_body_json(json!({ "items": items }))
-            }
-            ("POST", None) => {
-                let Some(body) = body() else {
-                    return webex_error(400, "invalid JSON");
-                };
-                for field in ["name", "targetUrl", "resource", "event"] {
-                    if !body[field].is_string() {
-                        return webex_error(400, &format!("{field} is required"));
-                    }
-                }
-                let n = self.next.fetch_add(1, Ordering::SeqCst) + 1;
-                let mut created = body.clone();
-                created["id"] = json!(format!("WH-{n}"));
-                created["status"] = json!("active");
-                hooks.push(created.clone());
-                ResponseTemplate::new(200).set_body_json(created)
-            }
-            ("PUT", Some(id)) => {
-                let Some(body) = body() else {
-                    return webex_error(400, "invalid JSON");
-                };
-                for field in ["name", "targetUrl"] {
-                    if !body[field].is_string() {
-                        return webex_error(400, &format!("{field} is required"));
-                    }
-                }
-                if !body["status"].is_null() && body["status"] != "active" {
-                    return webex_error(400, "status can only be set to active");
-                }
-                let Some(existing) = hooks.iter_mut().find(|h| h["id"] == id.as_str()) else {
-                    return webex_error(404, "webhook not found");
-                };
-                for field in ["name", "targetUrl", "secret", "status"] {
-                    if !body[field].is_null() {
-                        existing[field] = body[field].clone();
-                    }
-                }
-                ResponseTemplate::new(200).set_body_json(existing.clone())
-            }
-            ("DELETE", Some(id)) => {
-                let before = hooks.len();
-                hooks.retain(|h| h["id"] != id.as_str());
-                if hooks.len() == before {
-                    webex_error(404, "webhook not found")
-                } else {
-                    ResponseTemplate::new(204)
-                }
-            }
-            _ => webex_error(405, "method not allowed"),
-        }
-    }
-}
+/// The stateful fake webhook API lives with the rest of the fake Webex (helpers.rs).
+pub use crate::helpers::{FakeWebhooks, hook};
 
 /// What every bot process in these tests gets: a store in `dir`, the shipped
 /// personalities, no log file, the fakes.
@@ -360,7 +211,7 @@ async fn webhooks_list_shows_every_webhook_and_marks_this_bots() {
 }
 
 #[tokio::test]
-async fn webhooks_register_creates_one_webhook_and_removes_stale_ones() {
+async fn webhooks_register_creates_one_webhook_per_event_and_removes_stale_ones() {
     let dir = tempfile::tempdir().unwrap();
     let webex = MockServer::start().await;
     let fake = FakeWebhooks::with(vec![
@@ -387,26 +238,27 @@ async fn webhooks_register_creates_one_webhook_and_removes_stale_ones() {
     )
     .await;
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert_eq!(
-        text(&out.stdout),
-        "registered WH-1 -> https://bot.example.com/webhook\n"
-    );
+    let registered = "registered WH-1 -> https://bot.example.com/webhook (messages/created)\n\
+         registered WH-2 -> https://bot.example.com/webhook (attachmentActions/created)\n\
+         registered WH-3 -> https://bot.example.com/webhook (memberships/created)\n";
+    assert_eq!(text(&out.stdout), registered);
     let hooks = fake.list();
     let ids: Vec<&str> = hooks.iter().map(|h| h["id"].as_str().unwrap()).collect();
     assert_eq!(
         ids,
-        ["WH-CRM", "WH-1"],
+        ["WH-CRM", "WH-1", "WH-2", "WH-3"],
         "the stale one is gone, the foreign one kept"
     );
-    let created = &hooks[1];
-    assert_eq!(created["name"], "webex-chatbot");
-    assert_eq!(created["targetUrl"], TARGET);
-    assert_eq!(created["resource"], "messages");
-    assert_eq!(created["event"], "created");
-    assert_eq!(created["secret"], WEBHOOK_SECRET);
-    assert!(created.get("filter").is_none());
+    for (created, (resource, event)) in hooks[1..].iter().zip(BOT_SUBSCRIPTIONS) {
+        assert_eq!(created["name"], "webex-chatbot");
+        assert_eq!(created["targetUrl"], TARGET);
+        assert_eq!(created["resource"], resource);
+        assert_eq!(created["event"], event);
+        assert_eq!(created["secret"], WEBHOOK_SECRET);
+        assert!(created.get("filter").is_none());
+    }
 
-    // Again: the active webhook is kept and updated, not duplicated.
+    // Again: the active webhooks are kept and updated, not duplicated.
     let out = webhooks_cmd(
         dir.path(),
         &webex,
@@ -415,11 +267,8 @@ async fn webhooks_register_creates_one_webhook_and_removes_stale_ones() {
     )
     .await;
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert_eq!(
-        text(&out.stdout),
-        "registered WH-1 -> https://bot.example.com/webhook\n"
-    );
-    assert_eq!(fake.list().len(), 2);
+    assert_eq!(text(&out.stdout), registered);
+    assert_eq!(fake.list().len(), 4);
     let puts = webex
         .received_requests()
         .await
@@ -427,7 +276,7 @@ async fn webhooks_register_creates_one_webhook_and_removes_stale_ones() {
         .into_iter()
         .filter(|r| r.method.as_str() == "PUT")
         .count();
-    assert_eq!(puts, 1);
+    assert_eq!(puts, 3);
 }
 
 /// `delete-all` deletes every webhook the token owns, whatever its name or URL, across
@@ -506,7 +355,7 @@ async fn webhooks_errors_have_the_documented_exit_codes() {
     // A token Webex refuses: runtime failure, exit 1, with Webex's answer and no token.
     let refusing = MockServer::start().await;
     Mock::given(path_regex("^/webhooks"))
-        .respond_with(webex_error(
+        .respond_with(webex_error_body(
             401,
             "The request requires a valid access token set in the Authorization request header.",
         ))

@@ -491,7 +491,13 @@ async fn one_replica_maintains_the_webhook_and_another_takes_over_when_it_goes()
     wait_webhook(&first, "the first replica leads", is_leader).await;
     let second = Replica::spawn(&spec).await;
     wait_webhook(&second, "the second replica follows", is_follower).await;
-    assert_eq!(registrations(&webex).await, 1, "only the leader registered");
+    // One webhook per event the bot handles (messages, card submits, memberships).
+    let per_registration = BOT_SUBSCRIPTIONS.len();
+    assert_eq!(
+        registrations(&webex).await,
+        per_registration,
+        "only the leader registered"
+    );
 
     // A graceful stop ends the leader's session: the follower takes over and registers.
     first.stop().await;
@@ -501,13 +507,13 @@ async fn one_replica_maintains_the_webhook_and_another_takes_over_when_it_goes()
         is_leader,
     )
     .await;
-    assert_eq!(registrations(&webex).await, 2);
+    assert_eq!(registrations(&webex).await, 2 * per_registration);
 
     // A leader that dies: its lock goes with its database session.
     let third = Replica::spawn(&spec).await;
     wait_webhook(&third, "a new replica follows", is_follower).await;
     second.kill();
     wait_webhook(&third, "the follower takes over a dead leader", is_leader).await;
-    assert_eq!(registrations(&webex).await, 3);
+    assert_eq!(registrations(&webex).await, 3 * per_registration);
     third.stop().await;
 }

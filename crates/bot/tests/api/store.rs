@@ -64,6 +64,7 @@ async fn enqueue_all(store: &Store, room_id: &str, ids: &[&str]) {
                 message_id: id,
                 room_id,
                 payload: "{}",
+                kind: bot::store::EventKind::Message,
             })
             .await
             .unwrap();
@@ -81,6 +82,7 @@ async fn inbox_deduplicates_and_keeps_order() {
             message_id: id,
             room_id: room,
             payload: "{}",
+            kind: bot::store::EventKind::Message,
         };
         assert_eq!(
             store.enqueue(&ev("m1", "r1")).await.unwrap(),
@@ -486,6 +488,7 @@ async fn leases_follow_owners_and_the_owner_takes_back_every_lease() {
             message_id: "m-backoff",
             room_id: "r5",
             payload: "{}",
+            kind: bot::store::EventKind::Message,
         };
         store.enqueue(&backoff).await.unwrap();
         let seq = store.next_pending("r5").await.unwrap().unwrap().seq;
@@ -524,6 +527,7 @@ async fn leases_follow_owners_and_the_owner_takes_back_every_lease() {
             message_id: "m-post",
             room_id: "r1",
             payload,
+            kind: bot::store::EventKind::Message,
         };
         store.enqueue(&ev).await.unwrap();
         let seq = store.next_pending("r1").await.unwrap().unwrap().seq;
@@ -648,6 +652,7 @@ async fn concurrent_enqueues_are_grouped_and_deduplicated() {
                         message_id: id,
                         room_id: "rg",
                         payload: "{}",
+                        kind: bot::store::EventKind::Message,
                     })
                     .await
                     .unwrap()
@@ -846,6 +851,7 @@ async fn sqlite_wal_is_checkpointed_in_the_background() {
             message_id: "wal-1",
             room_id: "r",
             payload: "{}",
+            kind: bot::store::EventKind::Message,
         })
         .await
         .unwrap();
@@ -885,6 +891,7 @@ async fn a_failed_finish_keeps_nothing_and_leaves_no_transaction_open() {
             message_id: "f1",
             room_id: "rf",
             payload: "{}",
+            kind: bot::store::EventKind::Message,
         })
         .await
         .unwrap();

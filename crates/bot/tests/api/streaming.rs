@@ -892,6 +892,7 @@ async fn an_attempt_after_a_crash_writes_the_saved_answer_into_the_streamed_mess
             message_id: "M-resume",
             room_id: "ROOM-resume",
             payload: &payload,
+            kind: bot::store::EventKind::Message,
         })
         .await
         .unwrap();

@@ -1322,6 +1322,21 @@ async fn history_keeps_the_final_answer_not_the_tool_transcript() {
 }
 
 #[tokio::test]
+async fn every_llm_call_of_the_tool_rounds_counts_in_usage() {
+    // Two calls (the tool round, then the answer), 10 prompt + 5 completion tokens each.
+    let bot = tool_bot(Kind::OpenAi, adder(), "", &["test"], &[]).await;
+    let app = &bot.app;
+    assert_eq!(ask(app, "M-1", "ROOM-1", "What is 2+3?").await, "answered");
+    assert_eq!(bot.llm.requests().len(), 2);
+    assert_eq!(ask(app, "M-2", "ROOM-1", "usage").await, "command");
+    let report = last_posted(app);
+    assert!(
+        report.contains("30 tokens (20 prompt + 10 completion)"),
+        "{report}"
+    );
+}
+
+#[tokio::test]
 async fn a_streamed_preamble_gives_way_to_the_final_answer() {
     let bot = tool_bot(
         Kind::Anthropic,
@@ -1622,6 +1637,39 @@ async fn a_confirm_tool_runs_only_after_the_asker_approves() {
         ),
         "{metrics}"
     );
+}
+
+#[tokio::test]
+async fn a_click_delivered_by_webhook_decides_while_the_answer_waits_in_the_same_room() {
+    // The answer waiting for the click holds its room's worker; the click comes through
+    // the inbox like every event, in a queue of its own, so it is not stuck behind it.
+    let bot = tool_bot(
+        Kind::OpenAi,
+        shouter(Vec::new()),
+        "confirm = [\"shout\"]",
+        &["test"],
+        &[],
+    )
+    .await;
+    let app = &bot.app;
+    mount_person(&app.webex, ALICE_ID, ALICE);
+    app.deliver(&direct_message("M-1", "ROOM-1", ALICE, "Shout hello"))
+        .await;
+    let card = approval_card(app).await;
+    let inputs = card["attachments"][0]["content"]["actions"][0]["data"].clone();
+    let event = submit_card(&app.webex, "ACT-1", &card, ALICE_ID, inputs);
+    assert_eq!(app.post_event(&event).await.status(), 200);
+    assert_eq!(app.wait_handled("ACT-1").await, "command");
+    assert_eq!(wait_done(app, "M-1").await, "answered");
+    let texts: Vec<String> = posted_messages(&app.webex)
+        .iter()
+        .map(|m| m["markdown"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert!(
+        texts.contains(&"Approved: running `test/shout`.".to_owned()),
+        "{texts:?}"
+    );
+    assert_eq!(texts.last().unwrap(), "error=false: HELLO");
 }
 
 #[tokio::test]

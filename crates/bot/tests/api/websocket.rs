@@ -60,6 +60,65 @@ fn post_event(envelope_id: &str, activity_id: &str, room_uuid: &str, actor_uuid:
     })
 }
 
+/// A Mercury `cardAction` envelope (what the JS SDK turns into `attachmentActions`
+/// `created`): the activity id is the attachment action's, its parent the card's message;
+/// the inputs are in the (encrypted) object and read by REST.
+fn card_action_event(
+    envelope_id: &str,
+    action_uuid: &str,
+    card_uuid: &str,
+    room_uuid: &str,
+    actor_uuid: &str,
+) -> Value {
+    json!({
+        "id": envelope_id,
+        "data": {
+            "eventType": "conversation.activity",
+            "activity": {
+                "id": action_uuid,
+                "objectType": "activity",
+                "verb": "cardAction",
+                "published": "2026-11-20T09:21:00.000Z",
+                "actor": {"id": actor_uuid, "entryUUID": actor_uuid, "objectType": "person",
+                          "type": "PERSON", "emailAddress": ADMIN},
+                "object": {"objectType": "submit", "inputs": "eyJhbGciOiJkaXIi…encrypted"},
+                "parent": {"id": card_uuid, "type": "cardAction"},
+                "target": {"id": room_uuid, "objectType": "conversation", "tags": ["ONE_ON_ONE"],
+                           "url": format!("https://conv-a.wbx2.com/conversation/api/v1/conversations/{room_uuid}")},
+            }
+        },
+        "timestamp": 1_764_000_060_000u64,
+        "trackingId": "MERCURY_C",
+        "sequenceNumber": 3
+    })
+}
+
+/// A Mercury `add` envelope (the SDKs' `memberships` `created`): `object` is the person
+/// added, `target` the space.
+fn add_event(envelope_id: &str, person_uuid: &str, room_uuid: &str, tag: &str) -> Value {
+    json!({
+        "id": envelope_id,
+        "data": {
+            "eventType": "conversation.activity",
+            "activity": {
+                "id": new_uuid(),
+                "objectType": "activity",
+                "verb": "add",
+                "published": "2026-11-20T09:22:00.000Z",
+                "actor": {"id": ALICE_UUID, "entryUUID": ALICE_UUID, "objectType": "person",
+                          "emailAddress": ALICE},
+                "object": {"id": person_uuid, "entryUUID": person_uuid, "objectType": "person",
+                           "emailAddress": "helpbot@webex.bot"},
+                "target": {"id": room_uuid, "objectType": "conversation", "tags": [tag],
+                           "url": format!("https://conv-a.wbx2.com/conversation/api/v1/conversations/{room_uuid}")},
+            }
+        },
+        "timestamp": 1_764_000_120_000u64,
+        "trackingId": "MERCURY_M",
+        "sequenceNumber": 4
+    })
+}
+
 // ---------------------------------------------------------------------------------------
 // Fake Mercury
 // ---------------------------------------------------------------------------------------
@@ -1329,4 +1388,105 @@ async fn a_catch_up_reads_at_most_the_100_most_recently_active_rooms() {
     assert_eq!(app.wait_handled(&ids[100]).await, "answered");
     app.stop().await;
     assert_eq!(wdm.devices(), 0);
+}
+
+// ---------------------------------------------------------------------------------------
+// Cards and space events (DESIGN §10.3) arrive over the socket too
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_card_submitted_over_the_socket_is_fetched_and_handled_once() {
+    let mercury = FakeMercury::start(None).await;
+    let (app, _wdm) = spawn_with_new_device(&mercury).await;
+    let (message_uuid, room_uuid) = (new_uuid(), new_uuid());
+    mount_direct(&app, &message_uuid, &room_uuid, "personality list").await;
+    mercury.send(&post_event("ENV-L", &message_uuid, &room_uuid, ALICE_UUID));
+    let card = {
+        let mut found = None;
+        for _ in 0..500 {
+            if let Some(card) = posted_cards(&app.webex).into_iter().next() {
+                found = Some(card);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        found.expect("the personality card")
+    };
+
+    // The admin clicks Switch: Mercury says `cardAction`; the inputs come from REST.
+    let action_uuid = new_uuid();
+    let action_id = rest_id("ATTACHMENT_ACTION", &action_uuid);
+    let admin_id = rest_id("PEOPLE", ALICE_UUID);
+    mount_person(&app.webex, &admin_id, ADMIN);
+    submit_card(
+        &app.webex,
+        &action_id,
+        &card,
+        &admin_id,
+        json!({"action": "set_personality", "personality": "teacher"}),
+    );
+    let event = card_action_event("ENV-C", &action_uuid, &new_uuid(), &room_uuid, ALICE_UUID);
+    mercury.send(&event);
+    mercury.send(&event);
+    mercury.wait_ack("ENV-C").await;
+    assert_eq!(app.wait_handled(&action_id).await, "command");
+    let replies = app.wait_replies(2).await;
+    assert_eq!(replies[1]["roomId"], rest_id("ROOM", &room_uuid));
+    assert!(
+        replies[1]["markdown"]
+            .as_str()
+            .unwrap()
+            .contains("**teacher**")
+    );
+    assert_eq!(
+        app.state
+            .store
+            .personality_for(&rest_id("ROOM", &room_uuid))
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("teacher")
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        app.replies().await.len(),
+        2,
+        "the redelivery was not handled again"
+    );
+    assert_eq!(
+        requests_to(
+            &app.webex,
+            "GET",
+            &format!("/attachment/actions/{action_id}")
+        )
+        .await
+        .len(),
+        1
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_bot_added_to_a_space_over_the_socket_greets_it() {
+    let mercury = FakeMercury::start(None).await;
+    let (app, _wdm) = spawn_with_new_device(&mercury).await;
+    let room_uuid = new_uuid();
+    // Someone else added, and the bot in a direct space: acknowledged, nothing said.
+    mercury.send(&add_event("ENV-OTHER", ALICE_UUID, &room_uuid, "GROUP"));
+    mercury.send(&add_event(
+        "ENV-DIRECT",
+        BOT_UUID,
+        &new_uuid(),
+        "ONE_ON_ONE",
+    ));
+    mercury.send(&add_event("ENV-BOT", BOT_UUID, &room_uuid, "GROUP"));
+    mercury.wait_ack("ENV-OTHER").await;
+    mercury.wait_ack("ENV-DIRECT").await;
+    mercury.wait_ack("ENV-BOT").await;
+    let replies = app.wait_replies(1).await;
+    assert_eq!(replies[0]["roomId"], rest_id("ROOM", &room_uuid));
+    assert!(replies[0]["markdown"].as_str().unwrap().contains("`help`"));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(app.replies().await.len(), 1);
+    app.stop().await;
 }

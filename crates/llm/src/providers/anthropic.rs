@@ -9,7 +9,7 @@ use url::Url;
 
 use crate::{
     ChatRequest, LlmError, ProviderKind, Role, ToolCall, ToolSpec,
-    provider::{Answer, Auth, Body, CallPiece, Route, Step, Wire},
+    provider::{Answer, Auth, Body, CallPiece, Counts, Route, Step, Wire},
     sse::Frame,
     wire::{
         Turn, alternating_turns, arguments_object, base64, decode, endpoint, ids_under_data,
@@ -100,6 +100,35 @@ fn tool(spec: &ToolSpec) -> Value {
 #[derive(Deserialize)]
 struct MessageAnswer {
     content: Vec<Block>,
+    usage: Option<WireUsage>,
+}
+
+/// `usage` of a message (and of `message_start`), and the cumulative `usage` of a
+/// `message_delta`. Tokens read from or written to the prompt cache are input tokens too.
+#[derive(Deserialize)]
+struct WireUsage {
+    input_tokens: Option<u64>,
+    output_tokens: Option<u64>,
+    cache_creation_input_tokens: Option<u64>,
+    cache_read_input_tokens: Option<u64>,
+}
+
+fn counts(usage: Option<WireUsage>) -> Counts {
+    let Some(u) = usage else {
+        return Counts::default();
+    };
+    let inputs = [
+        u.input_tokens,
+        u.cache_creation_input_tokens,
+        u.cache_read_input_tokens,
+    ];
+    Counts {
+        prompt: inputs
+            .iter()
+            .any(Option::is_some)
+            .then(|| inputs.iter().flatten().sum()),
+        completion: u.output_tokens,
+    }
 }
 
 #[derive(Deserialize)]
@@ -136,6 +165,15 @@ struct Event {
     content_block: Option<StartedBlock>,
     delta: Option<EventDelta>,
     error: Option<EventError>,
+    /// `message_start`: the message so far, with the input tokens.
+    message: Option<StartedMessage>,
+    /// `message_delta`: the output tokens so far.
+    usage: Option<WireUsage>,
+}
+
+#[derive(Deserialize)]
+struct StartedMessage {
+    usage: Option<WireUsage>,
 }
 
 #[derive(Deserialize)]
@@ -234,6 +272,7 @@ impl Wire for Anthropic {
         }
         Ok(Answer {
             tool_calls,
+            usage: counts(answer.usage),
             ..Answer::text(texts.concat())
         })
     }
@@ -274,13 +313,20 @@ impl Wire for Anthropic {
                 }),
                 _ => Ok(Step::nothing()),
             },
+            "message_start" => Ok(Step {
+                usage: counts(event.message.and_then(|m| m.usage)),
+                ..Step::nothing()
+            }),
+            "message_delta" => Ok(Step {
+                usage: counts(event.usage),
+                ..Step::nothing()
+            }),
             "message_stop" => Ok(Step::nothing().last()),
             "error" => Err(match event.error {
                 Some(error) => stream_error(error),
                 None => LlmError::malformed(KIND, "an error event without details"),
             }),
-            // message_start, content_block_stop, message_delta, ping, and event types
-            // added later carry no answer.
+            // content_block_stop, ping, and event types added later carry no answer.
             _ => Ok(Step::nothing()),
         }
     }

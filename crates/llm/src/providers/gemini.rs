@@ -15,7 +15,7 @@ use url::Url;
 
 use crate::{
     ChatRequest, LlmError, ProviderKind, Role, ToolCall, ToolSpec,
-    provider::{Answer, Auth, Body, CallPiece, Route, Step, Wire},
+    provider::{Answer, Auth, Body, CallPiece, Counts, Route, Step, Wire},
     sse::Frame,
     wire::{
         Sampling, SamplingNames, Turn, alternating_turns, arguments_object, base64, decode,
@@ -311,6 +311,30 @@ struct GenerateAnswer {
     candidates: Option<Vec<Candidate>>,
     prompt_feedback: Option<PromptFeedback>,
     error: Option<StreamError>,
+    usage_metadata: Option<UsageMetadata>,
+}
+
+/// Token counts; a stream repeats them in its chunks, the last one complete. Thinking
+/// models bill their thoughts as output but count them apart from the candidates.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UsageMetadata {
+    prompt_token_count: Option<u64>,
+    candidates_token_count: Option<u64>,
+    thoughts_token_count: Option<u64>,
+}
+
+impl UsageMetadata {
+    fn counts(&self) -> Counts {
+        let output = [self.candidates_token_count, self.thoughts_token_count];
+        Counts {
+            prompt: self.prompt_token_count,
+            completion: output
+                .iter()
+                .any(Option::is_some)
+                .then(|| output.iter().flatten().sum()),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -390,6 +414,12 @@ struct ErrorDetail {
 }
 
 impl GenerateAnswer {
+    fn usage(&self) -> Counts {
+        self.usage_metadata
+            .as_ref()
+            .map_or_else(Counts::default, UsageMetadata::counts)
+    }
+
     /// The answer text and calls of the first candidate and whether it says it is
     /// finished; `None` when there is no candidate (a stream may send usage alone).
     fn into_reply(self) -> Result<Option<Reply>, String> {
@@ -478,12 +508,14 @@ impl Wire for Gemini {
 
     fn parse_answer(&self, body: &[u8]) -> Result<Answer, String> {
         let answer: GenerateAnswer = decode(body)?;
+        let usage = answer.usage();
         let Some(mut reply) = answer.into_reply()? else {
             return Err("the answer has no candidates".to_owned());
         };
         self.remember(&mut reply.calls);
         Ok(Answer {
             tool_calls: reply.calls.into_iter().map(|c| c.call).collect(),
+            usage,
             ..Answer::text(reply.text)
         })
     }
@@ -498,11 +530,15 @@ impl Wire for Gemini {
                 message: error.message,
             });
         }
+        let usage = answer.usage();
         let answer = answer
             .into_reply()
             .map_err(|reason| LlmError::malformed(KIND, reason))?;
         let Some(mut reply) = answer else {
-            return Ok(Step::nothing());
+            return Ok(Step {
+                usage,
+                ..Step::nothing()
+            });
         };
         self.remember(&mut reply.calls);
         // No end marker: the chunk carrying `finishReason` is the last one with text.
@@ -512,6 +548,7 @@ impl Wire for Gemini {
                 .into_iter()
                 .map(|c| CallPiece::Whole(c.call))
                 .collect(),
+            usage,
             ..Step::text(reply.text)
         };
         Ok(if reply.finished {

@@ -7,7 +7,7 @@ use url::Url;
 
 use crate::{
     ChatRequest, LlmError, ProviderKind, ToolCall,
-    provider::{Answer, Auth, Body, CallPiece, Route, Step, Wire},
+    provider::{Answer, Auth, Body, CallPiece, Counts, Route, Step, Wire},
     sse::{Frame, Framing},
     wire::{
         SamplingNames, arguments_object, base64, decode, endpoint, generated_call_id,
@@ -47,6 +47,19 @@ struct ChatChunk {
     #[serde(default)]
     done: bool,
     error: Option<String>,
+    /// Token counts, in the whole answer and in the last line of a stream (`done: true`);
+    /// `prompt_eval_count` is left out when the whole prompt came from Ollama's cache.
+    prompt_eval_count: Option<u64>,
+    eval_count: Option<u64>,
+}
+
+impl ChatChunk {
+    fn counts(&self) -> Counts {
+        Counts {
+            prompt: self.prompt_eval_count,
+            completion: self.eval_count,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -140,9 +153,13 @@ impl Wire for Ollama {
         if let Some(error) = chunk.error {
             return Err(format!("error in the answer: {error}"));
         }
+        let usage = chunk.counts();
         chunk
             .message
-            .map(ChunkMessage::into_answer)
+            .map(|m| Answer {
+                usage,
+                ..m.into_answer()
+            })
             .ok_or_else(|| "the answer has no message".to_owned())
     }
 
@@ -162,6 +179,7 @@ impl Wire for Ollama {
                 message,
             });
         }
+        let usage = chunk.counts();
         let step = match chunk.message {
             // Calls come whole, in one line.
             Some(message) => {
@@ -172,10 +190,14 @@ impl Wire for Ollama {
                         .into_iter()
                         .map(CallPiece::Whole)
                         .collect(),
+                    usage,
                     ..Step::text(answer.text)
                 }
             }
-            None => Step::nothing(),
+            None => Step {
+                usage,
+                ..Step::nothing()
+            },
         };
         Ok(if chunk.done { step.last() } else { step })
     }

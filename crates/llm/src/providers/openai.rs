@@ -9,7 +9,7 @@ use url::Url;
 
 use crate::{
     ChatRequest, LlmError, ProviderKind, ToolCall,
-    provider::{Answer, Auth, Body, CallPiece, Route, Step, Wire},
+    provider::{Answer, Auth, Body, CallPiece, Counts, Route, Step, Wire},
     sse::Frame,
     wire::{
         SamplingNames, arguments_from_text, arguments_text, base64, decode, endpoint,
@@ -52,6 +52,22 @@ impl OpenAiStyle {
 #[derive(Deserialize)]
 struct Completion {
     choices: Vec<Choice>,
+    usage: Option<WireUsage>,
+}
+
+/// `usage` of a completion, and of the last chunk of a stream asked for it with
+/// `stream_options.include_usage` (`null` in the chunks before).
+#[derive(Deserialize)]
+struct WireUsage {
+    prompt_tokens: Option<u64>,
+    completion_tokens: Option<u64>,
+}
+
+fn counts(usage: Option<WireUsage>) -> Counts {
+    usage.map_or_else(Counts::default, |u| Counts {
+        prompt: u.prompt_tokens,
+        completion: u.completion_tokens,
+    })
 }
 
 #[derive(Deserialize)]
@@ -101,6 +117,7 @@ struct Chunk {
     #[serde(default)]
     choices: Vec<ChunkChoice>,
     error: Option<ChunkError>,
+    usage: Option<WireUsage>,
 }
 
 #[derive(Deserialize)]
@@ -197,11 +214,20 @@ impl Wire for OpenAiStyle {
     }
 
     fn chat_body(&self, req: &ChatRequest, model: &str, stream: bool) -> Body {
-        role_content_body(req, model, stream, messages(req), self.sampling, None)
+        let body = role_content_body(req, model, stream, messages(req), self.sampling, None)?;
+        if !stream {
+            return Ok(body);
+        }
+        // A stream reports no usage unless asked; then its last chunk (empty `choices`)
+        // carries it. The API refuses `stream_options` without `stream: true`.
+        let mut body: serde_json::Value = serde_json::from_slice(&body)?;
+        body["stream_options"] = serde_json::json!({"include_usage": true});
+        serde_json::to_vec(&body)
     }
 
     fn parse_answer(&self, body: &[u8]) -> Result<Answer, String> {
         let completion: Completion = decode(body)?;
+        let usage = counts(completion.usage);
         let choice = completion
             .choices
             .into_iter()
@@ -217,6 +243,7 @@ impl Wire for OpenAiStyle {
                 .into_iter()
                 .map(WireCall::into_call)
                 .collect(),
+            usage,
             ..Answer::text(message.content.unwrap_or_default())
         })
     }
@@ -234,10 +261,14 @@ impl Wire for OpenAiStyle {
                 message: error.message,
             });
         }
+        let usage = counts(chunk.usage);
         // Only the first choice is asked for (`n` is never set); the final chunk may carry
         // usage alone, with no choices at all.
         let Some(choice) = chunk.choices.into_iter().next() else {
-            return Ok(Step::nothing());
+            return Ok(Step {
+                usage,
+                ..Step::nothing()
+            });
         };
         let delta = choice.delta;
         let step = Step {
@@ -247,6 +278,7 @@ impl Wire for OpenAiStyle {
                 .into_iter()
                 .map(DeltaCall::into_piece)
                 .collect(),
+            usage,
             ..Step::text(delta.content.unwrap_or_default())
         };
         Ok(if choice.finish_reason.is_some() {

@@ -48,6 +48,7 @@ struct Cfg {
     pieces: Vec<String>,
     /// What the model does when it is offered tools.
     script: Script,
+    usage: Tokens,
 }
 
 impl Cfg {
@@ -64,6 +65,33 @@ impl Cfg {
         }
     }
 }
+
+/// Token counts a fake reports for every answer, in its provider's own usage fields.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tokens {
+    pub prompt: u64,
+    pub completion: u64,
+}
+
+/// What each fake reports, different for every provider so a count cannot come from the
+/// wrong one.
+pub fn known_usage(kind: ProviderKind) -> Tokens {
+    let (prompt, completion) = match kind {
+        ProviderKind::Ollama => (26, 9),
+        ProviderKind::Anthropic => (42, 15),
+        ProviderKind::OpenAi => (31, 12),
+        ProviderKind::Gemini => (53, 18),
+        ProviderKind::Xai => (64, 21),
+        ProviderKind::OpenAiCompatible => (75, 24),
+    };
+    Tokens { prompt, completion }
+}
+
+/// The counts the fixed helpers below report (tests that script whole answers).
+const DEFAULT_USAGE: Tokens = Tokens {
+    prompt: 5,
+    completion: 3,
+};
 
 pub struct Fake {
     pub server: MockServer,
@@ -101,6 +129,7 @@ impl Fake {
             models,
             pieces: pieces.iter().map(|p| (*p).to_owned()).collect(),
             script,
+            usage: known_usage(kind),
         });
         // Low priority: tests mount scripted failures above it.
         Mock::given(any())
@@ -342,14 +371,31 @@ fn openai(cfg: &Cfg, req: &Request) -> Answer {
                 bad("Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead.")
             })?;
             let stream = stream_flag(&body, false).map_err(|m| bad(&m))?;
+            let include_usage = match body.get("stream_options") {
+                None | Some(Value::Null) => false,
+                Some(_) if !stream => {
+                    return Err(bad("The 'stream_options' parameter is only allowed when 'stream' is enabled."));
+                }
+                Some(options) => {
+                    if let Some(unknown) = field_in(options, "stream_options", &["include_usage", "include_obfuscation"]) {
+                        return Err(bad(&unknown));
+                    }
+                    match options.get("include_usage") {
+                        None => false,
+                        Some(Value::Bool(b)) => *b,
+                        Some(_) => return Err(bad("stream_options.include_usage: must be a boolean")),
+                    }
+                }
+            };
             let pieces = match cfg.decide(&offered, results) {
                 Ok(pieces) => pieces,
                 Err(calls) => return Ok(tool_fakes::openai_calls(model, &cfg.script, &calls, stream)),
             };
             Ok(if stream {
-                ResponseTemplate::new(200).set_body_raw(openai_sse(&pieces), "text/event-stream")
+                let usage = include_usage.then_some(cfg.usage);
+                ResponseTemplate::new(200).set_body_raw(openai_sse_with(&pieces, usage), "text/event-stream")
             } else {
-                ResponseTemplate::new(200).set_body_json(openai_completion(model, &pieces.concat()))
+                ResponseTemplate::new(200).set_body_json(openai_completion_with(model, &pieces.concat(), cfg.usage))
             })
         }
         _ => Err(openai_error(404, "Unknown request URL", "invalid_request_error")),
@@ -357,10 +403,23 @@ fn openai(cfg: &Cfg, req: &Request) -> Answer {
 }
 
 pub fn openai_completion(model: &str, text: &str) -> Value {
+    openai_completion_with(model, text, DEFAULT_USAGE)
+}
+
+pub fn openai_completion_with(model: &str, text: &str, usage: Tokens) -> Value {
     json!({
         "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": model,
         "choices": [{"index": 0, "message": {"role": "assistant", "content": text, "refusal": null}, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": 5, "completion_tokens": 3, "total_tokens": 8}
+        "usage": openai_usage(usage)
+    })
+}
+
+fn openai_usage(usage: Tokens) -> Value {
+    json!({
+        "prompt_tokens": usage.prompt, "completion_tokens": usage.completion,
+        "total_tokens": usage.prompt + usage.completion,
+        "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+        "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0}
     })
 }
 
@@ -374,11 +433,35 @@ pub fn openai_chunk(delta: Value, finish: Option<&str>) -> String {
 
 /// A role chunk, one chunk a piece, the finish chunk, `[DONE]`.
 pub fn openai_sse(pieces: &[String]) -> String {
-    let mut body = openai_chunk(json!({"role": "assistant", "content": ""}), None);
+    openai_sse_with(pieces, None)
+}
+
+/// The same; with `usage` (the request set `stream_options.include_usage`) every chunk
+/// has `"usage": null` and one more chunk with empty `choices` carries the counts before
+/// `[DONE]`, as the API documents.
+pub fn openai_sse_with(pieces: &[String], usage: Option<Tokens>) -> String {
+    let chunk = |delta: Value, finish: Option<&str>| {
+        let mut chunk = json!({
+            "id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "m",
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]
+        });
+        if usage.is_some() {
+            chunk["usage"] = Value::Null;
+        }
+        format!("data: {chunk}\n\n")
+    };
+    let mut body = chunk(json!({"role": "assistant", "content": ""}), None);
     for piece in pieces {
-        body += &openai_chunk(json!({"content": piece}), None);
+        body += &chunk(json!({"content": piece}), None);
     }
-    body += &openai_chunk(json!({}), Some("stop"));
+    body += &chunk(json!({}), Some("stop"));
+    if let Some(usage) = usage {
+        let last = json!({
+            "id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "m",
+            "choices": [], "usage": openai_usage(usage)
+        });
+        body += &format!("data: {last}\n\n");
+    }
     body + "data: [DONE]\n\n"
 }
 
@@ -435,9 +518,9 @@ fn anthropic(cfg: &Cfg, req: &Request) -> Answer {
                 Err(calls) => return Ok(tool_fakes::anthropic_calls(model, &cfg.script, &calls, stream)),
             };
             Ok(if stream {
-                ResponseTemplate::new(200).set_body_raw(anthropic_sse(model, &pieces), "text/event-stream")
+                ResponseTemplate::new(200).set_body_raw(anthropic_sse_with(model, &pieces, cfg.usage), "text/event-stream")
             } else {
-                ResponseTemplate::new(200).set_body_json(anthropic_message(model, &[("text", &pieces.concat())]))
+                ResponseTemplate::new(200).set_body_json(anthropic_message_with(model, &[("text", &pieces.concat())], cfg.usage))
             })
         }
         _ => Err(anthropic_error(404, "not_found_error", "Not found")),
@@ -489,6 +572,10 @@ fn anthropic_block(role: &str, block: &Value) -> Result<(), String> {
 
 /// A message with the given `(type, text)` content blocks.
 pub fn anthropic_message(model: &str, blocks: &[(&str, &str)]) -> Value {
+    anthropic_message_with(model, blocks, DEFAULT_USAGE)
+}
+
+pub fn anthropic_message_with(model: &str, blocks: &[(&str, &str)], usage: Tokens) -> Value {
     let content: Vec<Value> = blocks
         .iter()
         .map(|(kind, text)| match *kind {
@@ -499,7 +586,7 @@ pub fn anthropic_message(model: &str, blocks: &[(&str, &str)]) -> Value {
     json!({
         "id": "msg_1", "type": "message", "role": "assistant", "model": model,
         "content": content, "stop_reason": "end_turn", "stop_sequence": null,
-        "usage": {"input_tokens": 5, "output_tokens": 3}
+        "usage": {"input_tokens": usage.prompt, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0, "output_tokens": usage.completion}
     })
 }
 
@@ -508,12 +595,19 @@ pub fn anthropic_event(name: &str, data: Value) -> String {
 }
 
 /// The documented event flow, with a ping in the middle as the API sends.
+#[allow(dead_code)] // For tests that script a whole answer with the default counts.
 pub fn anthropic_sse(model: &str, pieces: &[String]) -> String {
+    anthropic_sse_with(model, pieces, DEFAULT_USAGE)
+}
+
+/// The input tokens come in `message_start` (with an early output count of 1), the
+/// cumulative output tokens in `message_delta`, as the API sends them.
+pub fn anthropic_sse_with(model: &str, pieces: &[String], usage: Tokens) -> String {
     let mut body = anthropic_event(
         "message_start",
         json!({"type": "message_start", "message": {
         "id": "msg_1", "type": "message", "role": "assistant", "model": model, "content": [],
-        "stop_reason": null, "stop_sequence": null, "usage": {"input_tokens": 5, "output_tokens": 1}}}),
+        "stop_reason": null, "stop_sequence": null, "usage": {"input_tokens": usage.prompt, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0, "output_tokens": 1}}}),
     );
     body += &anthropic_event(
         "content_block_start",
@@ -527,7 +621,7 @@ pub fn anthropic_sse(model: &str, pieces: &[String]) -> String {
     );
     body += &anthropic_event(
         "message_delta",
-        json!({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": null}, "usage": {"output_tokens": 3}}),
+        json!({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": null}, "usage": {"output_tokens": usage.completion}}),
     );
     body + &anthropic_event("message_stop", json!({"type": "message_stop"}))
 }
@@ -690,14 +784,16 @@ fn gemini(cfg: &Cfg, req: &Request) -> Answer {
         }
     };
     let text = pieces.concat();
+    let whole = gemini_candidate_with(&text, Some("STOP"), gemini_usage(cfg.usage, true));
     if method == "generateContent" {
-        return Ok(ResponseTemplate::new(200).set_body_json(gemini_answer(&text)));
+        return Ok(ResponseTemplate::new(200).set_body_json(whole));
     }
     Ok(if sse {
-        ResponseTemplate::new(200).set_body_raw(gemini_sse(&pieces), "text/event-stream")
+        ResponseTemplate::new(200)
+            .set_body_raw(gemini_sse_with(&pieces, cfg.usage), "text/event-stream")
     } else {
         // Without alt=sse the API streams one JSON array.
-        ResponseTemplate::new(200).set_body_json(json!([gemini_answer(&text)]))
+        ResponseTemplate::new(200).set_body_json(json!([whole]))
     })
 }
 
@@ -742,28 +838,61 @@ fn gemini_part(role: &str, part: &Value) -> Result<(), String> {
 }
 
 pub fn gemini_candidate(text: &str, finish: Option<&str>) -> Value {
+    gemini_candidate_with(text, finish, gemini_usage(DEFAULT_USAGE, false))
+}
+
+pub fn gemini_candidate_with(text: &str, finish: Option<&str>, usage: Value) -> Value {
     let mut candidate =
         json!({"content": {"parts": [{"text": text}], "role": "model"}, "index": 0});
     if let Some(finish) = finish {
         candidate["finishReason"] = json!(finish);
     }
-    json!({"candidates": [candidate], "usageMetadata": {"promptTokenCount": 5, "candidatesTokenCount": 3, "totalTokenCount": 8}, "modelVersion": "gemini-2.5-flash"})
+    json!({"candidates": [candidate], "usageMetadata": usage, "modelVersion": "gemini-2.5-flash"})
 }
 
+/// `usageMetadata` for `usage`; a thinking model's (`thinking`) splits the output into
+/// candidate tokens and 4 thought tokens, counted apart as the API does.
+pub fn gemini_usage(usage: Tokens, thinking: bool) -> Value {
+    let thoughts = if thinking { 4.min(usage.completion) } else { 0 };
+    let mut metadata = json!({
+        "promptTokenCount": usage.prompt,
+        "candidatesTokenCount": usage.completion - thoughts,
+        "totalTokenCount": usage.prompt + usage.completion,
+        "promptTokensDetails": [{"modality": "TEXT", "tokenCount": usage.prompt}]
+    });
+    if thinking {
+        metadata["thoughtsTokenCount"] = json!(thoughts);
+    }
+    metadata
+}
+
+#[allow(dead_code)] // For tests that script a whole answer with the default counts.
 pub fn gemini_answer(text: &str) -> Value {
     gemini_candidate(text, Some("STOP"))
 }
 
 /// One event a piece, CRLF-separated as the API sends them; the last carries finishReason.
+#[allow(dead_code)] // For tests that script a whole answer with the default counts.
 pub fn gemini_sse(pieces: &[String]) -> String {
+    gemini_sse_with(pieces, DEFAULT_USAGE)
+}
+
+/// The same with `usage`: every chunk carries `usageMetadata`, the counts so far (the
+/// prompt from the first chunk on), the last one complete.
+pub fn gemini_sse_with(pieces: &[String], usage: Tokens) -> String {
     let last = pieces.len().saturating_sub(1);
     pieces
         .iter()
         .enumerate()
         .map(|(i, p)| {
+            let so_far = if i == last {
+                gemini_usage(usage, true)
+            } else {
+                json!({"promptTokenCount": usage.prompt, "totalTokenCount": usage.prompt + i as u64 + 1, "candidatesTokenCount": i as u64 + 1})
+            };
             format!(
                 "data: {}\r\n\r\n",
-                gemini_candidate(p, (i == last).then_some("STOP"))
+                gemini_candidate_with(p, (i == last).then_some("STOP"), so_far)
             )
         })
         .collect()
@@ -801,9 +930,9 @@ fn ollama(cfg: &Cfg, req: &Request) -> Answer {
                 Err(calls) => return Ok(tool_fakes::ollama_calls(model, &cfg.script, &calls, stream)),
             };
             Ok(if stream {
-                ResponseTemplate::new(200).set_body_raw(ollama_ndjson(model, &pieces), "application/x-ndjson")
+                ResponseTemplate::new(200).set_body_raw(ollama_ndjson_with(model, &pieces, cfg.usage), "application/x-ndjson")
             } else {
-                ResponseTemplate::new(200).set_body_json(ollama_answer(model, &pieces.concat()))
+                ResponseTemplate::new(200).set_body_json(ollama_answer_with(model, &pieces.concat(), cfg.usage))
             })
         }
         _ => Err(ResponseTemplate::new(404).set_body_string("404 page not found")),
@@ -828,29 +957,48 @@ fn ollama_message(m: &Value) -> Result<(), String> {
     }
 }
 
+#[allow(dead_code)] // For tests that script a whole answer with the default counts.
 pub fn ollama_answer(model: &str, text: &str) -> Value {
+    ollama_answer_with(model, text, DEFAULT_USAGE)
+}
+
+pub fn ollama_answer_with(model: &str, text: &str, usage: Tokens) -> Value {
     json!({
         "model": model, "created_at": "2025-01-01T00:00:00Z",
         "message": {"role": "assistant", "content": text},
-        "done_reason": "stop", "done": true, "total_duration": 1, "eval_count": 3
+        "done_reason": "stop", "done": true, "total_duration": 1, "load_duration": 1,
+        "prompt_eval_count": usage.prompt, "prompt_eval_duration": 1,
+        "eval_count": usage.completion, "eval_duration": 1
     })
 }
 
 pub fn ollama_line(model: &str, text: &str, done: bool) -> String {
-    let mut line = json!({"model": model, "created_at": "2025-01-01T00:00:00Z", "message": {"role": "assistant", "content": text}, "done": done});
-    if done {
+    ollama_line_with(model, text, done.then_some(DEFAULT_USAGE))
+}
+
+/// A stream line; the last one (`usage` given) is `done` and carries the statistics.
+pub fn ollama_line_with(model: &str, text: &str, usage: Option<Tokens>) -> String {
+    let mut line = json!({"model": model, "created_at": "2025-01-01T00:00:00Z", "message": {"role": "assistant", "content": text}, "done": usage.is_some()});
+    if let Some(usage) = usage {
         line["done_reason"] = json!("stop");
-        line["eval_count"] = json!(3);
+        line["total_duration"] = json!(1);
+        line["prompt_eval_count"] = json!(usage.prompt);
+        line["eval_count"] = json!(usage.completion);
     }
     format!("{line}\n")
 }
 
+#[allow(dead_code)] // For tests that script a whole answer with the default counts.
 pub fn ollama_ndjson(model: &str, pieces: &[String]) -> String {
+    ollama_ndjson_with(model, pieces, DEFAULT_USAGE)
+}
+
+pub fn ollama_ndjson_with(model: &str, pieces: &[String], usage: Tokens) -> String {
     let mut body: String = pieces
         .iter()
-        .map(|p| ollama_line(model, p, false))
+        .map(|p| ollama_line_with(model, p, None))
         .collect();
-    body += &ollama_line(model, "", true);
+    body += &ollama_line_with(model, "", Some(usage));
     body
 }
 
@@ -883,4 +1031,27 @@ pub async fn collect(stream: llm::ChatStream) -> Result<String, llm::LlmError> {
         .try_collect::<Vec<String>>()
         .await
         .map(|parts| parts.concat())
+}
+
+/// The usage events of a stream that must not fail, with how many text events came after
+/// the first of them (none may: usage comes last).
+pub async fn usage_events(stream: llm::ChatStream) -> (Vec<llm::Usage>, usize) {
+    use futures_util::StreamExt;
+    let events: Vec<llm::StreamEvent> = stream.map(|e| e.unwrap()).collect().await;
+    let first = events
+        .iter()
+        .position(|e| matches!(e, llm::StreamEvent::Usage(_)))
+        .unwrap_or(events.len());
+    let text_after = events[first..]
+        .iter()
+        .filter(|e| matches!(e, llm::StreamEvent::Text(_)))
+        .count();
+    let usage = events
+        .into_iter()
+        .filter_map(|e| match e {
+            llm::StreamEvent::Usage(u) => Some(u),
+            _ => None,
+        })
+        .collect();
+    (usage, text_after)
 }

@@ -100,10 +100,13 @@ async fn every_provider_sends_images_in_its_own_format_streamed_or_not() {
             "messages"
         };
         assert_eq!(bodies[0][list][0], first, "{kind}");
-        // Streamed and not, the body differs only in how the answer is asked for.
+        // Streamed and not, the body differs only in how the answer (and, in streams,
+        // the usage) is asked for.
         let without_stream = |body: &Value| {
             let mut body = body.clone();
-            body.as_object_mut().unwrap().remove("stream");
+            let body_map = body.as_object_mut().unwrap();
+            body_map.remove("stream");
+            body_map.remove("stream_options");
             body
         };
         assert_eq!(

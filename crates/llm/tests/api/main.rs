@@ -18,3 +18,4 @@ mod probe;
 mod thinking;
 mod tool_fakes;
 mod tools;
+mod usage;

@@ -69,6 +69,7 @@ async fn xai_request_uses_max_tokens_and_grok_default() {
             "model": "grok-3-mini",
             "messages": expected_messages(),
             "stream": true,
+            "stream_options": {"include_usage": true},
             "temperature": 0.2,
             "max_tokens": 256,
         })
