@@ -1,8 +1,6 @@
 //! Personality + memory → `ChatRequest` → provider. Shared by Webex conversations and the
 //! console (`webex-chatbot chat`).
 
-use std::time::Instant;
-
 use crate::domain::{ConversationKey, Email, Role, Turn};
 use crate::memory;
 use crate::personality::{self, Personality, PromptVars};
@@ -53,10 +51,12 @@ pub fn build_request(
 }
 
 /// What a Webex conversation asks the LLM: the request (personality, trimmed history,
-/// question) and the personality's `thinking` text for a streamed answer.
+/// question, the tools offered), the personality's `thinking` text for a streamed answer,
+/// and the tools the personality offers (DESIGN §10.5).
 pub(crate) struct Prepared {
     pub request: llm::ChatRequest,
     pub thinking: Option<String>,
+    pub tools: Vec<crate::tools::Offered>,
     /// Lines shown before the answer (notes about a message's files).
     pub notice: Option<String>,
 }
@@ -108,7 +108,7 @@ pub(crate) async fn prepare(
         bot_name: &state.bot.display_name,
         user_name,
     };
-    let request = build_request(
+    let mut request = build_request(
         personality,
         &vars,
         history,
@@ -116,37 +116,42 @@ pub(crate) async fn prepare(
         state.config.memory_max_turns,
         state.config.memory_max_chars,
     );
-    tracing::debug!(personality = %personality.name, history = request.messages.len() - 1, "asking the LLM");
+    let tools = state.tools.offered(&personality.tools);
+    request.tools = tools.iter().map(crate::tools::Offered::spec).collect();
+    tracing::debug!(personality = %personality.name, history = request.messages.len() - 1, tools = tools.len(), "asking the LLM");
     Ok(Prepared {
         request,
         thinking: personality.thinking.clone(),
         notice: None,
+        tools,
     })
 }
 
-/// Asks the LLM on behalf of a Webex conversation, for the whole answer at once, and
-/// records the call's tokens against `who`.
+/// Asks the LLM on behalf of a Webex conversation, for the whole answer at once, running
+/// the tools the model calls in between (`tools::rounds`).
 pub(crate) async fn answer(
     state: &AppState,
-    who: crate::usage::Who<'_>,
-    request: llm::ChatRequest,
+    prepared: Prepared,
+    asker: crate::tools::Asker,
 ) -> Result<String, llm::LlmError> {
-    let started = Instant::now();
-    let result = state.llm.chat(request).await;
-    state
-        .metrics
-        .llm_latency
-        .observe(started.elapsed().as_secs_f64());
-    let response = result?;
-    tracing::info!(
-        provider = response.provider.as_str(),
-        model = %response.model,
-        fallback = response.used_fallback,
-        latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-        "LLM answered"
-    );
-    if let Some(usage) = &response.usage {
-        state.usage.record(who, usage).await;
-    }
-    Ok(response.content)
+    let rounds = crate::tools::rounds::Rounds {
+        state: state.clone(),
+        asker,
+        offered: prepared.tools,
+    };
+    crate::tools::rounds::answer(rounds, prepared.request).await
+}
+
+/// The same, streamed: text as it comes, a restart after each round of tool calls.
+pub(crate) fn answer_stream(
+    state: &AppState,
+    prepared: Prepared,
+    asker: crate::tools::Asker,
+) -> crate::tools::rounds::DeltaStream {
+    let rounds = crate::tools::rounds::Rounds {
+        state: state.clone(),
+        asker,
+        offered: prepared.tools,
+    };
+    crate::tools::rounds::stream(rounds, prepared.request)
 }

@@ -14,6 +14,8 @@ pub enum Command {
     AddUser(String),
     RemoveUser(String),
     Status,
+    /// The tools this space's personality offers (DESIGN §10.5).
+    Tools,
     /// The asker's tokens and cost today and this month.
     Usage,
     /// The month's top people and spaces (admins, direct spaces).
@@ -44,6 +46,7 @@ impl Command {
             Command::AddUser(_) => "add_user",
             Command::RemoveUser(_) => "remove_user",
             Command::Status => "status",
+            Command::Tools => "tools",
             Command::Usage => "usage",
             Command::UsageAll => "usage_all",
         }
@@ -67,6 +70,7 @@ pub fn parse(text: &str) -> Option<Command> {
         ["help"] => Some(Command::Help),
         ["reset"] => Some(Command::Reset),
         ["status"] => Some(Command::Status),
+        ["tools"] => Some(Command::Tools),
         ["usage"] => Some(Command::Usage),
         ["usage", "all"] => Some(Command::UsageAll),
         ["personality"] => Some(Command::Personality),
@@ -94,6 +98,10 @@ mod tests {
             ("Reset", Some(Command::Reset)),
             ("/reset", Some(Command::Reset)),
             ("status", Some(Command::Status)),
+            ("tools", Some(Command::Tools)),
+            ("/Tools", Some(Command::Tools)),
+            ("tools please", None),
+            ("what tools do you have", None),
             ("personality", Some(Command::Personality)),
             ("personality list", Some(Command::PersonalityList)),
             ("Personality   LIST", Some(Command::PersonalityList)),

@@ -138,6 +138,8 @@ pub struct Config {
     pub webhook_check: Duration,
     /// `MEMORY_MAX_AGE_DAYS`: conversations untouched this long are deleted; `None` = never.
     pub memory_max_age: Option<Duration>,
+    /// Tools over MCP (DESIGN §10.5): `TOOLS_CONFIG` and its limits.
+    pub tools: ToolSettings,
     /// `FEEDBACK_BUTTONS`: a 👍/👎 card after each LLM answer (DESIGN §10.3).
     pub feedback_buttons: bool,
     /// `USER_DAILY_TOKENS`, `USER_MESSAGES_PER_MINUTE`, `SPACE_DAILY_TOKENS` (DESIGN §10.6).
@@ -146,6 +148,20 @@ pub struct Config {
     pub prices: Prices,
     /// Files, images and voice notes (DESIGN §10.4).
     pub files: Files,
+}
+
+/// `TOOLS_CONFIG` (the servers file, read at startup), `TOOLS_MAX_ROUNDS`,
+/// `TOOLS_CONFIRM_TIMEOUT_SECS`, `TOOLS_LOG_ARGUMENTS`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ToolSettings {
+    /// `None`: no tools.
+    pub config: Option<PathBuf>,
+    /// Rounds of tool calls in one answer; then the model answers without tools.
+    pub max_rounds: usize,
+    /// How long an approval card waits for a click before the call counts as denied.
+    pub confirm_timeout: Duration,
+    /// Record the arguments of each call in full (else only their SHA-256).
+    pub log_arguments: bool,
 }
 
 /// Usage limits; `0` = none. Admins are exempt.
@@ -571,6 +587,14 @@ impl Config {
                     api_key: r.secret("STT_API_KEY"),
                 }),
             },
+            tools: ToolSettings {
+                config: r.opt("TOOLS_CONFIG").map(PathBuf::from),
+                max_rounds: r.positive("TOOLS_MAX_ROUNDS", 5usize)?,
+                confirm_timeout: Duration::from_secs(
+                    r.positive("TOOLS_CONFIRM_TIMEOUT_SECS", 600u64)?,
+                ),
+                log_arguments: r.bool("TOOLS_LOG_ARGUMENTS", false)?,
+            },
             feedback_buttons: r.bool("FEEDBACK_BUTTONS", false)?,
             limits: Limits {
                 user_daily_tokens: r.parse("USER_DAILY_TOKENS", 0u64)?,
@@ -680,6 +704,15 @@ mod tests {
         assert_eq!(c.files.max_chars, 20_000);
         assert!(c.files.vision);
         assert!(c.files.stt.is_none());
+        assert_eq!(
+            c.tools,
+            ToolSettings {
+                config: None,
+                max_rounds: 5,
+                confirm_timeout: Duration::from_secs(600),
+                log_arguments: false,
+            }
+        );
         assert_eq!(c.limits, Limits::default());
         assert_eq!(c.prices, Prices::default());
     }
@@ -766,6 +799,12 @@ mod tests {
             (&[("LLM_MAX_CONCURRENCY", "0")], "LLM_MAX_CONCURRENCY"),
             (&[("LOG_LEVEL", "loud")], "LOG_LEVEL"),
             (&[("LOG_FORMAT", "xml")], "LOG_FORMAT"),
+            (&[("TOOLS_MAX_ROUNDS", "0")], "TOOLS_MAX_ROUNDS"),
+            (
+                &[("TOOLS_CONFIRM_TIMEOUT_SECS", "soon")],
+                "TOOLS_CONFIRM_TIMEOUT_SECS",
+            ),
+            (&[("TOOLS_LOG_ARGUMENTS", "maybe")], "TOOLS_LOG_ARGUMENTS"),
             (&[("BIND_ADDR", "everywhere")], "BIND_ADDR"),
             (&[("BOT_PUBLIC_URL", "bot.example.com")], "BOT_PUBLIC_URL"),
             (&[("OLLAMA_URL", "ftp://x")], "OLLAMA_URL"),

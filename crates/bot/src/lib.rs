@@ -26,6 +26,8 @@
 //!   the limits checked before the LLM is asked (`pipeline`'s limit stage), `usage export`.
 //! - [`store`]: SQLite or PostgreSQL through one code path, a file per concern: ingest,
 //!   inbox/dedup, leases, leader, approved users, per-space personality, conversation turns.
+//! - [`tools`]: tools over MCP: the servers of `TOOLS_CONFIG`, the loop that runs the
+//!   model's tool calls, approval cards for `confirm` tools, the record of every call.
 //! - `probe`: the LLM's health for `/health` and `status`, cached a few seconds.
 //! - `registration`: keeps one active webhook per handled event at `BOT_PUBLIC_URL/webhook`.
 //! - `websocket`: `MODE=websocket` instead of a webhook: the device, the Mercury socket,
@@ -61,6 +63,7 @@ mod state;
 pub mod store;
 mod strings;
 pub mod telemetry;
+pub mod tools;
 pub mod usage;
 mod websocket;
 

@@ -26,6 +26,14 @@ pub struct OutcomeLabel {
     pub outcome: &'static str,
 }
 
+/// `webex_chatbot_tool_calls_total{server,tool,outcome}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ToolCallLabels {
+    pub server: String,
+    pub tool: String,
+    pub outcome: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ValueLabel {
     pub value: &'static str,
@@ -73,6 +81,8 @@ pub struct Metrics {
     pub llm_first_token: Histogram,
     pub stream_edits: Counter,
     pub stream_edit_failures: Counter,
+    /// Tool calls over MCP (DESIGN §10.5), by server, tool and outcome.
+    pub tool_calls: Family<ToolCallLabels, Counter>,
     /// Feedback buttons (DESIGN §10.3): votes counted, by `up`/`down`; the same vote again
     /// by the same person on the same card is not counted, a changed one is.
     pub feedback: Family<ValueLabel, Counter>,
@@ -106,6 +116,12 @@ impl Metrics {
         let llm_first_token = Histogram::new(exponential_buckets(0.05, 2.0, 13));
         let stream_edits = Counter::default();
         let stream_edit_failures = Counter::default();
+        let tool_calls = Family::<ToolCallLabels, Counter>::default();
+        registry.register(
+            "tool_calls",
+            "Tool calls the model asked for, by server, tool and outcome (ok, error, timeout, denied)",
+            tool_calls.clone(),
+        );
         let feedback = Family::<ValueLabel, Counter>::default();
         // Both votes from the start, so a dashboard shows 0 rather than nothing.
         for value in ["up", "down"] {
@@ -208,6 +224,7 @@ impl Metrics {
             llm_first_token,
             stream_edits,
             stream_edit_failures,
+            tool_calls,
             feedback,
             llm_tokens,
             limit_hits,
@@ -227,6 +244,16 @@ impl Metrics {
                 .get_or_create(&WebhookStatusLabel { status })
                 .set(i64::from(status == current));
         }
+    }
+
+    pub fn tool_call(&self, server: &str, tool: &str, outcome: &'static str) {
+        self.tool_calls
+            .get_or_create(&ToolCallLabels {
+                server: server.to_owned(),
+                tool: tool.to_owned(),
+                outcome,
+            })
+            .inc();
     }
 
     pub fn ignored(&self, reason: crate::domain::IgnoreReason) {

@@ -6,12 +6,31 @@
 use crate::state::AppState;
 use crate::store::{Enqueued, EventKind, NewEvent, StoreError};
 
+/// The queue an event waits in: its room's, except for card clicks, which have a queue of
+/// their own beside the room's. An answer waiting for an approval click (a `confirm` tool,
+/// DESIGN §10.5) holds its room's worker until the click is decided, so the click must not
+/// wait behind it. Clicks need no order against messages: a card exists before its click,
+/// and a click's answer goes to the card's room and thread, read from Webex.
+pub(crate) fn lane(kind: EventKind, room_id: &str) -> std::borrow::Cow<'_, str> {
+    match kind {
+        EventKind::CardAction => format!("{room_id}#clicks").into(),
+        _ => room_id.into(),
+    }
+}
+
 /// Records `event`; `via` names the way it came, for the log.
 pub(crate) async fn record(
     state: &AppState,
     event: &NewEvent<'_>,
     via: &'static str,
 ) -> Result<Enqueued, StoreError> {
+    let lane = lane(event.kind, event.room_id);
+    let event = &NewEvent {
+        message_id: event.message_id,
+        room_id: &lane,
+        payload: event.payload,
+        kind: event.kind,
+    };
     let recorded = state.store.enqueue(event).await;
     match &recorded {
         Ok(Enqueued::New) => {
@@ -54,6 +73,13 @@ pub(crate) fn inbox_key(kind: EventKind, id: &str, created: Option<&str>) -> Str
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clicks_have_a_lane_of_their_own() {
+        assert_eq!(lane(EventKind::Message, "R"), "R");
+        assert_eq!(lane(EventKind::Membership, "R"), "R");
+        assert_eq!(lane(EventKind::CardAction, "R"), "R#clicks");
+    }
 
     #[test]
     fn inbox_keys() {

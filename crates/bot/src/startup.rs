@@ -179,6 +179,8 @@ impl App {
                     .inc();
             }));
         let llm = llm_client(&config, http.clone())?;
+        // A bad TOOLS_CONFIG stops the start (exit 2); servers that do not start are retried.
+        let tools = crate::tools::from_config(&config.tools, http.clone())?;
         let attachments = crate::attachments::Setup {
             isolation: options
                 .extractor
@@ -258,6 +260,7 @@ impl App {
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
             instance_id,
+            tools,
             usage,
             attachments,
             config,
@@ -266,6 +269,7 @@ impl App {
             store,
             metrics,
         });
+        state.tools.start();
         Ok(App {
             state,
             listener,
@@ -334,6 +338,8 @@ impl App {
         }
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
         shutdown(&state, &handle).await;
+        // After the drain: answers in flight may still call tools.
+        state.tools.stop();
         for task in [
             sweeper,
             leadership,

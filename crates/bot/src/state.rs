@@ -61,6 +61,8 @@ pub struct Inner {
     pub tasks: TaskTracker,
     /// This process's name in room leases (unique per start).
     pub instance_id: String,
+    /// The MCP servers of `TOOLS_CONFIG` (DESIGN §10.5); empty without it.
+    pub tools: crate::tools::ToolSet,
     /// Token accounting and limits (DESIGN §10.6).
     pub usage: crate::usage::Ledger,
     /// How files are read (extraction isolation, transcription client).

@@ -25,6 +25,7 @@ pub fn help(is_admin: bool, can_switch_personality: bool) -> String {
         "- `personality`: show the current personality".to_owned(),
         "- `personality list`: the available personalities".to_owned(),
         "- `usage`: your tokens and their cost today and this month".to_owned(),
+        "- `tools`: the tools I can use in this space".to_owned(),
     ];
     if can_switch_personality {
         lines.push("- `personality NAME`: switch this space's personality".to_owned());
@@ -423,6 +424,87 @@ pub fn limit_reached(refusal: &crate::usage::Refusal) -> String {
             at.minute()
         ),
     }
+}
+
+// Tools over MCP (DESIGN §10.5).
+
+/// The heading of an approval card.
+pub const APPROVAL_TITLE: &str = "Approve this tool call?";
+
+pub fn approval_note(minutes: u64) -> String {
+    let unit = if minutes == 1 { "minute" } else { "minutes" };
+    format!(
+        "Only the person who asked, or an admin, can approve. Without a click in {minutes} {unit} the call is denied."
+    )
+}
+
+pub const APPROVAL_UNKNOWN: &str = "I do not know that approval request any more.";
+pub const APPROVAL_NOT_YOURS: &str =
+    "Only the person who asked the question, or an admin, can approve or deny this call.";
+pub const APPROVAL_FAILED: &str =
+    "Sorry, I could not record that decision just now. Please click again.";
+
+pub fn approval_already(decision: &str) -> String {
+    let what = match decision {
+        "approve" => "approved",
+        "deny" => "denied",
+        _ => "closed: no one decided in time",
+    };
+    format!("This call was already {what}; that stands.")
+}
+
+pub fn approval_decided(tool: &str, approved: bool) -> String {
+    if approved {
+        format!("Approved: running `{tool}`.")
+    } else {
+        format!("Denied: `{tool}` will not run.")
+    }
+}
+
+/// Told to the model (an error result) when a `confirm` tool was not approved.
+pub const TOOL_DENIED: &str =
+    "The user denied this tool call, so it did not run. Do not try it again; answer without it.";
+pub const TOOL_NOT_APPROVED_IN_TIME: &str = "No one approved this tool call in time, so it was denied and did not run. Do not try it again; answer without it.";
+pub const TOOL_APPROVAL_UNAVAILABLE: &str =
+    "This tool call needs an approval that could not be asked for right now, so it did not run.";
+/// Added to the last request when the tool rounds are used up.
+pub const TOOLS_EXHAUSTED: &str =
+    "(No more tool calls are possible now. Answer the question with what you have.)";
+
+pub const NO_TOOLS: &str = "This space's personality offers no tools.";
+
+/// The `tools` command: `(server/tool, description, needs approval)`, and the configured
+/// servers offered here that are not connected right now.
+pub fn tools_list(tools: &[(String, String, bool)], unreachable: &[String]) -> String {
+    let mut lines = vec!["**Tools in this space**".to_owned()];
+    for (name, description, confirm) in tools {
+        let description = description.lines().next().unwrap_or_default();
+        let approval = if *confirm {
+            " *(asks for approval)*"
+        } else {
+            ""
+        };
+        if description.is_empty() {
+            lines.push(format!("- `{name}`{approval}"));
+        } else {
+            lines.push(format!("- `{name}`: {description}{approval}"));
+        }
+    }
+    if tools.is_empty() {
+        lines.push("None available right now.".to_owned());
+    }
+    if !unreachable.is_empty() {
+        lines.push(String::new());
+        lines.push(format!(
+            "Not connected right now: {}.",
+            unreachable
+                .iter()
+                .map(|s| format!("`{s}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    lines.join("\n")
 }
 
 #[cfg(test)]

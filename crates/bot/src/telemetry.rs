@@ -38,8 +38,10 @@ pub struct LogSettings<'a> {
 
 fn filter(level: tracing::Level) -> EnvFilter {
     // Our own crates at the chosen level; chatty dependencies only when something is wrong.
+    // rmcp logs MCP messages (tool output, server notifications: untrusted text) at INFO and
+    // DEBUG; the tool loop logs what is needed itself, cut.
     EnvFilter::new(format!(
-        "{level},sqlx=warn,hyper=warn,hyper_util=warn,h2=warn,reqwest=warn,rustls=warn,tower_http=warn"
+        "{level},sqlx=warn,hyper=warn,hyper_util=warn,h2=warn,reqwest=warn,rustls=warn,tower_http=warn,rmcp=warn"
     ))
 }
 

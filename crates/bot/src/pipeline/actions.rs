@@ -79,6 +79,7 @@ pub(super) async fn handle(
     };
     let ctx = Context {
         sender,
+        person_id: person_id.as_str().to_owned(),
         rights,
         group,
         conversation,
@@ -106,6 +107,7 @@ pub(crate) async fn dispatch(
     match inputs.get("action").and_then(Value::as_str) {
         Some(cards::SET_PERSONALITY) => set_personality(state, lease, progress, ctx, inputs).await,
         Some(cards::FEEDBACK) => feedback(state, ctx, action).await,
+        Some(crate::tools::CARD_ACTION) => tool_approval(state, lease, progress, ctx, inputs).await,
         other => {
             tracing::debug!(action = ?other, "card action the bot does not know; nothing done");
             Disposition::Done {
@@ -151,6 +153,33 @@ async fn set_personality(
             turns: None,
         },
         Err(e) => post_failure(e, "posting the card's answer"),
+    }
+}
+
+/// An approval card's Approve or Deny (DESIGN §10.5): decided by `tools::on_click` (only
+/// the asker or an admin, once); the answer says what was decided, or why nothing was.
+async fn tool_approval(
+    state: &AppState,
+    lease: &RoomLease,
+    progress: reply::Progress,
+    ctx: &Context,
+    inputs: &serde_json::Map<String, Value>,
+) -> Disposition {
+    let admin = ctx.rights == access::Rights::Admin;
+    let answer = match crate::tools::on_click(state, inputs, &ctx.person_id, admin).await {
+        Ok(answer) => answer,
+        Err(e) => {
+            return Disposition::Retry {
+                cause: anyhow::Error::new(e).context("deciding the tool approval"),
+            };
+        }
+    };
+    match reply::post(state, lease, progress, &ctx.target, &answer).await {
+        Ok(()) => Disposition::Done {
+            outcome: Outcome::Command,
+            turns: None,
+        },
+        Err(e) => post_failure(e, "posting the approval's answer"),
     }
 }
 

@@ -117,12 +117,48 @@ pub(crate) async fn run(
             }
         },
         Command::Status => status(state).await?,
+        Command::Tools => tools(state, room).await?,
         Command::Usage => {
             let report = state.usage.report(&ctx.sender).await?;
             strings::usage_report(&report, &state.usage.limits())
         }
         Command::UsageAll => strings::usage_ranking(&state.usage.ranking().await?),
     })
+}
+
+/// The tools this space's personality offers, of the servers connected now.
+async fn tools(state: &AppState, room: &str) -> anyhow::Result<String> {
+    let chosen = state.store.personality_for(room).await?;
+    let set = state.personalities.load();
+    let personality = set.resolve(chosen.as_deref());
+    if personality.tools.is_empty() || state.tools.is_empty() {
+        return Ok(strings::NO_TOOLS.to_owned());
+    }
+    let offered = state.tools.offered(&personality.tools);
+    let listed: Vec<(String, String, bool)> = offered
+        .iter()
+        .map(|o| {
+            (
+                format!("{}/{}", o.server, o.tool),
+                o.description.clone(),
+                o.confirm,
+            )
+        })
+        .collect();
+    let mut unreachable: Vec<String> = Vec::new();
+    for entry in &personality.tools {
+        let server = entry
+            .split_once('/')
+            .map_or(entry.as_str(), |(s, _)| s)
+            .trim();
+        if state.tools.server(server).is_some()
+            && !state.tools.is_connected(server)
+            && !unreachable.iter().any(|u| u == server)
+        {
+            unreachable.push(server.to_owned());
+        }
+    }
+    Ok(strings::tools_list(&listed, &unreachable))
 }
 
 async fn status(state: &AppState) -> anyhow::Result<String> {

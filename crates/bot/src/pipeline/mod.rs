@@ -385,8 +385,9 @@ async fn chat_answer(
     if state.config.streaming.enabled {
         return stream::answer(state, lease, progress, ctx, text, prepared).await;
     }
-    let answer = match chat::answer(state, ctx.who(), prepared.request).await {
-        Ok(answer) => match prepared.notice {
+    let notice = prepared.notice.clone();
+    let answer = match chat::answer(state, prepared, ctx.asker()).await {
+        Ok(answer) => match notice {
             Some(notice) => format!("{notice}\n\n{answer}"),
             None => answer,
         },
@@ -508,6 +509,8 @@ async fn answered(
 #[derive(Debug)]
 pub(crate) struct Context {
     pub sender: Email,
+    /// The sender's Webex person id (empty when Webex gave none).
+    pub person_id: String,
     pub rights: access::Rights,
     pub group: bool,
     pub conversation: ConversationKey,
@@ -519,6 +522,16 @@ pub(crate) struct Context {
 }
 
 impl Context {
+    /// Who asked, for the tool loop (approval cards go to the answer's thread).
+    pub(crate) fn asker(&self) -> crate::tools::Asker {
+        crate::tools::Asker {
+            person_id: self.person_id.clone(),
+            email: self.sender.clone(),
+            room_id: self.target.room_id.clone(),
+            parent_id: self.target.parent_id.clone(),
+        }
+    }
+
     /// Whose the LLM calls for this message are.
     pub(crate) fn who(&self) -> crate::usage::Who<'_> {
         crate::usage::Who {
@@ -553,6 +566,11 @@ impl Context {
         };
         Context {
             sender,
+            person_id: message
+                .person_id
+                .as_ref()
+                .map(|p| p.as_str().to_owned())
+                .unwrap_or_default(),
             rights,
             group,
             conversation,

@@ -29,6 +29,7 @@ use crate::domain::Outcome;
 use crate::lease::RoomLease;
 use crate::state::AppState;
 use crate::strings;
+use crate::tools::rounds::Delta;
 
 /// Unfinished versions written at most; the finished one makes 9 edits, and one of
 /// Webex's 10 is left for an attempt after a crash.
@@ -91,7 +92,11 @@ pub(super) async fn answer(
     prepared: Prepared,
 ) -> Disposition {
     let cfg = state.config.streaming;
-    let thinking = prepared.thinking.as_deref().unwrap_or(strings::THINKING);
+    let thinking = prepared
+        .thinking
+        .clone()
+        .unwrap_or_else(|| strings::THINKING.to_owned());
+    let thinking = thinking.as_str();
     let started = Instant::now();
     let observe = |state: &AppState| {
         state
@@ -100,15 +105,20 @@ pub(super) async fn answer(
             .observe(started.elapsed().as_secs_f64());
     };
     // Opening the stream may itself take until the first words (providers answer their
-    // headers late): the first-post timer runs from the call's start all the same.
-    let mut open = std::pin::pin!(state.llm.chat_stream(prepared.request));
-    let mut stream: Option<llm::ChatStream> = None;
-    let mut message: Option<Streamed> = None;
+    // headers late): the first-post timer runs from the call's start all the same. With
+    // tools, the stream runs the model's calls between rounds (`tools::rounds`).
     // Notes about a message's files come first, in every version of the answer.
-    let mut text = prepared
+    let notice = prepared
         .notice
+        .as_ref()
         .map(|n| format!("{n}\n\n"))
         .unwrap_or_default();
+    let mut stream = crate::chat::answer_stream(state, prepared, ctx.asker());
+    let mut message: Option<Streamed> = None;
+    let mut text = notice.clone();
+    // The text so far came before tool calls: the next text replaces it (until then it
+    // stays shown while the tools run).
+    let mut restart = false;
     let mut first_text = true;
     let first_post = started + cfg.first_post;
     // New text since the message was last written.
@@ -123,19 +133,16 @@ pub(super) async fn answer(
         };
         let failure = tokio::select! {
             biased;
-            opened = &mut open, if stream.is_none() => match opened {
-                Ok(opened) => {
-                    stream = Some(opened);
+            item = stream.next() => match item {
+                Some(Ok(Delta::Restart)) => {
+                    restart = text.len() > notice.len();
                     continue;
                 }
-                Err(e) => e,
-            },
-            item = next_of(&mut stream) => match item {
-                Some(Ok(Piece::Usage(usage))) => {
-                    state.usage.record(ctx.who(), &usage).await;
-                    continue;
-                }
-                Some(Ok(Piece::Text(delta))) => {
+                Some(Ok(Delta::Text(delta))) => {
+                    if restart && !delta.is_empty() {
+                        restart = false;
+                        text.truncate(notice.len());
+                    }
                     if first_text && !delta.is_empty() {
                         first_text = false;
                         state
@@ -180,9 +187,13 @@ pub(super) async fn answer(
         };
     }
     observe(state);
+    if restart {
+        // The last round ended in tool calls and no answer followed.
+        text.truncate(notice.len());
+    }
     let Some(message) = message else {
         // Whole before the first post: posted once, unedited.
-        if text.trim().is_empty() {
+        if text[notice.len()..].trim().is_empty() {
             tracing::warn!("the LLM's answer is empty; apologising");
             return super::post_apology(state, lease, progress, ctx).await;
         }
@@ -193,35 +204,13 @@ pub(super) async fn answer(
         };
         return super::answered(state, lease, fresh, ctx, question, text).await;
     };
-    if text.trim().is_empty() {
+    if text[notice.len()..].trim().is_empty() {
         tracing::warn!("the LLM's answer is empty; the message becomes the apology");
         return message.apologise(state, lease, progress, ctx).await;
     }
     message
         .finish(state, lease, progress, ctx, question, text)
         .await
-}
-
-/// What the answer loop takes from a stream.
-enum Piece {
-    Text(String),
-    /// The call's token counts (after the text, when the provider reported them).
-    Usage(llm::Usage),
-}
-
-/// The next text delta or usage of an opened stream; never, while it is still opening.
-async fn next_of(stream: &mut Option<llm::ChatStream>) -> Option<Result<Piece, llm::LlmError>> {
-    let Some(stream) = stream else {
-        return std::future::pending().await;
-    };
-    loop {
-        match stream.next().await? {
-            Ok(llm::StreamEvent::Text(delta)) => return Some(Ok(Piece::Text(delta))),
-            Ok(llm::StreamEvent::Usage(usage)) => return Some(Ok(Piece::Usage(usage))),
-            Ok(llm::StreamEvent::ToolCalls(_)) => {}
-            Err(e) => return Some(Err(e)),
-        }
-    }
 }
 
 /// An attempt after a crash mid-stream, before the answer was saved: the unfinished

@@ -277,12 +277,14 @@ mod leases;
 mod memory;
 mod owner_lock;
 mod spaces;
+mod tools;
 mod usage;
 mod users;
 mod websocket_cursor;
 
 pub use feedback::{FeedbackAnswer, FeedbackCounts, Vote};
 pub use owner_lock::{OwnerLock, OwnerLockError};
+pub use tools::{ToolApproval, ToolCallRecord};
 pub use usage::{PersonUsage, Ranked, TokensToday, Totals, UsageReader, UsageRecord, UsageRow};
 
 use checkpoints::checkpoint_loop;

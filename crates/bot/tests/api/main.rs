@@ -24,6 +24,7 @@ mod replicas;
 mod store;
 mod streaming;
 mod tls_relay;
+mod tools;
 mod usage;
 mod webhook_auth;
 mod websocket;
