@@ -423,13 +423,32 @@ impl Call {
 }
 
 /// What a non-2xx answer says about itself.
-struct Failure {
+pub(crate) struct Failure {
     message: Option<String>,
     tracking_id: Option<String>,
 }
 
 impl Failure {
-    async fn read(response: Response) -> Self {
+    /// The error for a failed answer (`retry_after`: what a 429 asked for).
+    pub(crate) fn into_error(self, status: StatusCode, retry_after: Duration) -> Error {
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            Error::RateLimited {
+                retry_after,
+                tracking_id: self.tracking_id,
+            }
+        } else {
+            Error::Http {
+                status: status.as_u16(),
+                message: self
+                    .message
+                    .or_else(|| status.canonical_reason().map(str::to_owned))
+                    .unwrap_or_default(),
+                tracking_id: self.tracking_id,
+            }
+        }
+    }
+
+    pub(crate) async fn read(response: Response) -> Self {
         let header_tracking_id = header(response.headers(), "trackingid");
         // The body is only mined for Webex's message and tracking id, never logged.
         let body: serde_json::Value = match response.bytes().await {
