@@ -53,9 +53,6 @@ impl Store {
     }
 
     /// The answer a feedback card rates, if this bot posted that card.
-    ///
-    /// Tests only (feature `test-support`).
-    #[cfg(any(test, feature = "test-support"))]
     pub async fn feedback_answer(&self, card_message_id: &str) -> Result<Option<String>> {
         let row = sqlx::query("SELECT answer FROM feedback_answers WHERE card_message_id = $1")
             .bind(card_message_id)
