@@ -572,7 +572,7 @@ impl Config {
             mode,
             webex_u2c_url: r
                 .url("WEBEX_U2C_URL")?
-                .unwrap_or_else(|| default_url("https://u2c.wbx2.com/u2c/api/v1")),
+                .unwrap_or_else(|| default_url(webex::device::DEFAULT_U2C_URL)),
             webex_wdm_url: r.url("WEBEX_WDM_URL")?,
             shutdown_timeout: Duration::from_secs(r.parse("SHUTDOWN_TIMEOUT_SECS", 30u64)?),
             webhook_check: Duration::from_secs(r.positive("WEBHOOK_CHECK_SECS", 300u64)?),

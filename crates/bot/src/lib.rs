@@ -30,8 +30,9 @@
 //!   model's tool calls, approval cards for `confirm` tools, the record of every call.
 //! - `probe`: the LLM's health for `/health` and `status`, cached a few seconds.
 //! - `registration`: keeps one active webhook per handled event at `BOT_PUBLIC_URL/webhook`.
-//! - `websocket`: `MODE=websocket` instead of a webhook: the device, the Mercury socket,
-//!   and each new message, card submit or space arrival into the same inbox as a webhook.
+//! - `websocket`: `MODE=websocket` instead of a webhook: keeps a Mercury connection up
+//!   (the protocol is `webex::device` and `webex::mercury`), records each new message, card
+//!   submit or space arrival like a webhook delivery, and catches up after reconnects.
 //! - [`cli`]: the subcommands (`serve`, `chat`, `webhooks`, `users`, `usage`, `doctor`, `dev`);
 //!   `doctor` (deployment checks) and `dev` (ngrok tunnel + serve) live in their own modules.
 //!

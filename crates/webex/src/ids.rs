@@ -1,11 +1,14 @@
 //! Webex ids as newtypes, so a room id cannot be passed where a message id belongs.
 //! Person ids come in two spellings (base64 `ciscospark://…/PEOPLE/<uuid>` and the raw
 //! uuid some mobile clients put in mentions); [`PersonId::same_person`] compares both.
+//! [`rest_id`] forms the base64 REST id of a resource from its uuid, as Mercury events
+//! carry uuids only.
 
 use std::fmt;
 
 use base64::Engine as _;
 use base64::alphabet;
+use base64::engine::general_purpose::STANDARD_NO_PAD;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use serde::{Deserialize, Serialize};
 
@@ -109,8 +112,16 @@ impl PersonId {
     }
 }
 
+/// `ciscospark://us/<KIND>/<uuid>` as Webex REST ids spell it: unpadded standard base64
+/// (`kind` as Webex names resources: `MESSAGE`, `ROOM`, `PEOPLE`, `ATTACHMENT_ACTION`,
+/// `MEMBERSHIP`). Only the US cluster is formed: ids of other clusters decode the same way
+/// in [`PersonId::uuid`], but cannot be told apart from a uuid alone.
+pub fn rest_id(kind: &str, uuid: &str) -> String {
+    STANDARD_NO_PAD.encode(format!("ciscospark://us/{kind}/{uuid}"))
+}
+
 /// The canonical 8-4-4-4-12 hex form.
-fn is_uuid(s: &str) -> bool {
+pub(crate) fn is_uuid(s: &str) -> bool {
     let bytes = s.as_bytes();
     bytes.len() == 36
         && bytes.iter().enumerate().all(|(i, b)| match i {
@@ -169,6 +180,24 @@ mod tests {
         assert!(!bot.same_person(""));
         assert!(!PersonId::new("x").same_person("y"));
         assert!(PersonId::new("x").same_person("x"));
+    }
+
+    #[test]
+    fn rest_ids_match_the_fixtures() {
+        // The ids of shared/fixtures/message-direct.json and the uuids they encode.
+        assert_eq!(
+            rest_id("MESSAGE", "c3d4e5f6-43bd-11e6-8ae9-dd5b3dfc565d"),
+            "Y2lzY29zcGFyazovL3VzL01FU1NBR0UvYzNkNGU1ZjYtNDNiZC0xMWU2LThhZTktZGQ1YjNkZmM1NjVk"
+        );
+        assert_eq!(
+            rest_id("ROOM", "d1e2f3a4-43f1-3b58-9147-f14bb0c4d154"),
+            "Y2lzY29zcGFyazovL3VzL1JPT00vZDFlMmYzYTQtNDNmMS0zYjU4LTkxNDctZjE0YmIwYzRkMTU0"
+        );
+        assert_eq!(rest_id("PEOPLE", BOT_UUID), BOT_B64);
+        assert_eq!(
+            PersonId::new(rest_id("PEOPLE", BOT_UUID)).uuid().as_deref(),
+            Some(BOT_UUID)
+        );
     }
 
     #[test]

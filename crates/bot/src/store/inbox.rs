@@ -107,6 +107,9 @@ impl Store {
     }
 
     /// The oldest pending event of a room, due or not: a later event must not overtake it.
+    ///
+    /// Tests only (feature `test-support`).
+    #[cfg(any(test, feature = "test-support"))]
     pub async fn next_pending(&self, room_id: &str) -> Result<Option<PendingEvent>> {
         let row = sqlx::query(self.timed(
             "SELECT seq, message_id, kind, room_id, payload, received_at, attempts, not_before, reply, parts_sent, stream_message_id, \
@@ -124,15 +127,15 @@ impl Store {
     /// is due; `None` when the room is another owner's, or when nothing is due, in which
     /// case the lease is released in the same step. A worker calls it until `None`.
     ///
-    /// SQLite: one round trip (claim; release if idle; take), the statements of which each
-    /// stand on their own. PostgreSQL: the same steps as separate statements.
+    /// One round trip where the dialect allows ([`dialect::sqlite::NEXT_EVENT`]: claim;
+    /// release if idle; take), else the same steps as separate statements.
     pub async fn next_event(
         &self,
         room_id: &str,
         owner: &str,
         ttl: Duration,
     ) -> Result<Option<PendingEvent>> {
-        if self.backend == Backend::Postgres {
+        if self.backend.round_trips() == RoundTrips::PerStatement {
             // A few rounds at most: only an event arriving between the take and the release
             // makes the release refuse while the lease is still ours.
             for _ in 0..3 {
@@ -148,26 +151,12 @@ impl Store {
             }
             return Ok(None);
         }
-        let rows = sqlx::query(self.timed(
-            "INSERT INTO room_leases (room_id, owner, expires_at) VALUES ($1, $2, {now} + $3) \
-             ON CONFLICT (room_id) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at \
-             WHERE room_leases.expires_at < {now} OR room_leases.owner = excluded.owner; \
-             DELETE FROM room_leases WHERE room_id = $1 AND owner = $2 AND NOT EXISTS \
-             (SELECT 1 FROM inbox WHERE seq = \
-               (SELECT seq FROM inbox WHERE room_id = $1 AND state = 'pending' ORDER BY seq LIMIT 1) \
-              AND not_before <= {now}); \
-             UPDATE inbox SET attempts = attempts + 1 \
-             WHERE seq = (SELECT seq FROM inbox WHERE room_id = $1 AND state = 'pending' ORDER BY seq LIMIT 1) \
-             AND not_before <= {now} \
-             AND EXISTS (SELECT 1 FROM room_leases WHERE room_id = $1 AND owner = $2) \
-             RETURNING seq, message_id, kind, room_id, payload, received_at, attempts, not_before, reply, parts_sent, stream_message_id, \
-             CAST(1 AS BIGINT) AS due",
-        ))
-        .bind(room_id)
-        .bind(owner)
-        .bind(ms(ttl))
-        .fetch_all(&mut *self.conn().await?)
-        .await?;
+        let rows = sqlx::query(self.timed(dialect::sqlite::NEXT_EVENT))
+            .bind(room_id)
+            .bind(owner)
+            .bind(ms(ttl))
+            .fetch_all(&mut *self.conn().await?)
+            .await?;
         rows.first().map(pending_from_row).transpose()
     }
 
@@ -252,30 +241,10 @@ impl Store {
         let turns = finish.turns.filter(|(_, turns)| !turns.is_empty());
         const DONE: &str = "UPDATE inbox SET state = 'done', outcome = $1, finished_at = $2, reply = NULL \
              WHERE seq = $3 AND state = 'pending' RETURNING seq";
-        if self.backend == Backend::Sqlite {
+        if self.backend.round_trips() == RoundTrips::One {
             // One round trip, the transaction included: the done mark (whose RETURNING
-            // says whether it applied), the turns only if it did (`changes()`), the
-            // pruning. A transaction over several round trips would hold the one
-            // connection while this task waits to be polled again between them.
-            let mut sql = format!("BEGIN IMMEDIATE; {DONE};");
-            if let Some((_, turns)) = turns {
-                sql.push_str(" INSERT INTO turns (conversation, created_at, role, content) ");
-                for i in 0..turns.len() {
-                    let n = 6 + 2 * i;
-                    if i > 0 {
-                        sql.push_str(" UNION ALL ");
-                    }
-                    sql.push_str(&format!(
-                        "SELECT $4, $2, ${n}, ${} WHERE changes() = 1",
-                        n + 1
-                    ));
-                }
-                sql.push_str(
-                    "; DELETE FROM turns WHERE conversation = $4 AND id NOT IN \
-                     (SELECT id FROM turns WHERE conversation = $4 ORDER BY id DESC LIMIT $5)",
-                );
-            }
-            sql.push_str("; COMMIT");
+            // says whether it applied), the turns only if it did, the pruning.
+            let sql = dialect::sqlite::done_with_turns(DONE, turns.map_or(0, |(_, t)| t.len()));
             let mut query = sqlx::query(AssertSqlSafe(sql))
                 .bind(finish.outcome)
                 .bind(now)
@@ -345,6 +314,10 @@ impl Store {
         Ok(done.rows_affected())
     }
 
+    /// The state and outcome of an event, by its id.
+    ///
+    /// Tests only (feature `test-support`).
+    #[cfg(any(test, feature = "test-support"))]
     pub async fn event_outcome(
         &self,
         message_id: &str,

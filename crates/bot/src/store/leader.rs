@@ -5,8 +5,8 @@ use super::*;
 /// Takes the leader lock of the connection's schema without waiting; re-entrant per
 /// session, so call it only while not holding the lock.
 async fn try_advisory_lock(conn: &mut AnyConnection) -> Result<bool> {
-    let row = sqlx::query("SELECT pg_try_advisory_lock($1, hashtext(current_schema())) AS locked")
-        .bind(LEADER_LOCK_KEY)
+    let row = sqlx::query(dialect::TRY_LEADER_LOCK)
+        .bind(dialect::LEADER_LOCK_KEY)
         .fetch_one(&mut *conn)
         .await?;
     Ok(row.try_get("locked")?)
@@ -22,7 +22,7 @@ impl Store {
     /// for the life of the process. A leader that dies, or whose connection breaks, loses
     /// the lock with its session. SQLite: there is one process, and it leads.
     pub async fn try_lead(&self) -> Result<bool> {
-        if self.backend == Backend::Sqlite {
+        if self.backend.processes() == Processes::One {
             return Ok(true);
         }
         let limit = Duration::from_secs(10);
@@ -54,8 +54,7 @@ impl Store {
     async fn dedicated_connection(&self) -> Result<AnyConnection> {
         let mut conn = AnyConnection::connect(&self.url).await?;
         if let Some(schema) = &self.pg_schema {
-            conn.execute(AssertSqlSafe(format!("SET search_path TO \"{schema}\"")))
-                .await?;
+            conn.execute(dialect::search_path(schema)).await?;
         }
         Ok(conn)
     }

@@ -39,8 +39,8 @@ impl Store {
     /// pending, and no other worker recorded that part as posted. False otherwise.
     ///
     /// With `save`, the answer is also kept with the event when the confirmation succeeds
-    /// (so an attempt after a crash posts it instead of asking the LLM again): on SQLite in
-    /// the same round trip.
+    /// (so an attempt after a crash posts it instead of asking the LLM again): in the same
+    /// round trip where the dialect allows ([`dialect::sqlite::confirm_and_save`]).
     pub async fn confirm_post(
         &self,
         room_id: &str,
@@ -54,13 +54,9 @@ impl Store {
              AND EXISTS (SELECT 1 FROM inbox WHERE seq = $4 AND state = 'pending' AND parts_sent <= $5) \
              RETURNING room_id";
         let confirm = self.timed(CONFIRM);
-        let sql = match (save, self.backend) {
-            // `changes()`: rows changed by the confirmation, the statement before.
-            (Some(_), Backend::Sqlite) => AssertSqlSafe(format!(
-                "{}; UPDATE inbox SET reply = $6, parts_sent = 0 \
-                 WHERE seq = $4 AND state = 'pending' AND changes() = 1",
-                confirm.0
-            )),
+        let one_trip = self.backend.round_trips() == RoundTrips::One;
+        let sql = match save {
+            Some(_) if one_trip => AssertSqlSafe(dialect::sqlite::confirm_and_save(&confirm.0)),
             _ => confirm,
         };
         let mut query = sqlx::query(sql)
@@ -69,11 +65,16 @@ impl Store {
             .bind(owner)
             .bind(seq)
             .bind(part);
-        if let (Some(reply), Backend::Sqlite) = (save, self.backend) {
+        if let Some(reply) = save
+            && one_trip
+        {
             query = query.bind(reply);
         }
         let confirmed = query.fetch_all(&mut *self.conn().await?).await?.len() == 1;
-        if confirmed && let (Some(reply), Backend::Postgres) = (save, self.backend) {
+        if confirmed
+            && let Some(reply) = save
+            && !one_trip
+        {
             self.save_reply(seq, reply).await?;
         }
         Ok(confirmed)
@@ -126,6 +127,9 @@ impl Store {
     }
 
     /// Who owns a room's lease, if it has not expired (by the database's clock).
+    ///
+    /// Tests only (feature `test-support`).
+    #[cfg(any(test, feature = "test-support"))]
     pub async fn room_owner(&self, room_id: &str) -> Result<Option<String>> {
         let row = sqlx::query(
             self.timed("SELECT owner FROM room_leases WHERE room_id = $1 AND expires_at >= {now}"),

@@ -2,9 +2,10 @@
 //! conversation turns, on SQLite (default) or PostgreSQL.
 //!
 //! One code path serves both backends: runtime queries through sqlx's `AnyPool` with `$n`
-//! placeholders and SQL both dialects accept (`ON CONFLICT`, `RETURNING`). Only the
-//! migrations differ (`migrations/sqlite`, `migrations/postgres`), and only in the types of
-//! auto-increment keys.
+//! placeholders and SQL both dialects accept (`ON CONFLICT`, `RETURNING`). Where they
+//! cannot be the same (connection settings, the clock in SQL, steps of several statements
+//! in one round trip, one process or many, the migrations), the difference is in
+//! `dialect.rs`, and nowhere else.
 //!
 //! Several replicas may share one PostgreSQL database. Everything they must agree on goes
 //! through it: the inbox (deduplication), room leases (timed with the database's clock, so
@@ -12,7 +13,7 @@
 //! the webhook registration (a session-level advisory lock, see [`Store::try_lead`]).
 //!
 //! Layout: this file opens the pool and holds what every part shares (the types, the
-//! connection turns on SQLite, the clock in SQL); `ingest` (group-committed inserts of
+//! connection turns on SQLite); `dialect` (every SQLite/PostgreSQL difference); `ingest` (group-committed inserts of
 //! incoming events), `inbox` (the next event of a room, attempts, saved answers, the done
 //! mark), `leases` (room leases), `leader` (webhook leadership), `feedback` (answers with
 //! feedback buttons and the votes on them), `users`, `spaces` (personality per space),
@@ -55,12 +56,6 @@ pub enum StoreError {
 }
 
 type Result<T, E = StoreError> = std::result::Result<T, E>;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
 
 /// How to open the store.
 #[derive(Clone, Debug)]
@@ -205,10 +200,6 @@ fn ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
-/// The first key of the two-key advisory lock that elects the webhook leader (`webx`); the
-/// second is a hash of the schema, so schemas sharing a database elect separately.
-const LEADER_LOCK_KEY: i32 = 0x7765_6278;
-
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
@@ -269,6 +260,7 @@ impl std::fmt::Debug for Store {
 }
 
 mod checkpoints;
+mod dialect;
 mod feedback;
 mod inbox;
 mod ingest;
@@ -282,15 +274,17 @@ mod usage;
 mod users;
 mod websocket_cursor;
 
+pub use dialect::Backend;
 pub use feedback::{FeedbackAnswer, FeedbackCounts, Vote};
 pub use owner_lock::{OwnerLock, OwnerLockError};
 pub use tools::{ToolApproval, ToolCallRecord};
 pub use usage::{PersonUsage, Ranked, TokensToday, Totals, UsageReader, UsageRecord, UsageRow};
 
 use checkpoints::checkpoint_loop;
+use dialect::sqlite::file_path as sqlite_path;
+use dialect::{Processes, RoundTrips};
 use ingest::{IngestJob, ingest_loop};
 use memory::prune_turns;
-use owner_lock::sqlite_path;
 
 /// Connections reserved for recording incoming events (`Store::enqueue`).
 const INGEST_CONNECTIONS: u32 = 2;
@@ -326,29 +320,8 @@ fn pool_options(backend: Backend, schema: Option<String>, max: u32) -> AnyPoolOp
         .after_connect(move |conn, _meta| {
             let schema = schema.clone();
             Box::pin(async move {
-                match backend {
-                    // WAL: readers never block the writer; NORMAL sync is durable against
-                    // process crashes (kill -9), which is what "acknowledged is never
-                    // lost" needs, at a fraction of FULL's fsync cost.
-                    Backend::Sqlite => {
-                        // Checkpoints (and their fsyncs) run on a connection of their own
-                        // (`checkpoint_loop`); this one only falls back to them if the WAL
-                        // grows far past SQLite's default of 1,000 pages.
-                        conn.execute(
-                            "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; \
-                             PRAGMA busy_timeout=10000; PRAGMA foreign_keys=ON; \
-                             PRAGMA wal_autocheckpoint=20000;",
-                        )
-                        .await?;
-                    }
-                    Backend::Postgres => {
-                        if let Some(schema) = schema {
-                            conn.execute(sqlx::AssertSqlSafe(format!(
-                                "SET search_path TO \"{schema}\""
-                            )))
-                            .await?;
-                        }
-                    }
+                if let Some(setup) = backend.session_setup(schema.as_deref()) {
+                    conn.execute(setup).await?;
                 }
                 Ok(())
             })
@@ -359,68 +332,41 @@ impl Store {
     /// Opens (creating a SQLite file and its folder on first run) and migrates the store.
     pub async fn connect(options: &StoreOptions) -> Result<Store> {
         sqlx::any::install_default_drivers();
-        let backend = if options.url.starts_with("sqlite:") {
-            Backend::Sqlite
-        } else {
-            Backend::Postgres
-        };
-        let mut url = options.url.clone();
-        if backend == Backend::Sqlite {
-            if let Some(path) = sqlite_path(&url)
-                && let Some(dir) = Path::new(path).parent()
-                && !dir.as_os_str().is_empty()
-            {
-                std::fs::create_dir_all(dir).map_err(|source| StoreError::Folder {
-                    path: dir.display().to_string(),
-                    source,
-                })?;
-            }
-            if !url.contains("mode=") {
-                url.push_str(if url.contains('?') {
-                    "&mode=rwc"
-                } else {
-                    "?mode=rwc"
-                });
-            }
+        let backend = Backend::of_url(&options.url);
+        let url = backend.read_write_url(&options.url);
+        if let Some(path) = sqlite_path(&url)
+            && let Some(dir) = Path::new(path).parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir).map_err(|source| StoreError::Folder {
+                path: dir.display().to_string(),
+                source,
+            })?;
         }
         if let Some(schema) = &options.pg_schema {
             let pool = AnyPoolOptions::new()
                 .max_connections(1)
                 .connect(&url)
                 .await?;
-            // Serialized: concurrent `CREATE SCHEMA IF NOT EXISTS` of one name can fail on
-            // the catalog's unique index (replicas starting together).
-            pool.execute(sqlx::AssertSqlSafe(format!(
-                "BEGIN; SELECT pg_advisory_xact_lock(hashtext('webex-chatbot schema')); \
-                 CREATE SCHEMA IF NOT EXISTS \"{schema}\"; COMMIT;"
-            )))
-            .await?;
+            pool.execute(dialect::create_schema(schema)).await?;
             pool.close().await;
         }
-        // SQLite has one writer at a time, and a connection that finds the database locked
-        // sleeps in SQLite's busy handler (up to 100 ms a try): with several connections a
-        // webhook's insert could wait behind the workers for a second. One connection
-        // queues every statement fairly in the pool instead.
-        let max = match backend {
-            Backend::Sqlite => 1,
-            Backend::Postgres => options.max_connections,
-        };
+        let max = backend.pool_size(options.max_connections);
         let pool = pool_options(backend, options.pg_schema.clone(), max)
             .connect(&url)
             .await?;
-        // On PostgreSQL webhook acknowledgements get connections of their own, so a 200
-        // never queues behind the workers' traffic (hundreds of rooms at once). On SQLite
-        // they share the one connection, and everything else takes turns (`Held`).
-        let (ingest_pool, turns) = match backend {
-            Backend::Sqlite => (pool.clone(), Some(Arc::new(Semaphore::new(1)))),
-            Backend::Postgres => (
-                pool_options(backend, options.pg_schema.clone(), INGEST_CONNECTIONS)
-                    .connect(&url)
-                    .await?,
-                None,
-            ),
+        // Webhook acknowledgements get connections of their own where the backend allows,
+        // so a 200 never queues behind the workers' traffic (hundreds of rooms at once);
+        // else they share the one connection, and everything else takes turns (`Held`).
+        let (ingest_pool, turns) = if backend.separate_ingest_pool() {
+            let ingest = pool_options(backend, options.pg_schema.clone(), INGEST_CONNECTIONS)
+                .connect(&url)
+                .await?;
+            (ingest, None)
+        } else {
+            (pool.clone(), Some(Arc::new(Semaphore::new(1))))
         };
-        if backend == Backend::Sqlite && sqlite_path(&url).is_some() {
+        if backend.checkpoints() && sqlite_path(&url).is_some() {
             tokio::spawn(checkpoint_loop(url.clone(), pool.clone()));
         }
         let (ingest, jobs) = mpsc::channel(4 * INGEST_BATCH);
@@ -442,10 +388,7 @@ impl Store {
     }
 
     async fn migrate(&self) -> Result<()> {
-        let mut migrator = match self.backend {
-            Backend::Sqlite => sqlx::migrate!("migrations/sqlite"),
-            Backend::Postgres => sqlx::migrate!("migrations/postgres"),
-        };
+        let mut migrator = self.backend.migrator();
         // Migrations only add; a previous binary started on a newer database (a rollback)
         // must not refuse to run because it does not know the newest migration.
         migrator.set_ignore_missing(true);
@@ -472,18 +415,9 @@ impl Store {
         self.pool.close().await;
     }
 
-    /// The database's clock in milliseconds since the epoch, as an SQL expression. Leases are
-    /// timed with it, so replicas whose clocks disagree still agree on when a lease expires.
-    fn now_sql(&self) -> &'static str {
-        match self.backend {
-            Backend::Sqlite => "CAST((julianday('now') - 2440587.5) * 86400000.0 AS BIGINT)",
-            Backend::Postgres => "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)",
-        }
-    }
-
-    /// `sql` with `{now}` replaced by [`Self::now_sql`].
-    fn timed(&self, sql: &'static str) -> AssertSqlSafe<String> {
-        AssertSqlSafe(sql.replace("{now}", self.now_sql()))
+    /// `sql` with `{now}` replaced by the database's clock (see `dialect`).
+    fn timed(&self, sql: &str) -> AssertSqlSafe<String> {
+        self.backend.timed(sql)
     }
 
     /// A real round trip, for `/health`: a write lock on SQLite is not needed to answer.

@@ -2,15 +2,6 @@
 
 use super::*;
 
-/// `sqlite://data/bot.db` → `data/bot.db`; `None` for in-memory databases.
-pub(super) fn sqlite_path(url: &str) -> Option<&str> {
-    let rest = url
-        .strip_prefix("sqlite://")
-        .or_else(|| url.strip_prefix("sqlite:"))?;
-    let path = rest.split('?').next().unwrap_or(rest);
-    (!path.is_empty() && path != ":memory:").then_some(path)
-}
-
 /// SQLite: the advisory lock on `<database file>.lock` that makes one `serve` process the
 /// database's owner, held as long as this value lives (the OS drops it when the process
 /// dies, `kill -9` included). Other subcommands do not take it.
@@ -29,7 +20,7 @@ impl OwnerLock {
     /// Takes the lock of the SQLite database at `url`; `Ok(None)` for PostgreSQL and
     /// in-memory SQLite, where there is no file to own.
     pub fn acquire(url: &str) -> std::result::Result<Option<OwnerLock>, OwnerLockError> {
-        if !url.starts_with("sqlite:") {
+        if Backend::of_url(url).processes() != Processes::One {
             return Ok(None);
         }
         let Some(db) = sqlite_path(url) else {

@@ -249,11 +249,8 @@ impl UsageReader {
     /// Opens the database at `url` read-only (in `pg_schema` on PostgreSQL, for tests).
     pub async fn open(url: &str, pg_schema: Option<&str>) -> Result<UsageReader> {
         sqlx::any::install_default_drivers();
-        let pool = if url.starts_with("sqlite:") {
-            reader_pool(&read_only_sqlite_url(url), true, None).await?
-        } else {
-            reader_pool(url, false, pg_schema).await?
-        };
+        let backend = Backend::of_url(url);
+        let pool = reader_pool(&backend.read_only_url(url), backend, pg_schema).await?;
         Ok(UsageReader { pool })
     }
 
@@ -298,7 +295,7 @@ impl UsageReader {
 }
 
 /// One connection that changes nothing, with a first query to prove it opened.
-async fn reader_pool(url: &str, sqlite: bool, pg_schema: Option<&str>) -> Result<AnyPool> {
+async fn reader_pool(url: &str, backend: Backend, pg_schema: Option<&str>) -> Result<AnyPool> {
     let schema = pg_schema.map(str::to_owned);
     let pool = AnyPoolOptions::new()
         .max_connections(1)
@@ -306,19 +303,8 @@ async fn reader_pool(url: &str, sqlite: bool, pg_schema: Option<&str>) -> Result
         .after_connect(move |conn, _meta| {
             let schema = schema.clone();
             Box::pin(async move {
-                if sqlite {
-                    // `serve` may be writing: wait for its lock rather than fail.
-                    conn.execute("PRAGMA busy_timeout=10000; PRAGMA query_only=ON;")
-                        .await?;
-                } else {
-                    conn.execute("SET default_transaction_read_only = on")
-                        .await?;
-                    if let Some(schema) = schema {
-                        conn.execute(sqlx::AssertSqlSafe(format!(
-                            "SET search_path TO \"{schema}\""
-                        )))
-                        .await?;
-                    }
+                for setup in backend.read_only_setup(schema.as_deref()) {
+                    conn.execute(setup).await?;
                 }
                 Ok(())
             })
@@ -334,33 +320,4 @@ async fn reader_pool(url: &str, sqlite: bool, pg_schema: Option<&str>) -> Result
         return Err(e.into());
     }
     Ok(pool)
-}
-
-/// The SQLite URL with `mode=ro` instead of any other mode (`mode=rwc` would create a
-/// missing database).
-fn read_only_sqlite_url(url: &str) -> String {
-    let (base, query) = url.split_once('?').unwrap_or((url, ""));
-    let mut params: Vec<&str> = query
-        .split('&')
-        .filter(|p| !p.is_empty() && !p.starts_with("mode="))
-        .collect();
-    params.push("mode=ro");
-    format!("{base}?{}", params.join("&"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sqlite_urls_become_read_only() {
-        assert_eq!(
-            read_only_sqlite_url("sqlite://data/bot.db"),
-            "sqlite://data/bot.db?mode=ro"
-        );
-        assert_eq!(
-            read_only_sqlite_url("sqlite:///var/lib/b.db?mode=rwc&cache=shared"),
-            "sqlite:///var/lib/b.db?cache=shared&mode=ro"
-        );
-    }
 }
