@@ -14,14 +14,13 @@ use crate::personality::Personalities;
 use crate::{registration, startup};
 
 mod host;
-mod llm;
+mod providers;
 mod proxy;
 mod tools;
 mod webex_api;
 
-pub(crate) use proxy::proxy_route;
 use host::*;
-use llm::*;
+use providers::*;
 use proxy::*;
 use tools::*;
 use webex_api::*;
@@ -272,7 +271,6 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
 
 /// A `/health` answer is a few hundred bytes; anything past this is not one.
 const EXTERNAL_BODY_LIMIT: usize = 64 * 1024;
-
 
 #[cfg(test)]
 mod tests {

@@ -25,7 +25,10 @@ pub(super) fn check_webhook_secret(config: &Config) -> Check {
     }
 }
 
-pub(super) async fn check_token(config: &Config, http: &reqwest::Client) -> (Check, Option<webex::Client>) {
+pub(super) async fn check_token(
+    config: &Config,
+    http: &reqwest::Client,
+) -> (Check, Option<webex::Client>) {
     const NAME: &str = "token";
     // The only way this fails is a missing token.
     let Ok(client) = crate::startup::webex_client_with(config, http.clone(), doctor_retry()) else {
@@ -213,7 +216,11 @@ pub(super) async fn check_webhook(config: &Config, client: &webex::Client) -> Ch
 /// `--external`: `BOT_PUBLIC_URL/health` as Webex would reach it. That is this bot's
 /// `/health` (Option A) or the relay's (Option B); both answer 200 even when degraded, so
 /// the JSON `status` decides, not the HTTP code alone.
-pub(super) async fn check_external(config: &Config, http: &reqwest::Client, external: bool) -> Check {
+pub(super) async fn check_external(
+    config: &Config,
+    http: &reqwest::Client,
+    external: bool,
+) -> Check {
     const NAME: &str = "external";
     let Some(public_url) = &config.bot_public_url else {
         return Check::skip(NAME, "BOT_PUBLIC_URL is not set");
@@ -289,7 +296,10 @@ pub(super) async fn check_external(config: &Config, http: &reqwest::Client, exte
 }
 
 /// The body, or why it is not a health report: too large, or cut off.
-pub(super) async fn read_limited(mut response: reqwest::Response, limit: usize) -> Result<Vec<u8>, String> {
+pub(super) async fn read_limited(
+    mut response: reqwest::Response,
+    limit: usize,
+) -> Result<Vec<u8>, String> {
     let mut body = Vec::new();
     loop {
         match response.chunk().await {
