@@ -113,7 +113,7 @@ pub(super) async fn answer(
         .as_ref()
         .map(|n| format!("{n}\n\n"))
         .unwrap_or_default();
-    let mut stream = crate::chat::answer_stream(state, prepared, ctx.asker());
+    let (mut stream, _driver) = drive(crate::chat::answer_stream(state, prepared, ctx.asker()));
     let mut message: Option<Streamed> = None;
     let mut text = notice.clone();
     // The text so far came before tool calls: the next text replaces it (until then it
@@ -133,7 +133,7 @@ pub(super) async fn answer(
         };
         let failure = tokio::select! {
             biased;
-            item = stream.next() => match item {
+            item = stream.recv() => match item {
                 Some(Ok(Delta::Restart)) => {
                     restart = text.len() > notice.len();
                     continue;
@@ -211,6 +211,41 @@ pub(super) async fn answer(
     message
         .finish(state, lease, progress, ctx, question, text)
         .await
+}
+
+/// Runs the answer's stream (the LLM rounds and the tool calls between them, which use
+/// the store) on a task of its own, handing its items over a channel. Polled only from the
+/// loop above, it would stand still half-way through a store call whenever the loop posts
+/// or edits (which needs the store too, to confirm the lease) and wait on itself until the
+/// lease ran out. The task ends with the stream, or when the answer is given up.
+fn drive(
+    mut stream: crate::tools::rounds::DeltaStream,
+) -> (
+    tokio::sync::mpsc::Receiver<Result<Delta, llm::LlmError>>,
+    AbortOnDrop,
+) {
+    use tracing::Instrument as _;
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    let task = tokio::spawn(
+        async move {
+            while let Some(item) = stream.next().await {
+                if tx.send(item).await.is_err() {
+                    break;
+                }
+            }
+        }
+        .in_current_span(),
+    );
+    (rx, AbortOnDrop(task))
+}
+
+/// Stops the task that drives an answer's stream when the answer is over or given up.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// An attempt after a crash mid-stream, before the answer was saved: the unfinished
