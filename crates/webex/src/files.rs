@@ -15,6 +15,9 @@ use url::Url;
 use crate::client::Client;
 use crate::error::Error;
 
+/// Where Webex's own API serves a message's files.
+const WEBEX_CONTENTS: &str = "https://webexapis.com/v1/contents/";
+
 /// How long to wait for a file Webex is still scanning (`423`), and how often to ask.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DownloadPolicy {
@@ -165,9 +168,19 @@ impl Client {
         }
     }
 
-    /// `raw` if it is on the API's origin (scheme, host and port).
+    /// `raw` if it is on the API's origin (scheme, host and port). A file URL of Webex's
+    /// own API (`https://webexapis.com/v1/contents/…`) while the bot talks to Webex through
+    /// another `WEBEX_API_URL` (a gateway) is fetched through that one, at the same path
+    /// under it: the token still goes only to the configured API.
     fn file_url(&self, raw: &str) -> Result<Url, Error> {
-        let url = Url::parse(raw).map_err(|e| Error::InvalidUrl(format!("file URL: {e}")))?;
+        let mut url = Url::parse(raw).map_err(|e| Error::InvalidUrl(format!("file URL: {e}")))?;
+        if url.origin() != self.base_url().origin()
+            && let Some(rest) = raw.strip_prefix(WEBEX_CONTENTS)
+        {
+            let base = self.base_url().as_str().trim_end_matches('/');
+            url = Url::parse(&format!("{base}/contents/{rest}"))
+                .map_err(|e| Error::InvalidUrl(format!("file URL: {e}")))?;
+        }
         if url.origin() != self.base_url().origin() {
             return Err(Error::InvalidUrl(format!(
                 "file URL is not on the Webex API host ({}): the token is not sent there",
@@ -565,6 +578,33 @@ mod download_tests {
         }
         assert!(elsewhere.received_requests().await.unwrap().is_empty());
         assert!(webex.received_requests().await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_webex_file_url_goes_through_the_configured_api() {
+        let webex = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/v1/contents/abc"))
+            .and(header("authorization", format!("Bearer {TOKEN}").as_str()))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .insert_header("content-disposition", "attachment; filename=\"notes.txt\"")
+                    .insert_header("content-type", "text/plain")
+                    .set_body_string("hello"),
+            )
+            .expect(1)
+            .mount(&webex)
+            .await;
+        let c = client(&webex);
+        let got = c
+            .download_file("https://webexapis.com/v1/contents/abc", 100)
+            .await
+            .unwrap();
+        let Download::File(file) = got else {
+            panic!("not a file: {got:?}");
+        };
+        assert_eq!(file.name, "notes.txt");
+        assert_eq!(&file.bytes[..], b"hello");
     }
 
     /// A body sent without `Content-Length` (chunked) is abandoned at the limit.
