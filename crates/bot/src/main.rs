@@ -11,7 +11,9 @@ fn main() -> ExitCode {
     }
     tls::install_crypto_provider();
     // `.env` in the working directory only (or ENV_FILE); real environment variables win.
-    if let Err(e) = bot::config::load_env_file() {
+    if let Err(e) = bot::config::load_env_file()
+        && !needs_no_configuration()
+    {
         let e = bot::AppError::from(e);
         eprintln!("webex-chatbot: {e}");
         return ExitCode::from(e.exit_code());
@@ -35,4 +37,11 @@ fn main() -> ExitCode {
             ExitCode::from(e.exit_code())
         }
     }
+}
+
+/// `completions` and `man` print what the command line is, whatever the configuration: a
+/// broken `.env` in the working directory must not stop them.
+fn needs_no_configuration() -> bool {
+    let command = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    matches!(command.as_deref(), Some("completions" | "man"))
 }

@@ -57,6 +57,24 @@ fn stdout_of(cmd: &mut std::process::Command) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// Generating completions or a man page reads no configuration: a broken `.env` in the
+/// working directory stops `serve`, not these.
+#[test]
+fn completions_and_man_work_beside_a_broken_env_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(".env"), "THIS LINE IS NOT A VARIABLE\n").unwrap();
+    let script = stdout_of(bare(dir.path()).args(["completions", "bash"]));
+    assert!(script.contains("complete -F _webex__chatbot"), "{script}");
+    let page = stdout_of(bare(dir.path()).arg("man"));
+    assert!(page.contains(".TH"), "{page}");
+    let serve = bare(dir.path()).arg("serve").output().unwrap();
+    assert_eq!(
+        serve.status.code(),
+        Some(2),
+        "serve still refuses the broken .env"
+    );
+}
+
 #[test]
 fn completions_for_bash_zsh_and_fish_name_every_subcommand() {
     let dir = tempfile::tempdir().unwrap();
