@@ -8,7 +8,8 @@
 #
 # Environment: B (folder of the binaries, default target/release), BOT (the bot binary,
 # default $B/webex-chatbot), RUNS (runs per mode, default 3), SECONDS_PER_RUN (default
-# 10), OUT (folder for the raw outputs, default a new temporary folder).
+# 10), OUT (folder for the raw outputs, default a new temporary folder), LABEL (what the
+# bot binary was built from, for the output; default the checkout's commit).
 set -euo pipefail
 
 B=${B:-target/release}
@@ -18,6 +19,7 @@ RELAY=${RELAY:-$B/webex-relay}
 RUNS=${RUNS:-3}
 SECS=${SECONDS_PER_RUN:-10}
 OUT=${OUT:-$(mktemp -d -t webex-bench.XXXXXX)}
+LABEL=${LABEL:-commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)}
 mkdir -p "$OUT"
 
 for bin in "$BENCH" "$BOT" "$RELAY"; do
@@ -63,7 +65,7 @@ grep -E '^\| (closed|open) loop' "$OUT/generator.txt" |
     awk -F'|' '{ printf "- %s: %s req/s, p50 %s ms, p99 %s ms, CPU %s %%\n", $2, $4, $5, $6, $7 }' |
     sed 's/  */ /g'
 echo
-echo "Bot commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown); medians of $RUNS runs; raw outputs in $OUT"
+echo "Bot: $LABEL ($BOT); medians of $RUNS runs; raw outputs in $OUT"
 echo
 echo "| mode | rate | streaming | ack p50 | ack p99 | e2e p50 | e2e p99 | replies/s | lost | dup | idle RSS | peak RSS | bot CPU | CPU ms/answer | Webex calls/answer |"
 echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
