@@ -55,6 +55,7 @@ run direct-600 --mode direct --bot-bin "$BOT" --rate 600 --seconds "$SECS"
 run direct-200 --mode direct --bot-bin "$BOT" --rate 200 --seconds "$SECS"
 run relay-200 --mode relay --bot-bin "$BOT" --relay-bin "$RELAY" --rate 200 --seconds "$SECS"
 run slow-llm --mode slow-llm --bot-bin "$BOT" --conversations 2000 --llm-delay-ms 2000
+run slow-llm-nostream --mode slow-llm --bot-bin "$BOT" --conversations 2000 --llm-delay-ms 2000 --streaming off
 run direct-200-nostream --mode direct --bot-bin "$BOT" --rate 200 --seconds "$SECS" --streaming off
 run stream-on --mode slow-llm --bot-bin "$BOT" --conversations 200 --llm-delay-ms 6000 --streaming on
 run stream-off --mode slow-llm --bot-bin "$BOT" --conversations 200 --llm-delay-ms 6000 --streaming off
@@ -83,5 +84,6 @@ line direct-200 direct 200/s on
 line direct-200-nostream direct 200/s off
 line relay-200 'relay → bot' 200/s on
 line slow-llm 'slow-llm, 2,000 conversations, 2 s LLM' 'all at once' on
+line slow-llm-nostream 'slow-llm, 2,000 conversations, 2 s LLM' 'all at once' off
 line stream-on 'slow-llm, 200 conversations, 6 s LLM' 'all at once' on
 line stream-off 'slow-llm, 200 conversations, 6 s LLM' 'all at once' off
