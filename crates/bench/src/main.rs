@@ -136,6 +136,8 @@ struct Figures {
     idle_rss: f64,
     peak_rss: f64,
     bot_cpu: f64,
+    /// Bot CPU time (user + system) over the run ÷ questions answered, in ms.
+    cpu_ms_per_answer: f64,
     relay_cpu: f64,
     bench_cpu: f64,
     lag: f64,
@@ -160,6 +162,7 @@ const COLUMNS: &[&str] = &[
     "idle RSS MiB",
     "peak RSS MiB",
     "bot CPU %",
+    "bot CPU ms/answer",
     "relay CPU %",
     "bench CPU %",
     "gen lag ms",
@@ -172,7 +175,7 @@ const COLUMNS: &[&str] = &[
 ];
 
 impl Figures {
-    fn values(&self) -> [f64; 21] {
+    fn values(&self) -> [f64; 22] {
         [
             self.sent,
             self.ack_p50,
@@ -186,6 +189,7 @@ impl Figures {
             self.idle_rss,
             self.peak_rss,
             self.bot_cpu,
+            self.cpu_ms_per_answer,
             self.relay_cpu,
             self.bench_cpu,
             self.lag,
@@ -222,6 +226,8 @@ fn row(label: &str, values: &[f64]) -> String {
         .map(|v| {
             if v.fract() == 0.0 || v.abs() >= 100.0 {
                 format!("{v:.0}")
+            } else if v.abs() < 1.0 {
+                format!("{v:.3}")
             } else {
                 format!("{v:.2}")
             }
@@ -387,7 +393,8 @@ async fn run_once(args: &Args, plan: &Plan) -> anyhow::Result<Figures> {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let elapsed = began.elapsed().as_secs_f64();
     let cpu = |before: f64, after: f64| (after - before) / elapsed * 100.0;
-    let bot_cpu = cpu(cpu_before.0, cpu_seconds(&bot_pid));
+    let bot_cpu_seconds = cpu_seconds(&bot_pid) - cpu_before.0;
+    let bot_cpu = bot_cpu_seconds / elapsed * 100.0;
     let relay_cpu = relay_pid
         .as_deref()
         .map_or(0.0, |p| cpu(cpu_before.1, cpu_seconds(p)));
@@ -462,6 +469,11 @@ async fn run_once(args: &Args, plan: &Plan) -> anyhow::Result<Figures> {
         idle_rss,
         peak_rss,
         bot_cpu,
+        cpu_ms_per_answer: if answered > 0.0 {
+            bot_cpu_seconds * 1e3 / answered
+        } else {
+            f64::NAN
+        },
         relay_cpu,
         bench_cpu,
         lag: sent.max_lag.as_secs_f64() * 1e3,

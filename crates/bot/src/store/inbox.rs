@@ -5,8 +5,8 @@ use super::*;
 
 /// A connection running a transaction written inline in one multi-statement round trip.
 /// Dropped before that ended (the task was cancelled mid-way), the transaction may still
-/// be open: the connection is then closed, which rolls it back, instead of going back to
-/// the pool where later statements would run inside it.
+/// be open: it is then rolled back ([`Lent::discard`]) before later statements could run
+/// inside it.
 struct InlineTx {
     held: Held,
     ended: bool,
@@ -15,7 +15,7 @@ struct InlineTx {
 impl Drop for InlineTx {
     fn drop(&mut self) {
         if !self.ended {
-            self.held.conn.close_on_drop();
+            self.held.conn.discard();
         }
     }
 }

@@ -18,10 +18,10 @@ pub(super) struct IngestJob {
 /// Under load this is what keeps acknowledgements fast; alone, an event is inserted at
 /// once. Each waiter learns whether its event was new; when the insert fails they all do,
 /// nothing is kept, and each webhook is answered 503.
-pub(super) async fn ingest_loop(pool: AnyPool, mut jobs: mpsc::Receiver<IngestJob>) {
+pub(super) async fn ingest_loop(source: Source, mut jobs: mpsc::Receiver<IngestJob>) {
     let mut batch = Vec::with_capacity(INGEST_BATCH);
     while jobs.recv_many(&mut batch, INGEST_BATCH).await > 0 {
-        match insert_events(&pool, &batch).await {
+        match insert_events(&source, &batch).await {
             Ok(mut new) => {
                 for job in batch.drain(..) {
                     // The first of two deliveries in one batch is the new one.
@@ -45,7 +45,7 @@ pub(super) async fn ingest_loop(pool: AnyPool, mut jobs: mpsc::Receiver<IngestJo
 
 /// One `INSERT … ON CONFLICT DO NOTHING RETURNING` for the batch; the message ids that were
 /// new. A message id twice in the batch is inserted once.
-async fn insert_events(pool: &AnyPool, batch: &[IngestJob]) -> Result<HashSet<String>> {
+async fn insert_events(source: &Source, batch: &[IngestJob]) -> Result<HashSet<String>> {
     let mut seen = HashSet::with_capacity(batch.len());
     let rows: Vec<&IngestJob> = batch
         .iter()
@@ -77,7 +77,7 @@ async fn insert_events(pool: &AnyPool, batch: &[IngestJob]) -> Result<HashSet<St
             .bind(job.received_at)
             .bind(job.kind.as_str());
     }
-    let inserted = query.fetch_all(pool).await?;
+    let inserted = query.fetch_all(&mut *source.acquire().await?).await?;
     inserted
         .iter()
         .map(|r| r.try_get::<String, _>("message_id").map_err(Into::into))

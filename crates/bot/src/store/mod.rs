@@ -203,6 +203,9 @@ fn ms(d: Duration) -> i64 {
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
+    /// Where statements get their connection: the pool, or on SQLite its one connection
+    /// (see [`Source`]).
+    source: Source,
     /// SQLite: everything but `enqueue` takes turns here before asking the pool for its one
     /// connection, so at most one such statement is ever queued in the pool and an incoming
     /// event's insert waits behind that one only, not behind every busy room.
@@ -211,7 +214,7 @@ pub struct Store {
     ingest: mpsc::Sender<IngestJob>,
     /// The loop's end of the queue until the first `enqueue` starts it (see there).
     ingest_start: Arc<std::sync::Mutex<Option<IngestLoop>>>,
-    /// The pool `ingest_loop` inserts through (the main pool on SQLite).
+    /// The pool `ingest_loop` inserts through (on SQLite the one connection, through `source`).
     ingest_pool: AnyPool,
     backend: Backend,
     /// What a dedicated (non-pool) connection needs: the URL and the schema.
@@ -291,9 +294,106 @@ const INGEST_CONNECTIONS: u32 = 2;
 /// Most events recorded by one insert. Five parameters each: far below SQLite's limit.
 const INGEST_BATCH: usize = 256;
 
-/// A connection of the pool, and on SQLite the turn that goes with it.
+/// Where statements get their connection.
+///
+/// On SQLite the store's one connection is taken out of the pool after the migrations and
+/// lent from behind a mutex: sqlx's pool pings a connection before lending it and again,
+/// in a task of its own, before taking it back, and each ping is a hand-off to the
+/// connection's thread and back. With one connection that is two extra thread hand-offs
+/// per statement, and the connection is not free for the next statement until the task
+/// that takes it back has run, which on a busy runtime is a while (docs/performance.md).
+/// A SQLite connection is a file opened by this process: there is nothing a ping finds.
+#[derive(Clone)]
+enum Source {
+    Pool(AnyPool),
+    One(Arc<One>),
+}
+
+struct One {
+    /// `None` once the store is closed.
+    conn: Arc<tokio::sync::Mutex<Option<AnyConnection>>>,
+    /// A borrower was cancelled inside a transaction it wrote inline (see
+    /// [`Lent::discard`]): the next one rolls it back first.
+    open_tx: AtomicBool,
+}
+
+type OneGuard = tokio::sync::OwnedMappedMutexGuard<Option<AnyConnection>, AnyConnection>;
+
+/// A connection lent by a [`Source`].
+enum Lent {
+    Pooled(PoolConnection<Any>),
+    One(OneGuard, Arc<One>),
+}
+
+impl Source {
+    fn one(conn: AnyConnection) -> Source {
+        Source::One(Arc::new(One {
+            conn: Arc::new(tokio::sync::Mutex::new(Some(conn))),
+            open_tx: AtomicBool::new(false),
+        }))
+    }
+
+    async fn acquire(&self) -> Result<Lent> {
+        match self {
+            Source::Pool(pool) => Ok(Lent::Pooled(pool.acquire().await?)),
+            Source::One(one) => {
+                let mut conn = tokio::sync::OwnedMutexGuard::try_map(
+                    one.conn.clone().lock_owned().await,
+                    Option::as_mut,
+                )
+                .map_err(|_| StoreError::Database(sqlx::Error::PoolClosed))?;
+                if one.open_tx.swap(false, Ordering::SeqCst) {
+                    // "No transaction is active" when it had ended after all: fine.
+                    let _ = conn.execute("ROLLBACK").await;
+                }
+                Ok(Lent::One(conn, one.clone()))
+            }
+        }
+    }
+
+    async fn close(&self) {
+        if let Source::One(one) = self
+            && let Some(conn) = one.conn.lock().await.take()
+        {
+            let _ = conn.close().await;
+        }
+    }
+}
+
+impl Lent {
+    /// The borrower stops in the middle of a transaction it wrote inline: the pool's
+    /// connection is closed (which rolls it back); the one SQLite connection is rolled
+    /// back before it is lent again.
+    fn discard(&mut self) {
+        match self {
+            Lent::Pooled(conn) => conn.close_on_drop(),
+            Lent::One(_, one) => one.open_tx.store(true, Ordering::SeqCst),
+        }
+    }
+}
+
+impl Deref for Lent {
+    type Target = AnyConnection;
+    fn deref(&self) -> &AnyConnection {
+        match self {
+            Lent::Pooled(conn) => conn,
+            Lent::One(conn, _) => conn,
+        }
+    }
+}
+
+impl DerefMut for Lent {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        match self {
+            Lent::Pooled(conn) => conn,
+            Lent::One(conn, _) => conn,
+        }
+    }
+}
+
+/// A connection, and on SQLite the turn that goes with it.
 struct Held {
-    conn: PoolConnection<Any>,
+    conn: Lent,
     _turn: Option<OwnedSemaphorePermit>,
 }
 
@@ -311,7 +411,7 @@ impl DerefMut for Held {
 }
 
 /// What `ingest_loop` needs, kept until the first `enqueue` starts it.
-type IngestLoop = (AnyPool, mpsc::Receiver<IngestJob>);
+type IngestLoop = (Source, mpsc::Receiver<IngestJob>);
 
 fn pool_options(backend: Backend, schema: Option<String>, max: u32) -> AnyPoolOptions {
     AnyPoolOptions::new()
@@ -358,6 +458,7 @@ impl Store {
         // Webhook acknowledgements get connections of their own where the backend allows,
         // so a 200 never queues behind the workers' traffic (hundreds of rooms at once);
         // else they share the one connection, and everything else takes turns (`Held`).
+        migrate(backend, &pool).await?;
         let (ingest_pool, turns) = if backend.separate_ingest_pool() {
             let ingest = pool_options(backend, options.pg_schema.clone(), INGEST_CONNECTIONS)
                 .connect(&url)
@@ -366,13 +467,24 @@ impl Store {
         } else {
             (pool.clone(), Some(Arc::new(Semaphore::new(1))))
         };
+        let (source, ingest_source) = if backend.separate_ingest_pool() {
+            (
+                Source::Pool(pool.clone()),
+                Source::Pool(ingest_pool.clone()),
+            )
+        } else {
+            // The pool's one connection, out of the pool for good (see `Source`).
+            let one = Source::one(pool.acquire().await?.detach());
+            (one.clone(), one)
+        };
         if backend.checkpoints() && sqlite_path(&url).is_some() {
             tokio::spawn(checkpoint_loop(url.clone(), pool.clone()));
         }
         let (ingest, jobs) = mpsc::channel(4 * INGEST_BATCH);
-        let ingest_start = Arc::new(std::sync::Mutex::new(Some((ingest_pool.clone(), jobs))));
+        let ingest_start = Arc::new(std::sync::Mutex::new(Some((ingest_source, jobs))));
         let store = Store {
             pool,
+            source,
             turns,
             ingest,
             ingest_start,
@@ -383,17 +495,7 @@ impl Store {
             leader: Arc::new(tokio::sync::Mutex::new(None)),
             pending: Arc::new(PendingCount::default()),
         };
-        store.migrate().await?;
         Ok(store)
-    }
-
-    async fn migrate(&self) -> Result<()> {
-        let mut migrator = self.backend.migrator();
-        // Migrations only add; a previous binary started on a newer database (a rollback)
-        // must not refuse to run because it does not know the newest migration.
-        migrator.set_ignore_missing(true);
-        migrator.run(&self.pool).await?;
-        Ok(())
     }
 
     pub fn backend(&self) -> Backend {
@@ -411,6 +513,7 @@ impl Store {
         if let Some(session) = self.leader.lock().await.take() {
             let _ = session.conn.close().await;
         }
+        self.source.close().await;
         self.ingest_pool.close().await;
         self.pool.close().await;
     }
@@ -455,7 +558,7 @@ impl Store {
             None => None,
         };
         Ok(Held {
-            conn: self.pool.acquire().await?,
+            conn: self.source.acquire().await?,
             _turn: turn,
         })
     }
@@ -479,6 +582,15 @@ impl Store {
     }
 }
 
+async fn migrate(backend: Backend, pool: &AnyPool) -> Result<()> {
+    let mut migrator = backend.migrator();
+    // Migrations only add; a previous binary started on a newer database (a rollback)
+    // must not refuse to run because it does not know the newest migration.
+    migrator.set_ignore_missing(true);
+    migrator.run(pool).await?;
+    Ok(())
+}
+
 async fn within<T>(
     limit: Duration,
     work: impl std::future::Future<Output = Result<T>>,
@@ -486,4 +598,60 @@ async fn within<T>(
     tokio::time::timeout(limit, work)
         .await
         .map_err(|_| StoreError::Timeout(limit))?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn sqlite(dir: &tempfile::TempDir) -> Store {
+        Store::connect(&StoreOptions {
+            url: format!("sqlite://{}/bot.db", dir.path().display()),
+            max_connections: 5,
+            pg_schema: None,
+        })
+        .await
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_one_sqlite_connection_is_lent_again_and_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = sqlite(&dir).await;
+        assert!(matches!(store.source, Source::One(_)));
+        for _ in 0..3 {
+            store.ping().await.unwrap();
+        }
+        store.close().await;
+        assert!(matches!(
+            store.ping().await,
+            Err(StoreError::Database(sqlx::Error::PoolClosed))
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_transaction_left_open_by_a_dropped_borrower_is_rolled_back_before_the_next() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = sqlite(&dir).await;
+        {
+            let mut held = store.conn().await.unwrap();
+            held.execute(
+                "BEGIN IMMEDIATE; \
+                 INSERT INTO room_leases (room_id, owner, expires_at) VALUES ('R', 'half', 0);",
+            )
+            .await
+            .unwrap();
+            // As `InlineTx` does when its task is dropped before `COMMIT`.
+            held.conn.discard();
+        }
+        // The next borrower is not inside that transaction: it can begin its own, and the
+        // half-done insert is gone.
+        let mut held = store.conn().await.unwrap();
+        held.execute("BEGIN IMMEDIATE; COMMIT;").await.unwrap();
+        let rows = sqlx::query("SELECT owner FROM room_leases WHERE room_id = 'R'")
+            .fetch_all(&mut *held)
+            .await
+            .unwrap();
+        assert!(rows.is_empty());
+    }
 }
