@@ -217,12 +217,13 @@ pub(super) async fn answer(
 /// the store) on a task of its own, handing its items over a channel. Polled only from the
 /// loop above, it would stand still half-way through a store call whenever the loop posts
 /// or edits (which needs the store too, to confirm the lease) and wait on itself until the
-/// lease ran out. The task ends with the stream, or when the answer is given up.
+/// lease ran out. The task ends with the stream, or is aborted when the returned handle is
+/// dropped (the answer is over or given up).
 fn drive(
     mut stream: crate::tools::rounds::DeltaStream,
 ) -> (
     tokio::sync::mpsc::Receiver<Result<Delta, llm::LlmError>>,
-    AbortOnDrop,
+    tokio_util::task::AbortOnDropHandle<()>,
 ) {
     use tracing::Instrument as _;
     let (tx, rx) = tokio::sync::mpsc::channel(64);
@@ -236,16 +237,7 @@ fn drive(
         }
         .in_current_span(),
     );
-    (rx, AbortOnDrop(task))
-}
-
-/// Stops the task that drives an answer's stream when the answer is over or given up.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
+    (rx, tokio_util::task::AbortOnDropHandle::new(task))
 }
 
 /// An attempt after a crash mid-stream, before the answer was saved: the unfinished
