@@ -295,17 +295,9 @@ async fn run(state: &AppState, lease: &RoomLease, event: &PendingEvent) -> Dispo
         Err(reason) => return ignored(&state.metrics, reason),
     };
 
-    let rights = match access::rights_of(state.config.access(), &state.store, &sender).await {
-        Ok(Some(rights)) => rights,
-        Ok(None) => {
-            tracing::info!(sender = %sender, "ignored: sender is not approved");
-            return ignored(&state.metrics, IgnoreReason::Unapproved);
-        }
-        Err(e) => {
-            return Disposition::Retry {
-                cause: anyhow::Error::new(e).context("checking access"),
-            };
-        }
+    let rights = match admit(state.config.access(), &state.store, &state.metrics, &sender).await {
+        Ok(rights) => rights,
+        Err(disposition) => return disposition,
     };
 
     let mut ctx = Context::new(&message, sender, rights, group);
@@ -360,6 +352,26 @@ async fn run(state: &AppState, lease: &RoomLease, event: &PendingEvent) -> Dispo
         disposition,
     )
     .await
+}
+
+/// The access stage for a message's sender: their rights, or the event ignored (someone
+/// not approved) or retried (the store failed).
+async fn admit(
+    access: crate::config::Access<'_>,
+    store: &Store,
+    metrics: &Metrics,
+    sender: &Email,
+) -> Result<access::Rights, Disposition> {
+    match access::rights_of(access, store, sender).await {
+        Ok(Some(rights)) => Ok(rights),
+        Ok(None) => {
+            tracing::info!(sender = %sender, "ignored: sender is not approved");
+            Err(ignored(metrics, IgnoreReason::Unapproved))
+        }
+        Err(e) => Err(Disposition::Retry {
+            cause: anyhow::Error::new(e).context("checking access"),
+        }),
+    }
 }
 
 /// The event's message, from Webex (events carry ids only).
