@@ -8,7 +8,6 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::helpers::*;
-use crate::ops::eventually;
 use crate::streaming::{Kind, Script, SlowLlm};
 
 const ALICE_ID: &str = "P-ALICE";

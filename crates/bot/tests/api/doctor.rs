@@ -38,15 +38,12 @@ async fn doctor(
     args: &[&str],
     env: &[(String, String)],
 ) -> (Option<i32>, String, String) {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_webex-chatbot"))
-        .arg("doctor")
+    let out = Bot::new(["doctor"])
         .args(args)
-        .current_dir(dir)
-        .env_clear()
-        .envs(env.iter().map(|(k, v)| (k, v)))
+        .dir(dir)
+        .envs(env.iter().cloned())
         .output()
-        .await
-        .unwrap();
+        .await;
     (
         out.status.code(),
         String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -15,6 +15,8 @@ use tokio_util::sync::CancellationToken;
 use wiremock::matchers::{header, method, path, path_regex};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
+pub use crate::harness::{Bot, BotProcess, eventually, eventually_some};
+
 pub const TOKEN: &str = "test-token-SECRET-7f3a";
 pub const WEBHOOK_SECRET: &str = "hook-secret-SECRET-91bc";
 pub const ADMIN: &str = "admin@example.com";
@@ -1221,11 +1223,6 @@ pub fn say_skipped(message: &str) {
     say(message);
 }
 
-/// The `webex-chatbot` binary of this build, for tests that run it as a process.
-pub fn bin() -> std::process::Command {
-    std::process::Command::new(env!("CARGO_BIN_EXE_webex-chatbot"))
-}
-
 /// A loopback port that was free a moment ago (for a bot process to bind).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -1233,23 +1230,6 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
-}
-
-/// Waits until a bot process on `port` answers `/health` (up to 6 s).
-pub async fn wait_listening(port: u16) {
-    let http = reqwest::Client::new();
-    for _ in 0..300 {
-        if http
-            .get(format!("http://127.0.0.1:{port}/health"))
-            .send()
-            .await
-            .is_ok()
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("the bot did not start on port {port}");
 }
 
 /// Posts a correctly signed webhook to a bot process on `port`; returns the status.

@@ -10,7 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::helpers::*;
-use crate::ops::{BotProcess, eventually, process_env, wait_healthy};
+use crate::ops::process_env;
 
 // ---- WEBHOOK_SECRET ----------------------------------------------------------------
 
@@ -40,7 +40,11 @@ async fn serve_in_webhook_mode_without_a_secret_exits_2_naming_it_before_listeni
         if let Some(secret) = secret {
             env.push(("WEBHOOK_SECRET".into(), secret.into()));
         }
-        let mut bot = BotProcess::spawn(dir.path(), name, &["serve"], &env);
+        let mut bot = Bot::new(["serve"])
+            .dir(dir.path())
+            .name(name)
+            .envs(env.clone())
+            .spawn();
         let status = bot.wait_exit(Duration::from_secs(20)).await;
         let output = bot.output();
         assert_eq!(status.and_then(|s| s.code()), Some(2), "{name}: {output}");
@@ -67,8 +71,12 @@ async fn allow_unsigned_webhooks_starts_with_a_loud_warning_and_accepts_unsigned
     env.retain(|(k, _)| k != "WEBHOOK_SECRET");
     env.push(("ALLOW_UNSIGNED_WEBHOOKS".into(), "true".into()));
     env.push(("BIND_ADDR".into(), format!("127.0.0.1:{port}")));
-    let mut bot = BotProcess::spawn(dir.path(), "unsigned", &["serve"], &env);
-    wait_healthy(port, &mut bot).await;
+    let mut bot = Bot::new(["serve"])
+        .dir(dir.path())
+        .name("unsigned")
+        .envs(env.clone())
+        .spawn();
+    bot.wait_ready(port).await;
     let output = bot.output();
     let warning = output
         .lines()

@@ -9,6 +9,7 @@ mod dev;
 mod doctor;
 mod faults;
 mod files;
+mod harness;
 mod helpers;
 mod ingress;
 mod install;

@@ -93,13 +93,13 @@ fn tool_set(toml: &str) -> ToolSet {
 }
 
 async fn wait_connected(set: &ToolSet, server: &str) {
-    for _ in 0..500 {
-        if set.is_connected(server) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("the MCP server {server} did not connect");
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            set.is_connected(server)
+        })
+        .await,
+        "the MCP server {server} did not connect"
+    );
 }
 
 fn text_of(result: CallResult) -> String {
@@ -216,17 +216,16 @@ async fn a_server_that_dies_is_started_again() {
         set.call("test", "die", &json!({})).await,
         CallResult::Failed(_)
     ));
-    for _ in 0..500 {
-        if let CallResult::Done { text, .. } =
-            set.call("test", "echo", &json!({"text": "back"})).await
-        {
-            assert_eq!(text, "back");
-            set.stop();
-            return;
+    let text = eventually_some(Duration::from_secs(10), || async {
+        match set.call("test", "echo", &json!({"text": "back"})).await {
+            CallResult::Done { text, .. } => Some(text),
+            _ => None,
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("the server was not started again");
+    })
+    .await
+    .expect("the server was not started again");
+    assert_eq!(text, "back");
+    set.stop();
 }
 
 #[tokio::test]
@@ -240,14 +239,11 @@ async fn the_tool_list_is_refreshed_when_the_server_says_it_changed() {
     };
     assert!(!has_extra(&set));
     assert_eq!(text_of(set.call("test", "grow", &json!({})).await), "grown");
-    for _ in 0..500 {
-        if has_extra(&set) {
-            set.stop();
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("the new tool was not listed after notifications/tools/list_changed");
+    assert!(
+        eventually(Duration::from_secs(10), || async { has_extra(&set) }).await,
+        "the new tool was not listed after notifications/tools/list_changed"
+    );
+    set.stop();
 }
 
 #[tokio::test]
@@ -1541,16 +1537,13 @@ fn shouter(first: Vec<(String, Value)>) -> Model {
 
 /// Waits for the approval card and returns it.
 async fn approval_card(app: &TestApp) -> Value {
-    for _ in 0..500 {
-        if let Some(card) = posted_messages(&app.webex)
+    eventually_some(Duration::from_secs(10), || async {
+        posted_messages(&app.webex)
             .into_iter()
             .find(|m| m["attachments"].is_array())
-        {
-            return card;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("no approval card was posted");
+    })
+    .await
+    .expect("no approval card was posted")
 }
 
 fn approval_id(card: &Value) -> String {
@@ -1978,24 +1971,21 @@ async fn doctor_starts_each_server_and_lists_its_tools() {
         ),
     )
     .unwrap();
-    let run = |json: bool| {
-        let mut cmd = bin();
-        cmd.arg("doctor")
-            .current_dir(dir.path())
-            .env_clear()
+    let run = async |json: bool| {
+        Bot::new(["doctor"])
+            .args(json.then_some("--json"))
+            .dir(dir.path())
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("TOOLS_CONFIG", &file)
             .env("LOG_FILE", "")
             .env(
                 "DATABASE_URL",
                 format!("sqlite://{}/bot.db", dir.path().display()),
-            );
-        if json {
-            cmd.arg("--json");
-        }
-        cmd.output().unwrap()
+            )
+            .output()
+            .await
     };
-    let out = run(true);
+    let out = run(true).await;
     let report: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
     let servers: Vec<&Value> = report
         .iter()
@@ -2031,13 +2021,13 @@ async fn doctor_starts_each_server_and_lists_its_tools() {
     assert_eq!(summary["status"], "PASS", "{summary}");
     assert!(summary["detail"].as_str().unwrap().contains("3 server(s)"));
 
-    let text = String::from_utf8(run(false).stdout).unwrap();
+    let text = String::from_utf8(run(false).await.stdout).unwrap();
     assert!(text.contains("PASS  tool-server: test (stdio"), "{text}");
     assert!(text.contains("FAIL  tool-server: broken"), "{text}");
 
     // A bad file is one failed check naming the problem.
     std::fs::write(&file, "[servers.a]\ncommand = \"x\"\ncolour = \"red\"\n").unwrap();
-    let report: Vec<Value> = serde_json::from_slice(&run(true).stdout).unwrap();
+    let report: Vec<Value> = serde_json::from_slice(&run(true).await.stdout).unwrap();
     let summary = report.iter().find(|c| c["name"] == "tools").unwrap();
     assert_eq!(summary["status"], "FAIL");
     assert!(
@@ -2075,11 +2065,8 @@ async fn as_a_process_servers_get_no_secret_and_tool_output_stays_out_of_info_lo
     std::fs::write(&file, stdio_server("test", "")).unwrap();
     let folder = personalities(dir.path(), &["test"]);
     let port = free_port();
-    let log = std::fs::File::create(dir.path().join("out.log")).unwrap();
-    let mut child = bin()
-        .arg("serve")
-        .current_dir(dir.path())
-        .env_clear()
+    let mut bot = Bot::new(["serve"])
+        .dir(dir.path())
         .env("WEBEX_BOT_TOKEN", TOKEN)
         .env("WEBEX_API_URL", webex.uri())
         .env("LLM_PROVIDER", "ollama")
@@ -2098,39 +2085,31 @@ async fn as_a_process_servers_get_no_secret_and_tool_output_stays_out_of_info_lo
         .env("REPLY_STREAMING", "false")
         .env("LOG_FILE", "")
         .env("LOG_LEVEL", "debug")
-        .stdout(std::process::Stdio::from(log.try_clone().unwrap()))
-        .stderr(std::process::Stdio::from(log))
-        .spawn()
-        .unwrap();
-    wait_listening(port).await;
+        .spawn();
+    bot.wait_listening(port).await;
     // The server is up once the bot says so (tools are offered only while connected).
-    for _ in 0..500 {
-        let logs = std::fs::read_to_string(dir.path().join("out.log")).unwrap_or_default();
-        if logs.contains("MCP server connected") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            bot.output().contains("MCP server connected")
+        })
+        .await,
+        "{}",
+        bot.output()
+    );
     let message = direct_message("P-1", "ROOM-P", ALICE, "Check the tools");
     mount_message(&webex, &message).await;
     assert_eq!(
         post_signed_with(port, &event_for(&message), Some("relay-key-SECRET-31")).await,
         200
     );
-    let mut answered = false;
-    for _ in 0..500 {
-        if posted_messages(&webex)
+    let answered = eventually(Duration::from_secs(10), || async {
+        posted_messages(&webex)
             .iter()
             .any(|m| m["markdown"] == "Checked.")
-        {
-            answered = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    let logs = std::fs::read_to_string(dir.path().join("out.log")).unwrap();
+    })
+    .await;
+    bot.kill_9();
+    let logs = bot.output();
     assert!(answered, "no answer; logs: {logs}");
 
     // What the server's environment held came back to the model: none of the bot's.

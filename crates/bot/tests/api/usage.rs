@@ -534,14 +534,11 @@ async fn usage_all_ranks_people_and_spaces_for_admins_in_direct_spaces_only() {
 
 // ---- export ----------------------------------------------------------------------------
 
-fn export_cmd(dir: &std::path::Path, db: &str) -> tokio::process::Command {
-    let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_webex-chatbot"));
-    c.current_dir(dir)
-        .env_clear()
+fn export_cmd(dir: &std::path::Path, db: &str) -> Bot {
+    Bot::new(["usage", "export"])
+        .dir(dir)
         .env("DATABASE_URL", db)
         .env("LOG_FILE", "")
-        .args(["usage", "export"]);
-    c
 }
 
 #[tokio::test]
@@ -557,7 +554,7 @@ async fn usage_export_runs_beside_serve_on_sqlite_as_csv_and_json() {
     // neither needs nor takes it.
     let db = app.env_value("DATABASE_URL");
     let dir = tempfile::tempdir().unwrap();
-    let out = export_cmd(dir.path(), &db).output().await.unwrap();
+    let out = export_cmd(dir.path(), &db).output().await;
     assert!(
         out.status.success(),
         "{}",
@@ -573,8 +570,7 @@ async fn usage_export_runs_beside_serve_on_sqlite_as_csv_and_json() {
     let out = export_cmd(dir.path(), &db)
         .args(["--since", "2026-04-01", "--format", "json"])
         .output()
-        .await
-        .unwrap();
+        .await;
     assert!(
         out.status.success(),
         "{}",
@@ -590,8 +586,7 @@ async fn usage_export_runs_beside_serve_on_sqlite_as_csv_and_json() {
     let out = export_cmd(dir.path(), &db)
         .args(["--since", "2027-01-01", "--format", "json"])
         .output()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(String::from_utf8(out.stdout).unwrap(), "[]\n");
 
     // The app kept working meanwhile, and records after the export are seen by the next.
@@ -600,8 +595,7 @@ async fn usage_export_runs_beside_serve_on_sqlite_as_csv_and_json() {
     let out = export_cmd(dir.path(), &db)
         .args(["--since", "2026-04-01"])
         .output()
-        .await
-        .unwrap();
+        .await;
     assert!(
         String::from_utf8(out.stdout)
             .unwrap()
@@ -613,8 +607,7 @@ async fn usage_export_runs_beside_serve_on_sqlite_as_csv_and_json() {
     let out = export_cmd(dir.path(), &db)
         .args(["--since", "2026-04-01"])
         .output()
-        .await
-        .unwrap();
+        .await;
     assert!(
         out.status.success(),
         "{}",
@@ -630,18 +623,15 @@ async fn usage_export_reads_a_database_nothing_has_open() {
     // files, and the export's read-only connection has to do without them.
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}/data/bot.db", dir.path().display());
-    let status = tokio::process::Command::new(env!("CARGO_BIN_EXE_webex-chatbot"))
-        .current_dir(dir.path())
-        .env_clear()
+    let status = Bot::new(["users", "add", ALICE])
+        .dir(dir.path())
         .env("DATABASE_URL", &db)
         .env("LOG_FILE", "")
-        .args(["users", "add", ALICE])
         .output()
-        .await
-        .unwrap();
+        .await;
     assert!(status.status.success());
     assert!(!dir.path().join("data/bot.db-wal").exists());
-    let out = export_cmd(dir.path(), &db).output().await.unwrap();
+    let out = export_cmd(dir.path(), &db).output().await;
     assert!(
         out.status.success(),
         "{}",
@@ -660,8 +650,7 @@ async fn usage_export_refuses_bad_input_clearly() {
     let out = export_cmd(dir.path(), &db)
         .args(["--since", "March"])
         .output()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -672,12 +661,11 @@ async fn usage_export_refuses_bad_input_clearly() {
     let out = export_cmd(dir.path(), &db)
         .args(["--format", "xml"])
         .output()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(out.status.code(), Some(2));
 
     // No database there: a clear error, and none created (read-only).
-    let out = export_cmd(dir.path(), &db).output().await.unwrap();
+    let out = export_cmd(dir.path(), &db).output().await;
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("DATABASE_URL"), "{stderr}");
@@ -743,16 +731,6 @@ async fn replicas_on_postgres_share_the_limits_and_the_export() {
     app.stop().await;
 }
 
-/// A `serve` process (it holds `bot.db.lock`), killed when dropped.
-struct Serving(std::process::Child);
-
-impl Drop for Serving {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn usage_export_works_while_a_serve_process_owns_the_sqlite_file() {
     let dir = tempfile::tempdir().unwrap();
@@ -762,46 +740,37 @@ async fn usage_export_works_while_a_serve_process_owns_the_sqlite_file() {
     mount_ollama(&llm, counting_answerer()).await;
     let port = free_port();
     let db = format!("sqlite://{}/data/bot.db", dir.path().display());
-    let _serve = Serving(
-        bin()
-            .arg("serve")
-            .current_dir(dir.path())
-            .env_clear()
-            .env("WEBEX_BOT_TOKEN", TOKEN)
-            .env("WEBEX_API_URL", webex.uri())
-            .env("OLLAMA_URL", llm.uri())
-            .env("WEBHOOK_SECRET", WEBHOOK_SECRET)
-            .env("ADMIN_EMAILS", ALICE)
-            .env("BIND_ADDR", format!("127.0.0.1:{port}"))
-            .env("DATABASE_URL", &db)
-            .env("PERSONALITIES_DIR", personalities_dir())
-            .env("LOG_FILE", "")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_listening(port).await;
+    // A `serve` process: it holds `bot.db.lock`.
+    let mut serve = Bot::new(["serve"])
+        .dir(dir.path())
+        .env("WEBEX_BOT_TOKEN", TOKEN)
+        .env("WEBEX_API_URL", webex.uri())
+        .env("OLLAMA_URL", llm.uri())
+        .env("WEBHOOK_SECRET", WEBHOOK_SECRET)
+        .env("ADMIN_EMAILS", ALICE)
+        .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+        .env("DATABASE_URL", &db)
+        .env("PERSONALITIES_DIR", personalities_dir())
+        .env("LOG_FILE", "")
+        .spawn();
+    serve.wait_listening(port).await;
     assert!(dir.path().join("data/bot.db.lock").exists());
 
-    let answered = |n: usize| {
-        let webex = &webex;
-        async move {
-            for _ in 0..400 {
-                if requests_to(webex, "POST", "/messages").await.len() >= n {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(25)).await;
-            }
-            panic!("expected {n} answers");
-        }
+    let answered = async |n: usize| {
+        assert!(
+            eventually(Duration::from_secs(10), || async {
+                requests_to(&webex, "POST", "/messages").await.len() >= n
+            })
+            .await,
+            "expected {n} answers"
+        );
     };
     for (n, id) in ["X-1", "X-2"].iter().enumerate() {
         let message = direct_message(id, "ROOM-X", ALICE, "hi");
         mount_message(&webex, &message).await;
         assert_eq!(post_signed(port, &event_for(&message)).await, 200);
         answered(n + 1).await;
-        let out = export_cmd(dir.path(), &db).output().await.unwrap();
+        let out = export_cmd(dir.path(), &db).output().await;
         assert!(
             out.status.success(),
             "{}",
