@@ -71,27 +71,29 @@ fn dev_env(dir: &Path, f: &Fakes, port: u16, path: String) -> Vec<(String, Strin
 /// The first of the bot's webhooks, once all three (messages, card submits, memberships)
 /// are registered.
 async fn wait_for_webhook(hooks: &FakeWebhooks, bot: &mut BotProcess) -> Value {
-    for _ in 0..400 {
-        let list = hooks.list();
-        if list.len() >= BOT_SUBSCRIPTIONS.len() {
-            let events: Vec<(&str, &str)> = list
-                .iter()
-                .map(|h| {
-                    (
-                        h["resource"].as_str().unwrap(),
-                        h["event"].as_str().unwrap(),
-                    )
-                })
-                .collect();
-            assert_eq!(events, BOT_SUBSCRIPTIONS);
-            return list[0].clone();
+    let registered = eventually(Duration::from_secs(10), || {
+        let exited = bot.try_wait().map(|status| (status, bot.output()));
+        async move {
+            if let Some((status, output)) = exited {
+                panic!("dev exited ({status}): {output}");
+            }
+            hooks.list().len() >= BOT_SUBSCRIPTIONS.len()
         }
-        if let Some(status) = bot.try_wait() {
-            panic!("dev exited ({status}): {}", bot.output());
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("no webhook was registered: {}", bot.output());
+    })
+    .await;
+    assert!(registered, "no webhook was registered: {}", bot.output());
+    let list = hooks.list();
+    let events: Vec<(&str, &str)> = list
+        .iter()
+        .map(|h| {
+            (
+                h["resource"].as_str().unwrap(),
+                h["event"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(events, BOT_SUBSCRIPTIONS);
+    list[0].clone()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

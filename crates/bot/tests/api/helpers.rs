@@ -893,16 +893,11 @@ impl TestApp {
         let http = reqwest::Client::new();
         // Ready once /health answers (the webhook registration has run by then or soon).
         // HTTPS apps are probed by their tests, which know the CA.
-        let probes = if env.contains_key("TLS_CERT_PATH") {
-            0
-        } else {
-            100
-        };
-        for _ in 0..probes {
-            if http.get(format!("{address}/health")).send().await.is_ok() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        if !env.contains_key("TLS_CERT_PATH") {
+            eventually(Duration::from_secs(2), || async {
+                http.get(format!("{address}/health")).send().await.is_ok()
+            })
+            .await;
         }
         TestApp {
             address,
@@ -979,16 +974,14 @@ impl TestApp {
 
     /// Waits until the event of this message id is handled (done) in the store.
     pub async fn wait_handled(&self, message_id: &str) -> String {
-        for _ in 0..500 {
-            if let Some((state, outcome)) =
-                self.state.store.event_outcome(message_id).await.unwrap()
-                && state == "done"
-            {
-                return outcome.unwrap_or_default();
+        eventually_some(Duration::from_secs(10), || async {
+            match self.state.store.event_outcome(message_id).await.unwrap() {
+                Some((state, outcome)) if state == "done" => Some(outcome.unwrap_or_default()),
+                _ => None,
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!("event {message_id} was not handled in time");
+        })
+        .await
+        .unwrap_or_else(|| panic!("event {message_id} was not handled in time"))
     }
 
     pub async fn replies(&self) -> Vec<Value> {
@@ -1000,14 +993,14 @@ impl TestApp {
     }
 
     pub async fn wait_replies(&self, n: usize) -> Vec<Value> {
-        for _ in 0..500 {
-            let r = self.replies().await;
-            if r.len() >= n {
-                return r;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        match eventually_some(Duration::from_secs(10), || async {
+            Some(self.replies().await).filter(|r| r.len() >= n)
+        })
+        .await
+        {
+            Some(replies) => replies,
+            None => panic!("expected {n} replies, got {:?}", self.replies().await),
         }
-        panic!("expected {n} replies, got {:?}", self.replies().await);
     }
 
     pub async fn approve(&self, email: &str) {
@@ -1143,12 +1136,10 @@ impl Replica {
         };
         let address = format!("http://127.0.0.1:{port}");
         let http = reqwest::Client::new();
-        for _ in 0..250 {
-            if http.get(format!("{address}/health")).send().await.is_ok() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        eventually(Duration::from_secs(5), || async {
+            http.get(format!("{address}/health")).send().await.is_ok()
+        })
+        .await;
         Replica {
             address,
             port,

@@ -203,7 +203,7 @@ async fn a_body_not_complete_10_s_after_its_headers_gets_408_and_the_connection_
         )
         .await
         .unwrap();
-    // A few more bytes later: trickling does not extend the deadline.
+    // A few more bytes 4 s later (the trickle under test): it does not extend the deadline.
     tokio::time::sleep(Duration::from_secs(4)).await;
     stream.write_all(b" \"x\"").await.unwrap();
     let (answer, closed) = read_until_closed(&mut stream, Duration::from_secs(12)).await;
@@ -287,6 +287,7 @@ async fn beyond_max_connections_a_new_connection_waits_until_one_closes() {
         let status = get_metrics(&mut third).await;
         (status, Instant::now())
     });
+    // Deliberate: no answer within 1.5 s (a negative check).
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(!waiting.is_finished(), "answered beyond MAX_CONNECTIONS");
     // Both open connections still work meanwhile.
@@ -356,15 +357,11 @@ async fn queue_depth_is_recounted_in_the_background_and_follows_this_process_at_
         .unwrap();
     }
     side.close().await.unwrap();
-    let mut seen = None;
-    for _ in 0..50 {
-        seen = queue_depth(&scrape_text(&app).await);
-        if seen == Some(3.0) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(seen, Some(3.0));
+    eventually(Duration::from_secs(5), || async {
+        queue_depth(&scrape_text(&app).await) == Some(3.0)
+    })
+    .await;
+    assert_eq!(queue_depth(&scrape_text(&app).await), Some(3.0));
 }
 
 #[tokio::test]
@@ -429,13 +426,9 @@ async fn queue_depth_is_recounted_on_postgresql_too() {
     .await
     .unwrap();
     side.close().await.unwrap();
-    let mut seen = None;
-    for _ in 0..50 {
-        seen = queue_depth(&scrape_text(&app).await);
-        if seen == Some(1.0) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(seen, Some(1.0));
+    eventually(Duration::from_secs(5), || async {
+        queue_depth(&scrape_text(&app).await) == Some(1.0)
+    })
+    .await;
+    assert_eq!(queue_depth(&scrape_text(&app).await), Some(1.0));
 }

@@ -121,6 +121,7 @@ async fn after_kill_9_a_restart_on_another_port_answers_the_pending_question_wit
         second.output()
     );
     assert!(healthy.elapsed() < Duration::from_secs(10));
+    // Deliberate: no second answer within 300 ms (a negative check).
     tokio::time::sleep(Duration::from_millis(300)).await;
     let replies = requests_to(&webex, "POST", "/messages").await;
     assert_eq!(replies.len(), 1, "{replies:?}");
@@ -210,7 +211,8 @@ async fn the_leader_sets_an_inactive_webhook_active_again_and_recreates_a_delete
     assert_eq!(again["event"], "created");
     assert_eq!(again["targetUrl"], "https://bot.example.com/webhook");
     assert_eq!(again["secret"], WEBHOOK_SECRET);
-    // Three webhooks stay three: the checks in between changed nothing.
+    // Three webhooks stay three: the checks in between changed nothing (deliberately
+    // given 1.5 s of checks to go wrong).
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(fake.list().len(), 3, "{:?}", fake.list());
     assert_eq!(
@@ -315,8 +317,10 @@ async fn a_start_forgets_conversations_older_than_memory_max_age_days_and_0_keep
         .append_turns(&conversation, std::slice::from_ref(&turn), 40)
         .await
         .unwrap();
+    // The conversation ages 1.2 s (the age is what is under test).
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let app = app.restart().await;
+    // Deliberate: the start's pruning is given 300 ms to (wrongly) forget it.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
         app.state
@@ -336,6 +340,7 @@ async fn a_start_forgets_conversations_older_than_memory_max_age_days_and_0_keep
         .append_turns(&conversation, std::slice::from_ref(&turn), 40)
         .await
         .unwrap();
+    // The conversation ages past 0.864 s (the age is what is under test).
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let app = app.restart().await;
     assert!(

@@ -75,18 +75,17 @@ fn client(ca: &Ca, identity: Option<&Leaf>) -> reqwest::Client {
 }
 
 async fn wait_https(client: &reqwest::Client, url: &str) {
-    for _ in 0..250 {
-        if client
-            .get(url)
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("{url} did not answer");
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            client
+                .get(url)
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200)
+        })
+        .await,
+        "{url} did not answer"
+    );
 }
 
 #[tokio::test]
