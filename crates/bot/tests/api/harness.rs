@@ -237,23 +237,22 @@ impl BotProcess {
     async fn wait_health(&mut self, port: u16, ok_only: bool) {
         let http = reqwest::Client::new();
         let url = format!("http://127.0.0.1:{port}/health");
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Ok(r) = http.get(&url).send().await
-                && (!ok_only || r.status() == 200)
-            {
-                return;
+        let ready = eventually(Duration::from_secs(15), || {
+            let exited = self.try_wait().map(|status| (status, self.output()));
+            let answer = http.get(&url).send();
+            async move {
+                if let Some((status, output)) = exited {
+                    panic!("the bot exited ({status}): {output}");
+                }
+                answer.await.is_ok_and(|r| !ok_only || r.status() == 200)
             }
-            if let Some(status) = self.try_wait() {
-                panic!("the bot exited ({status}): {}", self.output());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the bot did not start on port {port}: {}",
-                self.output()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        })
+        .await;
+        assert!(
+            ready,
+            "the bot did not start on port {port}: {}",
+            self.output()
+        );
     }
 
     /// `kill -9`, and waits until it is gone.

@@ -240,6 +240,7 @@ async fn answer(
         async move {
             let (is_piece, frame) = frames.get(i)?.clone();
             if is_piece {
+                // The fake's pace: a piece every `every`.
                 tokio::time::sleep(every).await;
                 if i == count {
                     log.lock().unwrap().last_piece_at = Some(Instant::now());

@@ -4,6 +4,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+// The one test CA, shared with the bot's tests.
+#[path = "../../../bot/tests/api/ca.rs"]
+mod ca;
 mod cli;
 mod health;
 mod helpers;
