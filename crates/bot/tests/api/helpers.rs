@@ -26,10 +26,22 @@ pub const BOT_ID: &str =
     "Y2lzY29zcGFyazovL3VzL1BFT1BMRS8yNDlmNzRkOS1kYjhhLTQzY2EtODk2Yi04NzllZDI0MGFjNTM";
 pub const BOT_UUID: &str = "249f74d9-db8a-43ca-896b-879ed240ac53";
 
+/// The Webex fixture `name` from `crates/webex/tests/fixtures` (the repository's one copy,
+/// shared with the Webex client's tests), read and parsed once.
 pub fn fixture(name: &str) -> Value {
-    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+    static LOADED: OnceLock<Mutex<HashMap<String, Value>>> = OnceLock::new();
+    let mut loaded = LOADED.get_or_init(Mutex::default).lock().unwrap();
+    loaded
+        .entry(name.to_owned())
+        .or_insert_with(|| {
+            let path = format!(
+                "{}/../webex/tests/fixtures/{name}",
+                env!("CARGO_MANIFEST_DIR")
+            );
+            let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+        })
+        .clone()
 }
 
 fn init_logs() {
