@@ -266,18 +266,15 @@ async fn beyond_max_connections_a_new_connection_waits_until_one_closes() {
     let mut app = TestApp::spawn(Spawn::default().env("MAX_CONNECTIONS", "2")).await;
     // The harness's client keeps its /health probe connection open: let it go.
     app.http = reqwest::Client::new();
-    let mut first = None;
-    for _ in 0..100 {
+    let mut first = eventually_some(Duration::from_secs(30), || async {
         let mut stream = TcpStream::connect(("127.0.0.1", app.port)).await.unwrap();
-        if tokio::time::timeout(Duration::from_millis(500), get_metrics(&mut stream))
+        tokio::time::timeout(Duration::from_millis(500), get_metrics(&mut stream))
             .await
             .is_ok()
-        {
-            first = Some(stream);
-            break;
-        }
-    }
-    let mut first = first.expect("the probe's connection was never released");
+            .then_some(stream)
+    })
+    .await
+    .expect("the probe's connection was never released");
     let mut second = TcpStream::connect(("127.0.0.1", app.port)).await.unwrap();
     assert!(get_metrics(&mut second).await.starts_with("HTTP/1.1 200"));
     // Two idle keep-alive connections are open: the third is connected by the kernel but
