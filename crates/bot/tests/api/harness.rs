@@ -1,4 +1,4 @@
-//! The one harness for the `webex-chatbot` binary as a process, and the one `eventually`.
+//! The one harness for the `webex-chatbot` binary as a process.
 //!
 //! [`Bot`] describes a run (arguments, environment, working folder, stdin); [`Bot::spawn`]
 //! starts a long-running process ([`BotProcess`]: wait until it answers, `kill -9`,
@@ -9,43 +9,9 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, ExitStatus, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-/// Polls until `f` holds (every 25 ms, at most `limit`); whether it did.
-pub async fn eventually<F, Fut>(limit: Duration, mut f: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = Instant::now() + limit;
-    loop {
-        if f().await {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
-
-/// Polls `f` (every 25 ms, at most `limit`) until it gives a value; `None` if it never did.
-pub async fn eventually_some<T, F, Fut>(limit: Duration, mut f: F) -> Option<T>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(value) = f().await {
-            return Some(value);
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
+use crate::eventually::{eventually, eventually_some};
 
 /// A run of this build's `webex-chatbot` binary, builder-style. The environment starts
 /// empty: nothing of the test runner's leaks in.

@@ -15,7 +15,8 @@ use tokio_util::sync::CancellationToken;
 use wiremock::matchers::{header, method, path, path_regex};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
-pub use crate::harness::{Bot, BotProcess, eventually, eventually_some};
+pub use crate::eventually::{eventually, eventually_some};
+pub use crate::harness::{Bot, BotProcess};
 
 pub const TOKEN: &str = "test-token-SECRET-7f3a";
 pub const WEBHOOK_SECRET: &str = "hook-secret-SECRET-91bc";

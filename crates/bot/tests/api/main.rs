@@ -8,6 +8,7 @@ mod cli;
 mod commands;
 mod dev;
 mod doctor;
+mod eventually;
 mod faults;
 mod files;
 mod harness;

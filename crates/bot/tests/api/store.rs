@@ -6,7 +6,7 @@ use std::time::Duration;
 use bot::domain::{ConversationKey, Email, Role, Turn};
 use bot::store::{Backend, Enqueued, Finish, NewEvent, Store, StoreOptions};
 
-use crate::harness::eventually;
+use crate::eventually::eventually;
 
 /// A fresh SQLite store, and a fresh PostgreSQL one when the server is configured.
 pub async fn stores() -> Vec<(String, Store, Option<tempfile::TempDir>)> {

@@ -132,6 +132,8 @@ pub fn closed_port() -> u16 {
 
 /// The workspace's one test CA (`crates/bot/tests/api/ca.rs`).
 pub use crate::ca::Ca;
+/// The workspace's one `eventually` (`crates/bot/tests/api/eventually.rs`).
+pub use crate::eventually::{eventually, eventually_some};
 
 /// A temp dir of PEM files; paths come back as strings ready for the environment.
 pub struct Files {
@@ -194,13 +196,12 @@ impl RelayProcess {
             log,
         };
         let client = reqwest::Client::new();
-        for _ in 0..100 {
-            if client.get(relay.url("/health")).send().await.is_ok() {
-                return relay;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("relay did not come up: {}", relay.log());
+        let up = eventually(Duration::from_secs(10), || async {
+            client.get(relay.url("/health")).send().await.is_ok()
+        })
+        .await;
+        assert!(up, "relay did not come up: {}", relay.log());
+        relay
     }
 
     pub fn url(&self, path: &str) -> String {

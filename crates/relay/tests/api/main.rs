@@ -8,6 +8,9 @@
 #[path = "../../../bot/tests/api/ca.rs"]
 mod ca;
 mod cli;
+// The one `eventually`, shared with the bot's tests.
+#[path = "../../../bot/tests/api/eventually.rs"]
+mod eventually;
 mod health;
 mod helpers;
 mod https;
