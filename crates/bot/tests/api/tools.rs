@@ -1262,6 +1262,31 @@ async fn assert_tool_calls_metric(app: &TestApp, tool: &str, outcome: &str, n: u
     assert!(metrics.contains(&series), "no {series}: {metrics}");
 }
 
+/// A model that makes `calls` (in one round) first, then answers with what `answer` makes
+/// of their results.
+fn calls_then(
+    calls: &[(&str, Value)],
+    answer: impl Fn(&[(String, bool)]) -> String + Send + Sync + 'static,
+) -> Model {
+    let calls: Vec<(String, Value)> = calls
+        .iter()
+        .map(|(name, arguments)| ((*name).to_owned(), arguments.clone()))
+        .collect();
+    Arc::new(move |seen: &Seen| {
+        if seen.rounds == 0 {
+            Say::Call(String::new(), calls.clone())
+        } else {
+            Say::Text(answer(&seen.results))
+        }
+    })
+}
+
+/// The first result as `error=BOOL: TEXT`.
+fn first_result(results: &[(String, bool)]) -> String {
+    let (text, error) = results.first().cloned().unwrap_or_default();
+    format!("error={error}: {text}")
+}
+
 /// Calls `test__add` with 2 and 3, then answers with the result.
 fn adder() -> Model {
     Arc::new(|seen: &Seen| {
@@ -1409,25 +1434,20 @@ async fn a_personality_without_tools_offers_none() {
 
 #[tokio::test]
 async fn several_calls_in_one_round_all_get_their_results_in_order() {
-    let model: Model = Arc::new(|seen: &Seen| {
-        if seen.rounds == 0 {
-            Say::Call(
-                String::new(),
-                vec![
-                    ("test__echo".into(), json!({"text": "first"})),
-                    ("test__add".into(), json!({"a": 40, "b": 2})),
-                    ("test__fail".into(), json!({"message": "broken"})),
-                ],
-            )
-        } else {
-            let shown: Vec<String> = seen
-                .results
+    let model = calls_then(
+        &[
+            ("test__echo", json!({"text": "first"})),
+            ("test__add", json!({"a": 40, "b": 2})),
+            ("test__fail", json!({"message": "broken"})),
+        ],
+        |results| {
+            let shown: Vec<String> = results
                 .iter()
                 .map(|(text, error)| format!("{text}{}", if *error { "!" } else { "" }))
                 .collect();
-            Say::Text(shown.join(" | "))
-        }
-    });
+            shown.join(" | ")
+        },
+    );
     for kind in Kind::ALL {
         let bot = with_tools(kind, model.clone()).start().await;
         assert_eq!(ask(&bot.app, "M-1", "ROOM-1", "Go").await, "answered");
@@ -1446,13 +1466,7 @@ async fn several_calls_in_one_round_all_get_their_results_in_order() {
 
 #[tokio::test]
 async fn a_hanging_tool_times_out_as_an_error_result() {
-    let model: Model = Arc::new(|seen: &Seen| match seen.results.first() {
-        None => Say::Call(
-            String::new(),
-            vec![("test__slow".into(), json!({"seconds": 60}))],
-        ),
-        Some((text, error)) => Say::Text(format!("error={error}: {text}")),
-    });
+    let model = calls_then(&[("test__slow", json!({"seconds": 60}))], first_result);
     let bot = with_tools(Kind::Anthropic, model)
         .server("timeout_secs = 1")
         .start()
@@ -1549,8 +1563,7 @@ fn shouter(first: Vec<(String, Value)>) -> Model {
                 vec![("test__shout".into(), json!({"text": "hello"}))],
             );
         }
-        let (text, error) = seen.results.first().cloned().unwrap_or_default();
-        Say::Text(format!("error={error}: {text}"))
+        Say::Text(first_result(&seen.results))
     })
 }
 
@@ -2019,19 +2032,13 @@ async fn as_a_process_servers_get_no_secret_and_tool_output_stays_out_of_info_lo
     let dir = tempfile::tempdir().unwrap();
     let webex = wiremock::MockServer::start().await;
     mount_webex_basics(&webex).await;
-    let model: Model = Arc::new(|seen: &Seen| {
-        if seen.rounds == 0 {
-            Say::Call(
-                String::new(),
-                vec![
-                    ("test__env".into(), json!({})),
-                    ("test__echo".into(), json!({"text": MARKER})),
-                ],
-            )
-        } else {
-            Say::Text("Checked.".into())
-        }
-    });
+    let model = calls_then(
+        &[
+            ("test__env", json!({})),
+            ("test__echo", json!({"text": MARKER})),
+        ],
+        |_| "Checked.".into(),
+    );
     let llm = ToolLlm::start(Kind::Ollama, model).await;
     let file = dir.path().join("tools.toml");
     std::fs::write(&file, stdio_server("test", "")).unwrap();
