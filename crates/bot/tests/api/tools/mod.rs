@@ -20,15 +20,17 @@ use crate::helpers::*;
 mod approval;
 mod doctor;
 mod fake_llm;
+mod formats;
 mod process;
 mod rounds;
+/// Alice's person id in the direct-message fixture.
 mod servers;
 
 use fake_llm::*;
+use formats::*;
 use rounds::*;
 use servers::*;
 
-/// Alice's person id in the direct-message fixture.
 const ALICE_ID: &str =
     "Y2lzY29zcGFyazovL3VzL1BFT1BMRS85MmIzZGQ5YS02NzVkLTRhNDEtOGMxZS0xMjM0NTY3ODkwYWI";
 const KEY: &str = "llm-key-SECRET-5e1d";
