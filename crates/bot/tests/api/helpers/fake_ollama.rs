@@ -7,7 +7,7 @@ pub type Answerer = Arc<dyn Fn(&Value) -> ResponseTemplate + Send + Sync>;
 
 /// Fake Ollama `/api/chat`: rejects what Ollama would (no model, bad roles, no messages),
 /// answers `{"message": {"role": "assistant", "content": …}, "done": true}`, plain or as a
-/// one-line stream. Slow streams with many chunks are in `streaming.rs`.
+/// one-line stream. Slow streams with many chunks are in `streaming/slow_llm.rs`.
 pub(super) struct OllamaChat(Answerer);
 
 impl Respond for OllamaChat {
