@@ -12,10 +12,6 @@ use axum::Router;
 use axum::extract::ConnectInfo;
 use axum::routing::get;
 use axum_server::Handle;
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose, SerialNumber,
-};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::{ClientConfig, RootCertStore, SupportedProtocolVersion};
@@ -26,59 +22,11 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-// ---------------------------------------------------------------- certificates
+use crate::ca::{Ca, Leaf};
 
-struct Ca {
-    pem: String,
-    issuer: Issuer<'static, KeyPair>,
-}
-
-struct Leaf {
-    cert: String,
-    key: String,
-}
-
-impl Ca {
-    fn new(name: &str) -> Ca {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        let key = KeyPair::generate().unwrap();
-        let cert = params.self_signed(&key).unwrap();
-        Ca {
-            pem: cert.pem(),
-            issuer: Issuer::new(params, key),
-        }
-    }
-
-    fn leaf(&self, name: &str, serial: u64, usage: ExtendedKeyUsagePurpose) -> Leaf {
-        let mut params =
-            CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.serial_number = Some(SerialNumber::from(serial));
-        params.extended_key_usages = vec![usage];
-        params.not_after = rcgen::date_time_ymd(2040, 1, 1);
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &self.issuer).unwrap();
-        Leaf {
-            cert: cert.pem(),
-            key: key.serialize_pem(),
-        }
-    }
-
-    fn server(&self, name: &str, serial: u64) -> Leaf {
-        self.leaf(name, serial, ExtendedKeyUsagePurpose::ServerAuth)
-    }
-
-    fn client(&self, name: &str) -> Leaf {
-        self.leaf(name, 1000, ExtendedKeyUsagePurpose::ClientAuth)
-    }
-}
+// The workspace's one test CA, shared with the bot's and the relay's tests.
+#[path = "../../bot/tests/api/ca.rs"]
+mod ca;
 
 /// Files in a temp dir; replaced by write-then-rename, the way certbot swaps them.
 struct Dir {
@@ -257,7 +205,7 @@ async fn load_serves_https_with_alpn_and_peer_address() {
     tls::install_crypto_provider();
     let ca = Ca::new("test CA");
     let dir = Dir::new();
-    let tls = ServerTls::load(dir.server_files(&ca.server("server-1", 1)))
+    let tls = ServerTls::load(dir.server_files(&ca.numbered_server("server-1", 1)))
         .await
         .unwrap();
     assert_eq!(tls.files().cert, dir.path("cert.pem"));
@@ -286,7 +234,7 @@ async fn beyond_max_connections_a_tls_connection_waits_until_one_closes() {
     tls::install_crypto_provider();
     let ca = Ca::new("test CA");
     let dir = Dir::new();
-    let tls = ServerTls::load(dir.server_files(&ca.server("server-1", 1)))
+    let tls = ServerTls::load(dir.server_files(&ca.numbered_server("server-1", 1)))
         .await
         .unwrap();
     let options = tls::ServeOptions {
@@ -329,8 +277,8 @@ async fn plain_http_when_no_tls() {
 async fn mismatched_key_is_an_error_naming_both_files() {
     let ca = Ca::new("test CA");
     let dir = Dir::new();
-    let one = ca.server("one", 1);
-    let other = ca.server("other", 2);
+    let one = ca.numbered_server("one", 1);
+    let other = ca.numbered_server("other", 2);
     let files = TlsFiles {
         cert: dir.write("cert.pem", &one.cert),
         key: dir.write("other-key.pem", &other.key),
@@ -358,7 +306,7 @@ async fn mismatched_key_is_an_error_naming_both_files() {
 async fn unusable_files_are_errors_naming_the_file() {
     let ca = Ca::new("test CA");
     let dir = Dir::new();
-    let leaf = ca.server("server", 1);
+    let leaf = ca.numbered_server("server", 1);
     let cert = dir.write("cert.pem", &leaf.cert);
     let key = dir.write("key.pem", &leaf.key);
     let missing = dir.path("missing.pem");
@@ -411,7 +359,7 @@ async fn unusable_files_are_errors_naming_the_file() {
 async fn reload_serves_the_new_certificate_to_new_connections() {
     let ca = Ca::new("test CA");
     let dir = Dir::new();
-    let tls = ServerTls::load(dir.server_files(&ca.server("first", 1)))
+    let tls = ServerTls::load(dir.server_files(&ca.numbered_server("first", 1)))
         .await
         .unwrap();
     let server = Server::start(Some(tls.clone())).await;
@@ -434,7 +382,7 @@ async fn reload_serves_the_new_certificate_to_new_connections() {
             .unwrap()
     };
 
-    dir.server_files(&ca.server("second", 2));
+    dir.server_files(&ca.numbered_server("second", 2));
     tls.reload().await.unwrap();
     let seen = handshake(server.addr, default_client(&ca)).await.unwrap();
     assert_eq!(
@@ -445,7 +393,7 @@ async fn reload_serves_the_new_certificate_to_new_connections() {
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
 
     // A broken renewal is refused and the server keeps the last good certificate.
-    dir.write("key.pem", &ca.server("third", 3).key);
+    dir.write("key.pem", &ca.numbered_server("third", 3).key);
     let error = tls.reload().await.unwrap_err();
     assert!(matches!(error, TlsError::KeyMismatch { .. }), "{error:?}");
     assert_eq!(
@@ -463,14 +411,14 @@ async fn reload_serves_the_new_certificate_to_new_connections() {
 async fn watch_picks_up_changed_files() {
     let ca = Ca::new("test CA");
     let dir = Dir::new();
-    let tls = ServerTls::load(dir.server_files(&ca.server("first", 1)))
+    let tls = ServerTls::load(dir.server_files(&ca.numbered_server("first", 1)))
         .await
         .unwrap();
     let server = Server::start(Some(tls.clone())).await;
     let watcher = tls.watch(Duration::from_millis(50));
 
     // Half a renewal (new cert, old key) must not be taken; the whole one must.
-    let renewed = ca.server("renewed", 7);
+    let renewed = ca.numbered_server("renewed", 7);
     dir.write("cert.pem", &renewed.cert);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
@@ -504,7 +452,7 @@ async fn watch_picks_up_changed_files() {
 async fn watch_stops_when_the_config_is_dropped() {
     let ca = Ca::new("test CA");
     let dir = Dir::new();
-    let tls = ServerTls::load(dir.server_files(&ca.server("first", 1)))
+    let tls = ServerTls::load(dir.server_files(&ca.numbered_server("first", 1)))
         .await
         .unwrap();
     let watcher = tls.watch(Duration::from_millis(10));
@@ -521,7 +469,7 @@ async fn client_ca_makes_client_certificates_mandatory() {
     let client_ca = Ca::new("internal client CA");
     let stranger_ca = Ca::new("someone else's CA");
     let dir = Dir::new();
-    let mut files = dir.server_files(&server_ca.server("bot", 1));
+    let mut files = dir.server_files(&server_ca.numbered_server("bot", 1));
     files.client_ca = Some(dir.write("client-ca.pem", &client_ca.pem));
     let server = Server::start(Some(ServerTls::load(files).await.unwrap())).await;
 
@@ -544,7 +492,7 @@ async fn client_ca_makes_client_certificates_mandatory() {
 async fn tls_1_2_is_accepted_and_tls_1_1_is_not_offered() {
     let ca = Ca::new("test CA");
     let dir = Dir::new();
-    let tls = ServerTls::load(dir.server_files(&ca.server("server", 1)))
+    let tls = ServerTls::load(dir.server_files(&ca.numbered_server("server", 1)))
         .await
         .unwrap();
     let server = Server::start(Some(tls)).await;
@@ -584,7 +532,7 @@ fn tls11_client_hello() -> Vec<u8> {
 fn certificate_not_after_reads_the_first_certificate() {
     let ca = Ca::new("test CA");
     let dir = Dir::new();
-    let leaf = ca.server("server", 1);
+    let leaf = ca.numbered_server("server", 1);
     let chain = format!("{}{}", leaf.cert, ca.pem);
     let cert = dir.write("chain.pem", &chain);
     // 2040-01-01T00:00:00Z

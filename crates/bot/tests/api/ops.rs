@@ -15,7 +15,7 @@ use crate::helpers::*;
 
 // ---- helpers shared with dev.rs and doctor.rs ---------------------------------------
 
-/// The stateful fake webhook API lives with the rest of the fake Webex (helpers.rs).
+/// The stateful fake webhook API lives with the rest of the fake Webex (helpers/webhooks.rs).
 pub use crate::helpers::{FakeWebhooks, hook};
 
 /// What every bot process in these tests gets: a store in `dir`, the shipped

@@ -1,6 +1,7 @@
 //! What the stage-1 fakes hid (issue "correct on the real Webex"): each test runs against
-//! the strict fake Webex of `helpers.rs` (group listing needs `mentionedPeople=me` and hides
-//! the bot's replies; 10 edits per message) and fails without the fix it names.
+//! the strict fake Webex of `helpers/fake_webex.rs` (group listing needs
+//! `mentionedPeople=me` and hides the bot's replies; 10 edits per message) and fails
+//! without the fix it names.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

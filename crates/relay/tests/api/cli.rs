@@ -213,7 +213,7 @@ async fn sighup_reloads_the_certificate_and_sigterm_stops_cleanly() {
     let url = format!("https://localhost:{port}/health");
     let trusting = |ca: &Ca| {
         reqwest::Client::builder()
-            .tls_certs_only([ca.reqwest_root()])
+            .tls_certs_only([reqwest::Certificate::from_pem(ca.pem.as_bytes()).unwrap()])
             .build()
             .unwrap()
     };

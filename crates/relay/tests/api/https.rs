@@ -94,7 +94,7 @@ async fn relay_over_https_forwards_to_an_mtls_bot() {
     ];
     let webex = || {
         reqwest::Client::builder()
-            .tls_certs_only([public_ca.reqwest_root()])
+            .tls_certs_only([reqwest::Certificate::from_pem(public_ca.pem.as_bytes()).unwrap()])
             .build()
             .unwrap()
     };
