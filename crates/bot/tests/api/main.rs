@@ -12,6 +12,7 @@ mod files;
 mod helpers;
 mod ingress;
 mod install;
+mod leases;
 mod lifecycle;
 mod message_flow;
 mod ops;
