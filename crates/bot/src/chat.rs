@@ -3,9 +3,10 @@
 
 use crate::domain::{ConversationKey, Email, Role, Turn};
 use crate::memory;
-use crate::personality::{self, Personality, PromptVars};
-use crate::state::AppState;
-use crate::store::StoreError;
+use arc_swap::ArcSwap;
+
+use crate::personality::{self, Personalities, Personality, PromptVars};
+use crate::store::{Store, StoreError};
 
 /// Today's date for the `{date}` prompt variable (UTC, `YYYY-MM-DD`).
 pub fn today() -> String {
@@ -73,69 +74,83 @@ impl Prepared {
     }
 }
 
-/// Whether the model of this room's personality sees images: its `vision`, else
-/// `LLM_VISION`.
-pub(crate) async fn vision(state: &AppState, room_id: &str) -> Result<bool, StoreError> {
-    let chosen = state.store.personality_for(room_id).await?;
-    let personalities = state.personalities.load();
-    Ok(personalities
-        .resolve(chosen.as_deref())
-        .vision
-        .unwrap_or(state.config.files.vision))
+/// What a Webex conversation's request is made of: the space's personality and history
+/// (the store), the personalities, the bot's name, the memory limits and the tools.
+#[derive(Clone, Copy)]
+pub(crate) struct Prompting<'a> {
+    pub store: &'a Store,
+    pub personalities: &'a ArcSwap<Personalities>,
+    pub bot_name: &'a str,
+    /// `MEMORY_MAX_TURNS`, `MEMORY_MAX_CHARS`.
+    pub memory_max_turns: usize,
+    pub memory_max_chars: usize,
+    /// `LLM_VISION`, for personalities that do not say.
+    pub vision: bool,
+    pub tools: &'a crate::tools::ToolSet,
 }
 
-/// Builds the request for a question in a Webex conversation.
-pub(crate) async fn prepare(
-    state: &AppState,
-    room_id: &str,
-    conversation: &ConversationKey,
-    sender: &Email,
-    question: &str,
-) -> Result<Prepared, StoreError> {
-    let keep = memory::messages_to_keep(state.config.memory_max_turns);
-    let (chosen, history) = state
-        .store
-        .chat_context(room_id, conversation, keep)
-        .await?;
-    let personalities = state.personalities.load();
-    let personality = personalities.resolve(chosen.as_deref());
-    let date = today();
-    // Webex messages carry no display name; the email's local part is a fair stand-in
-    // and needs no extra API call per message.
-    let user_name = sender.as_str().split('@').next().unwrap_or_default();
-    let vars = PromptVars {
-        date: &date,
-        bot_name: &state.bot.display_name,
-        user_name,
-    };
-    let mut request = build_request(
-        personality,
-        &vars,
-        history,
-        question,
-        state.config.memory_max_turns,
-        state.config.memory_max_chars,
-    );
-    let tools = state.tools.offered(&personality.tools);
-    request.tools = tools.iter().map(crate::tools::Offered::spec).collect();
-    tracing::debug!(personality = %personality.name, history = request.messages.len() - 1, tools = tools.len(), "asking the LLM");
-    Ok(Prepared {
-        request,
-        thinking: personality.thinking.clone(),
-        notice: None,
-        tools,
-    })
+impl Prompting<'_> {
+    /// Whether the model of this room's personality sees images: its `vision`, else
+    /// `LLM_VISION`.
+    pub(crate) async fn vision(&self, room_id: &str) -> Result<bool, StoreError> {
+        let chosen = self.store.personality_for(room_id).await?;
+        let personalities = self.personalities.load();
+        Ok(personalities
+            .resolve(chosen.as_deref())
+            .vision
+            .unwrap_or(self.vision))
+    }
+
+    /// Builds the request for a question in a Webex conversation.
+    pub(crate) async fn prepare(
+        &self,
+        room_id: &str,
+        conversation: &ConversationKey,
+        sender: &Email,
+        question: &str,
+    ) -> Result<Prepared, StoreError> {
+        let keep = memory::messages_to_keep(self.memory_max_turns);
+        let (chosen, history) = self.store.chat_context(room_id, conversation, keep).await?;
+        let personalities = self.personalities.load();
+        let personality = personalities.resolve(chosen.as_deref());
+        let date = today();
+        // Webex messages carry no display name; the email's local part is a fair stand-in
+        // and needs no extra API call per message.
+        let user_name = sender.as_str().split('@').next().unwrap_or_default();
+        let vars = PromptVars {
+            date: &date,
+            bot_name: self.bot_name,
+            user_name,
+        };
+        let mut request = build_request(
+            personality,
+            &vars,
+            history,
+            question,
+            self.memory_max_turns,
+            self.memory_max_chars,
+        );
+        let tools = self.tools.offered(&personality.tools);
+        request.tools = tools.iter().map(crate::tools::Offered::spec).collect();
+        tracing::debug!(personality = %personality.name, history = request.messages.len() - 1, tools = tools.len(), "asking the LLM");
+        Ok(Prepared {
+            request,
+            thinking: personality.thinking.clone(),
+            notice: None,
+            tools,
+        })
+    }
 }
 
 /// Asks the LLM on behalf of a Webex conversation, for the whole answer at once, running
 /// the tools the model calls in between (`tools::rounds`).
 pub(crate) async fn answer(
-    state: &AppState,
+    runner: crate::tools::Runner,
     prepared: Prepared,
     asker: crate::tools::Asker,
 ) -> Result<String, llm::LlmError> {
     let rounds = crate::tools::rounds::Rounds {
-        state: state.clone(),
+        runner,
         asker,
         offered: prepared.tools,
     };
@@ -144,12 +159,12 @@ pub(crate) async fn answer(
 
 /// The same, streamed: text as it comes, a restart after each round of tool calls.
 pub(crate) fn answer_stream(
-    state: &AppState,
+    runner: crate::tools::Runner,
     prepared: Prepared,
     asker: crate::tools::Asker,
 ) -> crate::tools::rounds::DeltaStream {
     let rounds = crate::tools::rounds::Rounds {
-        state: state.clone(),
+        runner,
         asker,
         offered: prepared.tools,
     };

@@ -5,7 +5,8 @@
 
 use std::time::Duration;
 
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder};
+use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -66,6 +67,28 @@ pub struct LimitLabel {
     pub limit: &'static str,
 }
 
+/// A labelled family as registered: listed on `/metrics` (`# HELP`, `# TYPE`) from the
+/// start, before its first series. prometheus-client leaves an empty family out of the
+/// text altogether, so a family whose labels only use names (a tool server's tools, a
+/// status code) would be missing until its first sample, and a scrape could not tell it
+/// from one the bot does not export.
+#[derive(Debug)]
+struct Listed<M>(M);
+
+impl<M: EncodeMetric> EncodeMetric for Listed<M> {
+    fn encode(&self, encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        self.0.encode(encoder)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        self.0.metric_type()
+    }
+
+    fn is_empty(&self) -> bool {
+        false
+    }
+}
+
 pub struct Metrics {
     registry: Registry,
     pub events_received: Counter,
@@ -120,7 +143,7 @@ impl Metrics {
         registry.register(
             "tool_calls",
             "Tool calls the model asked for, by server, tool and outcome (ok, error, timeout, denied)",
-            tool_calls.clone(),
+            Listed(tool_calls.clone()),
         );
         let feedback = Family::<ValueLabel, Counter>::default();
         // Both votes from the start, so a dashboard shows 0 rather than nothing.
@@ -130,25 +153,25 @@ impl Metrics {
         registry.register(
             "feedback",
             "Feedback button votes on LLM answers, by value (up or down); a repeated vote is counted once",
-            feedback.clone(),
+            Listed(feedback.clone()),
         );
         let llm_tokens = Family::<TokenLabels, Counter>::default();
         let limit_hits = Family::<LimitLabel, Counter>::default();
         registry.register(
             "llm_tokens",
             "Tokens of LLM calls as the providers reported them, by provider, model and kind (prompt or completion)",
-            llm_tokens.clone(),
+            Listed(llm_tokens.clone()),
         );
         registry.register(
             "limit_hits",
             "Questions refused without an LLM call because a usage limit was reached, by limit",
-            limit_hits.clone(),
+            Listed(limit_hits.clone()),
         );
         let webhook_status = Family::<WebhookStatusLabel, Gauge>::default();
         registry.register(
             "webhook_status",
             "1 for the status of this bot's webhook as last seen on Webex (active, inactive, missing, unknown), 0 for the others",
-            webhook_status.clone(),
+            Listed(webhook_status.clone()),
         );
         registry.register(
             "llm_first_token_seconds",
@@ -173,12 +196,12 @@ impl Metrics {
         registry.register(
             "events_ignored",
             "Events deliberately not answered, by reason",
-            events_ignored.clone(),
+            Listed(events_ignored.clone()),
         );
         registry.register(
             "events_processed",
             "Events handled to the end, by outcome",
-            events_processed.clone(),
+            Listed(events_processed.clone()),
         );
         registry.register(
             "replies_sent",
@@ -193,7 +216,7 @@ impl Metrics {
         registry.register(
             "webex_api_errors",
             "Non-2xx answers from the Webex API, by status (retried ones included)",
-            webex_api_errors.clone(),
+            Listed(webex_api_errors.clone()),
         );
         registry.register(
             "queue_depth",

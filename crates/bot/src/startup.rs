@@ -267,7 +267,7 @@ impl App {
             webex,
             llm,
             store,
-            metrics,
+            metrics: Arc::new(metrics),
         });
         state.tools.start();
         Ok(App {

@@ -48,7 +48,7 @@ pub struct Inner {
     pub webex: webex::Client,
     pub llm: llm::Llm,
     pub store: Store,
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
     pub bot: BotIdentity,
     pub personalities: ArcSwap<Personalities>,
     pub started: Instant,
@@ -75,6 +75,17 @@ pub struct AppState(Arc<Inner>);
 impl AppState {
     pub fn new(inner: Inner) -> Self {
         Self(Arc::new(inner))
+    }
+}
+
+/// What deciding a tool approval needs, from the running bot (tests and the card-click
+/// stage decide through [`crate::tools::decide`]).
+impl<'a> From<&'a AppState> for crate::tools::Approvals<'a> {
+    fn from(state: &'a AppState) -> Self {
+        crate::tools::Approvals {
+            store: &state.store,
+            tools: &state.tools,
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 //! with backoff), records each event through the same step as a webhook delivery, and
 //! after each (re)connection catches up by REST on what was sent while no socket was up.
 
+use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -17,7 +18,7 @@ use webex::mercury::{self, Connection, Frame, Received, SocketError};
 
 use crate::domain::IgnoreReason;
 use crate::state::{AppState, WebhookStatus};
-use crate::store::{Enqueued, EventKind, NewEvent, StoreError, now_ms};
+use crate::store::{Enqueued, EventKind, NewEvent, Store, StoreError, now_ms};
 
 /// A ping goes out this often; a socket that sent nothing (not even the pong) by the next
 /// ping is dead and is replaced.
@@ -79,8 +80,8 @@ enum Ended {
     DeviceGone,
 }
 
-fn set_status(state: &AppState, status: &str) {
-    if let Ok(mut w) = state.webhook.lock() {
+fn set_status(webhook: &Mutex<WebhookStatus>, status: &str) {
+    if let Ok(mut w) = webhook.lock() {
         *w = WebhookStatus {
             note: Some(HEALTH_NOTE.into()),
             websocket: Some(status.into()),
@@ -102,7 +103,7 @@ fn token_hint(e: &webex::Error) -> &'static str {
 /// deletes the device. Errors before the first connection (no device) are fatal, like a
 /// webhook registration failure is in webhook mode.
 pub(crate) async fn start(state: &AppState, http: reqwest::Client) -> anyhow::Result<()> {
-    set_status(state, "connecting");
+    set_status(&state.webhook, "connecting");
     let token = state.config.require_token()?.clone();
     let wdm = DeviceService::discover(
         http,
@@ -129,7 +130,7 @@ pub(crate) async fn start(state: &AppState, http: reqwest::Client) -> anyhow::Re
 
 async fn listen(state: AppState, wdm: DeviceService, mut device: Device, token: SecretString) {
     let stop = state.shutdown.clone();
-    let cursor = Cursor::default();
+    let cursor = Cursor::new(state.store.clone(), state.bot.id.clone());
     let mut failures: u32 = 0;
     loop {
         match connect_and_serve(&state, &device, &token, &cursor, &stop).await {
@@ -153,7 +154,7 @@ async fn listen(state: AppState, wdm: DeviceService, mut device: Device, token: 
             }
             Err(e) => tracing::warn!(error = format!("{e:#}"), "websocket connection failed"),
         }
-        set_status(&state, "disconnected");
+        set_status(&state.webhook, "disconnected");
         failures = failures.saturating_add(1);
         let delay = jittered(backoff(failures));
         tracing::info!(
@@ -166,7 +167,7 @@ async fn listen(state: AppState, wdm: DeviceService, mut device: Device, token: 
             () = tokio::time::sleep(delay) => {}
         }
     }
-    set_status(&state, "stopped");
+    set_status(&state.webhook, "stopped");
     wdm.delete(&device).await;
 }
 
@@ -186,7 +187,7 @@ async fn connect_and_serve(
         },
     };
     tracing::info!("websocket connected");
-    set_status(state, "connected");
+    set_status(&state.webhook, "connected");
 
     let connected_at = Instant::now();
     cursor.connected();
@@ -200,7 +201,7 @@ async fn connect_and_serve(
         },
         catch_up_until_done(state, cursor, &catching_up),
     );
-    cursor.save_seen(state).await;
+    cursor.save_seen().await;
     let why = match served {
         Ok(None) => return Ok(Ended::Stopped),
         Ok(Some(why)) => why,
@@ -243,7 +244,7 @@ async fn serve(
         last_traffic = Instant::now();
         if received.delivered() {
             // The socket was up until now: everything sent before reached it.
-            cursor.saw(state).await;
+            cursor.saw().await;
         }
         match received {
             // 4401/4403: the token was refused; reconnecting is still right (it may be a
@@ -342,9 +343,11 @@ async fn handle_frame(
 /// Where catching up starts: the last time the socket delivered anything, kept in the
 /// store so a restart knows it too. It moves only when nothing before it is left unfetched:
 /// during a connection, once that connection's catch-up succeeded.
-#[derive(Default)]
 struct Cursor {
     inner: std::sync::Mutex<CursorState>,
+    /// Where it is kept, under the bot's id.
+    store: Store,
+    bot: webex::PersonId,
 }
 
 #[derive(Default)]
@@ -357,6 +360,14 @@ struct CursorState {
 }
 
 impl Cursor {
+    fn new(store: Store, bot: webex::PersonId) -> Cursor {
+        Cursor {
+            inner: std::sync::Mutex::default(),
+            store,
+            bot,
+        }
+    }
+
     fn with<T>(&self, f: impl FnOnce(&mut CursorState) -> T) -> T {
         match self.inner.lock() {
             Ok(mut guard) => f(&mut guard),
@@ -373,7 +384,7 @@ impl Cursor {
     }
 
     /// A frame arrived; saved now and then once caught up.
-    async fn saw(&self, state: &AppState) {
+    async fn saw(&self) {
         let now = now_ms();
         let due = self.with(|c| {
             c.seen = c.seen.max(now);
@@ -384,39 +395,35 @@ impl Cursor {
             due.then_some(c.seen)
         });
         if let Some(at) = due {
-            save_cursor(state, at).await;
+            self.save(at).await;
         }
     }
 
     /// The catch-up that started at `started` succeeded: everything sent before then is
     /// in the inbox, and the socket delivers the rest.
-    async fn caught_up(&self, state: &AppState, started: i64) {
+    async fn caught_up(&self, started: i64) {
         let at = self.with(|c| {
             c.seen = c.seen.max(started);
             c.caught_up = true;
             c.last_save = Some(Instant::now());
             c.seen
         });
-        save_cursor(state, at).await;
+        self.save(at).await;
     }
 
     /// The connection ended: saves the last frame's time if its catch-up succeeded.
-    async fn save_seen(&self, state: &AppState) {
+    async fn save_seen(&self) {
         let at = self.with(|c| c.caught_up.then_some(c.seen));
         if let Some(at) = at {
-            save_cursor(state, at).await;
+            self.save(at).await;
         }
     }
-}
 
-async fn save_cursor(state: &AppState, at: i64) {
-    if let Err(e) = state
-        .store
-        .set_websocket_cursor(state.bot.id.as_str(), at)
-        .await
-    {
-        // The older value stays: the next catch-up fetches a little more than needed.
-        tracing::warn!(error = %e, "cannot save the websocket cursor");
+    async fn save(&self, at: i64) {
+        if let Err(e) = self.store.set_websocket_cursor(self.bot.as_str(), at).await {
+            // The older value stays: the next catch-up fetches a little more than needed.
+            tracing::warn!(error = %e, "cannot save the websocket cursor");
+        }
     }
 }
 
@@ -432,7 +439,7 @@ async fn catch_up_until_done(state: &AppState, cursor: &Cursor, connection: &Can
         };
         match attempt {
             Ok(_) => {
-                cursor.caught_up(state, started).await;
+                cursor.caught_up(started).await;
                 return;
             }
             Err(e) => tracing::warn!(

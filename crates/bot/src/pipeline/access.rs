@@ -1,8 +1,8 @@
 //! Access control (docs/configuration.md, "Who may talk to the bot"): by the sender's email as Webex reports it.
 
+use crate::config::Access;
 use crate::domain::Email;
-use crate::state::AppState;
-use crate::store::StoreError;
+use crate::store::{Store, StoreError};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Rights {
@@ -14,21 +14,16 @@ pub enum Rights {
 
 /// `Some(rights)` for admins, approved users and people of an approved domain; `None` for
 /// everyone else, who is ignored without a reply.
-pub async fn rights_of(state: &AppState, sender: &Email) -> Result<Option<Rights>, StoreError> {
-    if state.config.is_admin(sender) {
+pub async fn rights_of(
+    access: Access<'_>,
+    store: &Store,
+    sender: &Email,
+) -> Result<Option<Rights>, StoreError> {
+    if access.is_admin(sender) {
         return Ok(Some(Rights::Admin));
     }
-    if state
-        .config
-        .approved_domains
-        .iter()
-        .any(|d| d == sender.domain())
-    {
+    if access.domain_approved(sender) {
         return Ok(Some(Rights::Approved));
     }
-    Ok(state
-        .store
-        .is_approved(sender)
-        .await?
-        .then_some(Rights::Approved))
+    Ok(store.is_approved(sender).await?.then_some(Rights::Approved))
 }

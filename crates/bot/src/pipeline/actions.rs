@@ -6,62 +6,65 @@
 
 use serde_json::Value;
 
+use super::commands::Services;
+use super::reply::Poster;
 use super::{Context, Disposition, access, ignored, post_failure, reply, webex_failure};
 use crate::cards;
 use crate::commands::Command;
 use crate::domain::{ConversationKey, Email, IgnoreReason, Outcome};
-use crate::lease::RoomLease;
-use crate::state::AppState;
 use crate::store::{PendingEvent, Vote};
 use crate::strings;
 
+/// Webex (the action, the card, who clicked) and the metrics come with `post`; access and
+/// the commands' handles with `services`.
 pub(super) async fn handle(
-    state: &AppState,
-    lease: &RoomLease,
+    services: &Services<'_>,
+    post: Poster<'_>,
     event: &PendingEvent,
 ) -> Disposition {
-    let action = match state.webex.get_attachment_action(&event.message_id).await {
+    let metrics = post.metrics;
+    let action = match post.webex.get_attachment_action(&event.message_id).await {
         Ok(action) => action,
-        Err(e) if e.is_not_found() => return ignored(state, IgnoreReason::MessageGone),
+        Err(e) if e.is_not_found() => return ignored(metrics, IgnoreReason::MessageGone),
         Err(e) => return webex_failure(e, "fetching the card action"),
     };
     let Some(person_id) = action.person_id.clone() else {
-        return ignored(state, IgnoreReason::Malformed);
+        return ignored(metrics, IgnoreReason::Malformed);
     };
-    if state.bot.id.same_person(person_id.as_str()) {
-        return ignored(state, IgnoreReason::OwnMessage);
+    if post.bot.id.same_person(person_id.as_str()) {
+        return ignored(metrics, IgnoreReason::OwnMessage);
     }
     // The card's message: its room type, its thread, and whether the bot posted it.
-    let card = match state.webex.get_message(&action.message_id).await {
+    let card = match post.webex.get_message(&action.message_id).await {
         Ok(card) => card,
-        Err(e) if e.is_not_found() => return ignored(state, IgnoreReason::MessageGone),
+        Err(e) if e.is_not_found() => return ignored(metrics, IgnoreReason::MessageGone),
         Err(e) => return webex_failure(e, "fetching the card's message"),
     };
     let ours = card
         .person_id
         .as_ref()
-        .is_some_and(|p| state.bot.id.same_person(p.as_str()));
+        .is_some_and(|p| post.bot.id.same_person(p.as_str()));
     if !ours {
         tracing::info!("ignored: a card the bot did not post");
-        return ignored(state, IgnoreReason::OtherEvent);
+        return ignored(metrics, IgnoreReason::OtherEvent);
     }
     // Actions carry a person id only: the email (what access is decided by) is Webex's.
-    let person = match state.webex.get_person(&person_id).await {
+    let person = match post.webex.get_person(&person_id).await {
         Ok(person) => person,
-        Err(e) if e.is_not_found() => return ignored(state, IgnoreReason::NoSenderEmail),
+        Err(e) if e.is_not_found() => return ignored(metrics, IgnoreReason::NoSenderEmail),
         Err(e) => return webex_failure(e, "looking up who clicked"),
     };
     let Some(sender) = person.emails.iter().find_map(|e| Email::parse(e).ok()) else {
-        return ignored(state, IgnoreReason::NoSenderEmail);
+        return ignored(metrics, IgnoreReason::NoSenderEmail);
     };
     if sender.is_bot() || person.person_type.as_deref() == Some("bot") {
-        return ignored(state, IgnoreReason::BotSender);
+        return ignored(metrics, IgnoreReason::BotSender);
     }
-    let rights = match access::rights_of(state, &sender).await {
+    let rights = match access::rights_of(services.access, services.store, &sender).await {
         Ok(Some(rights)) => rights,
         Ok(None) => {
             tracing::info!(sender = %sender, "ignored: card submitted by someone not approved");
-            return ignored(state, IgnoreReason::Unapproved);
+            return ignored(metrics, IgnoreReason::Unapproved);
         }
         Err(e) => {
             return Disposition::Retry {
@@ -91,23 +94,27 @@ pub(super) async fn handle(
         images: Vec::new(),
         notice: None,
     };
-    dispatch(state, lease, reply::Progress::of(event), &ctx, &action).await
+    dispatch(services, post, reply::Progress::of(event), &ctx, &action).await
 }
 
 /// Routes a submitted card by the `action` of its button's data: the one place that knows
 /// every card action. A new card adds an arm here.
 pub(crate) async fn dispatch(
-    state: &AppState,
-    lease: &RoomLease,
+    services: &Services<'_>,
+    post: Poster<'_>,
     progress: reply::Progress,
     ctx: &Context,
     action: &webex::AttachmentAction,
 ) -> Disposition {
     let inputs = &action.inputs;
     match inputs.get("action").and_then(Value::as_str) {
-        Some(cards::SET_PERSONALITY) => set_personality(state, lease, progress, ctx, inputs).await,
-        Some(cards::FEEDBACK) => feedback(state, ctx, action).await,
-        Some(crate::tools::CARD_ACTION) => tool_approval(state, lease, progress, ctx, inputs).await,
+        Some(cards::SET_PERSONALITY) => {
+            set_personality(services, post, progress, ctx, inputs).await
+        }
+        Some(cards::FEEDBACK) => feedback(post, ctx, action).await,
+        Some(crate::tools::CARD_ACTION) => {
+            tool_approval(services, post, progress, ctx, inputs).await
+        }
         other => {
             tracing::debug!(action = ?other, "card action the bot does not know; nothing done");
             Disposition::Done {
@@ -121,8 +128,8 @@ pub(crate) async fn dispatch(
 /// The personality card's Switch: the same command, the same rules, as typing
 /// `personality NAME` (in a group space only admins may switch).
 async fn set_personality(
-    state: &AppState,
-    lease: &RoomLease,
+    services: &Services<'_>,
+    post: Poster<'_>,
     progress: reply::Progress,
     ctx: &Context,
     inputs: &serde_json::Map<String, Value>,
@@ -137,7 +144,7 @@ async fn set_personality(
         Some(name) => {
             let command = Command::PersonalitySet(name.to_lowercase());
             tracing::info!(command = command.name(), sender = %ctx.sender, "card command");
-            match super::commands::run(state, ctx, command).await {
+            match super::commands::run(services, ctx, command).await {
                 Ok(answer) => answer,
                 Err(e) => {
                     return Disposition::Retry {
@@ -147,7 +154,7 @@ async fn set_personality(
             }
         }
     };
-    match reply::post(state, lease, progress, &ctx.target, &answer).await {
+    match post.post(progress, &ctx.target, &answer).await {
         Ok(()) => Disposition::Done {
             outcome: Outcome::Command,
             turns: None,
@@ -159,14 +166,24 @@ async fn set_personality(
 /// An approval card's Approve or Deny (DESIGN §10.5): decided by `tools::on_click` (only
 /// the asker or an admin, once); the answer says what was decided, or why nothing was.
 async fn tool_approval(
-    state: &AppState,
-    lease: &RoomLease,
+    services: &Services<'_>,
+    post: Poster<'_>,
     progress: reply::Progress,
     ctx: &Context,
     inputs: &serde_json::Map<String, Value>,
 ) -> Disposition {
     let admin = ctx.rights == access::Rights::Admin;
-    let answer = match crate::tools::on_click(state, inputs, &ctx.person_id, admin).await {
+    let answer = match crate::tools::on_click(
+        crate::tools::Approvals {
+            store: services.store,
+            tools: services.tools,
+        },
+        inputs,
+        &ctx.person_id,
+        admin,
+    )
+    .await
+    {
         Ok(answer) => answer,
         Err(e) => {
             return Disposition::Retry {
@@ -174,7 +191,7 @@ async fn tool_approval(
             };
         }
     };
-    match reply::post(state, lease, progress, &ctx.target, &answer).await {
+    match post.post(progress, &ctx.target, &answer).await {
         Ok(()) => Disposition::Done {
             outcome: Outcome::Command,
             turns: None,
@@ -186,7 +203,7 @@ async fn tool_approval(
 /// A 👍/👎 click: stored with the answer it rates, one vote per person and card (the latest
 /// click wins), counted in `webex_chatbot_feedback_total`. No message is posted.
 async fn feedback(
-    state: &AppState,
+    post: Poster<'_>,
     ctx: &Context,
     action: &webex::AttachmentAction,
 ) -> Disposition {
@@ -209,14 +226,14 @@ async fn feedback(
         })
         .and_then(|t| i64::try_from(t.unix_timestamp_nanos() / 1_000_000).ok())
         .unwrap_or_else(crate::store::now_ms);
-    let vote = state
+    let vote = post
         .store
         .record_vote(action.message_id.as_str(), ctx.sender.as_str(), value, at)
         .await;
     match vote {
         Ok(Vote::Counted) => {
             tracing::info!(value, sender = %ctx.sender, "feedback recorded");
-            state.metrics.feedback_vote(value);
+            post.metrics.feedback_vote(value);
         }
         Ok(Vote::Unchanged) => tracing::info!(value, "feedback repeated; counted once"),
         Ok(Vote::UnknownCard) => {

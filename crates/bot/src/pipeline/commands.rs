@@ -1,15 +1,38 @@
 //! Running a parsed [`Command`] for one sender: permissions, the store, the answer text.
 
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+
 use crate::cards::{self, CardMessage};
 use crate::commands::Command;
+use crate::config::Access;
 use crate::domain::Email;
+use crate::personality::Personalities;
 use crate::pipeline::Context;
 use crate::pipeline::access::Rights;
-use crate::state::AppState;
+use crate::probe::LlmProbe;
+use crate::store::Store;
 use crate::strings;
+use crate::tools::ToolSet;
+use crate::usage::Ledger;
+
+/// What the commands read and change: the store (history, personalities chosen, approved
+/// users, counts), the personalities, the access settings, the usage ledger, the tool
+/// servers, and for `status` the LLM, its cached health and when the bot started.
+pub(crate) struct Services<'a> {
+    pub store: &'a Store,
+    pub personalities: &'a ArcSwap<Personalities>,
+    pub access: Access<'a>,
+    pub usage: &'a Ledger,
+    pub tools: &'a ToolSet,
+    pub llm: &'a llm::Llm,
+    pub probe: &'a LlmProbe,
+    pub started: Instant,
+}
 
 pub(crate) async fn run(
-    state: &AppState,
+    services: &Services<'_>,
     ctx: &Context,
     command: Command,
 ) -> anyhow::Result<String> {
@@ -32,7 +55,7 @@ pub(crate) async fn run(
     Ok(match command {
         Command::Help => strings::help(admin, can_switch),
         Command::Reset => {
-            let forgotten = state.store.clear_history(&ctx.conversation).await?;
+            let forgotten = services.store.clear_history(&ctx.conversation).await?;
             tracing::info!(sender = %ctx.sender, forgotten, "conversation reset");
             if forgotten == 0 {
                 strings::RESET_EMPTY.to_owned()
@@ -41,14 +64,14 @@ pub(crate) async fn run(
             }
         }
         Command::Personality => {
-            let chosen = state.store.personality_for(room).await?;
-            let set = state.personalities.load();
+            let chosen = services.store.personality_for(room).await?;
+            let set = services.personalities.load();
             let p = set.resolve(chosen.as_deref());
             strings::current_personality(&p.name, &p.description)
         }
         Command::PersonalityList => {
-            let chosen = state.store.personality_for(room).await?;
-            let set = state.personalities.load();
+            let chosen = services.store.personality_for(room).await?;
+            let set = services.personalities.load();
             let current = set.resolve(chosen.as_deref()).name.clone();
             let entries: Vec<(&str, &str)> = set
                 .iter()
@@ -60,14 +83,14 @@ pub(crate) async fn run(
             if !can_switch {
                 return Ok(strings::PERSONALITY_SWITCH_DENIED.to_owned());
             }
-            let set = state.personalities.load();
+            let set = services.personalities.load();
             match set.get(&name) {
                 None => {
                     let names: Vec<String> = set.iter().map(|p| format!("`{}`", p.name)).collect();
                     strings::unknown_personality(&name, &names.join(", "))
                 }
                 Some(p) => {
-                    state
+                    services
                         .store
                         .set_personality(room, &p.name, ctx.sender.as_str())
                         .await?;
@@ -77,20 +100,20 @@ pub(crate) async fn run(
             }
         }
         Command::ListUsers => {
-            let users = state.store.approved_users().await?;
-            let admins: Vec<&str> = state
-                .config
+            let users = services.store.approved_users().await?;
+            let admins: Vec<&str> = services
+                .access
                 .admin_emails
                 .iter()
                 .map(|e| e.as_str())
                 .collect();
             let approved: Vec<&str> = users.iter().map(|u| u.email.as_str()).collect();
-            strings::user_list(&admins, &state.config.approved_domains, &approved)
+            strings::user_list(&admins, services.access.approved_domains, &approved)
         }
         Command::AddUser(raw) => match Email::parse(&raw) {
             Err(_) => strings::invalid_email(&raw),
             Ok(email) => {
-                if state
+                if services
                     .store
                     .add_user(&email, Some(ctx.sender.as_str()))
                     .await?
@@ -104,11 +127,11 @@ pub(crate) async fn run(
         },
         Command::RemoveUser(raw) => match Email::parse(&raw) {
             Err(_) => strings::invalid_email(&raw),
-            Ok(email) if state.config.is_admin(&email) => {
+            Ok(email) if services.access.is_admin(&email) => {
                 strings::cannot_remove_admin(email.as_str())
             }
             Ok(email) => {
-                if state.store.remove_user(&email).await? {
+                if services.store.remove_user(&email).await? {
                     tracing::info!(by = %ctx.sender, user = %email, "user removed");
                     strings::user_removed(email.as_str())
                 } else {
@@ -116,25 +139,25 @@ pub(crate) async fn run(
                 }
             }
         },
-        Command::Status => status(state).await?,
-        Command::Tools => tools(state, room).await?,
+        Command::Status => status(services).await?,
+        Command::Tools => tools(services, room).await?,
         Command::Usage => {
-            let report = state.usage.report(&ctx.sender).await?;
-            strings::usage_report(&report, &state.usage.limits())
+            let report = services.usage.report(&ctx.sender).await?;
+            strings::usage_report(&report, &services.usage.limits())
         }
-        Command::UsageAll => strings::usage_ranking(&state.usage.ranking().await?),
+        Command::UsageAll => strings::usage_ranking(&services.usage.ranking().await?),
     })
 }
 
 /// The tools this space's personality offers, of the servers connected now.
-async fn tools(state: &AppState, room: &str) -> anyhow::Result<String> {
-    let chosen = state.store.personality_for(room).await?;
-    let set = state.personalities.load();
+async fn tools(services: &Services<'_>, room: &str) -> anyhow::Result<String> {
+    let chosen = services.store.personality_for(room).await?;
+    let set = services.personalities.load();
     let personality = set.resolve(chosen.as_deref());
-    if personality.tools.is_empty() || state.tools.is_empty() {
+    if personality.tools.is_empty() || services.tools.is_empty() {
         return Ok(strings::NO_TOOLS.to_owned());
     }
-    let offered = state.tools.offered(&personality.tools);
+    let offered = services.tools.offered(&personality.tools);
     let listed: Vec<(String, String, bool)> = offered
         .iter()
         .map(|o| {
@@ -151,8 +174,8 @@ async fn tools(state: &AppState, room: &str) -> anyhow::Result<String> {
             .split_once('/')
             .map_or(entry.as_str(), |(s, _)| s)
             .trim();
-        if state.tools.server(server).is_some()
-            && !state.tools.is_connected(server)
+        if services.tools.server(server).is_some()
+            && !services.tools.is_connected(server)
             && !unreachable.iter().any(|u| u == server)
         {
             unreachable.push(server.to_owned());
@@ -161,16 +184,16 @@ async fn tools(state: &AppState, room: &str) -> anyhow::Result<String> {
     Ok(strings::tools_list(&listed, &unreachable))
 }
 
-async fn status(state: &AppState) -> anyhow::Result<String> {
-    let report = state.probe.report(&state.llm).await;
-    let counts = state.store.counts().await?;
+async fn status(services: &Services<'_>) -> anyhow::Result<String> {
+    let report = services.probe.report(services.llm).await;
+    let counts = services.store.counts().await?;
     let mut text = strings::status(
-        state.started.elapsed(),
+        services.started.elapsed(),
         &report,
         &counts,
-        state.config.admin_emails.len(),
+        services.access.admin_emails.len(),
     );
-    let feedback = state.store.feedback_counts().await?;
+    let feedback = services.store.feedback_counts().await?;
     text.push('\n');
     text.push_str(&strings::feedback_line(feedback.up, feedback.down));
     Ok(text)
@@ -180,7 +203,7 @@ async fn status(state: &AppState) -> anyhow::Result<String> {
 /// fallback: `help` and `personality list`. `None` for every other command, and for those
 /// two when `run` refused them.
 pub(crate) async fn card(
-    state: &AppState,
+    services: &Services<'_>,
     ctx: &Context,
     command: &Command,
     answer: &str,
@@ -188,11 +211,11 @@ pub(crate) async fn card(
     Ok(match command {
         Command::Help => Some(cards::help(answer)),
         Command::PersonalityList => {
-            let chosen = state
+            let chosen = services
                 .store
                 .personality_for(ctx.target.room_id.as_str())
                 .await?;
-            let set = state.personalities.load();
+            let set = services.personalities.load();
             let current = set.resolve(chosen.as_deref()).name.clone();
             let entries: Vec<(&str, &str)> = set
                 .iter()

@@ -9,20 +9,18 @@
 
 use super::{Context, Disposition, reply};
 use crate::domain::{ConversationKey, Outcome, Role};
-use crate::lease::RoomLease;
-use crate::state::AppState;
 use crate::store::{FeedbackAnswer, PendingEvent};
 
-/// Posts the feedback card after an answered event, when `FEEDBACK_BUTTONS` is on; passes
-/// every other disposition through.
+/// Posts the feedback card after an answered event, when `FEEDBACK_BUTTONS` (`enabled`)
+/// is on; passes every other disposition through.
 pub(super) async fn follow(
-    state: &AppState,
-    lease: &RoomLease,
+    enabled: bool,
+    post: reply::Poster<'_>,
     event: &PendingEvent,
     ctx: &Context,
     disposition: Disposition,
 ) -> Disposition {
-    if !state.config.feedback_buttons {
+    if !enabled {
         return disposition;
     }
     let Disposition::Done {
@@ -38,7 +36,7 @@ pub(super) async fn follow(
         .find(|t| t.role == Role::Assistant)
         .map(|t| t.content.clone())
         .unwrap_or_default();
-    if let Some(lost) = post(state, lease, event, ctx, &conversation, &answer).await {
+    if let Some(lost) = post_card(post, event, ctx, &conversation, &answer).await {
         return lost;
     }
     Disposition::Done {
@@ -49,16 +47,15 @@ pub(super) async fn follow(
 
 /// Posts the card and keeps the answer it rates; `Some` only when the room's lease was
 /// lost (the replica that holds the room now posts it). Any other failure is logged.
-async fn post(
-    state: &AppState,
-    lease: &RoomLease,
+async fn post_card(
+    post: reply::Poster<'_>,
     event: &PendingEvent,
     ctx: &Context,
     conversation: &ConversationKey,
     answer: &str,
 ) -> Option<Disposition> {
-    let parts = i64::try_from(reply::parts_of(state, answer).len()).unwrap_or(i64::MAX);
-    if let Err(e) = state.store.set_parts_sent(event.seq, parts).await {
+    let parts = i64::try_from(post.parts_of(answer).len()).unwrap_or(i64::MAX);
+    if let Err(e) = post.store.set_parts_sent(event.seq, parts).await {
         tracing::warn!(error = %e, "cannot record the answer as posted; no feedback card");
         return None;
     }
@@ -67,7 +64,7 @@ async fn post(
         ..reply::Progress::of(event)
     };
     let card = crate::cards::feedback();
-    let posted = match reply::post_card(state, lease, progress, &ctx.target, &card).await {
+    let posted = match post.post_card(progress, &ctx.target, &card).await {
         Ok(Some(posted)) => posted,
         // An earlier attempt posted it (and kept its answer).
         Ok(None) => return None,
@@ -77,7 +74,7 @@ async fn post(
             return None;
         }
     };
-    let kept = state
+    let kept = post
         .store
         .save_feedback_answer(&FeedbackAnswer {
             card_message_id: posted.id.as_str(),

@@ -3,15 +3,21 @@
 //! says to @mention it and type `help`. Only such events reach the inbox (the webhook
 //! route and the websocket drop everyone else's memberships and direct spaces).
 
+use arc_swap::ArcSwap;
+
 use super::{Disposition, post_failure, reply};
 use crate::domain::Outcome;
-use crate::lease::RoomLease;
-use crate::state::AppState;
+use crate::personality::Personalities;
 use crate::store::PendingEvent;
 use crate::strings;
 
-pub(super) async fn post(state: &AppState, lease: &RoomLease, event: &PendingEvent) -> Disposition {
-    let chosen = match state.store.personality_for(&event.room_id).await {
+/// The space's personality comes from the store `post` holds.
+pub(super) async fn post(
+    personalities: &ArcSwap<Personalities>,
+    post: reply::Poster<'_>,
+    event: &PendingEvent,
+) -> Disposition {
+    let chosen = match post.store.personality_for(&event.room_id).await {
         Ok(chosen) => chosen,
         Err(e) => {
             return Disposition::Retry {
@@ -20,7 +26,7 @@ pub(super) async fn post(state: &AppState, lease: &RoomLease, event: &PendingEve
         }
     };
     let greeting = {
-        let set = state.personalities.load();
+        let set = personalities.load();
         let personality = set.resolve(chosen.as_deref());
         personality
             .greeting
@@ -33,7 +39,10 @@ pub(super) async fn post(state: &AppState, lease: &RoomLease, event: &PendingEve
         group: true,
     };
     tracing::info!(room_id = %event.room_id, "added to a space; greeting");
-    match reply::post(state, lease, reply::Progress::of(event), &target, &greeting).await {
+    match post
+        .post(reply::Progress::of(event), &target, &greeting)
+        .await
+    {
         Ok(()) => Disposition::Done {
             outcome: Outcome::Greeted,
             turns: None,

@@ -4,29 +4,26 @@
 
 use super::{Context, Disposition, post_failure, reply};
 use crate::domain::Outcome;
-use crate::lease::RoomLease;
 use crate::pipeline::access::Rights;
-use crate::state::AppState;
 use crate::store::StoreError;
 use crate::strings;
-use crate::usage::Refusal;
+use crate::usage::{Ledger, Refusal};
 
 /// `None`: the question may go to the LLM.
 pub(super) async fn check(
-    state: &AppState,
+    usage: &Ledger,
     ctx: &Context,
     message_id: &str,
 ) -> Result<Option<Refusal>, StoreError> {
     if ctx.rights == Rights::Admin {
         return Ok(None);
     }
-    state.usage.check(ctx.who(), message_id).await
+    usage.check(ctx.who(), message_id).await
 }
 
 /// Posts the refusal.
 pub(super) async fn refuse(
-    state: &AppState,
-    lease: &RoomLease,
+    post: reply::Poster<'_>,
     progress: reply::Progress,
     ctx: &Context,
     refusal: Refusal,
@@ -38,7 +35,7 @@ pub(super) async fn refuse(
         "usage limit reached; not asking the LLM"
     );
     let answer = strings::limit_reached(&refusal);
-    match reply::post(state, lease, progress, &ctx.target, &answer).await {
+    match post.post(progress, &ctx.target, &answer).await {
         Ok(()) => Disposition::Done {
             outcome: Outcome::Limited,
             turns: None,

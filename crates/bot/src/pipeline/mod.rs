@@ -1,6 +1,13 @@
 //! How one recorded event is handled (docs/architecture.md): fetch → sender checks → access →
 //! command, or limits → chat → reply → store. This is the one error boundary per message: every
 //! failure ends as a logged outcome, a retry later, or an apology; never a panic upward.
+//!
+//! Only [`handle`] and `run`, the composition point, see the whole [`AppState`]; each stage
+//! takes the handles it needs, handed out here: posting takes a [`reply::Poster`] (Webex,
+//! the room's lease, the store, metrics, `MAX_REPLY_PARTS`), access the access settings and
+//! the store, the limits the usage ledger, the commands their [`commands::Services`], the
+//! attachments a `Reading`, the LLM an [`Answering`] (the request's parts, the tool loop's
+//! [`crate::tools::Runner`], the streaming settings, the poster).
 
 pub(crate) mod access;
 pub(crate) mod actions;
@@ -17,11 +24,14 @@ use std::time::Duration;
 use tracing::Instrument;
 
 use crate::chat;
+use crate::config::Streaming;
 use crate::domain::{ConversationKey, Email, IgnoreReason, Outcome, Role, Turn};
 use crate::lease::RoomLease;
+use crate::metrics::Metrics;
 use crate::state::AppState;
-use crate::store::{EventKind, Finish, PendingEvent};
+use crate::store::{EventKind, Finish, PendingEvent, Store};
 use crate::strings;
+use reply::Poster;
 use sender::Incoming;
 
 /// Attempts before an event is given up (each after a crash, a Webex outage, …).
@@ -61,6 +71,7 @@ pub async fn handle(state: &AppState, lease: &RoomLease, event: PendingEvent) {
     async {
         // `take_next` counted this attempt.
         let attempt = event.attempts;
+        let keep = crate::memory::messages_to_keep(state.config.memory_max_turns);
         let disposition = if attempt > MAX_ATTEMPTS {
             Disposition::Failed {
                 outcome: Outcome::GaveUp,
@@ -72,7 +83,15 @@ pub async fn handle(state: &AppState, lease: &RoomLease, event: PendingEvent) {
         let stored = match disposition {
             Disposition::Done { outcome, turns } => {
                 tracing::info!(outcome = outcome.as_str(), "event handled");
-                finish(state, event.seq, outcome, turns).await
+                finish(
+                    &state.store,
+                    &state.metrics,
+                    keep,
+                    event.seq,
+                    outcome,
+                    turns,
+                )
+                .await
             }
             Disposition::Retry { cause } => {
                 let delay = retry_delay(attempt);
@@ -90,7 +109,7 @@ pub async fn handle(state: &AppState, lease: &RoomLease, event: PendingEvent) {
                     outcome = outcome.as_str(),
                     "event failed"
                 );
-                finish(state, event.seq, outcome, None).await
+                finish(&state.store, &state.metrics, keep, event.seq, outcome, None).await
             }
             Disposition::LeaseLost => {
                 tracing::warn!(
@@ -107,22 +126,24 @@ pub async fn handle(state: &AppState, lease: &RoomLease, event: PendingEvent) {
     .await;
 }
 
-/// Counts the outcome and marks the event done with its turns. Finding it already
-/// finished means another worker that held the room before this one recorded it (and its
-/// turns) first.
+/// Counts the outcome and marks the event done with its turns (the conversation's history
+/// kept to `keep_messages`). Finding it already finished means another worker that held
+/// the room before this one recorded it (and its turns) first.
 async fn finish(
-    state: &AppState,
+    store: &Store,
+    metrics: &Metrics,
+    keep_messages: usize,
     seq: i64,
     outcome: Outcome,
     turns: Option<(ConversationKey, Vec<Turn>)>,
 ) -> Result<(), crate::store::StoreError> {
-    state.metrics.processed(outcome);
+    metrics.processed(outcome);
     let finish = Finish {
         outcome: outcome.as_str(),
         turns: turns.as_ref().map(|(k, t)| (k, t.as_slice())),
-        keep_messages: crate::memory::messages_to_keep(state.config.memory_max_turns),
+        keep_messages,
     };
-    let result = state.store.finish(seq, finish).await;
+    let result = store.finish(seq, finish).await;
     if let Ok(false) = result {
         tracing::warn!(
             "event was already finished by another worker; its turns are not stored twice"
@@ -131,9 +152,9 @@ async fn finish(
     result.map(|_| ())
 }
 
-fn ignored(state: &AppState, reason: IgnoreReason) -> Disposition {
+fn ignored(metrics: &Metrics, reason: IgnoreReason) -> Disposition {
     tracing::info!(reason = reason.as_str(), "event ignored");
-    state.metrics.ignored(reason);
+    metrics.ignored(reason);
     Disposition::Done {
         outcome: Outcome::Ignored,
         turns: None,
@@ -169,17 +190,100 @@ fn webex_failure(e: webex::Error, what: &'static str) -> Disposition {
     }
 }
 
+/// Where the stages get their handles: each takes what it needs from here, never the
+/// whole state.
+fn poster<'a>(state: &'a AppState, lease: &'a RoomLease) -> Poster<'a> {
+    Poster {
+        webex: &state.webex,
+        lease,
+        store: &state.store,
+        metrics: &state.metrics,
+        bot: &state.bot,
+        max_parts: state.config.max_reply_parts,
+    }
+}
+
+fn services(state: &AppState) -> commands::Services<'_> {
+    commands::Services {
+        store: &state.store,
+        personalities: &state.personalities,
+        access: state.config.access(),
+        usage: &state.usage,
+        tools: &state.tools,
+        llm: &state.llm,
+        probe: &state.probe,
+        started: state.started,
+    }
+}
+
+fn prompting(state: &AppState) -> chat::Prompting<'_> {
+    chat::Prompting {
+        store: &state.store,
+        personalities: &state.personalities,
+        bot_name: &state.bot.display_name,
+        memory_max_turns: state.config.memory_max_turns,
+        memory_max_chars: state.config.memory_max_chars,
+        vision: state.config.files.vision,
+        tools: &state.tools,
+    }
+}
+
+fn answering<'a>(state: &'a AppState, post: Poster<'a>) -> Answering<'a> {
+    Answering {
+        prompting: prompting(state),
+        runner: crate::tools::Runner {
+            llm: state.llm.clone(),
+            usage: state.usage.clone(),
+            tools: state.tools.clone(),
+            store: state.store.clone(),
+            webex: state.webex.clone(),
+            metrics: state.metrics.clone(),
+            max_rounds: state.config.tools.max_rounds,
+            confirm_timeout: state.config.tools.confirm_timeout,
+            log_arguments: state.config.tools.log_arguments,
+        },
+        streaming: state.config.streaming,
+        post,
+    }
+}
+
+fn reading(state: &AppState) -> Reading<'_> {
+    Reading {
+        webex: &state.webex,
+        settings: &state.config.files,
+        setup: &state.attachments,
+        prompting: prompting(state),
+    }
+}
+
+/// The attachments stage's handles: Webex (the downloads), the file settings, how files
+/// are read, and the personality (whether its model sees images).
+struct Reading<'a> {
+    webex: &'a webex::Client,
+    settings: &'a crate::config::Files,
+    setup: &'a crate::attachments::Setup,
+    prompting: chat::Prompting<'a>,
+}
+
+/// The LLM stage's handles: how the request is made, the tool loop it runs with, how the
+/// answer is streamed, and where it is posted.
+pub(crate) struct Answering<'a> {
+    pub prompting: chat::Prompting<'a>,
+    pub runner: crate::tools::Runner,
+    pub streaming: Streaming,
+    pub post: Poster<'a>,
+}
+
 async fn run(state: &AppState, lease: &RoomLease, event: &PendingEvent) -> Disposition {
+    let post = poster(state, lease);
     match event.kind {
         EventKind::Message => {}
-        EventKind::CardAction => return actions::handle(state, lease, event).await,
-        EventKind::Membership => return greeting::post(state, lease, event).await,
+        EventKind::CardAction => return actions::handle(&services(state), post, event).await,
+        EventKind::Membership => return greeting::post(&state.personalities, post, event).await,
     }
-    let message_id = webex::MessageId::new(event.message_id.clone());
-    let message = match state.webex.get_message(&message_id).await {
-        Ok(m) => m,
-        Err(e) if e.is_not_found() => return ignored(state, IgnoreReason::MessageGone),
-        Err(e) => return webex_failure(e, "fetching the message"),
+    let message = match fetch(&state.webex, &state.metrics, event).await {
+        Ok(message) => message,
+        Err(disposition) => return disposition,
     };
 
     let Incoming {
@@ -188,20 +292,12 @@ async fn run(state: &AppState, lease: &RoomLease, event: &PendingEvent) -> Dispo
         text,
     } = match sender::check(&state.bot, &message) {
         Ok(incoming) => incoming,
-        Err(reason) => return ignored(state, reason),
+        Err(reason) => return ignored(&state.metrics, reason),
     };
 
-    let rights = match access::rights_of(state, &sender).await {
-        Ok(Some(rights)) => rights,
-        Ok(None) => {
-            tracing::info!(sender = %sender, "ignored: sender is not approved");
-            return ignored(state, IgnoreReason::Unapproved);
-        }
-        Err(e) => {
-            return Disposition::Retry {
-                cause: anyhow::Error::new(e).context("checking access"),
-            };
-        }
+    let rights = match admit(state.config.access(), &state.store, &state.metrics, &sender).await {
+        Ok(rights) => rights,
+        Err(disposition) => return disposition,
     };
 
     let mut ctx = Context::new(&message, sender, rights, group);
@@ -210,7 +306,7 @@ async fn run(state: &AppState, lease: &RoomLease, event: &PendingEvent) -> Dispo
     let files = if message.files.is_empty() {
         None
     } else {
-        match attachments(state, &ctx, &message.files, &text).await {
+        match attachments(&reading(state), &ctx, &message.files, &text).await {
             Ok(gathered) => Some(gathered),
             Err(disposition) => return disposition,
         }
@@ -224,36 +320,86 @@ async fn run(state: &AppState, lease: &RoomLease, event: &PendingEvent) -> Dispo
         .map_or(text.as_str(), |g| g.question.as_str());
 
     let progress = reply::Progress::of(event);
-    let disposition = match resume(state, lease, event, progress, &ctx, question).await {
+    let streaming = state.config.streaming;
+    let disposition = match resume(post, streaming, event, progress, &ctx, question).await {
         Some(done) => done,
         None => match &files {
             // A message with files is a question about them (never a command).
-            Some(gathered) if !gathered.ask_llm => files_unread(state, lease, progress, &ctx).await,
-            Some(_) => llm_answer(state, lease, event, progress, &ctx, question).await,
+            Some(gathered) if !gathered.ask_llm => files_unread(post, progress, &ctx).await,
+            Some(_) => {
+                let answering = answering(state, post);
+                llm_answer(&state.usage, &answering, event, progress, &ctx, question).await
+            }
             // Route: a command, the hint for an empty message, or the LLM.
             None => match crate::commands::parse(&text) {
-                Some(command) => command_answer(state, lease, progress, &ctx, command).await,
-                None if text.is_empty() => hint(state, lease, progress, &ctx).await,
-                None => llm_answer(state, lease, event, progress, &ctx, &text).await,
+                Some(command) => {
+                    command_answer(&services(state), post, progress, &ctx, command).await
+                }
+                None if text.is_empty() => hint(post, progress, &ctx).await,
+                None => {
+                    let answering = answering(state, post);
+                    llm_answer(&state.usage, &answering, event, progress, &ctx, &text).await
+                }
             },
         },
     };
     // `FEEDBACK_BUTTONS`: the 👍/👎 card follows an answer's last part.
-    feedback::follow(state, lease, event, &ctx, disposition).await
+    feedback::follow(
+        state.config.feedback_buttons,
+        post,
+        event,
+        &ctx,
+        disposition,
+    )
+    .await
+}
+
+/// The access stage for a message's sender: their rights, or the event ignored (someone
+/// not approved) or retried (the store failed).
+async fn admit(
+    access: crate::config::Access<'_>,
+    store: &Store,
+    metrics: &Metrics,
+    sender: &Email,
+) -> Result<access::Rights, Disposition> {
+    match access::rights_of(access, store, sender).await {
+        Ok(Some(rights)) => Ok(rights),
+        Ok(None) => {
+            tracing::info!(sender = %sender, "ignored: sender is not approved");
+            Err(ignored(metrics, IgnoreReason::Unapproved))
+        }
+        Err(e) => Err(Disposition::Retry {
+            cause: anyhow::Error::new(e).context("checking access"),
+        }),
+    }
+}
+
+/// The event's message, from Webex (events carry ids only).
+async fn fetch(
+    webex: &webex::Client,
+    metrics: &Metrics,
+    event: &PendingEvent,
+) -> Result<webex::Message, Disposition> {
+    let message_id = webex::MessageId::new(event.message_id.clone());
+    match webex.get_message(&message_id).await {
+        Ok(m) => Ok(m),
+        Err(e) if e.is_not_found() => Err(ignored(metrics, IgnoreReason::MessageGone)),
+        Err(e) => Err(webex_failure(e, "fetching the message")),
+    }
 }
 
 /// The LLM's answer, within the usage limits (a refusal instead when one is reached).
 async fn llm_answer(
-    state: &AppState,
-    lease: &RoomLease,
+    usage: &crate::usage::Ledger,
+    answering: &Answering<'_>,
     event: &PendingEvent,
     progress: reply::Progress,
     ctx: &Context,
     question: &str,
 ) -> Disposition {
-    match limits::check(state, ctx, &event.message_id).await {
-        Ok(None) => chat_answer(state, lease, progress, ctx, question).await,
-        Ok(Some(refusal)) => limits::refuse(state, lease, progress, ctx, refusal).await,
+    match limits::check(usage, ctx, &event.message_id).await {
+        Ok(None) => chat_answer(answering, progress, ctx, question).await,
+        Ok(Some(refusal)) => limits::refuse(answering.post, progress, ctx, refusal).await,
         Err(e) => Disposition::Retry {
             cause: anyhow::Error::new(e).context("checking the usage limits"),
         },
@@ -262,20 +408,22 @@ async fn llm_answer(
 
 /// The attachments stage: the message's files as a user turn (see [`crate::attachments`]).
 async fn attachments(
-    state: &AppState,
+    reading: &Reading<'_>,
     ctx: &Context,
     files: &[String],
     text: &str,
 ) -> Result<crate::attachments::Gathered, Disposition> {
-    let vision = crate::chat::vision(state, ctx.target.room_id.as_str())
+    let vision = reading
+        .prompting
+        .vision(ctx.target.room_id.as_str())
         .await
         .map_err(|e| Disposition::Retry {
             cause: anyhow::Error::new(e).context("reading the space's personality"),
         })?;
     crate::attachments::gather(
-        &state.webex,
-        &state.config.files,
-        &state.attachments,
+        reading.webex,
+        reading.settings,
+        reading.setup,
         files,
         text,
         vision,
@@ -286,14 +434,9 @@ async fn attachments(
 
 /// None of the message's files could be read and nothing else was asked: the notes
 /// saying why are the answer, without an LLM call.
-async fn files_unread(
-    state: &AppState,
-    lease: &RoomLease,
-    progress: reply::Progress,
-    ctx: &Context,
-) -> Disposition {
+async fn files_unread(post: Poster<'_>, progress: reply::Progress, ctx: &Context) -> Disposition {
     let answer = ctx.notice.clone().unwrap_or_default();
-    match reply::post(state, lease, progress, &ctx.target, &answer).await {
+    match post.post(progress, &ctx.target, &answer).await {
         Ok(()) => Disposition::Done {
             outcome: Outcome::FilesUnread,
             turns: None,
@@ -303,15 +446,15 @@ async fn files_unread(
 }
 
 async fn command_answer(
-    state: &AppState,
-    lease: &RoomLease,
+    services: &commands::Services<'_>,
+    post: Poster<'_>,
     progress: reply::Progress,
     ctx: &Context,
     command: crate::commands::Command,
 ) -> Disposition {
     tracing::info!(command = command.name(), sender = %ctx.sender, "command");
     let card_for = command.clone();
-    let answer = match commands::run(state, ctx, command).await {
+    let answer = match commands::run(services, ctx, command).await {
         Ok(answer) => answer,
         Err(e) => {
             return Disposition::Retry {
@@ -320,7 +463,7 @@ async fn command_answer(
         }
     };
     // `help` and `personality list` answer with a card, the typed answer as its fallback.
-    let card = match commands::card(state, ctx, &card_for, &answer).await {
+    let card = match commands::card(services, ctx, &card_for, &answer).await {
         Ok(card) => card,
         Err(e) => {
             return Disposition::Retry {
@@ -329,10 +472,8 @@ async fn command_answer(
         }
     };
     let posted = match &card {
-        Some(card) => reply::post_card(state, lease, progress, &ctx.target, card)
-            .await
-            .map(drop),
-        None => reply::post(state, lease, progress, &ctx.target, &answer).await,
+        Some(card) => post.post_card(progress, &ctx.target, card).await.map(drop),
+        None => post.post(progress, &ctx.target, &answer).await,
     };
     match posted {
         Ok(()) => Disposition::Done {
@@ -343,13 +484,11 @@ async fn command_answer(
     }
 }
 
-async fn hint(
-    state: &AppState,
-    lease: &RoomLease,
-    progress: reply::Progress,
-    ctx: &Context,
-) -> Disposition {
-    match reply::post(state, lease, progress, &ctx.target, strings::EMPTY_MESSAGE).await {
+async fn hint(post: Poster<'_>, progress: reply::Progress, ctx: &Context) -> Disposition {
+    match post
+        .post(progress, &ctx.target, strings::EMPTY_MESSAGE)
+        .await
+    {
         Ok(()) => Disposition::Done {
             outcome: Outcome::Empty,
             turns: None,
@@ -360,20 +499,20 @@ async fn hint(
 
 /// The LLM's answer: streamed into one edited message (`REPLY_STREAMING`), or whole.
 async fn chat_answer(
-    state: &AppState,
-    lease: &RoomLease,
+    answering: &Answering<'_>,
     progress: reply::Progress,
     ctx: &Context,
     text: &str,
 ) -> Disposition {
-    let prepared = match chat::prepare(
-        state,
-        ctx.target.room_id.as_str(),
-        &ctx.conversation,
-        &ctx.sender,
-        text,
-    )
-    .await
+    let prepared = match answering
+        .prompting
+        .prepare(
+            ctx.target.room_id.as_str(),
+            &ctx.conversation,
+            &ctx.sender,
+            text,
+        )
+        .await
     {
         Ok(prepared) => prepared.with_files(ctx.images.clone(), ctx.notice.clone()),
         Err(e) => {
@@ -382,16 +521,17 @@ async fn chat_answer(
             };
         }
     };
-    if state.config.streaming.enabled {
-        return stream::answer(state, lease, progress, ctx, text, prepared).await;
+    if answering.streaming.enabled {
+        return stream::answer(answering, progress, ctx, text, prepared).await;
     }
+    let post = answering.post;
     let notice = prepared.notice.clone();
-    let answer = match chat::answer(state, prepared, ctx.asker()).await {
+    let answer = match chat::answer(answering.runner.clone(), prepared, ctx.asker()).await {
         Ok(answer) => match notice {
             Some(notice) => format!("{notice}\n\n{answer}"),
             None => answer,
         },
-        Err(e) => return apologise(state, lease, progress, ctx, e).await,
+        Err(e) => return apologise(post, progress, ctx, e).await,
     };
     // Kept with the event right before its first part is posted (one round trip with the
     // lease check), so an attempt after a crash posts this answer instead of asking again.
@@ -400,14 +540,14 @@ async fn chat_answer(
         save_answer: true,
         ..progress
     };
-    answered(state, lease, fresh, ctx, text, answer).await
+    answered(post, fresh, ctx, text, answer).await
 }
 
 /// What an earlier attempt left: a streamed message to finish or to remove, or a saved
 /// answer still to post. `None`: nothing left, the question is answered afresh.
 async fn resume(
-    state: &AppState,
-    lease: &RoomLease,
+    post: Poster<'_>,
+    streaming: Streaming,
     event: &PendingEvent,
     progress: reply::Progress,
     ctx: &Context,
@@ -417,16 +557,19 @@ async fn resume(
         match &event.reply {
             // Crashed after the answer was saved, before its first part was recorded.
             Some(answer) if event.parts_sent == 0 => {
+                let answer = answer.clone();
+                let edit_every = streaming.edit_every;
                 return Some(
-                    stream::resume(state, lease, progress, ctx, text, answer.clone(), streamed)
-                        .await,
+                    stream::resume(post, edit_every, progress, ctx, text, answer, streamed).await,
                 );
             }
             // The first part is in the message: the rest is posted as usual below.
             Some(_) => {}
             // Crashed mid-stream: the unfinished message goes, the question is answered anew.
             None => {
-                if let Err(disposition) = stream::discard(state, event.seq, streamed).await {
+                if let Err(disposition) =
+                    stream::discard(post.webex, post.store, event.seq, streamed).await
+                {
                     return Some(disposition);
                 }
             }
@@ -434,7 +577,7 @@ async fn resume(
     }
     // An earlier attempt already has the LLM's answer: only the posting is left.
     if let Some(answer) = &event.reply {
-        return Some(answered(state, lease, progress, ctx, text, answer.clone()).await);
+        return Some(answered(post, progress, ctx, text, answer.clone()).await);
     }
     None
 }
@@ -442,30 +585,19 @@ async fn resume(
 /// The LLM failed: the cause goes to the log, the person gets a short apology, nothing
 /// is stored.
 async fn apologise(
-    state: &AppState,
-    lease: &RoomLease,
+    post: Poster<'_>,
     progress: reply::Progress,
     ctx: &Context,
     error: llm::LlmError,
 ) -> Disposition {
     tracing::warn!(error = %error, "LLM failed; apologising");
-    post_apology(state, lease, progress, ctx).await
+    post_apology(post, progress, ctx).await
 }
 
-async fn post_apology(
-    state: &AppState,
-    lease: &RoomLease,
-    progress: reply::Progress,
-    ctx: &Context,
-) -> Disposition {
-    match reply::post(
-        state,
-        lease,
-        progress,
-        &ctx.target,
-        strings::LLM_UNAVAILABLE,
-    )
-    .await
+async fn post_apology(post: Poster<'_>, progress: reply::Progress, ctx: &Context) -> Disposition {
+    match post
+        .post(progress, &ctx.target, strings::LLM_UNAVAILABLE)
+        .await
     {
         Ok(()) => Disposition::Done {
             outcome: Outcome::LlmError,
@@ -477,14 +609,13 @@ async fn post_apology(
 
 /// Posts the LLM's answer (from `progress` on) and keeps the exchange in the history.
 async fn answered(
-    state: &AppState,
-    lease: &RoomLease,
+    post: Poster<'_>,
     progress: reply::Progress,
     ctx: &Context,
     question: &str,
     answer: String,
 ) -> Disposition {
-    match reply::post(state, lease, progress, &ctx.target, &answer).await {
+    match post.post(progress, &ctx.target, &answer).await {
         Ok(()) => Disposition::Done {
             outcome: Outcome::Answered,
             turns: Some((

@@ -15,7 +15,22 @@
 //! cannot ping a space) and cut at `MAX_REPLY_PARTS` messages.
 
 use crate::lease::RoomLease;
-use crate::state::AppState;
+use crate::metrics::Metrics;
+use crate::state::BotIdentity;
+use crate::store::Store;
+
+/// What posting into a room needs: Webex, the room's lease (confirmed before each part),
+/// the store (parts recorded as posted), the metrics, who the bot is (to find its own
+/// messages) and `MAX_REPLY_PARTS`.
+#[derive(Clone, Copy)]
+pub(crate) struct Poster<'a> {
+    pub webex: &'a webex::Client,
+    pub lease: &'a RoomLease,
+    pub store: &'a Store,
+    pub metrics: &'a Metrics,
+    pub bot: &'a BotIdentity,
+    pub max_parts: usize,
+}
 
 #[derive(Debug)]
 pub enum PostError {
@@ -57,12 +72,17 @@ const SKEW_MS: i64 = 120_000;
 
 /// Whether the bot is known to have posted `part` in this room or thread since `since_ms`.
 /// `false` when it cannot be known: in a group space, or when Webex does not answer.
-async fn already_posted(state: &AppState, target: &Target, part: &str, since_ms: i64) -> bool {
+async fn already_posted(
+    webex: &webex::Client,
+    bot: &BotIdentity,
+    target: &Target,
+    part: &str,
+    since_ms: i64,
+) -> bool {
     if target.group {
         return false;
     }
-    let recent = match state
-        .webex
+    let recent = match webex
         .list_messages(&target.room_id, target.parent_id.as_ref(), RECENT_MESSAGES)
         .await
     {
@@ -77,7 +97,7 @@ async fn already_posted(state: &AppState, target: &Target, part: &str, since_ms:
         let by_bot = m
             .person_id
             .as_ref()
-            .is_some_and(|p| state.bot.id.same_person(p.as_str()));
+            .is_some_and(|p| bot.id.same_person(p.as_str()));
         let recent_enough = m
             .created
             .as_deref()
@@ -103,117 +123,116 @@ pub struct Target {
     pub group: bool,
 }
 
-/// The messages an answer is posted as: mentions made inert, split under Webex's limit,
-/// cut at `MAX_REPLY_PARTS`. The same text always gives the same parts (an attempt after
-/// a crash resumes by part index).
-pub fn parts_of(state: &AppState, markdown: &str) -> Vec<String> {
-    let safe = webex::mention::neutralize_mentions(markdown);
-    let (parts, cut) = webex::split::split_markdown_at_most(
-        &safe,
-        webex::split::MAX_MESSAGE_BYTES,
-        state.config.max_reply_parts,
-        crate::strings::ANSWER_CUT,
-    );
-    if cut {
-        tracing::warn!(
-            parts = parts.len(),
-            "answer longer than MAX_REPLY_PARTS messages; cut"
+impl Poster<'_> {
+    /// The messages an answer is posted as: mentions made inert, split under Webex's limit,
+    /// cut at `MAX_REPLY_PARTS`. The same text always gives the same parts (an attempt after
+    /// a crash resumes by part index).
+    pub fn parts_of(&self, markdown: &str) -> Vec<String> {
+        let safe = webex::mention::neutralize_mentions(markdown);
+        let (parts, cut) = webex::split::split_markdown_at_most(
+            &safe,
+            webex::split::MAX_MESSAGE_BYTES,
+            self.max_parts,
+            crate::strings::ANSWER_CUT,
         );
-    }
-    parts
-}
-
-pub async fn post(
-    state: &AppState,
-    lease: &RoomLease,
-    progress: Progress,
-    target: &Target,
-    markdown: &str,
-) -> Result<(), PostError> {
-    let seq = progress.seq;
-    let parts = parts_of(state, markdown);
-    let count = parts.len();
-    let mut save = progress.save_answer;
-    let already = usize::try_from(progress.already_sent).unwrap_or(0);
-    for (index, part) in parts.into_iter().enumerate().skip(already) {
-        if index == already
-            && let Some(since) = progress.check_since_ms
-            && already_posted(state, target, &part, since).await
-        {
-            tracing::info!(
-                part = index,
-                "an earlier attempt posted this part; not repeating it"
+        if cut {
+            tracing::warn!(
+                parts = parts.len(),
+                "answer longer than MAX_REPLY_PARTS messages; cut"
             );
+        }
+        parts
+    }
+
+    pub async fn post(
+        &self,
+        progress: Progress,
+        target: &Target,
+        markdown: &str,
+    ) -> Result<(), PostError> {
+        let seq = progress.seq;
+        let parts = self.parts_of(markdown);
+        let count = parts.len();
+        let mut save = progress.save_answer;
+        let already = usize::try_from(progress.already_sent).unwrap_or(0);
+        for (index, part) in parts.into_iter().enumerate().skip(already) {
+            if index == already
+                && let Some(since) = progress.check_since_ms
+                && already_posted(self.webex, self.bot, target, &part, since).await
+            {
+                tracing::info!(
+                    part = index,
+                    "an earlier attempt posted this part; not repeating it"
+                );
+                let sent = i64::try_from(index + 1).unwrap_or(i64::MAX);
+                if let Err(e) = self.store.set_parts_sent(seq, sent).await {
+                    tracing::warn!(error = %e, "cannot record the posted part");
+                }
+                continue;
+            }
+            let message = webex::NewMessage {
+                room_id: target.room_id.clone(),
+                parent_id: target.parent_id.clone(),
+                markdown: Some(part),
+                text: None,
+            };
+            let part = i64::try_from(index).unwrap_or(i64::MAX);
+            let keep_answer = std::mem::take(&mut save).then_some(markdown);
+            if !self.lease.confirm_post(seq, part, keep_answer).await {
+                return Err(PostError::LeaseLost);
+            }
+            self.webex
+                .create_message(&message)
+                .await
+                .map_err(PostError::Webex)?;
+            self.metrics.replies_sent.inc();
+            // The last part is recorded by the caller marking the event done right after (one
+            // statement less per message); if that fails, the next attempt's look at the
+            // room's recent messages finds the part.
+            if index + 1 == count {
+                break;
+            }
             let sent = i64::try_from(index + 1).unwrap_or(i64::MAX);
-            if let Err(e) = state.store.set_parts_sent(seq, sent).await {
+            if let Err(e) = self.store.set_parts_sent(seq, sent).await {
+                // Only matters if we also crash now: a retry would repeat this part.
                 tracing::warn!(error = %e, "cannot record the posted part");
             }
-            continue;
         }
-        let message = webex::NewMessage {
-            room_id: target.room_id.clone(),
-            parent_id: target.parent_id.clone(),
-            markdown: Some(part),
-            text: None,
-        };
-        let part = i64::try_from(index).unwrap_or(i64::MAX);
-        let keep_answer = std::mem::take(&mut save).then_some(markdown);
-        if !lease.confirm_post(seq, part, keep_answer).await {
+        Ok(())
+    }
+
+    /// Posts one card with its markdown fallback (a whole answer in one message: `help`,
+    /// `personality list`, the feedback buttons) under the same rules as [`Self::post`]: the lease
+    /// is confirmed first, and an attempt after an earlier one first looks for the fallback
+    /// among the room's recent messages (direct spaces). `Ok(None)`: an earlier attempt
+    /// posted it. Cards are never edited afterwards: Webex refuses edits of messages with
+    /// attachments.
+    pub async fn post_card(
+        &self,
+        progress: Progress,
+        target: &Target,
+        card: &crate::cards::CardMessage,
+    ) -> Result<Option<webex::Message>, PostError> {
+        let message = card.to_message(target.room_id.clone(), target.parent_id.clone());
+        let part = progress.already_sent;
+        if let Some(since) = progress.check_since_ms
+            && already_posted(self.webex, self.bot, target, &message.markdown, since).await
+        {
+            tracing::info!(
+                part,
+                "an earlier attempt posted this card; not repeating it"
+            );
+            return Ok(None);
+        }
+        if !self.lease.confirm_post(progress.seq, part, None).await {
             return Err(PostError::LeaseLost);
         }
-        state
+        let posted = self
             .webex
-            .create_message(&message)
+            .create_card_message(&message)
             .await
             .map_err(PostError::Webex)?;
-        state.metrics.replies_sent.inc();
-        // The last part is recorded by the caller marking the event done right after (one
-        // statement less per message); if that fails, the next attempt's look at the
-        // room's recent messages finds the part.
-        if index + 1 == count {
-            break;
-        }
-        let sent = i64::try_from(index + 1).unwrap_or(i64::MAX);
-        if let Err(e) = state.store.set_parts_sent(seq, sent).await {
-            // Only matters if we also crash now: a retry would repeat this part.
-            tracing::warn!(error = %e, "cannot record the posted part");
-        }
+        self.metrics.replies_sent.inc();
+        Ok(Some(posted))
     }
-    Ok(())
-}
-
-/// Posts one card with its markdown fallback (a whole answer in one message: `help`,
-/// `personality list`, the feedback buttons) under the same rules as [`post`]: the lease
-/// is confirmed first, and an attempt after an earlier one first looks for the fallback
-/// among the room's recent messages (direct spaces). `Ok(None)`: an earlier attempt
-/// posted it. Cards are never edited afterwards: Webex refuses edits of messages with
-/// attachments.
-pub async fn post_card(
-    state: &AppState,
-    lease: &RoomLease,
-    progress: Progress,
-    target: &Target,
-    card: &crate::cards::CardMessage,
-) -> Result<Option<webex::Message>, PostError> {
-    let message = card.to_message(target.room_id.clone(), target.parent_id.clone());
-    let part = progress.already_sent;
-    if let Some(since) = progress.check_since_ms
-        && already_posted(state, target, &message.markdown, since).await
-    {
-        tracing::info!(
-            part,
-            "an earlier attempt posted this card; not repeating it"
-        );
-        return Ok(None);
-    }
-    if !lease.confirm_post(progress.seq, part, None).await {
-        return Err(PostError::LeaseLost);
-    }
-    let posted = state
-        .webex
-        .create_card_message(&message)
-        .await
-        .map_err(PostError::Webex)?;
-    state.metrics.replies_sent.inc();
-    Ok(Some(posted))
 }

@@ -23,11 +23,11 @@ use std::time::Duration;
 use futures_util::StreamExt as _;
 use tokio::time::{Instant, sleep_until};
 
-use super::{Context, Disposition, reply, webex_failure};
+use super::reply::Poster;
+use super::{Answering, Context, Disposition, reply, webex_failure};
 use crate::chat::Prepared;
 use crate::domain::Outcome;
-use crate::lease::RoomLease;
-use crate::state::AppState;
+use crate::store::Store;
 use crate::strings;
 use crate::tools::rounds::Delta;
 
@@ -84,23 +84,22 @@ async fn until(deadline: Option<Instant>) {
 
 /// Answers `question` by streaming; `progress` is this attempt's, with no answer saved.
 pub(super) async fn answer(
-    state: &AppState,
-    lease: &RoomLease,
+    answering: &Answering<'_>,
     progress: reply::Progress,
     ctx: &Context,
     question: &str,
     prepared: Prepared,
 ) -> Disposition {
-    let cfg = state.config.streaming;
+    let cfg = answering.streaming;
+    let post = answering.post;
     let thinking = prepared
         .thinking
         .clone()
         .unwrap_or_else(|| strings::THINKING.to_owned());
     let thinking = thinking.as_str();
     let started = Instant::now();
-    let observe = |state: &AppState| {
-        state
-            .metrics
+    let observe = || {
+        post.metrics
             .llm_latency
             .observe(started.elapsed().as_secs_f64());
     };
@@ -113,7 +112,11 @@ pub(super) async fn answer(
         .as_ref()
         .map(|n| format!("{n}\n\n"))
         .unwrap_or_default();
-    let (mut stream, _driver) = drive(crate::chat::answer_stream(state, prepared, ctx.asker()));
+    let (mut stream, _driver) = drive(crate::chat::answer_stream(
+        answering.runner.clone(),
+        prepared,
+        ctx.asker(),
+    ));
     let mut message: Option<Streamed> = None;
     let mut text = notice.clone();
     // The text so far came before tool calls: the next text replaces it (until then it
@@ -145,8 +148,7 @@ pub(super) async fn answer(
                     }
                     if first_text && !delta.is_empty() {
                         first_text = false;
-                        state
-                            .metrics
+                        post.metrics
                             .llm_first_token
                             .observe(started.elapsed().as_secs_f64());
                     }
@@ -161,13 +163,13 @@ pub(super) async fn answer(
                 dirty = false;
                 let version = unfinished(&text, thinking);
                 match &mut message {
-                    None => match Streamed::post(state, lease, progress.seq, ctx, version).await {
+                    None => match Streamed::post(post, cfg.edit_every, progress.seq, ctx, version).await {
                         Ok(posted) => message = Some(posted),
                         Err(disposition) => return disposition,
                     },
                     Some(m) => {
                         if version != m.shown
-                            && let Err(lost) = m.edit(state, lease, version, None).await
+                            && let Err(lost) = m.edit(post, version, None).await
                         {
                             return lost;
                         }
@@ -177,16 +179,16 @@ pub(super) async fn answer(
             }
         };
         // The LLM failed (opening, or midway).
-        observe(state);
+        observe();
         return match message {
-            None => super::apologise(state, lease, progress, ctx, failure).await,
+            None => super::apologise(post, progress, ctx, failure).await,
             Some(m) => {
                 tracing::warn!(error = %failure, "LLM failed mid-answer; the message becomes the apology");
-                m.apologise(state, lease, progress, ctx).await
+                m.apologise(post, progress, ctx).await
             }
         };
     }
-    observe(state);
+    observe();
     if restart {
         // The last round ended in tool calls and no answer followed.
         text.truncate(notice.len());
@@ -195,22 +197,20 @@ pub(super) async fn answer(
         // Whole before the first post: posted once, unedited.
         if text[notice.len()..].trim().is_empty() {
             tracing::warn!("the LLM's answer is empty; apologising");
-            return super::post_apology(state, lease, progress, ctx).await;
+            return super::post_apology(post, progress, ctx).await;
         }
         let fresh = reply::Progress {
             already_sent: 0,
             save_answer: true,
             ..progress
         };
-        return super::answered(state, lease, fresh, ctx, question, text).await;
+        return super::answered(post, fresh, ctx, question, text).await;
     };
     if text[notice.len()..].trim().is_empty() {
         tracing::warn!("the LLM's answer is empty; the message becomes the apology");
-        return message.apologise(state, lease, progress, ctx).await;
+        return message.apologise(post, progress, ctx).await;
     }
-    message
-        .finish(state, lease, progress, ctx, question, text)
-        .await
+    message.finish(post, progress, ctx, question, text).await
 }
 
 /// Runs the answer's stream (the LLM rounds and the tool calls between them, which use
@@ -243,12 +243,13 @@ fn drive(
 /// An attempt after a crash mid-stream, before the answer was saved: the unfinished
 /// message is deleted (and forgotten) so the new attempt's answer is the only one.
 pub(super) async fn discard(
-    state: &AppState,
+    webex: &webex::Client,
+    store: &Store,
     seq: i64,
     message_id: &str,
 ) -> Result<(), Disposition> {
     let id = webex::MessageId::new(message_id.to_owned());
-    match state.webex.delete_message(&id).await {
+    match webex.delete_message(&id).await {
         Ok(()) => tracing::info!("deleted the unfinished message of an earlier attempt"),
         Err(e) if e.is_not_found() => {}
         Err(e) => {
@@ -258,8 +259,7 @@ pub(super) async fn discard(
             ));
         }
     }
-    state
-        .store
+    store
         .set_stream_message(seq, None)
         .await
         .map_err(|e| Disposition::Retry {
@@ -270,8 +270,8 @@ pub(super) async fn discard(
 /// An attempt after a crash after the answer was saved and before its first part was
 /// recorded: the final edit may or may not have happened; it is written (again).
 pub(super) async fn resume(
-    state: &AppState,
-    lease: &RoomLease,
+    post: Poster<'_>,
+    edit_every: Duration,
     progress: reply::Progress,
     ctx: &Context,
     question: &str,
@@ -285,12 +285,11 @@ pub(super) async fn resume(
         shown: String::new(),
         // Unknown; only the finished version is written now.
         edits: MAX_UNFINISHED_EDITS,
-        last_write: Instant::now() - state.config.streaming.edit_every,
+        last_write: Instant::now() - edit_every,
+        edit_every,
         failed: false,
     };
-    message
-        .finish(state, lease, progress, ctx, question, answer)
-        .await
+    message.finish(post, progress, ctx, question, answer).await
 }
 
 /// The message an answer is being streamed into.
@@ -303,6 +302,8 @@ struct Streamed {
     /// Edits Webex accepted.
     edits: u32,
     last_write: Instant,
+    /// `STREAM_EDIT_MS`: the least time between two writes.
+    edit_every: Duration,
     /// An edit was refused: no more edits; the finished answer is posted whole.
     failed: bool,
 }
@@ -310,13 +311,13 @@ struct Streamed {
 impl Streamed {
     /// Posts the first version and records its id before any edit.
     async fn post(
-        state: &AppState,
-        lease: &RoomLease,
+        post: Poster<'_>,
+        edit_every: Duration,
         seq: i64,
         ctx: &Context,
         first: String,
     ) -> Result<Streamed, Disposition> {
-        if !lease.confirm_post(seq, 0, None).await {
+        if !post.lease.confirm_post(seq, 0, None).await {
             return Err(Disposition::LeaseLost);
         }
         let new = webex::NewMessage {
@@ -325,13 +326,13 @@ impl Streamed {
             markdown: Some(first.clone()),
             text: None,
         };
-        let posted = state
+        let posted = post
             .webex
             .create_message(&new)
             .await
             .map_err(|e| webex_failure(e, "posting the start of a streamed answer"))?;
-        state.metrics.replies_sent.inc();
-        if let Err(e) = state
+        post.metrics.replies_sent.inc();
+        if let Err(e) = post
             .store
             .set_stream_message(seq, Some(posted.id.as_str()))
             .await
@@ -346,6 +347,7 @@ impl Streamed {
             shown: first,
             edits: 0,
             last_write: Instant::now(),
+            edit_every,
             failed: false,
         })
     }
@@ -359,28 +361,27 @@ impl Streamed {
     /// only a lost lease is an error.
     async fn edit(
         &mut self,
-        state: &AppState,
-        lease: &RoomLease,
+        post: Poster<'_>,
         version: String,
         save: Option<&str>,
     ) -> Result<(), Disposition> {
-        if !lease.confirm_post(self.seq, 0, save).await {
+        if !post.lease.confirm_post(self.seq, 0, save).await {
             return Err(Disposition::LeaseLost);
         }
-        match state
+        match post
             .webex
             .edit_message(&self.id, &self.target.room_id, &version)
             .await
         {
             Ok(_) => {
-                state.metrics.stream_edits.inc();
+                post.metrics.stream_edits.inc();
                 self.edits += 1;
                 self.shown = version;
                 self.last_write = Instant::now();
             }
             Err(e) => {
                 tracing::warn!(error = %e, edits = self.edits, "Webex refused an edit of the streamed answer; it will be posted whole");
-                state.metrics.stream_edit_failures.inc();
+                post.metrics.stream_edit_failures.inc();
                 self.failed = true;
             }
         }
@@ -392,23 +393,22 @@ impl Streamed {
     /// posted.
     async fn finish(
         mut self,
-        state: &AppState,
-        lease: &RoomLease,
+        post: Poster<'_>,
         progress: reply::Progress,
         ctx: &Context,
         question: &str,
         answer: String,
     ) -> Disposition {
-        let parts = reply::parts_of(state, &answer);
+        let parts = post.parts_of(&answer);
         if !self.failed {
-            sleep_until(self.last_write + state.config.streaming.edit_every).await;
+            sleep_until(self.last_write + self.edit_every).await;
             let first = parts.first().cloned().unwrap_or_default();
-            if let Err(lost) = self.edit(state, lease, first, Some(&answer)).await {
+            if let Err(lost) = self.edit(post, first, Some(&answer)).await {
                 return lost;
             }
         }
         let progress = if self.failed {
-            self.remove(state).await;
+            self.remove(post).await;
             reply::Progress {
                 already_sent: 0,
                 save_answer: true,
@@ -417,7 +417,7 @@ impl Streamed {
             }
         } else {
             if parts.len() > 1
-                && let Err(e) = state.store.set_parts_sent(self.seq, 1).await
+                && let Err(e) = post.store.set_parts_sent(self.seq, 1).await
             {
                 tracing::warn!(error = %e, "cannot record the posted part");
             }
@@ -428,22 +428,21 @@ impl Streamed {
                 ..progress
             }
         };
-        super::answered(state, lease, progress, ctx, question, answer).await
+        super::answered(post, progress, ctx, question, answer).await
     }
 
     /// The LLM failed midway: the message becomes the apology (or, when it cannot be
     /// edited, is deleted and the apology posted).
     async fn apologise(
         mut self,
-        state: &AppState,
-        lease: &RoomLease,
+        post: Poster<'_>,
         progress: reply::Progress,
         ctx: &Context,
     ) -> Disposition {
         if !self.failed {
-            sleep_until(self.last_write + state.config.streaming.edit_every).await;
+            sleep_until(self.last_write + self.edit_every).await;
             if let Err(lost) = self
-                .edit(state, lease, strings::LLM_UNAVAILABLE.to_owned(), None)
+                .edit(post, strings::LLM_UNAVAILABLE.to_owned(), None)
                 .await
             {
                 return lost;
@@ -455,18 +454,18 @@ impl Streamed {
                 };
             }
         }
-        self.remove(state).await;
-        super::post_apology(state, lease, progress, ctx).await
+        self.remove(post).await;
+        super::post_apology(post, progress, ctx).await
     }
 
     /// Deletes the unfinished message (best effort: the whole answer follows anyway).
-    async fn remove(&self, state: &AppState) {
-        match state.webex.delete_message(&self.id).await {
+    async fn remove(&self, post: Poster<'_>) {
+        match post.webex.delete_message(&self.id).await {
             Ok(()) => {}
             Err(e) if e.is_not_found() => {}
             Err(e) => tracing::warn!(error = %e, "cannot delete the unfinished streamed message"),
         }
-        if let Err(e) = state.store.set_stream_message(self.seq, None).await {
+        if let Err(e) = post.store.set_stream_message(self.seq, None).await {
             tracing::warn!(error = %e, "cannot forget the streamed message");
         }
     }

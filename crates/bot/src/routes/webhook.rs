@@ -8,6 +8,7 @@ use axum::http::{HeaderMap, StatusCode};
 use secrecy::ExposeSecret;
 use subtle::ConstantTimeEq;
 
+use crate::config::Config;
 use crate::state::AppState;
 use crate::store::{Enqueued, EventKind, NewEvent};
 
@@ -21,11 +22,11 @@ enum Rejection {
     BadSignature,
 }
 
-fn check_auth(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<(), Rejection> {
+fn check_auth(config: &Config, headers: &HeaderMap, body: &[u8]) -> Result<(), Rejection> {
     // With RELAY_API_KEY set every request must carry it: the bot then takes only what the
     // relay forwards (a missing header is refused like a wrong one). Without it, a request
     // that claims to come from a relay is refused: no relay was configured to send one.
-    match (&state.config.relay_api_key, headers.get(RELAY_KEY_HEADER)) {
+    match (&config.relay_api_key, headers.get(RELAY_KEY_HEADER)) {
         (None, None) => {}
         (None, Some(_)) | (Some(_), None) => return Err(Rejection::BadRelayKey),
         (Some(expected), Some(key)) => {
@@ -38,7 +39,7 @@ fn check_auth(state: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<(), 
             }
         }
     }
-    if let Some(secret) = &state.config.webhook_secret {
+    if let Some(secret) = &config.webhook_secret {
         let signature = headers
             .get(SIGNATURE_HEADER)
             .and_then(|v| v.to_str().ok())
@@ -55,7 +56,7 @@ pub async fn receive(
     headers: HeaderMap,
     body: Bytes,
 ) -> (StatusCode, &'static str) {
-    if let Err(rejection) = check_auth(&state, &headers, &body) {
+    if let Err(rejection) = check_auth(&state.config, &headers, &body) {
         tracing::warn!(?rejection, "webhook refused");
         state.metrics.ignored(match rejection {
             Rejection::BadRelayKey => crate::domain::IgnoreReason::BadRelayKey,

@@ -14,9 +14,8 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use super::{Asker, Offered, record};
-use crate::state::AppState;
-use crate::store::{StoreError, ToolApproval};
+use super::{Asker, Offered, Runner, ToolSet, record};
+use crate::store::{Store, StoreError, ToolApproval};
 use crate::strings;
 
 /// The `action` of the card's submit buttons.
@@ -80,18 +79,27 @@ impl Decided {
     }
 }
 
+/// What deciding an approval needs: the approval rows, and the calls waiting for a
+/// decision (woken at once on this replica). A `&AppState` gives them (`From` in `state`).
+#[derive(Clone, Copy)]
+pub struct Approvals<'a> {
+    pub store: &'a Store,
+    pub tools: &'a ToolSet,
+}
+
 /// Takes the decision of a click on an approval card: `person_id` clicked, and is an admin
 /// when `person_is_admin`. Only the person who asked the question or an admin may decide,
 /// and only once; the call waiting for it goes on at once on this replica, within a second
 /// on another.
-pub async fn decide(
-    state: &AppState,
+pub async fn decide<'a>(
+    approvals: impl Into<Approvals<'a>>,
     approval_id: &str,
     person_id: &str,
     person_is_admin: bool,
     approve: bool,
 ) -> Result<Decided, DecideError> {
-    let Some(row) = state.store.tool_approval(approval_id).await? else {
+    let Approvals { store, tools } = approvals.into();
+    let Some(row) = store.tool_approval(approval_id).await? else {
         return Err(DecideError::Unknown);
     };
     let asker = webex::PersonId::new(row.asker_person_id.clone());
@@ -106,14 +114,12 @@ pub async fn decide(
         return Err(DecideError::AlreadyDecided { decision });
     }
     let decision = if approve { "approve" } else { "deny" };
-    if !state
-        .store
+    if !store
         .decide_tool_approval(approval_id, decision, Some(person_id))
         .await?
     {
         // Someone (or the timeout) decided between the read and the write.
-        let decision = state
-            .store
+        let decision = store
             .tool_approval(approval_id)
             .await?
             .and_then(|r| r.decision)
@@ -121,7 +127,7 @@ pub async fn decide(
         return Err(DecideError::AlreadyDecided { decision });
     }
     tracing::info!(approval = approval_id, server = %row.server, tool = %row.tool, decision, "tool call decided");
-    state.tools.wake_approvals();
+    tools.wake_approvals();
     Ok(Decided {
         approved: approve,
         server: row.server,
@@ -132,8 +138,8 @@ pub async fn decide(
 /// The card-click handler's whole job for an approval card: the submitted `inputs` (the
 /// button's data: `approval` and `decision`) decided for `person_id`, and the short text to
 /// answer the click with. `Err` only when the store failed (try the click again later).
-pub async fn on_click(
-    state: &AppState,
+pub async fn on_click<'a>(
+    approvals: impl Into<Approvals<'a>>,
     inputs: &serde_json::Map<String, Value>,
     person_id: &str,
     person_is_admin: bool,
@@ -144,7 +150,7 @@ pub async fn on_click(
         Some("deny") => false,
         _ => return Ok(strings::APPROVAL_UNKNOWN.to_owned()),
     };
-    match decide(state, id, person_id, person_is_admin, approve).await {
+    match decide(approvals, id, person_id, person_is_admin, approve).await {
         Ok(decided) => Ok(decided.answer()),
         Err(DecideError::Store(e)) => Err(e),
         Err(other) => Ok(other.answer()),
@@ -152,12 +158,7 @@ pub async fn on_click(
 }
 
 /// Asks for an approval of `tool` with `arguments` and waits for the decision.
-pub(crate) async fn ask(
-    state: &AppState,
-    asker: &Asker,
-    tool: &Offered,
-    arguments: &Value,
-) -> Wait {
+pub(crate) async fn ask(runner: &Runner, asker: &Asker, tool: &Offered, arguments: &Value) -> Wait {
     let id = uuid::Uuid::new_v4().simple().to_string();
     let row = ToolApproval {
         id: id.clone(),
@@ -171,31 +172,34 @@ pub(crate) async fn ask(
         decision: None,
         decided_by: None,
     };
-    if let Err(e) = state.store.insert_tool_approval(&row).await {
+    if let Err(e) = runner.store.insert_tool_approval(&row).await {
         tracing::warn!(error = %e, "cannot record the approval request; the call is not made");
         return Wait::Unasked;
     }
-    let timeout = state.config.tools.confirm_timeout;
+    let timeout = runner.confirm_timeout;
     let shown = format!("{}/{}", tool.server, tool.tool);
     let (markdown, card) = card(&id, &shown, arguments, asker.email.as_str(), timeout);
-    if let Err(e) = post_card(state, asker, &markdown, card).await {
+    if let Err(e) = post_card(runner, asker, &markdown, card).await {
         tracing::warn!(error = %e, "cannot post the approval card; the call is not made");
-        let _ = state.store.decide_tool_approval(&id, "expired", None).await;
+        let _ = runner
+            .store
+            .decide_tool_approval(&id, "expired", None)
+            .await;
         return Wait::Unasked;
     }
     tracing::info!(approval = %id, server = %tool.server, tool = %tool.tool, "waiting for an approval click");
-    wait(state, &id, Instant::now() + timeout).await
+    wait(runner, &id, Instant::now() + timeout).await
 }
 
 /// Waits for the row's decision until `deadline`, then marks it expired (unless a decision
 /// came in that very moment: then that one counts).
-async fn wait(state: &AppState, id: &str, deadline: Instant) -> Wait {
+async fn wait(runner: &Runner, id: &str, deadline: Instant) -> Wait {
     loop {
         // Registered before the read, so a decision right after it still wakes us.
-        let woken = state.tools.approval_woken();
+        let woken = runner.tools.approval_woken();
         tokio::pin!(woken);
         woken.as_mut().enable();
-        match state.store.tool_approval(id).await {
+        match runner.store.tool_approval(id).await {
             Ok(Some(row)) => match row.decision.as_deref() {
                 Some("approve") => return Wait::Approved,
                 Some("deny") => return Wait::Denied,
@@ -207,7 +211,7 @@ async fn wait(state: &AppState, id: &str, deadline: Instant) -> Wait {
         }
         let now = Instant::now();
         if now >= deadline {
-            match state.store.decide_tool_approval(id, "expired", None).await {
+            match runner.store.decide_tool_approval(id, "expired", None).await {
                 Ok(true) => return Wait::Expired,
                 // A decision got in first: read it on the next turn.
                 Ok(false) => continue,
@@ -226,7 +230,7 @@ async fn wait(state: &AppState, id: &str, deadline: Instant) -> Wait {
 
 /// `POST /messages` with the card and its markdown fallback, in the question's thread.
 async fn post_card(
-    state: &AppState,
+    runner: &Runner,
     asker: &Asker,
     markdown: &str,
     card: Value,
@@ -237,8 +241,8 @@ async fn post_card(
         markdown,
         card,
     );
-    state.webex.create_card_message(&message).await?;
-    state.metrics.replies_sent.inc();
+    runner.webex.create_card_message(&message).await?;
+    runner.metrics.replies_sent.inc();
     Ok(())
 }
 

@@ -12,10 +12,35 @@ mod manager;
 pub(crate) mod record;
 pub(crate) mod rounds;
 
-pub use approval::{CARD_ACTION, DecideError, Decided, decide, on_click};
+pub use approval::{Approvals, CARD_ACTION, DecideError, Decided, decide, on_click};
 pub use manager::{CallResult, Offered, ToolInfo, ToolSet, exposed_name, probe};
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use crate::domain::Email;
+use crate::metrics::Metrics;
+use crate::store::Store;
+use crate::usage::Ledger;
+
+/// What the tool loop of one answer runs with, owned (a streamed answer's rounds run on a
+/// task of their own): the LLM and the usage ledger its calls are counted in, the tool
+/// servers, and what approval cards and the record of each call need.
+#[derive(Clone)]
+pub(crate) struct Runner {
+    pub llm: llm::Llm,
+    pub usage: Ledger,
+    pub tools: ToolSet,
+    pub store: Store,
+    pub webex: webex::Client,
+    pub metrics: Arc<Metrics>,
+    /// `TOOLS_MAX_ROUNDS`.
+    pub max_rounds: usize,
+    /// `TOOLS_CONFIRM_TIMEOUT_SECS`.
+    pub confirm_timeout: Duration,
+    /// `TOOLS_LOG_ARGUMENTS`.
+    pub log_arguments: bool,
+}
 
 /// Who asked the question a tool call serves, and where: the approval card goes to that
 /// thread, and only that person (or an admin) may approve.

@@ -8,7 +8,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use super::Asker;
-use crate::state::AppState;
+use super::Runner;
 use crate::store::ToolCallRecord;
 
 /// How a call ended: the `outcome` label and column.
@@ -41,8 +41,8 @@ pub fn digest(arguments: &serde_json::Value) -> String {
 }
 
 /// Records one call; a failure to write is logged, never fatal to the answer.
-pub async fn record(
-    state: &AppState,
+pub(crate) async fn record(
+    runner: &Runner,
     asker: &Asker,
     server: &str,
     tool: &str,
@@ -59,7 +59,7 @@ pub async fn record(
         person = %asker.email,
         "tool call"
     );
-    state.metrics.tool_call(server, tool, outcome.as_str());
+    runner.metrics.tool_call(server, tool, outcome.as_str());
     let row = ToolCallRecord {
         called_at: crate::store::now_ms() - duration_ms,
         person_email: asker.email.as_str().to_owned(),
@@ -69,13 +69,9 @@ pub async fn record(
         outcome: outcome.as_str().to_owned(),
         duration_ms,
         arguments_sha256: digest(arguments),
-        arguments: state
-            .config
-            .tools
-            .log_arguments
-            .then(|| arguments.to_string()),
+        arguments: runner.log_arguments.then(|| arguments.to_string()),
     };
-    if let Err(e) = state.store.record_tool_call(&row).await {
+    if let Err(e) = runner.store.record_tool_call(&row).await {
         tracing::warn!(error = %e, server, tool, "cannot record the tool call");
     }
 }

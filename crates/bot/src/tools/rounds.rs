@@ -18,8 +18,7 @@ use llm::{ChatRequest, ChatStream, LlmError, Message, StreamEvent, ToolCall, Too
 use super::approval::{self, Wait};
 use super::manager::CallResult;
 use super::record::{self, Outcome};
-use super::{Asker, Offered};
-use crate::state::AppState;
+use super::{Asker, Offered, Runner};
 
 /// A tool's output sent back to the model is cut to this many bytes (16 KiB), with a note.
 pub const MAX_RESULT_BYTES: usize = 16 * 1024;
@@ -39,14 +38,14 @@ pub(crate) type DeltaStream = Pin<Box<dyn Stream<Item = Result<Delta, LlmError>>
 /// What the rounds of one question share.
 #[derive(Clone)]
 pub(crate) struct Rounds {
-    pub state: AppState,
+    pub runner: Runner,
     pub asker: Asker,
     pub offered: Vec<Offered>,
 }
 
 impl Rounds {
     fn max_rounds(&self) -> usize {
-        self.state.config.tools.max_rounds
+        self.runner.max_rounds
     }
 
     /// The request of round `round` (from 0): the last one offers no tools.
@@ -101,7 +100,7 @@ pub(crate) fn stream(rounds: Rounds, request: ChatRequest) -> DeltaStream {
                 Phase::Done => return None,
                 Phase::Open(request, round) => {
                     let asked = rounds.for_round(request.clone(), round);
-                    match rounds.state.llm.chat_stream(asked).await {
+                    match rounds.runner.llm.chat_stream(asked).await {
                         Ok(stream) => {
                             phase = Phase::Reading {
                                 stream,
@@ -143,7 +142,7 @@ pub(crate) fn stream(rounds: Rounds, request: ChatRequest) -> DeltaStream {
                         };
                     }
                     Some(Ok(StreamEvent::Usage(usage))) => {
-                        rounds.state.usage.record(rounds.asker.who(), &usage).await;
+                        rounds.runner.usage.record(rounds.asker.who(), &usage).await;
                         phase = Phase::Reading {
                             stream,
                             request,
@@ -171,10 +170,10 @@ pub(crate) fn stream(rounds: Rounds, request: ChatRequest) -> DeltaStream {
 
 /// One whole LLM call, timed like any other; its tokens are recorded against the asker.
 async fn ask(rounds: &Rounds, request: ChatRequest) -> Result<llm::ChatResponse, LlmError> {
-    let state = &rounds.state;
+    let runner = &rounds.runner;
     let started = Instant::now();
-    let result = state.llm.chat(request).await;
-    state
+    let result = runner.llm.chat(request).await;
+    runner
         .metrics
         .llm_latency
         .observe(started.elapsed().as_secs_f64());
@@ -188,7 +187,7 @@ async fn ask(rounds: &Rounds, request: ChatRequest) -> Result<llm::ChatResponse,
         "LLM answered"
     );
     if let Some(usage) = &response.usage {
-        state.usage.record(rounds.asker.who(), usage).await;
+        runner.usage.record(rounds.asker.who(), usage).await;
     }
     Ok(response)
 }
@@ -250,7 +249,7 @@ async fn run_calls(rounds: &Rounds, calls: &[ToolCall]) -> Vec<ToolResult> {
 }
 
 async fn run_call(rounds: &Rounds, call: &ToolCall) -> ToolResult {
-    let state = &rounds.state;
+    let runner = &rounds.runner;
     let started = Instant::now();
     let result = |content: String, is_error: bool| ToolResult {
         call_id: call.id.clone(),
@@ -266,10 +265,10 @@ async fn run_call(rounds: &Rounds, call: &ToolCall) -> ToolResult {
         );
     };
     if tool.confirm {
-        let wait = approval::ask(state, &rounds.asker, tool, &call.arguments).await;
+        let wait = approval::ask(runner, &rounds.asker, tool, &call.arguments).await;
         if wait != Wait::Approved {
             record::record(
-                state,
+                runner,
                 &rounds.asker,
                 &tool.server,
                 &tool.tool,
@@ -287,7 +286,7 @@ async fn run_call(rounds: &Rounds, call: &ToolCall) -> ToolResult {
         }
     }
     let called = Instant::now();
-    let outcome = state
+    let outcome = runner
         .tools
         .call(&tool.server, &tool.tool, &call.arguments)
         .await;
@@ -313,7 +312,7 @@ async fn run_call(rounds: &Rounds, call: &ToolCall) -> ToolResult {
         CallResult::Failed(why) => (format!("The tool call failed: {why}"), true, Outcome::Error),
     };
     record::record(
-        state,
+        runner,
         &rounds.asker,
         &tool.server,
         &tool.tool,

@@ -33,7 +33,9 @@ pub(crate) struct Who<'a> {
 /// How many people and spaces `usage all` lists.
 pub(crate) const TOP: i64 = 10;
 
-/// Records usage and checks limits against the store, on its clock.
+/// Records usage and checks limits against the store, on its clock. Cheap to clone (the
+/// store and the metric families are handles).
+#[derive(Clone)]
 pub struct Ledger {
     store: Store,
     clock: Clock,

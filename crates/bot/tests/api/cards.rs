@@ -8,7 +8,6 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::helpers::*;
-use crate::ops::eventually;
 use crate::streaming::{Kind, Script, SlowLlm};
 
 const ALICE_ID: &str = "P-ALICE";
@@ -171,6 +170,7 @@ async fn a_click_switches_the_personality_and_answers_in_the_cards_room_once() {
     let app = app.restart().await;
     let res = app.post_event(&again).await;
     assert_eq!(res.text().await.unwrap(), "duplicate\n");
+    // Deliberate: no late reply to the duplicates within 300 ms (a negative check).
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(app.replies().await.len(), 2);
 
@@ -278,6 +278,7 @@ async fn clicks_of_strangers_unknown_actions_and_gone_actions_do_nothing() {
         "ignored"
     );
 
+    // Deliberate: nothing more is posted within 200 ms (a negative check).
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(
         app.replies().await.len(),
@@ -398,6 +399,7 @@ async fn without_feedback_buttons_an_answer_is_alone() {
     app.deliver(&direct_message("M-q", "ROOM-D", ALICE, "hello"))
         .await;
     app.wait_handled("M-q").await;
+    // Deliberate: no card follows the answer within 200 ms (a negative check).
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(posted_messages(&app.webex).len(), 1);
     assert!(posted_cards(&app.webex).is_empty());
@@ -479,6 +481,7 @@ async fn added_to_a_group_space_the_bot_greets_once_and_ignores_other_membership
         assert_eq!(res.status(), 200);
         assert_eq!(res.text().await.unwrap(), "ignored\n");
     }
+    // Deliberate: no greeting for these within 300 ms (a negative check).
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(app.replies().await.len(), 1);
     app.stop().await;

@@ -1,7 +1,5 @@
 //! `users` and `chat` subcommands as processes, on the same store the server uses.
 
-use std::process::Command;
-
 use assert_cmd::prelude::*;
 use predicates::prelude::*;
 use serde_json::Value;
@@ -9,36 +7,40 @@ use wiremock::MockServer;
 
 use crate::helpers::*;
 
-fn cmd(dir: &std::path::Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_webex-chatbot"));
-    c.current_dir(dir)
-        .env_clear()
+fn cmd(dir: &std::path::Path) -> Bot {
+    Bot::binary()
+        .dir(dir)
         .env(
             "DATABASE_URL",
             format!("sqlite://{}/data/bot.db", dir.display()),
         )
         .env("PERSONALITIES_DIR", personalities_dir())
         .env("ADMIN_EMAILS", ADMIN)
-        .env("LOG_FILE", "");
-    c
+        .env("LOG_FILE", "")
 }
 
-#[test]
-fn users_subcommands_share_the_store() {
+#[tokio::test]
+async fn users_subcommands_share_the_store() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     cmd(d)
         .args(["users", "add", "Bob@Example.com"])
+        .output()
+        .await
         .assert()
         .success()
         .stdout(predicate::str::contains("approved bob@example.com"));
     cmd(d)
         .args(["users", "add", "bob@example.com"])
+        .output()
+        .await
         .assert()
         .success()
         .stdout(predicate::str::contains("already"));
     cmd(d)
         .args(["users", "add", "not-an-email"])
+        .output()
+        .await
         .assert()
         .code(2)
         .stderr(predicate::str::contains("not a valid email"));
@@ -50,6 +52,8 @@ fn users_subcommands_share_the_store() {
     .unwrap();
     cmd(d)
         .args(["users", "import", "array.json"])
+        .output()
+        .await
         .assert()
         .success()
         .stdout(predicate::str::contains("imported 2"));
@@ -60,6 +64,8 @@ fn users_subcommands_share_the_store() {
     .unwrap();
     cmd(d)
         .args(["users", "import", "object.json"])
+        .output()
+        .await
         .assert()
         .success()
         .stdout(predicate::str::contains("1 new"));
@@ -68,21 +74,27 @@ fn users_subcommands_share_the_store() {
     std::fs::write(d.join("bad.json"), r#"["frank@example.com", "oops"]"#).unwrap();
     cmd(d)
         .args(["users", "import", "bad.json"])
+        .output()
+        .await
         .assert()
         .code(1)
         .stderr(predicate::str::contains("oops"));
     std::fs::write(d.join("broken.json"), "{not json").unwrap();
     cmd(d)
         .args(["users", "import", "broken.json"])
+        .output()
+        .await
         .assert()
         .code(1)
         .stderr(predicate::str::contains("broken.json"));
     cmd(d)
         .args(["users", "import", "missing.json"])
+        .output()
+        .await
         .assert()
         .code(1);
 
-    let out = cmd(d).args(["users", "export"]).output().unwrap();
+    let out = cmd(d).args(["users", "export"]).output().await;
     assert!(out.status.success());
     let exported: Vec<String> = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(
@@ -97,16 +109,22 @@ fn users_subcommands_share_the_store() {
 
     cmd(d)
         .args(["users", "remove", ADMIN])
+        .output()
+        .await
         .assert()
         .code(1)
         .stderr(predicate::str::contains("ADMIN_EMAILS"));
     cmd(d)
         .args(["users", "remove", "dave@example.com"])
+        .output()
+        .await
         .assert()
         .success()
         .stdout(predicate::str::contains("removed"));
     cmd(d)
         .args(["users", "list"])
+        .output()
+        .await
         .assert()
         .success()
         .stdout(predicate::str::contains(format!("{ADMIN}\tadmin")))
@@ -120,17 +138,12 @@ async fn chat_reads_lines_from_stdin_with_memory_and_commands() {
     mount_ollama(&llm, echo_answerer()).await;
     let dir = tempfile::tempdir().unwrap();
     let uri = llm.uri();
-    let d = dir.path().to_owned();
-    let out = tokio::task::spawn_blocking(move || {
-        assert_cmd::Command::from_std(cmd(&d))
-            .args(["chat", "--personality", "teacher"])
-            .env("OLLAMA_URL", uri)
-            .write_stdin("hello there\npersonality\n\nsecond question\nreset\nafter reset\npersonality writer\nlast one\n")
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
+    let out = cmd(dir.path())
+        .args(["chat", "--personality", "teacher"])
+        .env("OLLAMA_URL", uri)
+        .stdin("hello there\npersonality\n\nsecond question\nreset\nafter reset\npersonality writer\nlast one\n")
+        .output()
+        .await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),

@@ -9,7 +9,7 @@ use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
 use crate::helpers::*;
-use crate::ops::{BotProcess, FakeWebhooks, eventually, process_env, wait_healthy};
+use crate::ops::{FakeWebhooks, process_env};
 
 const TUNNEL: &str = "https://f00d-203-0-113-7.ngrok-free.app";
 
@@ -71,27 +71,29 @@ fn dev_env(dir: &Path, f: &Fakes, port: u16, path: String) -> Vec<(String, Strin
 /// The first of the bot's webhooks, once all three (messages, card submits, memberships)
 /// are registered.
 async fn wait_for_webhook(hooks: &FakeWebhooks, bot: &mut BotProcess) -> Value {
-    for _ in 0..400 {
-        let list = hooks.list();
-        if list.len() >= BOT_SUBSCRIPTIONS.len() {
-            let events: Vec<(&str, &str)> = list
-                .iter()
-                .map(|h| {
-                    (
-                        h["resource"].as_str().unwrap(),
-                        h["event"].as_str().unwrap(),
-                    )
-                })
-                .collect();
-            assert_eq!(events, BOT_SUBSCRIPTIONS);
-            return list[0].clone();
+    let registered = eventually(Duration::from_secs(10), || {
+        let exited = bot.try_wait().map(|status| (status, bot.output()));
+        async move {
+            if let Some((status, output)) = exited {
+                panic!("dev exited ({status}): {output}");
+            }
+            hooks.list().len() >= BOT_SUBSCRIPTIONS.len()
         }
-        if let Ok(Some(status)) = bot.child.try_wait() {
-            panic!("dev exited ({status}): {}", bot.output());
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("no webhook was registered: {}", bot.output());
+    })
+    .await;
+    assert!(registered, "no webhook was registered: {}", bot.output());
+    let list = hooks.list();
+    let events: Vec<(&str, &str)> = list
+        .iter()
+        .map(|h| {
+            (
+                h["resource"].as_str().unwrap(),
+                h["event"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(events, BOT_SUBSCRIPTIONS);
+    list[0].clone()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -104,13 +106,17 @@ async fn dev_uses_the_running_tunnel_and_removes_its_webhook_on_sigterm() {
     // An empty PATH: attaching to a running tunnel must not need the ngrok binary.
     let env = dev_env(dir.path(), &f, port, path_dir(dir.path(), None));
     let api_url = format!("{}/api/tunnels", api.uri());
-    let mut bot = BotProcess::spawn(dir.path(), "dev", &["dev", "--ngrok-api", &api_url], &env);
+    let mut bot = Bot::new(["dev", "--ngrok-api", &api_url])
+        .dir(dir.path())
+        .name("dev")
+        .envs(env.clone())
+        .spawn();
 
     let registered = wait_for_webhook(&f.hooks, &mut bot).await;
     assert_eq!(registered["targetUrl"], format!("{TUNNEL}/webhook"));
     assert_eq!(registered["name"], "webex-chatbot");
     assert_eq!(registered["secret"], WEBHOOK_SECRET);
-    wait_healthy(port, &mut bot).await;
+    bot.wait_ready(port).await;
 
     // It serves: a webhook arriving through the tunnel gets its answer.
     let message = direct_message("M-dev", "ROOM-dev", ALICE, "hello through the tunnel");
@@ -152,7 +158,11 @@ async fn dev_starts_ngrok_when_none_runs_and_stops_it_on_exit() {
     );
     let env = dev_env(dir.path(), &f, port, path_dir(dir.path(), Some(&script)));
     let api_url = format!("http://127.0.0.1:{api_port}/api/tunnels");
-    let mut bot = BotProcess::spawn(dir.path(), "dev", &["dev", "--ngrok-api", &api_url], &env);
+    let mut bot = Bot::new(["dev", "--ngrok-api", &api_url])
+        .dir(dir.path())
+        .name("dev")
+        .envs(env.clone())
+        .spawn();
 
     // Nothing answered at the API, so dev started "ngrok"; its API comes up a moment later.
     assert!(
@@ -169,7 +179,7 @@ async fn dev_starts_ngrok_when_none_runs_and_stops_it_on_exit() {
 
     let registered = wait_for_webhook(&f.hooks, &mut bot).await;
     assert_eq!(registered["targetUrl"], format!("{TUNNEL}/webhook"));
-    wait_healthy(port, &mut bot).await;
+    bot.wait_ready(port).await;
 
     bot.sigterm();
     let status = bot.wait_exit(Duration::from_secs(15)).await;
@@ -198,7 +208,11 @@ async fn dev_without_ngrok_or_a_tunnel_exits_1_and_says_what_to_do() {
     let env = dev_env(dir.path(), &f, port, path_dir(dir.path(), None));
     let api_url = format!("http://127.0.0.1:{closed}/api/tunnels");
 
-    let mut bot = BotProcess::spawn(dir.path(), "dev", &["dev", "--ngrok-api", &api_url], &env);
+    let mut bot = Bot::new(["dev", "--ngrok-api", &api_url])
+        .dir(dir.path())
+        .name("dev")
+        .envs(env.clone())
+        .spawn();
     let status = bot.wait_exit(Duration::from_secs(15)).await;
     let output = bot.output();
     assert_eq!(status.and_then(|s| s.code()), Some(1), "{output}");
@@ -214,12 +228,11 @@ async fn dev_without_ngrok_or_a_tunnel_exits_1_and_says_what_to_do() {
     assert!(f.hooks.list().is_empty());
 
     // --no-start never looks for ngrok and says how to start the tunnel.
-    let mut bot = BotProcess::spawn(
-        dir.path(),
-        "nostart",
-        &["dev", "--no-start", "--ngrok-api", &api_url],
-        &env,
-    );
+    let mut bot = Bot::new(["dev", "--no-start", "--ngrok-api", &api_url])
+        .dir(dir.path())
+        .name("nostart")
+        .envs(env.clone())
+        .spawn();
     let status = bot.wait_exit(Duration::from_secs(15)).await;
     let output = bot.output();
     assert_eq!(status.and_then(|s| s.code()), Some(1), "{output}");
@@ -236,7 +249,11 @@ async fn dev_reports_an_ngrok_that_fails_and_an_agent_without_our_tunnel() {
     let script = "#!/bin/sh\necho 'ERROR:  authentication failed: Usage of ngrok requires a verified account and authtoken.' >&2\nexit 1\n";
     let env = dev_env(dir.path(), &f, port, path_dir(dir.path(), Some(script)));
     let api_url = format!("http://127.0.0.1:{closed}/api/tunnels");
-    let mut bot = BotProcess::spawn(dir.path(), "dev", &["dev", "--ngrok-api", &api_url], &env);
+    let mut bot = Bot::new(["dev", "--ngrok-api", &api_url])
+        .dir(dir.path())
+        .name("dev")
+        .envs(env.clone())
+        .spawn();
     let status = bot.wait_exit(Duration::from_secs(15)).await;
     let output = bot.output();
     assert_eq!(status.and_then(|s| s.code()), Some(1), "{output}");
@@ -247,7 +264,11 @@ async fn dev_reports_an_ngrok_that_fails_and_an_agent_without_our_tunnel() {
     let api = MockServer::start().await;
     mount_tunnels(&api, port + 1).await;
     let api_url = format!("{}/api/tunnels", api.uri());
-    let mut bot = BotProcess::spawn(dir.path(), "other", &["dev", "--ngrok-api", &api_url], &env);
+    let mut bot = Bot::new(["dev", "--ngrok-api", &api_url])
+        .dir(dir.path())
+        .name("other")
+        .envs(env.clone())
+        .spawn();
     let status = bot.wait_exit(Duration::from_secs(15)).await;
     let output = bot.output();
     assert_eq!(status.and_then(|s| s.code()), Some(1), "{output}");
@@ -272,7 +293,11 @@ async fn dev_without_a_webhook_secret_signs_its_webhook_with_a_random_one() {
     let mut env = dev_env(dir.path(), &f, port, path_dir(dir.path(), None));
     env.retain(|(k, _)| k != "WEBHOOK_SECRET");
     let api_url = format!("{}/api/tunnels", api.uri());
-    let mut bot = BotProcess::spawn(dir.path(), "dev", &["dev", "--ngrok-api", &api_url], &env);
+    let mut bot = Bot::new(["dev", "--ngrok-api", &api_url])
+        .dir(dir.path())
+        .name("dev")
+        .envs(env.clone())
+        .spawn();
 
     let registered = wait_for_webhook(&f.hooks, &mut bot).await;
     let secret = registered["secret"].as_str().unwrap_or_default().to_owned();
@@ -280,7 +305,7 @@ async fn dev_without_a_webhook_secret_signs_its_webhook_with_a_random_one() {
         secret.len() >= 32,
         "registered without a real secret: {registered}"
     );
-    wait_healthy(port, &mut bot).await;
+    bot.wait_ready(port).await;
 
     // Deliveries are checked against the same secret: unsigned or otherwise signed ones
     // are refused, the ones Webex signs with it are answered.

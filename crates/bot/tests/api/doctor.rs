@@ -12,14 +12,9 @@ use crate::helpers::*;
 use crate::ops::{FakeWebhooks, hook, process_env};
 
 /// A self-signed certificate valid for `days` more days, and its key.
-fn certificate(days: i64) -> (String, String) {
-    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
-    let now = time::OffsetDateTime::now_utc();
-    params.not_before = now - time::Duration::days(1);
-    params.not_after = now + time::Duration::days(days);
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = params.self_signed(&key).unwrap();
-    (cert.pem(), key.serialize_pem())
+fn certificate(days: u64) -> (String, String) {
+    let leaf = crate::ca::self_signed(days);
+    (leaf.cert, leaf.key)
 }
 
 fn write(dir: &Path, name: &str, contents: &str, mode: u32) -> String {
@@ -38,15 +33,12 @@ async fn doctor(
     args: &[&str],
     env: &[(String, String)],
 ) -> (Option<i32>, String, String) {
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_webex-chatbot"))
-        .arg("doctor")
+    let out = Bot::new(["doctor"])
         .args(args)
-        .current_dir(dir)
-        .env_clear()
-        .envs(env.iter().map(|(k, v)| (k, v)))
+        .dir(dir)
+        .envs(env.iter().cloned())
         .output()
-        .await
-        .unwrap();
+        .await;
     (
         out.status.code(),
         String::from_utf8_lossy(&out.stdout).into_owned(),

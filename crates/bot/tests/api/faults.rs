@@ -4,7 +4,6 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -201,15 +200,6 @@ async fn a_failed_inbox_write_answers_503_and_the_redelivery_is_answered_once() 
 
 // ---- kill -9 at random moments --------------------------------------------------
 
-struct BotProcess(Child);
-
-impl Drop for BotProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn start_bot(
     dir: &Path,
     life: usize,
@@ -217,11 +207,9 @@ fn start_bot(
     webex: &MockServer,
     llm: &MockServer,
 ) -> BotProcess {
-    let log = std::fs::File::create(dir.join(format!("life-{life}.log"))).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_webex-chatbot"))
-        .arg("serve")
-        .current_dir(dir)
-        .env_clear()
+    Bot::new(["serve"])
+        .dir(dir)
+        .name(&format!("life-{life}"))
         .env("WEBEX_BOT_TOKEN", TOKEN)
         .env("WEBEX_API_URL", webex.uri())
         .env("OLLAMA_URL", llm.uri())
@@ -235,11 +223,7 @@ fn start_bot(
         .env("PERSONALITIES_DIR", personalities_dir())
         .env("LOG_FILE", "")
         .env("LOG_LEVEL", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::from(log))
         .spawn()
-        .unwrap();
-    BotProcess(child)
 }
 
 /// Guards: the durable inbox before the 200, the answer and `parts_sent` kept across
@@ -326,7 +310,7 @@ async fn kill_9_at_random_moments(messages: Vec<Value>) -> Vec<(String, usize)> 
         .build()
         .unwrap();
     let mut bot = start_bot(dir.path(), 0, port, &webex, &llm);
-    wait_listening(port).await;
+    bot.wait_listening(port).await;
 
     // The stream: each message is delivered until the bot acknowledges it, like Webex
     // redelivering after a refused connection or an error status.
@@ -350,8 +334,10 @@ async fn kill_9_at_random_moments(messages: Vec<Value>) -> Vec<(String, usize)> 
                         acked.lock().unwrap().insert(i);
                         break;
                     }
+                    // Webex's redelivery back-off (part of the scenario, not a wait).
                     tokio::time::sleep(Duration::from_millis(25)).await;
                 }
+                // The stream's pace: messages keep arriving while the bot is killed.
                 tokio::time::sleep(Duration::from_millis(30)).await;
             }
         })
@@ -365,12 +351,11 @@ async fn kill_9_at_random_moments(messages: Vec<Value>) -> Vec<(String, usize)> 
     say(&format!("kill -9 test: KILL_SEED={seed}"));
     let mut rng = StdRng::seed_from_u64(seed);
     for life in 1..=KILLS {
+        // The random moment of the kill is the thing under test.
         tokio::time::sleep(Duration::from_millis(rng.random_range(100..700))).await;
-        bot.0.kill().unwrap(); // SIGKILL
-        bot.0.wait().unwrap();
-        drop(bot);
+        bot.kill_9();
         bot = start_bot(dir.path(), life, port, &webex, &llm);
-        wait_listening(port).await;
+        bot.wait_listening(port).await;
     }
     sender.await.unwrap();
     let acked: HashSet<usize> = acked.lock().unwrap().clone();
@@ -385,17 +370,19 @@ async fn kill_9_at_random_moments(messages: Vec<Value>) -> Vec<(String, usize)> 
         .iter()
         .map(|i| format!("Echo: crash question {i}"))
         .collect();
-    let mut counts: HashMap<String, usize> = HashMap::new();
-    for _ in 0..750 {
-        counts.clear();
+    let counts = async || {
+        let mut counts: HashMap<String, usize> = HashMap::new();
         for t in texts(&requests_to(&webex, "POST", "/messages").await) {
             *counts.entry(t).or_default() += 1;
         }
-        if expected.iter().all(|t| counts.contains_key(t)) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(40)).await;
-    }
+        counts
+    };
+    eventually(Duration::from_secs(30), || async {
+        let counts = counts().await;
+        expected.iter().all(|t| counts.contains_key(t))
+    })
+    .await;
+    let counts = counts().await;
     let missing: Vec<&String> = expected
         .iter()
         .filter(|t| !counts.contains_key(*t))

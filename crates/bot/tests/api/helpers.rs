@@ -15,6 +15,9 @@ use tokio_util::sync::CancellationToken;
 use wiremock::matchers::{header, method, path, path_regex};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
+pub use crate::eventually::{eventually, eventually_some};
+pub use crate::harness::{Bot, BotProcess};
+
 pub const TOKEN: &str = "test-token-SECRET-7f3a";
 pub const WEBHOOK_SECRET: &str = "hook-secret-SECRET-91bc";
 pub const ADMIN: &str = "admin@example.com";
@@ -24,10 +27,22 @@ pub const BOT_ID: &str =
     "Y2lzY29zcGFyazovL3VzL1BFT1BMRS8yNDlmNzRkOS1kYjhhLTQzY2EtODk2Yi04NzllZDI0MGFjNTM";
 pub const BOT_UUID: &str = "249f74d9-db8a-43ca-896b-879ed240ac53";
 
+/// The Webex fixture `name` from `crates/webex/tests/fixtures` (the repository's one copy,
+/// shared with the Webex client's tests), read and parsed once.
 pub fn fixture(name: &str) -> Value {
-    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+    static LOADED: OnceLock<Mutex<HashMap<String, Value>>> = OnceLock::new();
+    let mut loaded = LOADED.get_or_init(Mutex::default).lock().unwrap();
+    loaded
+        .entry(name.to_owned())
+        .or_insert_with(|| {
+            let path = format!(
+                "{}/../webex/tests/fixtures/{name}",
+                env!("CARGO_MANIFEST_DIR")
+            );
+            let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+        })
+        .clone()
 }
 
 fn init_logs() {
@@ -891,16 +906,11 @@ impl TestApp {
         let http = reqwest::Client::new();
         // Ready once /health answers (the webhook registration has run by then or soon).
         // HTTPS apps are probed by their tests, which know the CA.
-        let probes = if env.contains_key("TLS_CERT_PATH") {
-            0
-        } else {
-            100
-        };
-        for _ in 0..probes {
-            if http.get(format!("{address}/health")).send().await.is_ok() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        if !env.contains_key("TLS_CERT_PATH") {
+            eventually(Duration::from_secs(2), || async {
+                http.get(format!("{address}/health")).send().await.is_ok()
+            })
+            .await;
         }
         TestApp {
             address,
@@ -977,16 +987,14 @@ impl TestApp {
 
     /// Waits until the event of this message id is handled (done) in the store.
     pub async fn wait_handled(&self, message_id: &str) -> String {
-        for _ in 0..500 {
-            if let Some((state, outcome)) =
-                self.state.store.event_outcome(message_id).await.unwrap()
-                && state == "done"
-            {
-                return outcome.unwrap_or_default();
+        eventually_some(Duration::from_secs(10), || async {
+            match self.state.store.event_outcome(message_id).await.unwrap() {
+                Some((state, outcome)) if state == "done" => Some(outcome.unwrap_or_default()),
+                _ => None,
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!("event {message_id} was not handled in time");
+        })
+        .await
+        .unwrap_or_else(|| panic!("event {message_id} was not handled in time"))
     }
 
     pub async fn replies(&self) -> Vec<Value> {
@@ -998,14 +1006,14 @@ impl TestApp {
     }
 
     pub async fn wait_replies(&self, n: usize) -> Vec<Value> {
-        for _ in 0..500 {
-            let r = self.replies().await;
-            if r.len() >= n {
-                return r;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        match eventually_some(Duration::from_secs(10), || async {
+            Some(self.replies().await).filter(|r| r.len() >= n)
+        })
+        .await
+        {
+            Some(replies) => replies,
+            None => panic!("expected {n} replies, got {:?}", self.replies().await),
         }
-        panic!("expected {n} replies, got {:?}", self.replies().await);
     }
 
     pub async fn approve(&self, email: &str) {
@@ -1141,12 +1149,10 @@ impl Replica {
         };
         let address = format!("http://127.0.0.1:{port}");
         let http = reqwest::Client::new();
-        for _ in 0..250 {
-            if http.get(format!("{address}/health")).send().await.is_ok() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        eventually(Duration::from_secs(5), || async {
+            http.get(format!("{address}/health")).send().await.is_ok()
+        })
+        .await;
         Replica {
             address,
             port,
@@ -1221,11 +1227,6 @@ pub fn say_skipped(message: &str) {
     say(message);
 }
 
-/// The `webex-chatbot` binary of this build, for tests that run it as a process.
-pub fn bin() -> std::process::Command {
-    std::process::Command::new(env!("CARGO_BIN_EXE_webex-chatbot"))
-}
-
 /// A loopback port that was free a moment ago (for a bot process to bind).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -1233,23 +1234,6 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
-}
-
-/// Waits until a bot process on `port` answers `/health` (up to 6 s).
-pub async fn wait_listening(port: u16) {
-    let http = reqwest::Client::new();
-    for _ in 0..300 {
-        if http
-            .get(format!("http://127.0.0.1:{port}/health"))
-            .send()
-            .await
-            .is_ok()
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("the bot did not start on port {port}");
 }
 
 /// Posts a correctly signed webhook to a bot process on `port`; returns the status.

@@ -10,7 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::helpers::*;
-use crate::ops::{BotProcess, eventually, process_env, wait_healthy};
+use crate::ops::process_env;
 
 // ---- WEBHOOK_SECRET ----------------------------------------------------------------
 
@@ -40,7 +40,11 @@ async fn serve_in_webhook_mode_without_a_secret_exits_2_naming_it_before_listeni
         if let Some(secret) = secret {
             env.push(("WEBHOOK_SECRET".into(), secret.into()));
         }
-        let mut bot = BotProcess::spawn(dir.path(), name, &["serve"], &env);
+        let mut bot = Bot::new(["serve"])
+            .dir(dir.path())
+            .name(name)
+            .envs(env.clone())
+            .spawn();
         let status = bot.wait_exit(Duration::from_secs(20)).await;
         let output = bot.output();
         assert_eq!(status.and_then(|s| s.code()), Some(2), "{name}: {output}");
@@ -67,8 +71,12 @@ async fn allow_unsigned_webhooks_starts_with_a_loud_warning_and_accepts_unsigned
     env.retain(|(k, _)| k != "WEBHOOK_SECRET");
     env.push(("ALLOW_UNSIGNED_WEBHOOKS".into(), "true".into()));
     env.push(("BIND_ADDR".into(), format!("127.0.0.1:{port}")));
-    let mut bot = BotProcess::spawn(dir.path(), "unsigned", &["serve"], &env);
-    wait_healthy(port, &mut bot).await;
+    let mut bot = Bot::new(["serve"])
+        .dir(dir.path())
+        .name("unsigned")
+        .envs(env.clone())
+        .spawn();
+    bot.wait_ready(port).await;
     let output = bot.output();
     let warning = output
         .lines()
@@ -195,7 +203,7 @@ async fn a_body_not_complete_10_s_after_its_headers_gets_408_and_the_connection_
         )
         .await
         .unwrap();
-    // A few more bytes later: trickling does not extend the deadline.
+    // A few more bytes 4 s later (the trickle under test): it does not extend the deadline.
     tokio::time::sleep(Duration::from_secs(4)).await;
     stream.write_all(b" \"x\"").await.unwrap();
     let (answer, closed) = read_until_closed(&mut stream, Duration::from_secs(12)).await;
@@ -258,18 +266,15 @@ async fn beyond_max_connections_a_new_connection_waits_until_one_closes() {
     let mut app = TestApp::spawn(Spawn::default().env("MAX_CONNECTIONS", "2")).await;
     // The harness's client keeps its /health probe connection open: let it go.
     app.http = reqwest::Client::new();
-    let mut first = None;
-    for _ in 0..100 {
+    let mut first = eventually_some(Duration::from_secs(30), || async {
         let mut stream = TcpStream::connect(("127.0.0.1", app.port)).await.unwrap();
-        if tokio::time::timeout(Duration::from_millis(500), get_metrics(&mut stream))
+        tokio::time::timeout(Duration::from_millis(500), get_metrics(&mut stream))
             .await
             .is_ok()
-        {
-            first = Some(stream);
-            break;
-        }
-    }
-    let mut first = first.expect("the probe's connection was never released");
+            .then_some(stream)
+    })
+    .await
+    .expect("the probe's connection was never released");
     let mut second = TcpStream::connect(("127.0.0.1", app.port)).await.unwrap();
     assert!(get_metrics(&mut second).await.starts_with("HTTP/1.1 200"));
     // Two idle keep-alive connections are open: the third is connected by the kernel but
@@ -279,6 +284,7 @@ async fn beyond_max_connections_a_new_connection_waits_until_one_closes() {
         let status = get_metrics(&mut third).await;
         (status, Instant::now())
     });
+    // Deliberate: no answer within 1.5 s (a negative check).
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert!(!waiting.is_finished(), "answered beyond MAX_CONNECTIONS");
     // Both open connections still work meanwhile.
@@ -348,15 +354,11 @@ async fn queue_depth_is_recounted_in_the_background_and_follows_this_process_at_
         .unwrap();
     }
     side.close().await.unwrap();
-    let mut seen = None;
-    for _ in 0..50 {
-        seen = queue_depth(&scrape_text(&app).await);
-        if seen == Some(3.0) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(seen, Some(3.0));
+    eventually(Duration::from_secs(5), || async {
+        queue_depth(&scrape_text(&app).await) == Some(3.0)
+    })
+    .await;
+    assert_eq!(queue_depth(&scrape_text(&app).await), Some(3.0));
 }
 
 #[tokio::test]
@@ -421,13 +423,9 @@ async fn queue_depth_is_recounted_on_postgresql_too() {
     .await
     .unwrap();
     side.close().await.unwrap();
-    let mut seen = None;
-    for _ in 0..50 {
-        seen = queue_depth(&scrape_text(&app).await);
-        if seen == Some(1.0) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(seen, Some(1.0));
+    eventually(Duration::from_secs(5), || async {
+        queue_depth(&scrape_text(&app).await) == Some(1.0)
+    })
+    .await;
+    assert_eq!(queue_depth(&scrape_text(&app).await), Some(1.0));
 }

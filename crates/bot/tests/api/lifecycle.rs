@@ -37,12 +37,11 @@ async fn a_second_serve_on_the_same_sqlite_file_exits_2_and_other_subcommands_st
     )
     .await;
 
-    let mut second = BotProcess::spawn(
-        dir.path(),
-        "second",
-        &["serve"],
-        &with_port(&env, free_port()),
-    );
+    let mut second = Bot::new(["serve"])
+        .dir(dir.path())
+        .name("second")
+        .envs(with_port(&env, free_port()))
+        .spawn();
     let status = second.wait_exit(Duration::from_secs(15)).await;
     let output = second.output();
     assert_eq!(status.and_then(|s| s.code()), Some(2), "{output}");
@@ -56,15 +55,18 @@ async fn a_second_serve_on_the_same_sqlite_file_exits_2_and_other_subcommands_st
     );
 
     // `users` does not take the lock: it works while `serve` runs.
-    let mut users = BotProcess::spawn(
-        dir.path(),
-        "users",
-        &["users", "add", "bob@example.com"],
-        &env,
-    );
+    let mut users = Bot::new(["users", "add", "bob@example.com"])
+        .dir(dir.path())
+        .name("users")
+        .envs(env.clone())
+        .spawn();
     let status = users.wait_exit(Duration::from_secs(15)).await;
     assert!(status.is_some_and(|s| s.success()), "{}", users.output());
-    let mut list = BotProcess::spawn(dir.path(), "list", &["users", "list"], &env);
+    let mut list = Bot::new(["users", "list"])
+        .dir(dir.path())
+        .name("list")
+        .envs(env.clone())
+        .spawn();
     let status = list.wait_exit(Duration::from_secs(15)).await;
     assert!(status.is_some_and(|s| s.success()), "{}", list.output());
     assert!(
@@ -78,7 +80,7 @@ async fn a_second_serve_on_the_same_sqlite_file_exits_2_and_other_subcommands_st
         .await
         .unwrap();
     assert_eq!(health.status(), 200);
-    assert!(first.child.try_wait().unwrap().is_none());
+    assert!(first.try_wait().is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -97,15 +99,18 @@ async fn after_kill_9_a_restart_on_another_port_answers_the_pending_question_wit
         &[("LLM_TIMEOUT_SECS", "120")],
     )
     .await;
-    first.child.kill().unwrap(); // SIGKILL: the room lease stays in the database
-    first.child.wait().unwrap();
+    first.kill_9(); // the room lease stays in the database
     assert!(requests_to(&webex, "POST", "/messages").await.is_empty());
 
     llm.reset().await;
     mount_ollama(&llm, echo_answerer()).await;
     let port = free_port();
-    let mut second = BotProcess::spawn(dir.path(), "second", &["serve"], &with_port(&env, port));
-    wait_healthy(port, &mut second).await;
+    let mut second = Bot::new(["serve"])
+        .dir(dir.path())
+        .name("second")
+        .envs(with_port(&env, port))
+        .spawn();
+    second.wait_ready(port).await;
     let healthy = Instant::now();
     assert!(
         eventually(Duration::from_secs(10), || async {
@@ -116,6 +121,7 @@ async fn after_kill_9_a_restart_on_another_port_answers_the_pending_question_wit
         second.output()
     );
     assert!(healthy.elapsed() < Duration::from_secs(10));
+    // Deliberate: no second answer within 300 ms (a negative check).
     tokio::time::sleep(Duration::from_millis(300)).await;
     let replies = requests_to(&webex, "POST", "/messages").await;
     assert_eq!(replies.len(), 1, "{replies:?}");
@@ -205,7 +211,8 @@ async fn the_leader_sets_an_inactive_webhook_active_again_and_recreates_a_delete
     assert_eq!(again["event"], "created");
     assert_eq!(again["targetUrl"], "https://bot.example.com/webhook");
     assert_eq!(again["secret"], WEBHOOK_SECRET);
-    // Three webhooks stay three: the checks in between changed nothing.
+    // Three webhooks stay three: the checks in between changed nothing (deliberately
+    // given 1.5 s of checks to go wrong).
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(fake.list().len(), 3, "{:?}", fake.list());
     assert_eq!(
@@ -310,8 +317,10 @@ async fn a_start_forgets_conversations_older_than_memory_max_age_days_and_0_keep
         .append_turns(&conversation, std::slice::from_ref(&turn), 40)
         .await
         .unwrap();
+    // The conversation ages 1.2 s (the age is what is under test).
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let app = app.restart().await;
+    // Deliberate: the start's pruning is given 300 ms to (wrongly) forget it.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
         app.state
@@ -331,6 +340,7 @@ async fn a_start_forgets_conversations_older_than_memory_max_age_days_and_0_keep
         .append_turns(&conversation, std::slice::from_ref(&turn), 40)
         .await
         .unwrap();
+    // The conversation ages past 0.864 s (the age is what is under test).
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let app = app.restart().await;
     assert!(
@@ -347,19 +357,17 @@ async fn a_start_forgets_conversations_older_than_memory_max_age_days_and_0_keep
     );
 }
 
-#[test]
-fn a_bad_memory_max_age_days_exits_2_naming_it() {
+#[tokio::test]
+async fn a_bad_memory_max_age_days_exits_2_naming_it() {
     for bad in ["-1", "ninety"] {
         let dir = tempfile::tempdir().unwrap();
-        let out = bin()
-            .arg("serve")
-            .current_dir(dir.path())
-            .env_clear()
+        let out = Bot::new(["serve"])
+            .dir(dir.path())
             .env("WEBEX_BOT_TOKEN", TOKEN)
             .env("LOG_FILE", "")
             .env("MEMORY_MAX_AGE_DAYS", bad)
             .output()
-            .unwrap();
+            .await;
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{bad}: {stderr}");
         assert!(stderr.contains("MEMORY_MAX_AGE_DAYS"), "{bad}: {stderr}");
@@ -374,22 +382,19 @@ fn a_bad_memory_max_age_days_exits_2_naming_it() {
 
 // ---- .env and ENV_FILE -------------------------------------------------------------------
 
-fn users_list(
+async fn users_list(
     cwd: &std::path::Path,
     db: &std::path::Path,
     env: &[(&str, &str)],
 ) -> std::process::Output {
-    let mut cmd = bin();
-    cmd.args(["users", "list"])
-        .current_dir(cwd)
-        .env_clear()
+    Bot::new(["users", "list"])
+        .dir(cwd)
         .env("DATABASE_URL", format!("sqlite://{}/bot.db", db.display()))
         .env("PERSONALITIES_DIR", personalities_dir())
-        .env("LOG_FILE", "");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().unwrap()
+        .env("LOG_FILE", "")
+        .envs(env.iter().copied())
+        .output()
+        .await
 }
 
 fn write_mode(path: &std::path::Path, text: &str, mode: u32) {
@@ -398,8 +403,8 @@ fn write_mode(path: &std::path::Path, text: &str, mode: u32) {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
 }
 
-#[test]
-fn env_is_read_from_the_working_directory_only_and_env_file_names_another() {
+#[tokio::test]
+async fn env_is_read_from_the_working_directory_only_and_env_file_names_another() {
     let root = tempfile::tempdir().unwrap();
     let work = root.path().join("work");
     std::fs::create_dir(&work).unwrap();
@@ -418,7 +423,7 @@ fn env_is_read_from_the_working_directory_only_and_env_file_names_another() {
     };
 
     // A .env in the parent folder is not read.
-    let out = users_list(&work, &db, &[]);
+    let out = users_list(&work, &db, &[]).await;
     assert!(out.status.success(), "{}", out_text(&out));
     assert!(
         !out_text(&out).contains("parent@example.com"),
@@ -428,7 +433,7 @@ fn env_is_read_from_the_working_directory_only_and_env_file_names_another() {
 
     // The working directory's .env is.
     write_mode(&work.join(".env"), "ADMIN_EMAILS=work@example.com\n", 0o600);
-    let out = users_list(&work, &db, &[]);
+    let out = users_list(&work, &db, &[]).await;
     assert!(
         out_text(&out).contains("work@example.com\tadmin"),
         "{}",
@@ -439,7 +444,7 @@ fn env_is_read_from_the_working_directory_only_and_env_file_names_another() {
     let other = root.path().join("bot.env");
     write_mode(&other, "ADMIN_EMAILS=envfile@example.com\n", 0o644);
     let other_s = other.display().to_string();
-    let out = users_list(&work, &db, &[("ENV_FILE", &other_s)]);
+    let out = users_list(&work, &db, &[("ENV_FILE", &other_s)]).await;
     let text = out_text(&out);
     assert!(text.contains("envfile@example.com\tadmin"), "{text}");
     assert!(!text.contains("work@example.com"), "{text}");
@@ -449,14 +454,15 @@ fn env_is_read_from_the_working_directory_only_and_env_file_names_another() {
         &work,
         &db,
         &[("ENV_FILE", &other_s), ("ADMIN_EMAILS", "real@example.com")],
-    );
+    )
+    .await;
     let text = out_text(&out);
     assert!(text.contains("real@example.com\tadmin"), "{text}");
     assert!(!text.contains("envfile@example.com"), "{text}");
 
     // A missing ENV_FILE is a configuration error naming it.
     let missing = root.path().join("missing.env").display().to_string();
-    let out = users_list(&work, &db, &[("ENV_FILE", &missing)]);
+    let out = users_list(&work, &db, &[("ENV_FILE", &missing)]).await;
     assert_eq!(out.status.code(), Some(2), "{}", out_text(&out));
     assert!(out_text(&out).contains("ENV_FILE"), "{}", out_text(&out));
 
@@ -464,17 +470,15 @@ fn env_is_read_from_the_working_directory_only_and_env_file_names_another() {
     let broken = root.path().join("broken.env");
     write_mode(&broken, "WEBEX_BOT_TOKEN tok-SECRET-in-env\n", 0o600);
     let broken_s = broken.display().to_string();
-    let out = users_list(&work, &db, &[("ENV_FILE", &broken_s)]);
+    let out = users_list(&work, &db, &[("ENV_FILE", &broken_s)]).await;
     assert_eq!(out.status.code(), Some(2), "{}", out_text(&out));
     assert!(out_text(&out).contains("broken.env"), "{}", out_text(&out));
     assert!(!out_text(&out).contains("SECRET"), "{}", out_text(&out));
 
     // doctor checks the mode of the file that was read: ENV_FILE's (0644 here).
     let closed = format!("http://127.0.0.1:{}", free_port());
-    let out = bin()
-        .args(["doctor", "--json"])
-        .current_dir(&work)
-        .env_clear()
+    let out = Bot::new(["doctor", "--json"])
+        .dir(&work)
         .env("ENV_FILE", &other_s)
         .env("DATABASE_URL", format!("sqlite://{}/bot.db", db.display()))
         .env("PERSONALITIES_DIR", personalities_dir())
@@ -482,7 +486,7 @@ fn env_is_read_from_the_working_directory_only_and_env_file_names_another() {
         .env("WEBEX_API_URL", &closed)
         .env("OLLAMA_URL", &closed)
         .output()
-        .unwrap();
+        .await;
     let report: serde_json::Value =
         serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out_text(&out)));
     let check = report

@@ -2,13 +2,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod architecture;
+mod ca;
 mod cards;
 mod cli;
 mod commands;
 mod dev;
 mod doctor;
+mod eventually;
 mod faults;
 mod files;
+mod harness;
 mod helpers;
 mod ingress;
 mod install;

@@ -253,7 +253,8 @@ async fn long_answers_are_split_under_the_limit_with_balanced_fences() {
 async fn llm_failure_gives_an_apology_stores_nothing_and_degrades_health() {
     let app = TestApp::spawn(
         Spawn::default()
-            .probe_cache(Duration::from_millis(300))
+            // Every /health probes the LLM afresh: its going down shows at once.
+            .probe_cache(Duration::ZERO)
             .answer(Arc::new(|_: &Value| {
                 ResponseTemplate::new(500).set_body_json(json!({"error": "CUDA out of memory"}))
             })),
@@ -286,7 +287,6 @@ async fn llm_failure_gives_an_apology_stores_nothing_and_degrades_health() {
 
     // The LLM server is down altogether → /health says degraded.
     app.llm.reset().await;
-    tokio::time::sleep(Duration::from_millis(500)).await; // past the probe cache
     let health = app.health().await;
     assert_eq!(health["status"], "degraded", "{health}");
     assert_eq!(health["llm"]["reachable"], false);

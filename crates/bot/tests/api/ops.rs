@@ -1,9 +1,8 @@
 //! Operations: the `webhooks` subcommands against a fake Webex, `/metrics` after real
 //! traffic, and graceful shutdown of the real binary (SIGTERM with work in flight).
-//! Also the process helpers and the stateful fake webhook API `dev.rs` and `doctor.rs` use.
+//! Also the process environment and the stateful fake webhook API `dev.rs` and `doctor.rs` use.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -41,106 +40,6 @@ pub fn process_env(dir: &Path, webex: &MockServer, llm: &MockServer) -> Vec<(Str
     .collect()
 }
 
-/// A `webex-chatbot` process with its output in `dir/NAME.out` and `dir/NAME.err`;
-/// killed when dropped.
-pub struct BotProcess {
-    pub child: Child,
-    dir: PathBuf,
-    name: String,
-}
-
-impl BotProcess {
-    pub fn spawn(dir: &Path, name: &str, args: &[&str], env: &[(String, String)]) -> BotProcess {
-        let out = std::fs::File::create(dir.join(format!("{name}.out"))).unwrap();
-        let err = std::fs::File::create(dir.join(format!("{name}.err"))).unwrap();
-        let child = bin()
-            .args(args)
-            .current_dir(dir)
-            .env_clear()
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(out))
-            .stderr(Stdio::from(err))
-            .spawn()
-            .unwrap();
-        BotProcess {
-            child,
-            dir: dir.to_owned(),
-            name: name.to_owned(),
-        }
-    }
-
-    pub fn sigterm(&self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success(), "kill -TERM failed");
-    }
-
-    /// Waits for the process to exit; `None` if it is still running after `limit`.
-    pub async fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + limit;
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return Some(status);
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        None
-    }
-
-    pub fn output(&self) -> String {
-        let read = |ext: &str| {
-            std::fs::read_to_string(self.dir.join(format!("{}.{ext}", self.name)))
-                .unwrap_or_default()
-        };
-        format!("--- stdout\n{}\n--- stderr\n{}", read("out"), read("err"))
-    }
-}
-
-impl Drop for BotProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-pub async fn wait_healthy(port: u16, process: &mut BotProcess) {
-    let http = reqwest::Client::new();
-    for _ in 0..300 {
-        if let Ok(r) = http
-            .get(format!("http://127.0.0.1:{port}/health"))
-            .send()
-            .await
-            && r.status() == 200
-        {
-            return;
-        }
-        if let Ok(Some(status)) = process.child.try_wait() {
-            panic!("the bot exited ({status}): {}", process.output());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the bot did not start: {}", process.output());
-}
-
-/// Polls until `f` holds (every 25 ms, at most `limit`).
-pub async fn eventually<F, Fut>(limit: Duration, mut f: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
-        if f().await {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    false
-}
-
 // ---- webex-chatbot webhooks list|register|delete-all ------------------------------------
 
 const PUBLIC: &str = "https://bot.example.com";
@@ -152,20 +51,17 @@ async fn webhooks_cmd(
     args: &[&str],
     extra: &[(&str, &str)],
 ) -> std::process::Output {
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_webex-chatbot"));
-    cmd.arg("webhooks")
+    Bot::new(["webhooks"])
         .args(args)
-        .current_dir(dir)
-        .env_clear()
+        .dir(dir)
         .env("WEBEX_BOT_TOKEN", TOKEN)
         .env("WEBEX_API_URL", webex.uri())
         .env("WEBHOOK_SECRET", WEBHOOK_SECRET)
         .env("PERSONALITIES_DIR", personalities_dir())
-        .env("LOG_FILE", "");
-    for (k, v) in extra {
-        cmd.env(k, v);
-    }
-    cmd.output().await.unwrap()
+        .env("LOG_FILE", "")
+        .envs(extra.iter().copied())
+        .output()
+        .await
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -565,8 +461,12 @@ pub async fn answer_in_flight(
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
     );
-    let mut bot = BotProcess::spawn(dir.path(), name, &["serve"], &env);
-    wait_healthy(port, &mut bot).await;
+    let mut bot = Bot::new(["serve"])
+        .dir(dir.path())
+        .name(name)
+        .envs(env.clone())
+        .spawn();
+    bot.wait_ready(port).await;
     assert_eq!(post_signed(port, &event_for(&message)).await, 200);
     wait_for_llm_call(&llm).await;
     InFlight {
@@ -673,8 +573,12 @@ async fn shutdown_timeout_leaves_the_event_pending_for_the_next_start() {
     // The next start answers the pending event, once, with a quick LLM.
     llm.reset().await;
     mount_ollama(&llm, echo_answerer()).await;
-    let mut second = BotProcess::spawn(dir.path(), "second", &["serve"], &env);
-    wait_healthy(port, &mut second).await;
+    let mut second = Bot::new(["serve"])
+        .dir(dir.path())
+        .name("second")
+        .envs(env.clone())
+        .spawn();
+    second.wait_ready(port).await;
     assert!(
         eventually(Duration::from_secs(15), || async {
             !requests_to(&webex, "POST", "/messages").await.is_empty()
@@ -683,6 +587,7 @@ async fn shutdown_timeout_leaves_the_event_pending_for_the_next_start() {
         "the pending event was not answered after the restart: {}",
         second.output()
     );
+    // Deliberate: no second answer comes within 300 ms (a negative check).
     tokio::time::sleep(Duration::from_millis(300)).await;
     let replies = requests_to(&webex, "POST", "/messages").await;
     assert_eq!(replies.len(), 1, "{replies:?}");
@@ -742,7 +647,11 @@ async fn serve_speaks_the_systemd_notify_protocol() {
     env.push(("NOTIFY_SOCKET".into(), socket_path.display().to_string()));
     // WatchdogSec=0.4 → the bot pings every 0.2 s.
     env.push(("WATCHDOG_USEC".into(), "400000".into()));
-    let mut bot = BotProcess::spawn(dir.path(), "notify", &["serve"], &env);
+    let mut bot = Bot::new(["serve"])
+        .dir(dir.path())
+        .name("notify")
+        .envs(env.clone())
+        .spawn();
 
     assert!(
         eventually(Duration::from_secs(15), || async { count("READY=1") == 1 }).await,
@@ -764,11 +673,7 @@ async fn serve_speaks_the_systemd_notify_protocol() {
     );
 
     // systemctl reload = SIGHUP: RELOADING=1, then READY=1 again.
-    let hup = Command::new("kill")
-        .args(["-HUP", &bot.child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(hup.success());
+    bot.sighup();
     assert!(
         eventually(Duration::from_secs(5), || async {
             count("RELOADING=1") == 1 && count("READY=1") == 2

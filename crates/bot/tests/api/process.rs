@@ -2,7 +2,6 @@
 //! that never contain a secret.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -15,18 +14,16 @@ const RELAY_KEY: &str = "relay-key-SECRET-55";
 
 /// Logs written to a pipe (the journal, a file, another program) carry no colour codes;
 /// `NO_COLOR` turns them off at a terminal too.
-#[test]
-fn logs_to_a_pipe_have_no_colour_codes() {
+#[tokio::test]
+async fn logs_to_a_pipe_have_no_colour_codes() {
     let dir = tempfile::tempdir().unwrap();
-    let out = bin()
-        .arg("serve")
-        .current_dir(dir.path())
-        .env_clear()
+    let out = Bot::new(["serve"])
+        .dir(dir.path())
         .env("WEBEX_BOT_TOKEN", "t")
         .env("PERSONALITIES_DIR", personalities_dir())
         .env("LOG_FILE", "")
         .output()
-        .unwrap();
+        .await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("starting webex-chatbot"), "{stdout}");
     assert!(
@@ -37,37 +34,25 @@ fn logs_to_a_pipe_have_no_colour_codes() {
 
 /// The shipped personalities are built in: the bot runs from a folder without
 /// `personalities/`, and a `PERSONALITIES_DIR` file overrides a built-in of its name.
-#[test]
-fn shipped_personalities_are_built_in_and_a_folder_overrides_them() {
+#[tokio::test]
+async fn shipped_personalities_are_built_in_and_a_folder_overrides_them() {
     let dir = tempfile::tempdir().unwrap();
-    let run = |personalities: Option<&Path>| {
-        let mut cmd = bin();
-        cmd.arg("chat")
-            .current_dir(dir.path())
-            .env_clear()
+    let run = async |personalities: Option<&Path>| {
+        let out = Bot::new(["chat"])
+            .dir(dir.path())
             .env(
                 "DATABASE_URL",
                 format!("sqlite://{}/bot.db", dir.path().display()),
             )
             .env("LOG_FILE", "")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped());
-        if let Some(p) = personalities {
-            cmd.env("PERSONALITIES_DIR", p);
-        }
-        let mut child = cmd.spawn().unwrap();
-        use std::io::Write as _;
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(b"personality list\n")
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
+            .envs(personalities.map(|p| ("PERSONALITIES_DIR", p)))
+            .stdin("personality list\n")
+            .output()
+            .await;
         assert!(out.status.success());
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
-    let listed = run(None);
+    let listed = run(None).await;
     for name in ["default", "engineer", "summarizer", "teacher", "writer"] {
         assert!(listed.contains(&format!("`{name}`")), "{listed}");
     }
@@ -78,13 +63,13 @@ fn shipped_personalities_are_built_in_and_a_folder_overrides_them() {
         "description = \"Our own teacher\"\nsystem_prompt = \"Teach.\"\n",
     )
     .unwrap();
-    let listed = run(Some(&own));
+    let listed = run(Some(&own)).await;
     assert!(listed.contains("`teacher`: Our own teacher"), "{listed}");
     assert!(listed.contains("`writer`"), "{listed}");
 }
 
-#[test]
-fn configuration_errors_exit_2_and_name_the_variable() {
+#[tokio::test]
+async fn configuration_errors_exit_2_and_name_the_variable() {
     let dir = tempfile::tempdir().unwrap();
     let cases: &[(&[(&str, &str)], &str)] = &[
         (&[], "WEBEX_BOT_TOKEN"),
@@ -106,34 +91,20 @@ fn configuration_errors_exit_2_and_name_the_variable() {
         ),
     ];
     for (env, var) in cases {
-        let mut cmd = bin();
-        cmd.arg("serve")
-            .current_dir(dir.path())
-            .env_clear()
+        let out = Bot::new(["serve"])
+            .dir(dir.path())
             .env("LOG_FILE", "")
-            .env("PERSONALITIES_DIR", personalities_dir());
-        for (k, v) in *env {
-            cmd.env(k, v);
-        }
-        let out = cmd.output().unwrap();
+            .env("PERSONALITIES_DIR", personalities_dir())
+            .envs(env.iter().copied())
+            .output()
+            .await;
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{env:?}: {stderr}");
         assert!(stderr.contains(var), "{env:?} should name {var}: {stderr}");
     }
 }
 
-struct Running {
-    child: Child,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start(dir: &Path, run: &str, port: u16, webex: &MockServer, llm: &MockServer) -> Running {
+fn start(dir: &Path, run: &str, port: u16, webex: &MockServer, llm: &MockServer) -> BotProcess {
     start_with(dir, run, port, webex, llm, Path::new(&personalities_dir()))
 }
 
@@ -144,13 +115,10 @@ fn start_with(
     webex: &MockServer,
     llm: &MockServer,
     personalities: &Path,
-) -> Running {
-    let out = std::fs::File::create(dir.join(format!("{run}.out"))).unwrap();
-    let err = std::fs::File::create(dir.join(format!("{run}.err"))).unwrap();
-    let child = bin()
-        .arg("serve")
-        .current_dir(dir)
-        .env_clear()
+) -> BotProcess {
+    Bot::new(["serve"])
+        .dir(dir)
+        .name(run)
         .env("WEBEX_BOT_TOKEN", TOKEN)
         .env("WEBEX_API_URL", webex.uri())
         .env("OLLAMA_URL", llm.uri())
@@ -166,27 +134,7 @@ fn start_with(
         .env("PERSONALITIES_DIR", personalities)
         .env("LOG_FILE", dir.join("logs/bot_server.log"))
         .env("LOG_LEVEL", "debug")
-        .stdout(Stdio::from(out))
-        .stderr(Stdio::from(err))
         .spawn()
-        .unwrap();
-    Running { child }
-}
-
-async fn wait_healthy(port: u16) {
-    let http = reqwest::Client::new();
-    for _ in 0..300 {
-        if let Ok(r) = http
-            .get(format!("http://127.0.0.1:{port}/health"))
-            .send()
-            .await
-            && r.status() == 200
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the bot did not start");
 }
 
 /// A bot process killed (`kill -9`) while the LLM call for `message` was in flight, after
@@ -197,7 +145,7 @@ struct Restarted {
     webex: MockServer,
     _llm: MockServer,
     port: u16,
-    second: Running,
+    second: BotProcess,
 }
 
 async fn killed_during_the_llm_call_then_restarted(message: &Value) -> Restarted {
@@ -217,26 +165,26 @@ async fn killed_during_the_llm_call_then_restarted(message: &Value) -> Restarted
 
     let port = free_port();
     let mut first = start(dir.path(), "first", port, &webex, &llm);
-    wait_healthy(port).await;
+    first.wait_ready(port).await;
     assert_eq!(
         post_signed_with(port, &event_for(message), Some(RELAY_KEY)).await,
         200
     );
-    for _ in 0..200 {
-        if !requests_to(&llm, "POST", "/api/chat").await.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    first.child.kill().unwrap(); // SIGKILL
-    first.child.wait().unwrap();
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            !requests_to(&llm, "POST", "/api/chat").await.is_empty()
+        })
+        .await,
+        "the LLM was never asked"
+    );
+    first.kill_9();
     assert!(requests_to(&webex, "POST", "/messages").await.is_empty());
 
     // Second life: the LLM answers at once.
     llm.reset().await;
     mount_ollama(&llm, echo_answerer()).await;
-    let second = start(dir.path(), "second", port, &webex, &llm);
-    wait_healthy(port).await;
+    let mut second = start(dir.path(), "second", port, &webex, &llm);
+    second.wait_ready(port).await;
     Restarted {
         dir,
         webex,
@@ -257,19 +205,17 @@ async fn an_event_acknowledged_before_kill_9_is_answered_once_after_restart() {
         second: _second,
         ..
     } = killed_during_the_llm_call_then_restarted(&message).await;
-    let mut replies = Vec::new();
-    for _ in 0..200 {
-        replies = requests_to(&webex, "POST", "/messages").await;
-        if !replies.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    eventually(Duration::from_secs(5), || async {
+        !requests_to(&webex, "POST", "/messages").await.is_empty()
+    })
+    .await;
+    let replies = requests_to(&webex, "POST", "/messages").await;
     // A redelivery of the same event after the restart changes nothing.
     assert_eq!(
         post_signed_with(port, &event_for(&message), Some(RELAY_KEY)).await,
         200
     );
+    // Deliberate: no second reply within 500 ms (a negative check).
     tokio::time::sleep(Duration::from_millis(500)).await;
     let replies_after = requests_to(&webex, "POST", "/messages").await;
     assert_eq!(replies.len(), 1, "{replies:?}");
@@ -328,14 +274,11 @@ async fn ask(port: u16, webex: &MockServer, id: &str, text: &str) -> String {
         post_signed_with(port, &event_for(&message), Some(RELAY_KEY)).await,
         200
     );
-    for _ in 0..200 {
-        let replies = reply_texts(webex).await;
-        if replies.len() > before {
-            return replies[before].clone();
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("no answer to {text:?}");
+    eventually_some(Duration::from_secs(5), || async {
+        reply_texts(webex).await.get(before).cloned()
+    })
+    .await
+    .unwrap_or_else(|| panic!("no answer to {text:?}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -353,9 +296,9 @@ async fn sighup_reloads_personalities_and_a_bad_file_keeps_the_old_set() {
     let llm = MockServer::start().await;
     mount_ollama(&llm, echo_answerer()).await;
     let port = free_port();
-    let bot = start_with(dir.path(), "hup", port, &webex, &llm, &personalities);
-    wait_healthy(port).await;
-    let pid = bot.child.id().to_string();
+    let mut bot = start_with(dir.path(), "hup", port, &webex, &llm, &personalities);
+    bot.wait_ready(port).await;
+    let reloads = |bot: &BotProcess, what: &str| bot.stdout().matches(what).count();
 
     let before = ask(port, &webex, "hup-1", "personality list").await;
     assert!(!before.contains("pirate"), "{before}");
@@ -365,14 +308,15 @@ async fn sighup_reloads_personalities_and_a_bad_file_keeps_the_old_set() {
         "description = \"Talks like a pirate\"\nsystem_prompt = \"Arr.\"\n",
     )
     .unwrap();
+    bot.sighup();
     assert!(
-        Command::new("kill")
-            .args(["-HUP", &pid])
-            .status()
-            .unwrap()
-            .success()
+        eventually(Duration::from_secs(5), || async {
+            reloads(&bot, "personalities reloaded") == 1
+        })
+        .await,
+        "{}",
+        bot.output()
     );
-    tokio::time::sleep(Duration::from_millis(500)).await;
     let after = ask(port, &webex, "hup-2", "personality list").await;
     assert!(
         after.contains("pirate"),
@@ -382,14 +326,15 @@ async fn sighup_reloads_personalities_and_a_bad_file_keeps_the_old_set() {
     // A broken new file: the reload is refused and the previous set stays.
     std::fs::write(personalities.join("broken.toml"), "description = ").unwrap();
     std::fs::remove_file(personalities.join("pirate.toml")).unwrap();
+    bot.sighup();
     assert!(
-        Command::new("kill")
-            .args(["-HUP", &pid])
-            .status()
-            .unwrap()
-            .success()
+        eventually(Duration::from_secs(5), || async {
+            reloads(&bot, "personalities not reloaded") == 1
+        })
+        .await,
+        "{}",
+        bot.output()
     );
-    tokio::time::sleep(Duration::from_millis(500)).await;
     let kept = ask(port, &webex, "hup-3", "personality list").await;
     assert!(
         kept.contains("pirate"),
@@ -413,15 +358,13 @@ async fn a_group_question_acknowledged_before_kill_9_is_answered_once_after_rest
         second: _second,
         ..
     } = killed_during_the_llm_call_then_restarted(&message).await;
-    for _ in 0..400 {
-        if posted_messages(&webex)
+    eventually(Duration::from_secs(10), || async {
+        posted_messages(&webex)
             .iter()
             .any(|m| m["markdown"] == "Echo: are you still there?")
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    })
+    .await;
+    // Deliberate: no second reply within 500 ms (a negative check).
     tokio::time::sleep(Duration::from_millis(500)).await;
     let shown = posted_messages(&webex);
     assert_eq!(shown.len(), 1, "{shown:?}");

@@ -4,33 +4,86 @@
 use bot::commands::{Command, parse};
 use proptest::prelude::*;
 
-/// The command grammar (README, "Commands"), written independently of the parser: the whole message,
-/// trimmed, optional leading `/`, words separated by any whitespace, case-insensitive.
+/// The command grammar as the README ("Commands") states it, as data: the words of each
+/// command, `NAME` a personality name (letters, digits, `-`, `_`, at most 64), `EMAIL` any
+/// one word (checked when the command runs, not when it is parsed).
+const GRAMMAR: &[&str] = &[
+    "help",
+    "reset",
+    "personality",
+    "personality list",
+    "personality NAME",
+    "usage",
+    "tools",
+    "list users",
+    "add user EMAIL",
+    "remove user EMAIL",
+    "status",
+    "usage all",
+];
+
+/// What a text means by the grammar table: the whole message, trimmed, optional leading
+/// `/`, words separated by any whitespace, in any case (a personality name is taken in
+/// lower case, an email as written). A fixed word beats `NAME`
+/// (`personality list` is the list, not a personality called "list").
 fn expected(text: &str) -> Option<Command> {
     let t = text.trim();
-    let t = t.strip_prefix('/').unwrap_or(t);
-    let words: Vec<&str> = t.split_whitespace().collect();
-    let lower: Vec<String> = words.iter().map(|w| w.to_lowercase()).collect();
-    let lower: Vec<&str> = lower.iter().map(String::as_str).collect();
-    match lower.as_slice() {
-        ["help"] => Some(Command::Help),
-        ["reset"] => Some(Command::Reset),
-        ["status"] => Some(Command::Status),
-        ["personality"] => Some(Command::Personality),
-        ["personality", "list"] => Some(Command::PersonalityList),
-        ["personality", name]
-            if name.len() <= 64
-                && name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') =>
-        {
-            Some(Command::PersonalitySet((*name).to_owned()))
-        }
-        ["list", "users"] => Some(Command::ListUsers),
-        ["add", "user", _] => Some(Command::AddUser(words[2].to_owned())),
-        ["remove", "user", _] => Some(Command::RemoveUser(words[2].to_owned())),
-        _ => None,
-    }
+    let words: Vec<&str> = t
+        .strip_prefix('/')
+        .unwrap_or(t)
+        .split_whitespace()
+        .collect();
+    let fits = |rule: &str, placeholders: bool| {
+        let pattern: Vec<&str> = rule.split(' ').collect();
+        pattern.len() == words.len()
+            && pattern.iter().zip(&words).all(|(p, w)| {
+                let w = w.to_lowercase();
+                match *p {
+                    "NAME" => {
+                        placeholders
+                            && w.len() <= 64
+                            && w.chars()
+                                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+                    }
+                    "EMAIL" => placeholders,
+                    keyword => w == keyword,
+                }
+            })
+    };
+    let rule = GRAMMAR
+        .iter()
+        .find(|r| fits(r, false))
+        .or_else(|| GRAMMAR.iter().find(|r| fits(r, true)))?;
+    let arg = || words.last().unwrap().to_string();
+    Some(match *rule {
+        "help" => Command::Help,
+        "reset" => Command::Reset,
+        "personality" => Command::Personality,
+        "personality list" => Command::PersonalityList,
+        "personality NAME" => Command::PersonalitySet(arg().to_lowercase()),
+        "usage" => Command::Usage,
+        "tools" => Command::Tools,
+        "list users" => Command::ListUsers,
+        "add user EMAIL" => Command::AddUser(arg()),
+        "remove user EMAIL" => Command::RemoveUser(arg()),
+        "status" => Command::Status,
+        "usage all" => Command::UsageAll,
+        other => panic!("a grammar rule without a command: {other}"),
+    })
+}
+
+/// The table is the README's list, no more and no less.
+#[test]
+fn the_grammar_table_is_the_readmes_command_list() {
+    let readme = include_str!("../../../../README.md");
+    let start = readme
+        .find("Commands (the whole")
+        .expect("the README's command list");
+    let paragraph = readme[start..].split("\n\n").next().unwrap();
+    // After "(the whole message, optional leading `/`):", the commands in backticks.
+    let (_, list) = paragraph.split_once("):").unwrap();
+    let listed: Vec<&str> = list.split('`').skip(1).step_by(2).collect();
+    assert_eq!(listed, GRAMMAR);
 }
 
 /// Texts near the grammar: command words in any case, with noise, slashes and spacing.
@@ -40,6 +93,9 @@ fn commandish() -> impl Strategy<Value = String> {
         Just("HELP".to_owned()),
         Just("reset".to_owned()),
         Just("status".to_owned()),
+        Just("Tools".to_owned()),
+        Just("usage".to_owned()),
+        Just("ALL".to_owned()),
         Just("Personality".to_owned()),
         Just("list".to_owned()),
         Just("users".to_owned()),

@@ -182,12 +182,9 @@ async fn a_restart_registers_no_webhook_twice() {
 
 /// `/health` once startup's registration (which runs after the port is bound) is done.
 async fn registered_health(app: &TestApp) -> serde_json::Value {
-    for _ in 0..250 {
-        let health = app.health().await;
-        if health["webhook"]["registered"] == true {
-            return health;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    eventually(std::time::Duration::from_secs(5), || async {
+        app.health().await["webhook"]["registered"] == true
+    })
+    .await;
     app.health().await
 }

@@ -199,18 +199,23 @@ async fn mount_messages(app: &TestApp, messages: &[Message]) {
 
 /// Until every message is answered and nothing is pending; how long that took.
 async fn wait_all_answered(app: &TestApp, since: Instant, limit: Duration) -> Duration {
-    loop {
+    let progress = async || {
         let replies = app.replies().await.len();
         let pending = app.state.store.counts().await.unwrap().pending_events;
-        if replies >= MESSAGES && pending == 0 {
-            return since.elapsed();
-        }
-        assert!(
-            since.elapsed() < limit,
-            "after {limit:?}: {replies} replies, {pending} events pending"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        (replies, pending)
+    };
+    let done = eventually(limit.saturating_sub(since.elapsed()), || async {
+        let (replies, pending) = progress().await;
+        replies >= MESSAGES && pending == 0
+    })
+    .await;
+    let took = since.elapsed();
+    let (replies, pending) = progress().await;
+    assert!(
+        done,
+        "after {limit:?}: {replies} replies, {pending} events pending"
+    );
+    took
 }
 
 async fn all_done(app: &TestApp, ids: &[String]) -> bool {
@@ -226,7 +231,7 @@ async fn all_done(app: &TestApp, ids: &[String]) -> bool {
 /// Exactly one reply per message (as Webex shows them in the end), each in its room, each conversation's in the order sent,
 /// every event done as `answered`, and each conversation's memory holding each exchange once.
 async fn assert_exactly_once_in_order(app: &TestApp, messages: &[Message]) -> usize {
-    // Late duplicates would show up now.
+    // Late duplicates would show up now (deliberately given 1 s: a negative check).
     tokio::time::sleep(Duration::from_secs(1)).await;
     // What Webex shows in the end: a streamed answer is one message whose last edit is the
     // answer; an unfinished one left by a killed replica must have been deleted.
@@ -361,6 +366,7 @@ async fn a_replica_killed_mid_run_leaves_its_rooms_to_the_other() {
     };
     let mut last = (settled().await, Instant::now());
     while last.0.0 != last.0.1 || last.1.elapsed() < Duration::from_millis(500) {
+        // Quiescence is what is waited for: nothing may change for 500 ms.
         tokio::time::sleep(Duration::from_millis(50)).await;
         let now = settled().await;
         if now != last.0 {
@@ -398,13 +404,14 @@ async fn a_replica_killed_mid_run_leaves_its_rooms_to_the_other() {
         }
     };
     let taken_over = async {
-        while !all_done(&a, &in_hand).await {
-            assert!(
-                killed.elapsed() < Duration::from_secs(120),
-                "A did not take over B's rooms"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        assert!(
+            eventually(
+                Duration::from_secs(120).saturating_sub(killed.elapsed()),
+                || all_done(&a, &in_hand)
+            )
+            .await,
+            "A did not take over B's rooms"
+        );
         killed.elapsed()
     };
     let ((), taken_over) = tokio::join!(rest, taken_over);
@@ -447,17 +454,14 @@ async fn registrations(webex: &MockServer) -> usize {
 
 /// Polls a replica's `/health` until its webhook section satisfies `ok`.
 async fn wait_webhook(replica: &Replica, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
-    let since = Instant::now();
-    loop {
-        let webhook = replica.health().await["webhook"].clone();
-        if ok(&webhook) {
-            return webhook;
-        }
-        assert!(
-            since.elapsed() < Duration::from_secs(60),
-            "{what}: webhook status {webhook}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    let webhook = async || replica.health().await["webhook"].clone();
+    match eventually_some(Duration::from_secs(60), || async {
+        Some(webhook().await).filter(|w| ok(w))
+    })
+    .await
+    {
+        Some(webhook) => webhook,
+        None => panic!("{what}: webhook status {}", webhook().await),
     }
 }
 

@@ -6,6 +6,8 @@ use std::time::Duration;
 use bot::domain::{ConversationKey, Email, Role, Turn};
 use bot::store::{Backend, Enqueued, Finish, NewEvent, Store, StoreOptions};
 
+use crate::eventually::eventually;
+
 /// A fresh SQLite store, and a fresh PostgreSQL one when the server is configured.
 pub async fn stores() -> Vec<(String, Store, Option<tempfile::TempDir>)> {
     let dir = tempfile::tempdir().unwrap();
@@ -224,6 +226,7 @@ async fn room_leases_exclude_other_owners_until_expiry() {
                 .unwrap(),
             "{name}"
         );
+        // The 1 ms lease expires (the expiry is what is under test).
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert!(
             store.claim_room("r", "a", ttl).await.unwrap(),
@@ -566,6 +569,7 @@ async fn leases_follow_owners_and_the_owner_takes_back_every_lease() {
                 .await
                 .unwrap()
         );
+        // The 1 ms lease expires (the expiry is what is under test).
         tokio::time::sleep(Duration::from_millis(20)).await;
         assert_eq!(store.room_owner("r5").await.unwrap(), None, "{name}");
     }
@@ -855,26 +859,24 @@ async fn sqlite_wal_is_checkpointed_in_the_background() {
         })
         .await
         .unwrap();
-    let started = std::time::Instant::now();
-    loop {
-        let mut file_only =
-            sqlx::SqliteConnection::connect(&format!("sqlite://{}?immutable=true", path.display()))
-                .await
-                .unwrap();
-        let in_file: i64 = sqlx::query("SELECT COUNT(*) AS n FROM inbox")
-            .fetch_one(&mut file_only)
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            let mut file_only = sqlx::SqliteConnection::connect(&format!(
+                "sqlite://{}?immutable=true",
+                path.display()
+            ))
             .await
-            .map_or(0, |r| r.get("n"));
-        file_only.close().await.unwrap();
-        if in_file == 1 {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "the event never reached the database file"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+            .unwrap();
+            let in_file: i64 = sqlx::query("SELECT COUNT(*) AS n FROM inbox")
+                .fetch_one(&mut file_only)
+                .await
+                .map_or(0, |r| r.get("n"));
+            file_only.close().await.unwrap();
+            in_file == 1
+        })
+        .await,
+        "the event never reached the database file"
+    );
 }
 
 /// SQLite runs the done mark, the turns and the pruning as one inline transaction: when a
@@ -965,6 +967,7 @@ async fn conversations_untouched_since_the_cutoff_are_forgotten() {
             .append_turns(&revived, &[turn("c")], 40)
             .await
             .unwrap();
+        // Turns written clearly before and after the cutoff (the scenario's clock).
         tokio::time::sleep(Duration::from_millis(20)).await;
         let cutoff = bot::store::now_ms();
         tokio::time::sleep(Duration::from_millis(20)).await;

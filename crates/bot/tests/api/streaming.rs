@@ -240,6 +240,7 @@ async fn answer(
         async move {
             let (is_piece, frame) = frames.get(i)?.clone();
             if is_piece {
+                // The fake's pace: a piece every `every`.
                 tokio::time::sleep(every).await;
                 if i == count {
                     log.lock().unwrap().last_piece_at = Some(Instant::now());
@@ -720,10 +721,8 @@ async fn kill_9_mid_stream_leaves_one_complete_answer() {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let start = || {
-            bin()
-                .arg("serve")
-                .current_dir(dir.path())
-                .env_clear()
+            Bot::new(["serve"])
+                .dir(dir.path())
                 .env("WEBEX_BOT_TOKEN", TOKEN)
                 .env("WEBEX_API_URL", webex.uri())
                 .env("LLM_PROVIDER", "ollama")
@@ -739,43 +738,39 @@ async fn kill_9_mid_stream_leaves_one_complete_answer() {
                 .env("LOG_FILE", "")
                 .env("STREAM_FIRST_POST_MS", "300")
                 .env("STREAM_EDIT_MS", EDIT_MS.to_string())
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .unwrap()
         };
-        let mut bot = KillOnDrop(start());
-        wait_listening(port).await;
+        let mut bot = start().name("first").spawn();
+        bot.wait_listening(port).await;
         assert_eq!(post_signed(port, &event_for(&message)).await, 200);
         // Wait for the first edit: the message exists and is being written.
-        let started = Instant::now();
-        while !webex_writes(&webex)
-            .iter()
-            .any(|w| w.method == "PUT" && w.room_id == room)
-        {
-            assert!(started.elapsed() < Duration::from_secs(10), "no edit seen");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        bot.0.kill().unwrap();
-        bot.0.wait().unwrap();
-        let _bot = KillOnDrop(start());
-        wait_listening(port).await;
-        let started = Instant::now();
-        loop {
-            let in_room: Vec<Value> = posted_messages(&webex)
+        assert!(
+            eventually(Duration::from_secs(10), || async {
+                webex_writes(&webex)
+                    .iter()
+                    .any(|w| w.method == "PUT" && w.room_id == room)
+            })
+            .await,
+            "no edit seen"
+        );
+        bot.kill_9();
+        let mut second = start().name("second").spawn();
+        second.wait_listening(port).await;
+        let in_room = || {
+            posted_messages(&webex)
                 .into_iter()
                 .filter(|m| m["roomId"] == json!(room))
-                .collect();
-            if in_room.len() == 1 && in_room[0]["markdown"] == json!(answer) {
-                break;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "group={group}: not one complete answer: {in_room:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        // And it stays that way (no late duplicate).
+                .collect::<Vec<Value>>()
+        };
+        assert!(
+            eventually(Duration::from_secs(30), || async {
+                let in_room = in_room();
+                in_room.len() == 1 && in_room[0]["markdown"] == json!(answer)
+            })
+            .await,
+            "group={group}: not one complete answer: {:?}",
+            in_room()
+        );
+        // And it stays that way: deliberately no late duplicate within 500 ms.
         tokio::time::sleep(Duration::from_millis(500)).await;
         let in_room = posted_messages(&webex)
             .into_iter()
@@ -785,21 +780,11 @@ async fn kill_9_mid_stream_leaves_one_complete_answer() {
     }
 }
 
-/// A bot process that is killed when the test ends, also when it fails midway.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// `webex-chatbot chat` prints the answer as it streams: its first words are on stdout
 /// before the model has finished.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_console_prints_the_answer_as_it_streams() {
-    use std::io::{Read as _, Write as _};
+    use std::io::Read as _;
     let script = Script::new(
         Kind::Ollama,
         &long_answer(40),
@@ -809,10 +794,8 @@ async fn the_console_prints_the_answer_as_it_streams() {
     let answer = script.answer();
     let llm = SlowLlm::start(script).await;
     let dir = tempfile::tempdir().unwrap();
-    let mut child = bin()
-        .arg("chat")
-        .current_dir(dir.path())
-        .env_clear()
+    let mut child = Bot::new(["chat"])
+        .dir(dir.path())
         .env("LLM_PROVIDER", "ollama")
         .env("OLLAMA_URL", &llm.uri)
         .env(
@@ -821,18 +804,10 @@ async fn the_console_prints_the_answer_as_it_streams() {
         )
         .env("PERSONALITIES_DIR", personalities_dir())
         .env("LOG_FILE", "")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"talk to me\n")
-        .unwrap();
-    let mut stdout = child.stdout.take().unwrap();
+        .stdin("talk to me\n")
+        .pipe_stdout()
+        .spawn();
+    let mut stdout = child.take_stdout();
     let first_words = answer.split(' ').next().unwrap().to_owned();
     let reader = std::thread::spawn(move || {
         let mut seen = Vec::new();
@@ -854,7 +829,11 @@ async fn the_console_prints_the_answer_as_it_streams() {
     let (out, first_at) = tokio::task::spawn_blocking(move || reader.join().unwrap())
         .await
         .unwrap();
-    child.wait().unwrap();
+    assert!(
+        child.wait_exit(Duration::from_secs(30)).await.is_some(),
+        "chat did not exit at the end of its input: {}",
+        child.stderr()
+    );
     assert!(out.contains(&answer), "{out}");
     let first_at = first_at.expect("the answer was printed");
     let last_piece = llm.last_piece_at().unwrap();
@@ -955,13 +934,14 @@ async fn a_long_slow_stream_stays_within_ten_edits() {
     ))
     .await;
     // The answer takes 15 s: past `wait_handled`'s bound.
-    let started = Instant::now();
-    while app.state.store.event_outcome("M-many-edits").await.unwrap()
-        != Some(("done".into(), Some("answered".into())))
-    {
-        assert!(started.elapsed() < Duration::from_secs(40), "not answered");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    assert!(
+        eventually(Duration::from_secs(40), || async {
+            app.state.store.event_outcome("M-many-edits").await.unwrap()
+                == Some(("done".into(), Some("answered".into())))
+        })
+        .await,
+        "not answered"
+    );
     let writes = webex_writes(&app.webex);
     let edits = writes.iter().filter(|w| w.method == "PUT").count();
     assert_eq!(

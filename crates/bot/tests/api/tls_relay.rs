@@ -5,54 +5,10 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
-};
-
+use crate::ca::{Ca, Leaf};
 use crate::helpers::*;
 
 const RELAY_KEY: &str = "relay-key-SECRET-e2e";
-
-struct Ca {
-    pem: String,
-    issuer: Issuer<'static, KeyPair>,
-}
-
-struct Leaf {
-    cert: String,
-    key: String,
-}
-
-impl Ca {
-    fn new(name: &str) -> Ca {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        let key = KeyPair::generate().unwrap();
-        let cert = params.self_signed(&key).unwrap();
-        Ca {
-            pem: cert.pem(),
-            issuer: Issuer::new(params, key),
-        }
-    }
-
-    fn leaf(&self, name: &str, usage: ExtendedKeyUsagePurpose) -> Leaf {
-        let mut params = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.extended_key_usages = vec![usage];
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &self.issuer).unwrap();
-        Leaf {
-            cert: cert.pem(),
-            key: key.serialize_pem(),
-        }
-    }
-}
 
 /// Writes by rename, the way certbot replaces files.
 fn write(dir: &Path, name: &str, contents: &str) -> PathBuf {
@@ -65,7 +21,7 @@ fn write(dir: &Path, name: &str, contents: &str) -> PathBuf {
 
 fn client(ca: &Ca, identity: Option<&Leaf>) -> reqwest::Client {
     let mut builder = reqwest::Client::builder()
-        .tls_certs_only([reqwest::Certificate::from_pem(ca.pem.as_bytes()).unwrap()])
+        .tls_certs_only([ca.reqwest_root()])
         .timeout(Duration::from_secs(5));
     if let Some(leaf) = identity {
         let pem = format!("{}{}", leaf.cert, leaf.key);
@@ -75,18 +31,17 @@ fn client(ca: &Ca, identity: Option<&Leaf>) -> reqwest::Client {
 }
 
 async fn wait_https(client: &reqwest::Client, url: &str) {
-    for _ in 0..250 {
-        if client
-            .get(url)
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("{url} did not answer");
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            client
+                .get(url)
+                .send()
+                .await
+                .is_ok_and(|r| r.status() == 200)
+        })
+        .await,
+        "{url} did not answer"
+    );
 }
 
 #[tokio::test]
@@ -95,9 +50,9 @@ async fn signed_webhook_through_the_https_relay_reaches_the_mtls_bot_and_is_answ
     let d = dir.path();
     let internal = Ca::new("internal CA");
     let public = Ca::new("public CA");
-    let bot_leaf = internal.leaf("bot", ExtendedKeyUsagePurpose::ServerAuth);
-    let relay_client = internal.leaf("relay", ExtendedKeyUsagePurpose::ClientAuth);
-    let relay_server = public.leaf("relay.example.com", ExtendedKeyUsagePurpose::ServerAuth);
+    let bot_leaf = internal.server("bot");
+    let relay_client = internal.client("relay");
+    let relay_server = public.server("relay.example.com");
     let internal_ca = write(d, "internal-ca.pem", &internal.pem);
 
     let bot = TestApp::spawn(
@@ -220,7 +175,7 @@ async fn replaced_certificate_files_are_served_to_new_connections_without_a_rest
     let d = dir.path();
     let old_ca = Ca::new("old CA");
     let new_ca = Ca::new("new CA");
-    let old = old_ca.leaf("bot", ExtendedKeyUsagePurpose::ServerAuth);
+    let old = old_ca.server("bot");
     let cert = write(d, "bot.pem", &old.cert);
     let key = write(d, "bot.key", &old.key);
     let bot = TestApp::spawn(
@@ -234,7 +189,7 @@ async fn replaced_certificate_files_are_served_to_new_connections_without_a_rest
     assert!(client(&new_ca, None).get(&health).send().await.is_err());
 
     // Renewal: new files land by rename; the server notices without a restart.
-    let new = new_ca.leaf("bot", ExtendedKeyUsagePurpose::ServerAuth);
+    let new = new_ca.server("bot");
     write(d, "bot.key", &new.key);
     write(d, "bot.pem", &new.cert);
     wait_https(&client(&new_ca, None), &health).await;

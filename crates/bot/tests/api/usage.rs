@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bot::usage::Clock;
+use bot::usage::export::Format;
 use serde_json::{Value, json};
 use time::macros::datetime;
 use wiremock::matchers::{method, path};
@@ -65,6 +66,12 @@ async fn ask(app: &TestApp, message: &Value) -> (String, String) {
     (outcome, last)
 }
 
+/// `/metrics` has the series `series` at `value`.
+async fn assert_metric(app: &TestApp, series: &str, value: f64) {
+    let metrics = app.metrics().await;
+    assert_eq!(metric(&metrics, series), Some(value), "{series}: {metrics}");
+}
+
 fn metric(text: &str, line_start: &str) -> Option<f64> {
     text.lines()
         .find(|l| l.starts_with(line_start))
@@ -110,36 +117,17 @@ async fn ollama_tokens_are_recorded_priced_and_reported_by_usage() {
         "{answer}"
     );
 
-    let metrics = app.metrics().await;
-    assert_eq!(
-        metric(
-            &metrics,
-            r#"webex_chatbot_llm_tokens_total{provider="ollama",model="llama3.1:8b",kind="prompt"}"#
-        ),
-        Some(78.0),
-        "{metrics}"
-    );
-    assert_eq!(
-        metric(
-            &metrics,
-            r#"webex_chatbot_llm_tokens_total{provider="ollama",model="llama3.1:8b",kind="completion"}"#
-        ),
-        Some(27.0)
-    );
+    assert_metric(
+        &app,
+        r#"webex_chatbot_llm_tokens_total{provider="ollama",model="llama3.1:8b",kind="prompt"}"#,
+        78.0,
+    )
+    .await;
+    assert_metric(&app, r#"webex_chatbot_llm_tokens_total{provider="ollama",model="llama3.1:8b",kind="completion"}"#, 27.0).await;
 
     // One row per day, person and space: the export shows them.
-    let mut csv = Vec::new();
-    bot::usage::export::export(
-        &app.env_value("DATABASE_URL"),
-        None,
-        None,
-        bot::usage::export::Format::Csv,
-        &mut csv,
-    )
-    .await
-    .unwrap();
     assert_eq!(
-        String::from_utf8(csv).unwrap(),
+        export_in_process(&app.env_value("DATABASE_URL"), None, None, Format::Csv).await,
         "day,person,space,provider,model,prompt_tokens,completion_tokens,total_tokens,cost\n\
          2026-03-09,alice@example.com,ROOM-A,ollama,llama3.1:8b,26,9,35,0.044\n\
          2026-03-09,alice@example.com,ROOM-G,ollama,llama3.1:8b,26,9,35,0.044\n\
@@ -279,15 +267,7 @@ async fn an_sse_provider_reports_streamed_usage_end_to_end() {
         (usage.today.prompt_tokens, usage.today.completion_tokens),
         (31, 12)
     );
-    let metrics = app.metrics().await;
-    assert_eq!(
-        metric(
-            &metrics,
-            r#"webex_chatbot_llm_tokens_total{provider="openai-compatible",model="served-model",kind="prompt"}"#
-        ),
-        Some(31.0),
-        "{metrics}"
-    );
+    assert_metric(&app, r#"webex_chatbot_llm_tokens_total{provider="openai-compatible",model="served-model",kind="prompt"}"#, 31.0).await;
     app.stop().await;
 }
 
@@ -320,17 +300,8 @@ async fn fallback_calls_count_against_the_fallback_at_its_price() {
     let (_, answer) = ask(&app, &direct_message("F-1", "ROOM-F", ALICE, "hi")).await;
     assert_eq!(answer, "Compatible answer");
 
-    let mut out = Vec::new();
-    bot::usage::export::export(
-        &app.env_value("DATABASE_URL"),
-        None,
-        None,
-        bot::usage::export::Format::Json,
-        &mut out,
-    )
-    .await
-    .unwrap();
-    let rows: Value = serde_json::from_slice(&out).unwrap();
+    let out = export_in_process(&app.env_value("DATABASE_URL"), None, None, Format::Json).await;
+    let rows: Value = serde_json::from_str(&out).unwrap();
     // 31 × 100 / 10⁶ + 12 × 500 / 10⁶ = 0.0031 + 0.006.
     assert_eq!(
         rows,
@@ -392,22 +363,18 @@ async fn the_daily_token_limit_refuses_until_midnight_utc_and_admins_are_exempt(
     let (outcome, _) = ask(&app, &direct_message("D-5", "ROOM-A", ALICE, "five")).await;
     assert_eq!(outcome, "answered");
 
-    let metrics = app.metrics().await;
-    assert_eq!(
-        metric(
-            &metrics,
-            r#"webex_chatbot_limit_hits_total{limit="user_daily_tokens"}"#
-        ),
-        Some(2.0),
-        "{metrics}"
-    );
-    assert_eq!(
-        metric(
-            &metrics,
-            r#"webex_chatbot_events_processed_total{outcome="limited"}"#
-        ),
-        Some(2.0)
-    );
+    assert_metric(
+        &app,
+        r#"webex_chatbot_limit_hits_total{limit="user_daily_tokens"}"#,
+        2.0,
+    )
+    .await;
+    assert_metric(
+        &app,
+        r#"webex_chatbot_events_processed_total{outcome="limited"}"#,
+        2.0,
+    )
+    .await;
     app.stop().await;
 }
 
@@ -439,15 +406,12 @@ async fn the_message_limit_resets_at_the_next_minute() {
     clock.advance(Duration::from_secs(50));
     let (outcome, _) = ask(&app, &direct_message("M-5", "ROOM-A", ALICE, "hi")).await;
     assert_eq!(outcome, "answered");
-    let metrics = app.metrics().await;
-    assert_eq!(
-        metric(
-            &metrics,
-            r#"webex_chatbot_limit_hits_total{limit="user_messages_per_minute"}"#
-        ),
-        Some(1.0),
-        "{metrics}"
-    );
+    assert_metric(
+        &app,
+        r#"webex_chatbot_limit_hits_total{limit="user_messages_per_minute"}"#,
+        1.0,
+    )
+    .await;
     app.stop().await;
 }
 
@@ -534,14 +498,36 @@ async fn usage_all_ranks_people_and_spaces_for_admins_in_direct_spaces_only() {
 
 // ---- export ----------------------------------------------------------------------------
 
-fn export_cmd(dir: &std::path::Path, db: &str) -> tokio::process::Command {
-    let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_webex-chatbot"));
-    c.current_dir(dir)
-        .env_clear()
+/// What `usage export` prints, from this process (`since` a YYYY-MM-DD day).
+async fn export_in_process(
+    db: &str,
+    schema: Option<&str>,
+    since: Option<&str>,
+    format: Format,
+) -> String {
+    let mut out = Vec::new();
+    bot::usage::export::export(db, schema, since, format, &mut out)
+        .await
+        .unwrap();
+    String::from_utf8(out).unwrap()
+}
+
+/// `usage export ARGS` on `db`, which must succeed; what it printed.
+async fn exported(dir: &std::path::Path, db: &str, args: &[&str]) -> String {
+    let out = export_cmd(dir, db).args(args).output().await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn export_cmd(dir: &std::path::Path, db: &str) -> Bot {
+    Bot::new(["usage", "export"])
+        .dir(dir)
         .env("DATABASE_URL", db)
         .env("LOG_FILE", "")
-        .args(["usage", "export"]);
-    c
 }
 
 #[tokio::test]
@@ -557,70 +543,47 @@ async fn usage_export_runs_beside_serve_on_sqlite_as_csv_and_json() {
     // neither needs nor takes it.
     let db = app.env_value("DATABASE_URL");
     let dir = tempfile::tempdir().unwrap();
-    let out = export_cmd(dir.path(), &db).output().await.unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = exported(dir.path(), &db, &[]).await;
     assert_eq!(
-        String::from_utf8(out.stdout).unwrap(),
+        out,
         "day,person,space,provider,model,prompt_tokens,completion_tokens,total_tokens,cost\n\
          2026-03-30,alice@example.com,ROOM-A,ollama,llama3.1:8b,26,9,35,0.026\n\
          2026-04-01,bob@example.com,ROOM-B,ollama,llama3.1:8b,52,18,70,0.052\n"
     );
 
-    let out = export_cmd(dir.path(), &db)
-        .args(["--since", "2026-04-01", "--format", "json"])
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let out = exported(
+        dir.path(),
+        &db,
+        &["--since", "2026-04-01", "--format", "json"],
+    )
+    .await;
+    let rows: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(
         rows,
         json!([{"day": "2026-04-01", "person": BOB, "space": "ROOM-B", "provider": "ollama",
             "model": "llama3.1:8b", "prompt_tokens": 52, "completion_tokens": 18,
             "total_tokens": 70, "cost": 0.052}])
     );
-    let out = export_cmd(dir.path(), &db)
-        .args(["--since", "2027-01-01", "--format", "json"])
-        .output()
-        .await
-        .unwrap();
-    assert_eq!(String::from_utf8(out.stdout).unwrap(), "[]\n");
+    let out = exported(
+        dir.path(),
+        &db,
+        &["--since", "2027-01-01", "--format", "json"],
+    )
+    .await;
+    assert_eq!(out, "[]\n");
 
     // The app kept working meanwhile, and records after the export are seen by the next.
     let (outcome, _) = ask(&app, &direct_message("E-4", "ROOM-B", BOB, "four")).await;
     assert_eq!(outcome, "answered");
-    let out = export_cmd(dir.path(), &db)
-        .args(["--since", "2026-04-01"])
-        .output()
-        .await
-        .unwrap();
+    let out = exported(dir.path(), &db, &["--since", "2026-04-01"]).await;
     assert!(
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .ends_with("2026-04-01,bob@example.com,ROOM-B,ollama,llama3.1:8b,78,27,105,0.078\n")
+        out.ends_with("2026-04-01,bob@example.com,ROOM-B,ollama,llama3.1:8b,78,27,105,0.078\n")
     );
     let keep = app.dir.clone();
     app.stop().await;
     // And with `serve` stopped: the same rows.
-    let out = export_cmd(dir.path(), &db)
-        .args(["--since", "2026-04-01"])
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(String::from_utf8(out.stdout).unwrap().lines().count(), 2);
+    let out = exported(dir.path(), &db, &["--since", "2026-04-01"]).await;
+    assert_eq!(out.lines().count(), 2);
     drop(keep);
 }
 
@@ -630,25 +593,17 @@ async fn usage_export_reads_a_database_nothing_has_open() {
     // files, and the export's read-only connection has to do without them.
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}/data/bot.db", dir.path().display());
-    let status = tokio::process::Command::new(env!("CARGO_BIN_EXE_webex-chatbot"))
-        .current_dir(dir.path())
-        .env_clear()
+    let status = Bot::new(["users", "add", ALICE])
+        .dir(dir.path())
         .env("DATABASE_URL", &db)
         .env("LOG_FILE", "")
-        .args(["users", "add", ALICE])
         .output()
-        .await
-        .unwrap();
+        .await;
     assert!(status.status.success());
     assert!(!dir.path().join("data/bot.db-wal").exists());
-    let out = export_cmd(dir.path(), &db).output().await.unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = exported(dir.path(), &db, &[]).await;
     assert_eq!(
-        String::from_utf8(out.stdout).unwrap(),
+        out,
         "day,person,space,provider,model,prompt_tokens,completion_tokens,total_tokens,cost\n"
     );
 }
@@ -660,8 +615,7 @@ async fn usage_export_refuses_bad_input_clearly() {
     let out = export_cmd(dir.path(), &db)
         .args(["--since", "March"])
         .output()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -672,12 +626,11 @@ async fn usage_export_refuses_bad_input_clearly() {
     let out = export_cmd(dir.path(), &db)
         .args(["--format", "xml"])
         .output()
-        .await
-        .unwrap();
+        .await;
     assert_eq!(out.status.code(), Some(2));
 
     // No database there: a clear error, and none created (read-only).
-    let out = export_cmd(dir.path(), &db).output().await.unwrap();
+    let out = export_cmd(dir.path(), &db).output().await;
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("DATABASE_URL"), "{stderr}");
@@ -726,31 +679,11 @@ async fn replicas_on_postgres_share_the_limits_and_the_export() {
     assert!(answer.contains("daily limit of 100 tokens"), "{answer}");
     assert_eq!(app.llm_requests().await.len(), 3);
 
-    let mut csv = Vec::new();
-    bot::usage::export::export(
-        &url,
-        Some(&schema),
-        Some("2026-03-09"),
-        bot::usage::export::Format::Csv,
-        &mut csv,
-    )
-    .await
-    .unwrap();
-    let csv = String::from_utf8(csv).unwrap();
+    let csv = export_in_process(&url, Some(&schema), Some("2026-03-09"), Format::Csv).await;
     assert_eq!(csv.lines().count(), 4, "{csv}");
     assert!(csv.contains("2026-03-09,alice@example.com,ROOM-P3,ollama,llama3.1:8b,26,9,35,0"));
     other.stop().await;
     app.stop().await;
-}
-
-/// A `serve` process (it holds `bot.db.lock`), killed when dropped.
-struct Serving(std::process::Child);
-
-impl Drop for Serving {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -762,52 +695,38 @@ async fn usage_export_works_while_a_serve_process_owns_the_sqlite_file() {
     mount_ollama(&llm, counting_answerer()).await;
     let port = free_port();
     let db = format!("sqlite://{}/data/bot.db", dir.path().display());
-    let _serve = Serving(
-        bin()
-            .arg("serve")
-            .current_dir(dir.path())
-            .env_clear()
-            .env("WEBEX_BOT_TOKEN", TOKEN)
-            .env("WEBEX_API_URL", webex.uri())
-            .env("OLLAMA_URL", llm.uri())
-            .env("WEBHOOK_SECRET", WEBHOOK_SECRET)
-            .env("ADMIN_EMAILS", ALICE)
-            .env("BIND_ADDR", format!("127.0.0.1:{port}"))
-            .env("DATABASE_URL", &db)
-            .env("PERSONALITIES_DIR", personalities_dir())
-            .env("LOG_FILE", "")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_listening(port).await;
+    // A `serve` process: it holds `bot.db.lock`.
+    let mut serve = Bot::new(["serve"])
+        .dir(dir.path())
+        .env("WEBEX_BOT_TOKEN", TOKEN)
+        .env("WEBEX_API_URL", webex.uri())
+        .env("OLLAMA_URL", llm.uri())
+        .env("WEBHOOK_SECRET", WEBHOOK_SECRET)
+        .env("ADMIN_EMAILS", ALICE)
+        .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+        .env("DATABASE_URL", &db)
+        .env("PERSONALITIES_DIR", personalities_dir())
+        .env("LOG_FILE", "")
+        .spawn();
+    serve.wait_listening(port).await;
     assert!(dir.path().join("data/bot.db.lock").exists());
 
-    let answered = |n: usize| {
-        let webex = &webex;
-        async move {
-            for _ in 0..400 {
-                if requests_to(webex, "POST", "/messages").await.len() >= n {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(25)).await;
-            }
-            panic!("expected {n} answers");
-        }
+    let answered = async |n: usize| {
+        assert!(
+            eventually(Duration::from_secs(10), || async {
+                requests_to(&webex, "POST", "/messages").await.len() >= n
+            })
+            .await,
+            "expected {n} answers"
+        );
     };
     for (n, id) in ["X-1", "X-2"].iter().enumerate() {
         let message = direct_message(id, "ROOM-X", ALICE, "hi");
         mount_message(&webex, &message).await;
         assert_eq!(post_signed(port, &event_for(&message)).await, 200);
         answered(n + 1).await;
-        let out = export_cmd(dir.path(), &db).output().await.unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let csv = String::from_utf8(out.stdout).unwrap();
+        let out = exported(dir.path(), &db, &[]).await;
+        let csv = out;
         let total = 35 * (n + 1);
         let want = format!(
             ",alice@example.com,ROOM-X,ollama,llama3.1:8b,{},{},{total},0.00\n",

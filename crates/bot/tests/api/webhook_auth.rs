@@ -41,7 +41,7 @@ async fn bad_missing_signature_malformed_and_oversized_bodies_are_refused() {
     let sig = webex::signature::sign(WEBHOOK_SECRET.as_bytes(), &big);
     assert_eq!(app.post_raw(big, Some(&sig)).await.status(), 413);
 
-    // None of it was recorded, fetched or answered.
+    // None of it was recorded, fetched or answered (deliberately given 300 ms to go wrong).
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert!(
         app.state

@@ -236,13 +236,14 @@ impl FakeMercury {
     }
 
     async fn wait_until(&self, what: &str, done: impl Fn(&Log) -> bool) {
-        for _ in 0..500 {
-            if done(&self.log.lock().unwrap()) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!("fake Mercury: timed out waiting for {what}");
+        assert!(
+            eventually(Duration::from_secs(10), || {
+                let now = done(&self.log.lock().unwrap());
+                async move { now }
+            })
+            .await,
+            "fake Mercury: timed out waiting for {what}"
+        );
     }
 
     async fn wait_authorized(&self, n: usize) {
@@ -507,6 +508,7 @@ async fn websocket_message_is_answered_once_and_acknowledged() {
             .is_empty()
     );
 
+    // Deliberate: nothing more within 300 ms (a negative check).
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(app.replies().await.len(), 1);
     app.stop().await;
@@ -534,6 +536,7 @@ async fn the_same_websocket_event_twice_is_answered_once() {
         .await;
     assert_eq!(app.wait_handled(&id).await, "answered");
     app.wait_replies(1).await;
+    // Deliberate: nothing more within 300 ms (a negative check).
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(app.replies().await.len(), 1);
     let fetched = app
@@ -781,14 +784,15 @@ impl FakeWebex {
     }
 
     async fn wait_replies(&self, n: usize) -> Vec<Value> {
-        for _ in 0..1000 {
-            let replies = self.replies();
-            if replies.len() >= n {
-                return replies;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        match eventually_some(Duration::from_secs(20), || {
+            let replies = Some(self.replies()).filter(|r| r.len() >= n);
+            async move { replies }
+        })
+        .await
+        {
+            Some(replies) => replies,
+            None => panic!("expected {n} replies within 20 s, got {:?}", self.replies()),
         }
-        panic!("expected {n} replies within 20 s, got {:?}", self.replies());
     }
 }
 
@@ -1075,13 +1079,11 @@ async fn spawn_on(webex: &FakeWebex, mercury: &FakeMercury) -> (TestApp, FakeWdm
 
 /// The stored cursor, once there is one.
 async fn wait_cursor(app: &TestApp) -> bot::store::WebsocketCursor {
-    for _ in 0..500 {
-        if let Some(c) = app.state.store.websocket_cursor(BOT_ID).await.unwrap() {
-            return c;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("no websocket cursor was stored");
+    eventually_some(Duration::from_secs(10), || async {
+        app.state.store.websocket_cursor(BOT_ID).await.unwrap()
+    })
+    .await
+    .expect("no websocket cursor was stored")
 }
 
 /// A socket event for a message the fake Webex holds.
@@ -1157,6 +1159,7 @@ async fn messages_sent_while_the_socket_was_down_are_answered_once_after_the_rec
     assert_eq!(app.wait_handled(&missed_group).await, "answered");
     assert_eq!(app.wait_handled(&both).await, "answered");
     mercury.wait_ack("ENV-BOTH").await;
+    // Deliberate: nothing more within 500 ms (a negative check).
     tokio::time::sleep(Duration::from_millis(500)).await;
     let replies_now = webex.replies();
     assert_eq!(
@@ -1216,6 +1219,7 @@ async fn a_restart_answers_what_was_sent_while_the_bot_was_stopped() {
     mercury.wait_authorized(2).await;
     assert_eq!(app.wait_handled(&missed).await, "answered");
     assert_eq!(app.wait_handled(&mention).await, "answered");
+    // Deliberate: nothing more within 500 ms (a negative check).
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
         answered_texts(&webex.replies()),
@@ -1257,12 +1261,11 @@ async fn a_failed_catch_up_keeps_the_cursor_and_is_done_at_the_next_connection()
     let kept = wait_cursor(&app).await;
     // The first connection had nothing to catch up on; this one asks, and fails (503
     // after the client's retries).
-    for _ in 0..500 {
-        if webex.rooms_asked() > RETRIES {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(Duration::from_secs(10), || {
+        let asked = webex.rooms_asked();
+        async move { asked > RETRIES }
+    })
+    .await;
     assert!(
         webex.rooms_asked() > RETRIES,
         "asked {} times",
@@ -1281,6 +1284,7 @@ async fn a_failed_catch_up_keeps_the_cursor_and_is_done_at_the_next_connection()
         read["data"]["activity"]["verb"] = json!("acknowledge");
         mercury.send(&read);
         mercury.wait_ack(&format!("ENV-READ-{n}")).await;
+        // Deliberate: the read receipt is given 400 ms to (wrongly) trigger a catch-up.
         tokio::time::sleep(Duration::from_millis(400)).await;
     }
     assert!(
@@ -1337,6 +1341,7 @@ async fn a_catch_up_reads_at_most_50_messages_of_a_room() {
     mercury.wait_authorized(2).await;
     webex.wait_replies(50).await;
     assert_eq!(app.wait_handled(&ids[50]).await, "answered");
+    // Deliberate: nothing more within 500 ms (a negative check).
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(webex.replies().len(), 50);
     // The oldest is past the bound (a WARN says so).
@@ -1374,6 +1379,7 @@ async fn a_catch_up_reads_at_most_the_100_most_recently_active_rooms() {
     mercury.close();
     mercury.wait_authorized(2).await;
     webex.wait_replies(100).await;
+    // Deliberate: nothing more within 500 ms (a negative check).
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(webex.replies().len(), 100);
     // Past the bound (a WARN says so).
@@ -1401,17 +1407,11 @@ async fn a_card_submitted_over_the_socket_is_fetched_and_handled_once() {
     let (message_uuid, room_uuid) = (new_uuid(), new_uuid());
     mount_direct(&app, &message_uuid, &room_uuid, "personality list").await;
     mercury.send(&post_event("ENV-L", &message_uuid, &room_uuid, ALICE_UUID));
-    let card = {
-        let mut found = None;
-        for _ in 0..500 {
-            if let Some(card) = posted_cards(&app.webex).into_iter().next() {
-                found = Some(card);
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        found.expect("the personality card")
-    };
+    let card = eventually_some(Duration::from_secs(10), || async {
+        posted_cards(&app.webex).into_iter().next()
+    })
+    .await
+    .expect("the personality card");
 
     // The admin clicks Switch: Mercury says `cardAction`; the inputs come from REST.
     let action_uuid = new_uuid();
@@ -1447,6 +1447,7 @@ async fn a_card_submitted_over_the_socket_is_fetched_and_handled_once() {
             .as_deref(),
         Some("teacher")
     );
+    // Deliberate: nothing more within 300 ms (a negative check).
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
         app.replies().await.len(),
@@ -1486,6 +1487,7 @@ async fn the_bot_added_to_a_space_over_the_socket_greets_it() {
     let replies = app.wait_replies(1).await;
     assert_eq!(replies[0]["roomId"], rest_id("ROOM", &room_uuid));
     assert!(replies[0]["markdown"].as_str().unwrap().contains("`help`"));
+    // Deliberate: nothing more within 300 ms (a negative check).
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(app.replies().await.len(), 1);
     app.stop().await;

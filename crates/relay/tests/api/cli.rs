@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use predicates::prelude::*;
 
-use crate::helpers::{API_KEY, Ca, Files, SECRET, closed_port};
+use crate::helpers::{API_KEY, Ca, Files, SECRET, closed_port, eventually, eventually_some};
 
 fn relay(dir: &Path) -> assert_cmd::Command {
     let mut cmd = assert_cmd::cargo::cargo_bin_cmd!("webex-relay");
@@ -218,14 +218,10 @@ async fn sighup_reloads_the_certificate_and_sigterm_stops_cleanly() {
             .unwrap()
     };
 
-    let mut up = false;
-    for _ in 0..100 {
-        if trusting(&first_ca).get(&url).send().await.is_ok() {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let up = eventually(Duration::from_secs(10), || async {
+        trusting(&first_ca).get(&url).send().await.is_ok()
+    })
+    .await;
     assert!(up, "relay did not come up");
 
     let second = second_ca.server("relay");
@@ -233,26 +229,19 @@ async fn sighup_reloads_the_certificate_and_sigterm_stops_cleanly() {
     files.write("relay-key.pem", &second.key);
     signal(child.id(), "-HUP");
 
-    let mut reloaded = false;
-    for _ in 0..50 {
-        if trusting(&second_ca).get(&url).send().await.is_ok() {
-            reloaded = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let reloaded = eventually(Duration::from_secs(5), || async {
+        trusting(&second_ca).get(&url).send().await.is_ok()
+    })
+    .await;
     assert!(reloaded, "new connections still get the old certificate");
     assert!(trusting(&first_ca).get(&url).send().await.is_err());
 
     signal(child.id(), "-TERM");
-    let mut status = None;
-    for _ in 0..150 {
-        if let Some(exit) = child.try_wait().unwrap() {
-            status = Some(exit);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let status = eventually_some(Duration::from_secs(15), || {
+        let exit = child.try_wait().unwrap();
+        async move { exit }
+    })
+    .await;
     let Some(status) = status else {
         let _ = child.kill();
         panic!("relay did not stop after SIGTERM");

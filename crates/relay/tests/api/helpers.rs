@@ -7,10 +7,6 @@ use std::sync::Once;
 use std::time::Duration;
 
 use hmac::{Hmac, KeyInit, Mac};
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
-};
 use relay::{App, Config};
 use tempfile::TempDir;
 use tokio::sync::oneshot;
@@ -134,59 +130,10 @@ pub fn closed_port() -> u16 {
 
 // ---------------------------------------------------------------- certificates
 
-pub struct Ca {
-    pub pem: String,
-    issuer: Issuer<'static, KeyPair>,
-}
-
-pub struct Leaf {
-    pub cert: String,
-    pub key: String,
-}
-
-impl Ca {
-    pub fn new(name: &str) -> Ca {
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        let key = KeyPair::generate().unwrap();
-        let cert = params.self_signed(&key).unwrap();
-        Ca {
-            pem: cert.pem(),
-            issuer: Issuer::new(params, key),
-        }
-    }
-
-    fn leaf(&self, name: &str, usage: ExtendedKeyUsagePurpose) -> Leaf {
-        let mut params =
-            CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.extended_key_usages = vec![usage];
-        let key = KeyPair::generate().unwrap();
-        let cert = params.signed_by(&key, &self.issuer).unwrap();
-        Leaf {
-            cert: cert.pem(),
-            key: key.serialize_pem(),
-        }
-    }
-
-    pub fn server(&self, name: &str) -> Leaf {
-        self.leaf(name, ExtendedKeyUsagePurpose::ServerAuth)
-    }
-
-    pub fn client(&self, name: &str) -> Leaf {
-        self.leaf(name, ExtendedKeyUsagePurpose::ClientAuth)
-    }
-
-    pub fn reqwest_root(&self) -> reqwest::Certificate {
-        reqwest::Certificate::from_pem(self.pem.as_bytes()).unwrap()
-    }
-}
+/// The workspace's one test CA (`crates/bot/tests/api/ca.rs`).
+pub use crate::ca::Ca;
+/// The workspace's one `eventually` (`crates/bot/tests/api/eventually.rs`).
+pub use crate::eventually::{eventually, eventually_some};
 
 /// A temp dir of PEM files; paths come back as strings ready for the environment.
 pub struct Files {
@@ -249,13 +196,12 @@ impl RelayProcess {
             log,
         };
         let client = reqwest::Client::new();
-        for _ in 0..100 {
-            if client.get(relay.url("/health")).send().await.is_ok() {
-                return relay;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("relay did not come up: {}", relay.log());
+        let up = eventually(Duration::from_secs(10), || async {
+            client.get(relay.url("/health")).send().await.is_ok()
+        })
+        .await;
+        assert!(up, "relay did not come up: {}", relay.log());
+        relay
     }
 
     pub fn url(&self, path: &str) -> String {

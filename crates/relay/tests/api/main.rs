@@ -4,7 +4,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+// The one test CA, shared with the bot's tests.
+#[path = "../../../bot/tests/api/ca.rs"]
+mod ca;
 mod cli;
+// The one `eventually`, shared with the bot's tests.
+#[path = "../../../bot/tests/api/eventually.rs"]
+mod eventually;
 mod health;
 mod helpers;
 mod https;
