@@ -12,7 +12,6 @@
 //! over, this one has stopped, unless the process freezes for a third of the TTL between
 //! a confirmation and the post (see docs/scaling.md).
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -93,14 +92,13 @@ async fn room_worker(state: AppState, room_id: String) {
 /// [`Store::next_event`] takes (or renews) the lease with the event, and releases it when
 /// nothing more is due, so a room with one message costs two such steps.
 async fn drain_room(state: &AppState, room_id: &str) -> anyhow::Result<()> {
-    let lease = Arc::new(RoomLease::new(
+    let lease = RoomLease::new(
         state.store.clone(),
         room_id,
         &state.instance_id,
         state.rooms.lease_ttl(),
-    ));
+    );
     let mut keeper = LeaseKeeper {
-        renewer: None,
         lease: &lease,
         released: false,
     };
@@ -122,21 +120,24 @@ async fn drain_room(state: &AppState, room_id: &str) -> anyhow::Result<()> {
             Err(e) => break Err(e),
         };
         lease.extend(sent);
-        keeper
-            .renewer
-            .get_or_insert_with(|| tokio::spawn(lease.clone().keep_renewed()));
         if let Some(fault) = state.rooms.fault() {
             (fault.0)(&event.message_id);
         }
-        pipeline::handle(state, &lease, event).await;
+        // `next_event` renewed the lease; an event that takes longer than a third of its
+        // TTL (a slow LLM, an approval) has it renewed on the way. If the lease is lost,
+        // the event still runs to its end: it checks the lease before every post.
+        let handled = pipeline::handle(state, &lease, event);
+        tokio::pin!(handled);
+        tokio::select! {
+            biased;
+            () = &mut handled => {}
+            () = lease.keep_renewed() => handled.await,
+        }
         if !lease.is_held() {
             tracing::warn!("room lease no longer held; stopping before the next event");
             break Ok(());
         }
     };
-    if let Some(renewer) = keeper.renewer.take() {
-        renewer.abort();
-    }
     lease.let_go();
     if !keeper.released {
         keeper.released = true;

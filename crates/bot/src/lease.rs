@@ -1,10 +1,9 @@
 //! A worker's hold on a room across replicas: taken with the room's first event, renewed
-//! every third of its TTL, counted as held only until two thirds of the TTL after the last
-//! renewal that succeeded, and confirmed in the store right before every post (see
-//! docs/scaling.md). [`LeaseKeeper`] stops the renewals and releases the lease however the
-//! worker ends.
+//! with every next event and every third of its TTL while one event takes longer, counted
+//! as held only until two thirds of the TTL after the last renewal that succeeded, and
+//! confirmed in the store right before every post (see docs/scaling.md). [`LeaseKeeper`]
+//! releases the lease however the worker ends.
 
-use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -16,21 +15,17 @@ use crate::store::Store;
 /// How long a room lease lasts without renewal; a replica that dies loses its rooms after this.
 pub const LEASE_TTL: Duration = Duration::from_secs(30);
 
-/// The lease renewer of a worker: aborted when the worker ends, however it ends (a worker
-/// whose task panics must not keep its room's lease renewed forever). A worker that did not
-/// release its lease on the way out (a panic) has it released here, in the background, so
-/// the room does not wait for the lease to expire.
+/// Lets a worker's lease go however the worker ends. A worker that did not release its
+/// lease in the store on the way out (a panic) has it released here, in the background, so
+/// the room does not wait for the lease to expire. (The renewals run inside the worker's
+/// own task, [`RoomLease::keep_renewed`], so they stop with it, panic included.)
 pub(crate) struct LeaseKeeper<'a> {
-    pub(crate) renewer: Option<tokio::task::JoinHandle<()>>,
     pub(crate) lease: &'a RoomLease,
     pub(crate) released: bool,
 }
 
 impl Drop for LeaseKeeper<'_> {
     fn drop(&mut self) {
-        if let Some(renewer) = self.renewer.take() {
-            renewer.abort();
-        }
         self.lease.let_go();
         if self.released {
             return;
@@ -150,8 +145,10 @@ impl RoomLease {
         false
     }
 
-    /// Renews every third of the TTL until the worker is done or the lease is gone.
-    pub(crate) async fn keep_renewed(self: Arc<Self>) {
+    /// Renews every third of the TTL; ends only when the lease is gone. The worker polls it
+    /// beside the event it handles (in its own task, so no task per room waits beside
+    /// it); the store round trip is boxed, so what waits with every event is a timer.
+    pub(crate) async fn keep_renewed(&self) {
         let every = self.ttl / 3;
         loop {
             tokio::time::sleep(every).await;
@@ -159,7 +156,7 @@ impl RoomLease {
                 return;
             }
             let deadline = self.deadline();
-            match tokio::time::timeout_at(deadline, self.renew()).await {
+            match tokio::time::timeout_at(deadline, Box::pin(self.renew())).await {
                 Ok(Ok(true)) => {}
                 Ok(Ok(false)) => {
                     tracing::warn!(room_id = %self.room_id, "room lease lost to another replica");

@@ -16,6 +16,7 @@ mod harness;
 mod helpers;
 mod ingress;
 mod install;
+mod leases;
 mod lifecycle;
 mod message_flow;
 mod ops;
