@@ -287,12 +287,7 @@ async fn kill_9_at_random_moments(messages: Vec<Value>) -> Vec<(String, usize)> 
     mount_ollama(
         &llm,
         Arc::new(|body: &Value| {
-            let last = body["messages"]
-                .as_array()
-                .and_then(|m| m.last())
-                .and_then(|m| m["content"].as_str())
-                .unwrap_or_default()
-                .to_owned();
+            let last = last_message(body);
             ollama_answer(&format!("Echo: {last}")).set_delay(Duration::from_millis(40))
         }),
     )

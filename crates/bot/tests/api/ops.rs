@@ -406,12 +406,7 @@ async fn slow_llm(delay: Duration) -> MockServer {
     mount_ollama(
         &llm,
         Arc::new(move |body: &Value| {
-            let last = body["messages"]
-                .as_array()
-                .and_then(|m| m.last())
-                .and_then(|m| m["content"].as_str())
-                .unwrap_or_default()
-                .to_owned();
+            let last = last_message(body);
             ollama_answer(&format!("Echo: {last}")).set_delay(delay)
         }),
     )

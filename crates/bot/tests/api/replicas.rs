@@ -140,12 +140,7 @@ impl Respond for MessageBook {
 fn slow_echo(hold: Arc<AtomicBool>) -> Answerer {
     let rng = Mutex::new(StdRng::seed_from_u64(SEED ^ 0xEC40));
     Arc::new(move |body: &Value| {
-        let last = body["messages"]
-            .as_array()
-            .and_then(|m| m.last())
-            .and_then(|m| m["content"].as_str())
-            .unwrap_or_default()
-            .to_owned();
+        let last = last_message(body);
         let delay = if hold.load(Ordering::SeqCst) {
             HELD_ANSWER
         } else {

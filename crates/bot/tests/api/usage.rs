@@ -24,12 +24,7 @@ const COMPLETION: u64 = 9;
 /// and `eval_count` (the same line serves a whole answer and a one-line stream).
 fn counting_answerer() -> Answerer {
     Arc::new(|body: &Value| {
-        let last = body["messages"]
-            .as_array()
-            .and_then(|m| m.last())
-            .and_then(|m| m["content"].as_str())
-            .unwrap_or_default()
-            .to_owned();
+        let last = last_message(body);
         ResponseTemplate::new(200).set_body_json(json!({
             "model": body["model"], "created_at": "2026-03-09T10:00:00Z",
             "message": {"role": "assistant", "content": format!("Echo: {last}")},

@@ -58,17 +58,19 @@ pub fn ollama_answer(content: &str) -> ResponseTemplate {
     }))
 }
 
+/// The content of the last message of an LLM request (the question, in these tests).
+pub fn last_message(body: &Value) -> String {
+    body["messages"]
+        .as_array()
+        .and_then(|m| m.last())
+        .and_then(|m| m["content"].as_str())
+        .unwrap_or_default()
+        .to_owned()
+}
+
 /// Echoes the last user message, so tests can see what the LLM was asked.
 pub fn echo_answerer() -> Answerer {
-    Arc::new(|body: &Value| {
-        let last = body["messages"]
-            .as_array()
-            .and_then(|m| m.last())
-            .and_then(|m| m["content"].as_str())
-            .unwrap_or_default()
-            .to_owned();
-        ollama_answer(&format!("Echo: {last}"))
-    })
+    Arc::new(|body: &Value| ollama_answer(&format!("Echo: {}", last_message(body))))
 }
 
 pub async fn mount_ollama(llm: &MockServer, answerer: Answerer) {
