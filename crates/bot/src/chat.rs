@@ -145,7 +145,7 @@ impl Prompting<'_> {
 /// Asks the LLM on behalf of a Webex conversation, for the whole answer at once, running
 /// the tools the model calls in between (`tools::rounds`).
 pub(crate) async fn answer(
-    runner: crate::tools::Runner,
+    runner: std::sync::Arc<crate::tools::Runner>,
     prepared: Prepared,
     asker: crate::tools::Asker,
 ) -> Result<String, llm::LlmError> {
@@ -159,7 +159,7 @@ pub(crate) async fn answer(
 
 /// The same, streamed: text as it comes, a restart after each round of tool calls.
 pub(crate) fn answer_stream(
-    runner: crate::tools::Runner,
+    runner: std::sync::Arc<crate::tools::Runner>,
     prepared: Prepared,
     asker: crate::tools::Asker,
 ) -> crate::tools::rounds::DeltaStream {

@@ -247,6 +247,19 @@ impl App {
             &metrics,
         );
         usage.init_series(&llm);
+        let metrics = Arc::new(metrics);
+        // What every answer's tool loop runs with: built once, shared by the answers.
+        let runner = Arc::new(crate::tools::Runner {
+            llm: llm.clone(),
+            usage: usage.clone(),
+            tools: tools.clone(),
+            store: store.clone(),
+            webex: webex.clone(),
+            metrics: metrics.clone(),
+            max_rounds: config.tools.max_rounds,
+            confirm_timeout: config.tools.confirm_timeout,
+            log_arguments: config.tools.log_arguments,
+        });
         let state = AppState::new(Inner {
             bot: BotIdentity {
                 id: bot_id,
@@ -262,12 +275,13 @@ impl App {
             instance_id,
             tools,
             usage,
+            runner,
             attachments,
             config,
             webex,
             llm,
             store,
-            metrics: Arc::new(metrics),
+            metrics,
         });
         state.tools.start();
         Ok(App {

@@ -65,6 +65,9 @@ pub struct Inner {
     pub tools: crate::tools::ToolSet,
     /// Token accounting and limits (DESIGN §10.6).
     pub usage: crate::usage::Ledger,
+    /// What the tool loop of every answer runs with (the handles above and the tool
+    /// settings), built once at startup.
+    pub(crate) runner: Arc<crate::tools::Runner>,
     /// How files are read (extraction isolation, transcription client).
     pub attachments: crate::attachments::Setup,
 }

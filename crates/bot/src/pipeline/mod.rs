@@ -19,6 +19,7 @@ pub(crate) mod reply;
 mod sender;
 mod stream;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tracing::Instrument;
@@ -231,17 +232,7 @@ fn prompting(state: &AppState) -> chat::Prompting<'_> {
 fn answering<'a>(state: &'a AppState, post: Poster<'a>) -> Answering<'a> {
     Answering {
         prompting: prompting(state),
-        runner: crate::tools::Runner {
-            llm: state.llm.clone(),
-            usage: state.usage.clone(),
-            tools: state.tools.clone(),
-            store: state.store.clone(),
-            webex: state.webex.clone(),
-            metrics: state.metrics.clone(),
-            max_rounds: state.config.tools.max_rounds,
-            confirm_timeout: state.config.tools.confirm_timeout,
-            log_arguments: state.config.tools.log_arguments,
-        },
+        runner: state.runner.clone(),
         streaming: state.config.streaming,
         post,
     }
@@ -269,7 +260,7 @@ struct Reading<'a> {
 /// answer is streamed, and where it is posted.
 pub(crate) struct Answering<'a> {
     pub prompting: chat::Prompting<'a>,
-    pub runner: crate::tools::Runner,
+    pub runner: Arc<crate::tools::Runner>,
     pub streaming: Streaming,
     pub post: Poster<'a>,
 }

@@ -26,7 +26,6 @@ use crate::usage::Ledger;
 /// What the tool loop of one answer runs with, owned (a streamed answer's rounds run on a
 /// task of their own): the LLM and the usage ledger its calls are counted in, the tool
 /// servers, and what approval cards and the record of each call need.
-#[derive(Clone)]
 pub(crate) struct Runner {
     pub llm: llm::Llm,
     pub usage: Ledger,

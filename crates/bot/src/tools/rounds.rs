@@ -38,7 +38,7 @@ pub(crate) type DeltaStream = Pin<Box<dyn Stream<Item = Result<Delta, LlmError>>
 /// What the rounds of one question share.
 #[derive(Clone)]
 pub(crate) struct Rounds {
-    pub runner: Runner,
+    pub runner: std::sync::Arc<Runner>,
     pub asker: Asker,
     pub offered: Vec<Offered>,
 }
