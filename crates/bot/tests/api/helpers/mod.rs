@@ -86,3 +86,39 @@ pub fn say(message: &str) {
 pub fn say_skipped(message: &str) {
     say(message);
 }
+
+/// The LLM providers the fakes speak, with their API path prefixes (`/v1` for OpenAI,
+/// `/v1beta` for Gemini).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LlmKind {
+    Ollama,
+    OpenAi,
+    Anthropic,
+    Gemini,
+}
+
+impl LlmKind {
+    pub const ALL: [LlmKind; 4] = [
+        LlmKind::Ollama,
+        LlmKind::OpenAi,
+        LlmKind::Anthropic,
+        LlmKind::Gemini,
+    ];
+
+    pub fn provider(self) -> &'static str {
+        match self {
+            LlmKind::Ollama => "ollama",
+            LlmKind::OpenAi => "openai",
+            LlmKind::Anthropic => "anthropic",
+            LlmKind::Gemini => "gemini",
+        }
+    }
+
+    pub fn prefix(self) -> &'static str {
+        match self {
+            LlmKind::Ollama | LlmKind::Anthropic => "",
+            LlmKind::OpenAi => "/v1",
+            LlmKind::Gemini => "/v1beta",
+        }
+    }
+}

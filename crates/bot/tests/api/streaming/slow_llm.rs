@@ -4,31 +4,7 @@
 use super::*;
 
 /// The wire format a fake streams in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
-    Ollama,
-    OpenAi,
-    Anthropic,
-    Gemini,
-}
-
-impl Kind {
-    pub(super) fn provider(self) -> &'static str {
-        match self {
-            Kind::Ollama => "ollama",
-            Kind::OpenAi => "openai",
-            Kind::Anthropic => "anthropic",
-            Kind::Gemini => "gemini",
-        }
-    }
-    pub(super) fn prefix(self) -> &'static str {
-        match self {
-            Kind::Ollama | Kind::Anthropic => "",
-            Kind::OpenAi => "/v1",
-            Kind::Gemini => "/v1beta",
-        }
-    }
-}
+pub use crate::helpers::LlmKind as Kind;
 
 /// What a slow fake LLM answers: `pieces` one every `every`; with `fail_after`, an error
 /// instead of the rest after that many pieces.

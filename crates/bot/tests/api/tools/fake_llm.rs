@@ -3,34 +3,7 @@
 
 use super::*;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Kind {
-    Ollama,
-    OpenAi,
-    Anthropic,
-    Gemini,
-}
-
-impl Kind {
-    pub(super) const ALL: [Kind; 4] = [Kind::Ollama, Kind::OpenAi, Kind::Anthropic, Kind::Gemini];
-
-    pub(super) fn provider(self) -> &'static str {
-        match self {
-            Kind::Ollama => "ollama",
-            Kind::OpenAi => "openai",
-            Kind::Anthropic => "anthropic",
-            Kind::Gemini => "gemini",
-        }
-    }
-
-    pub(super) fn prefix(self) -> &'static str {
-        match self {
-            Kind::Ollama | Kind::Anthropic => "",
-            Kind::OpenAi => "/v1",
-            Kind::Gemini => "/v1beta",
-        }
-    }
-}
+pub(super) use crate::helpers::LlmKind as Kind;
 
 /// What the fake model sees in a request, whatever the provider's format.
 #[derive(Clone, Debug, Default)]
