@@ -254,22 +254,12 @@ impl TestApp {
     }
 
     pub async fn post_raw(&self, body: Vec<u8>, signature: Option<&str>) -> reqwest::Response {
-        let mut req = self
-            .http
-            .post(format!("{}/webhook", self.address))
-            .header("content-type", "application/json")
-            .body(body);
-        if let Some(sig) = signature {
-            req = req.header("x-spark-signature", sig);
-        }
-        req.send().await.unwrap()
+        post_webhook(&self.http, &self.address, body, signature).await
     }
 
     /// Posts a correctly signed webhook.
     pub async fn post_event(&self, event: &Value) -> reqwest::Response {
-        let body = serde_json::to_vec(event).unwrap();
-        let sig = webex::signature::sign(WEBHOOK_SECRET.as_bytes(), &body);
-        self.post_raw(body, Some(&sig)).await
+        post_signed_event(&self.http, &self.address, event).await
     }
 
     /// Mounts the message, posts its webhook, expects 200.
@@ -355,6 +345,34 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// `POST {address}/webhook` with a JSON body and, when given, `X-Spark-Signature`.
+pub async fn post_webhook(
+    http: &reqwest::Client,
+    address: &str,
+    body: Vec<u8>,
+    signature: Option<&str>,
+) -> reqwest::Response {
+    let mut req = http
+        .post(format!("{address}/webhook"))
+        .header("content-type", "application/json")
+        .body(body);
+    if let Some(sig) = signature {
+        req = req.header("x-spark-signature", sig);
+    }
+    req.send().await.unwrap()
+}
+
+/// Posts `event` as a webhook signed with [`WEBHOOK_SECRET`] to the bot at `address`.
+pub async fn post_signed_event(
+    http: &reqwest::Client,
+    address: &str,
+    event: &Value,
+) -> reqwest::Response {
+    let body = serde_json::to_vec(event).unwrap();
+    let sig = webex::signature::sign(WEBHOOK_SECRET.as_bytes(), &body);
+    post_webhook(http, address, body, Some(&sig)).await
 }
 
 /// Posts a correctly signed webhook to a bot process on `port`; returns the status.

@@ -116,16 +116,7 @@ impl Replica {
 
     /// Posts a correctly signed webhook.
     pub async fn post_event(&self, event: &Value) -> reqwest::Response {
-        let body = serde_json::to_vec(event).unwrap();
-        let sig = webex::signature::sign(WEBHOOK_SECRET.as_bytes(), &body);
-        self.http
-            .post(format!("{}/webhook", self.address))
-            .header("content-type", "application/json")
-            .header("x-spark-signature", sig)
-            .body(body)
-            .send()
-            .await
-            .unwrap()
+        post_signed_event(&self.http, &self.address, event).await
     }
 
     pub async fn health(&self) -> Value {
