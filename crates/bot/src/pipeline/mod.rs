@@ -84,14 +84,14 @@ pub async fn handle(state: &AppState, lease: &RoomLease, event: PendingEvent) {
         let stored = match disposition {
             Disposition::Done { outcome, turns } => {
                 tracing::info!(outcome = outcome.as_str(), "event handled");
-                finish(
+                Box::pin(finish(
                     &state.store,
                     &state.metrics,
                     keep,
                     event.seq,
                     outcome,
                     turns,
-                )
+                ))
                 .await
             }
             Disposition::Retry { cause } => {
@@ -110,7 +110,15 @@ pub async fn handle(state: &AppState, lease: &RoomLease, event: PendingEvent) {
                     outcome = outcome.as_str(),
                     "event failed"
                 );
-                finish(&state.store, &state.metrics, keep, event.seq, outcome, None).await
+                Box::pin(finish(
+                    &state.store,
+                    &state.metrics,
+                    keep,
+                    event.seq,
+                    outcome,
+                    None,
+                ))
+                .await
             }
             Disposition::LeaseLost => {
                 tracing::warn!(
@@ -265,12 +273,21 @@ pub(crate) struct Answering<'a> {
     pub post: Poster<'a>,
 }
 
+/// The steps that are not the wait for the LLM (posting, the commands, the files, the
+/// cards, a retried attempt's leftovers, the done mark) are boxed where they are awaited:
+/// an `async fn`'s future is as large as its largest step, and a room's worker (its task
+/// allocated once, for as long as it runs) would otherwise carry all of them while it
+/// waits on the model, ~9 KB instead of ~4 KB (docs/performance.md, Memory).
 async fn run(state: &AppState, lease: &RoomLease, event: &PendingEvent) -> Disposition {
     let post = poster(state, lease);
     match event.kind {
         EventKind::Message => {}
-        EventKind::CardAction => return actions::handle(&services(state), post, event).await,
-        EventKind::Membership => return greeting::post(&state.personalities, post, event).await,
+        EventKind::CardAction => {
+            return Box::pin(actions::handle(&services(state), post, event)).await;
+        }
+        EventKind::Membership => {
+            return Box::pin(greeting::post(&state.personalities, post, event)).await;
+        }
     }
     let message = match fetch(&state.webex, &state.metrics, event).await {
         Ok(message) => message,
@@ -297,7 +314,7 @@ async fn run(state: &AppState, lease: &RoomLease, event: &PendingEvent) -> Dispo
     let files = if message.files.is_empty() {
         None
     } else {
-        match attachments(&reading(state), &ctx, &message.files, &text).await {
+        match Box::pin(attachments(&reading(state), &ctx, &message.files, &text)).await {
             Ok(gathered) => Some(gathered),
             Err(disposition) => return disposition,
         }
@@ -312,11 +329,14 @@ async fn run(state: &AppState, lease: &RoomLease, event: &PendingEvent) -> Dispo
 
     let progress = reply::Progress::of(event);
     let streaming = state.config.streaming;
-    let disposition = match resume(post, streaming, event, progress, &ctx, question).await {
+    let disposition = match Box::pin(resume(post, streaming, event, progress, &ctx, question)).await
+    {
         Some(done) => done,
         None => match &files {
             // A message with files is a question about them (never a command).
-            Some(gathered) if !gathered.ask_llm => files_unread(post, progress, &ctx).await,
+            Some(gathered) if !gathered.ask_llm => {
+                Box::pin(files_unread(post, progress, &ctx)).await
+            }
             Some(_) => {
                 let answering = answering(state, post);
                 llm_answer(&state.usage, &answering, event, progress, &ctx, question).await
@@ -324,9 +344,16 @@ async fn run(state: &AppState, lease: &RoomLease, event: &PendingEvent) -> Dispo
             // Route: a command, the hint for an empty message, or the LLM.
             None => match crate::commands::parse(&text) {
                 Some(command) => {
-                    command_answer(&services(state), post, progress, &ctx, command).await
+                    Box::pin(command_answer(
+                        &services(state),
+                        post,
+                        progress,
+                        &ctx,
+                        command,
+                    ))
+                    .await
                 }
-                None if text.is_empty() => hint(post, progress, &ctx).await,
+                None if text.is_empty() => Box::pin(hint(post, progress, &ctx)).await,
                 None => {
                     let answering = answering(state, post);
                     llm_answer(&state.usage, &answering, event, progress, &ctx, &text).await
@@ -335,13 +362,13 @@ async fn run(state: &AppState, lease: &RoomLease, event: &PendingEvent) -> Dispo
         },
     };
     // `FEEDBACK_BUTTONS`: the 👍/👎 card follows an answer's last part.
-    feedback::follow(
+    Box::pin(feedback::follow(
         state.config.feedback_buttons,
         post,
         event,
         &ctx,
         disposition,
-    )
+    ))
     .await
 }
 
@@ -390,7 +417,7 @@ async fn llm_answer(
 ) -> Disposition {
     match limits::check(usage, ctx, &event.message_id).await {
         Ok(None) => chat_answer(answering, progress, ctx, question).await,
-        Ok(Some(refusal)) => limits::refuse(answering.post, progress, ctx, refusal).await,
+        Ok(Some(refusal)) => Box::pin(limits::refuse(answering.post, progress, ctx, refusal)).await,
         Err(e) => Disposition::Retry {
             cause: anyhow::Error::new(e).context("checking the usage limits"),
         },
@@ -522,7 +549,7 @@ async fn chat_answer(
             Some(notice) => format!("{notice}\n\n{answer}"),
             None => answer,
         },
-        Err(e) => return apologise(post, progress, ctx, e).await,
+        Err(e) => return Box::pin(apologise(post, progress, ctx, e)).await,
     };
     // Kept with the event right before its first part is posted (one round trip with the
     // lease check), so an attempt after a crash posts this answer instead of asking again.
@@ -531,7 +558,7 @@ async fn chat_answer(
         save_answer: true,
         ..progress
     };
-    answered(post, fresh, ctx, text, answer).await
+    Box::pin(answered(post, fresh, ctx, text, answer)).await
 }
 
 /// What an earlier attempt left: a streamed message to finish or to remove, or a saved

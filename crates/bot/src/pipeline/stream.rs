@@ -163,13 +163,13 @@ pub(super) async fn answer(
                 dirty = false;
                 let version = unfinished(&text, thinking);
                 match &mut message {
-                    None => match Streamed::post(post, cfg.edit_every, progress.seq, ctx, version).await {
+                    None => match Box::pin(Streamed::post(post, cfg.edit_every, progress.seq, ctx, version)).await {
                         Ok(posted) => message = Some(posted),
                         Err(disposition) => return disposition,
                     },
                     Some(m) => {
                         if version != m.shown
-                            && let Err(lost) = m.edit(post, version, None).await
+                            && let Err(lost) = Box::pin(m.edit(post, version, None)).await
                         {
                             return lost;
                         }
@@ -181,10 +181,10 @@ pub(super) async fn answer(
         // The LLM failed (opening, or midway).
         observe();
         return match message {
-            None => super::apologise(post, progress, ctx, failure).await,
+            None => Box::pin(super::apologise(post, progress, ctx, failure)).await,
             Some(m) => {
                 tracing::warn!(error = %failure, "LLM failed mid-answer; the message becomes the apology");
-                m.apologise(post, progress, ctx).await
+                Box::pin(m.apologise(post, progress, ctx)).await
             }
         };
     }
@@ -197,20 +197,21 @@ pub(super) async fn answer(
         // Whole before the first post: posted once, unedited.
         if text[notice.len()..].trim().is_empty() {
             tracing::warn!("the LLM's answer is empty; apologising");
-            return super::post_apology(post, progress, ctx).await;
+            return Box::pin(super::post_apology(post, progress, ctx)).await;
         }
         let fresh = reply::Progress {
             already_sent: 0,
             save_answer: true,
             ..progress
         };
-        return super::answered(post, fresh, ctx, question, text).await;
+        return Box::pin(super::answered(post, fresh, ctx, question, text)).await;
     };
     if text[notice.len()..].trim().is_empty() {
         tracing::warn!("the LLM's answer is empty; the message becomes the apology");
-        return message.apologise(post, progress, ctx).await;
+        return Box::pin(message.apologise(post, progress, ctx)).await;
     }
-    message.finish(post, progress, ctx, question, text).await
+    // Boxed, like every post and edit above: see `super::run`.
+    Box::pin(message.finish(post, progress, ctx, question, text)).await
 }
 
 /// Runs the answer's stream (the LLM rounds and the tool calls between them, which use

@@ -335,7 +335,9 @@ impl Source {
 
     async fn acquire(&self) -> Result<Lent> {
         match self {
-            Source::Pool(pool) => Ok(Lent::Pooled(pool.acquire().await?)),
+            // Boxed: the pool's acquire future is ~1.3 KB, and every store call's future
+            // (so every worker waiting on one) would carry it inline.
+            Source::Pool(pool) => Ok(Lent::Pooled(Box::pin(pool.acquire()).await?)),
             Source::One(one) => {
                 let mut conn = tokio::sync::OwnedMutexGuard::try_map(
                     one.conn.clone().lock_owned().await,
