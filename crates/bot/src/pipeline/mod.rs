@@ -22,6 +22,7 @@ mod stream;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::chat;
@@ -30,7 +31,7 @@ use crate::domain::{ConversationKey, Email, IgnoreReason, Outcome, Role, Turn};
 use crate::lease::RoomLease;
 use crate::metrics::Metrics;
 use crate::state::AppState;
-use crate::store::{EventKind, Finish, PendingEvent, Store};
+use crate::store::{EventKind, Finish, NextIn, PendingEvent, Store};
 use crate::strings;
 use reply::Poster;
 use sender::Incoming;
@@ -64,15 +65,29 @@ fn retry_delay(attempt: i64) -> Duration {
     Duration::from_secs((5u64 << exp).min(300))
 }
 
+/// The room's next step, taken in the round trip that marked an event done
+/// ([`Store::finish_then_next`]): what [`Store::next_event`] would have answered, and when
+/// it was sent (the lease was renewed then).
+pub struct Next {
+    pub sent: Instant,
+    pub event: Option<PendingEvent>,
+}
+
 /// Handles one event, taken by [`crate::store::Store::take_next`], to a durable end state
 /// (done, or pending with a retry time), or leaves it untouched when the room's lease is
-/// lost on the way.
-pub async fn handle(state: &AppState, lease: &RoomLease, event: PendingEvent) {
+/// lost on the way. When it marks the event done it also takes the room's next step where
+/// the store can in the same round trip (not while shutting down): `Some` then.
+pub async fn handle(state: &AppState, lease: &RoomLease, event: PendingEvent) -> Option<Next> {
     let span = tracing::info_span!("event", message_id = %event.message_id, seq = event.seq);
     async {
         // `take_next` counted this attempt.
         let attempt = event.attempts;
         let keep = crate::memory::messages_to_keep(state.config.memory_max_turns);
+        let next_in = (!state.shutdown.is_cancelled()).then_some(NextIn {
+            room_id: &event.room_id,
+            owner: &state.instance_id,
+            ttl: lease.ttl,
+        });
         let disposition = if attempt > MAX_ATTEMPTS {
             Disposition::Failed {
                 outcome: Outcome::GaveUp,
@@ -91,6 +106,7 @@ pub async fn handle(state: &AppState, lease: &RoomLease, event: PendingEvent) {
                     event.seq,
                     outcome,
                     turns,
+                    next_in,
                 ))
                 .await
             }
@@ -102,7 +118,7 @@ pub async fn handle(state: &AppState, lease: &RoomLease, event: PendingEvent) {
                     retry_in_s = delay.as_secs(),
                     "temporary failure; will retry"
                 );
-                state.store.postpone(event.seq, delay).await
+                state.store.postpone(event.seq, delay).await.map(|()| None)
             }
             Disposition::Failed { outcome, cause } => {
                 tracing::error!(
@@ -117,6 +133,7 @@ pub async fn handle(state: &AppState, lease: &RoomLease, event: PendingEvent) {
                     event.seq,
                     outcome,
                     None,
+                    next_in,
                 ))
                 .await
             }
@@ -124,20 +141,22 @@ pub async fn handle(state: &AppState, lease: &RoomLease, event: PendingEvent) {
                 tracing::warn!(
                     "room lease lost before posting; the replica holding the room handles the event"
                 );
-                Ok(())
+                Ok(None)
             }
         };
-        if let Err(e) = stored {
+        stored.unwrap_or_else(|e| {
             tracing::error!(error = %e, "cannot store the event's outcome; it will be retried");
-        }
+            None
+        })
     }
     .instrument(span)
-    .await;
+    .await
 }
 
 /// Counts the outcome and marks the event done with its turns (the conversation's history
 /// kept to `keep_messages`). Finding it already finished means another worker that held
 /// the room before this one recorded it (and its turns) first.
+/// With `next`, the room's next step is taken in the same round trip where the store can.
 async fn finish(
     store: &Store,
     metrics: &Metrics,
@@ -145,20 +164,22 @@ async fn finish(
     seq: i64,
     outcome: Outcome,
     turns: Option<(ConversationKey, Vec<Turn>)>,
-) -> Result<(), crate::store::StoreError> {
+    next: Option<NextIn<'_>>,
+) -> Result<Option<Next>, crate::store::StoreError> {
     metrics.processed(outcome);
     let finish = Finish {
         outcome: outcome.as_str(),
         turns: turns.as_ref().map(|(k, t)| (k, t.as_slice())),
         keep_messages,
     };
-    let result = store.finish(seq, finish).await;
-    if let Ok(false) = result {
+    let sent = Instant::now();
+    let finished = store.finish_then_next(seq, finish, next).await?;
+    if !finished.done {
         tracing::warn!(
             "event was already finished by another worker; its turns are not stored twice"
         );
     }
-    result.map(|_| ())
+    Ok(finished.next.map(|event| Next { sent, event }))
 }
 
 fn ignored(metrics: &Metrics, reason: IgnoreReason) -> Disposition {

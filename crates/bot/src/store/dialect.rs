@@ -226,20 +226,35 @@ pub(super) mod sqlite {
 
     /// `Store::next_event`: claim the room's lease; release it if nothing is due; take the
     /// oldest due event (counting the attempt) if the lease is ours. Each statement stands
-    /// on its own. Parameters: room, owner, lease ms; `{now}` as in `Backend::timed`.
-    pub(in crate::store) const NEXT_EVENT: &str = "INSERT INTO room_leases (room_id, owner, expires_at) VALUES ($1, $2, {now} + $3) \
-         ON CONFLICT (room_id) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at \
-         WHERE room_leases.expires_at < {now} OR room_leases.owner = excluded.owner; \
-         DELETE FROM room_leases WHERE room_id = $1 AND owner = $2 AND NOT EXISTS \
-         (SELECT 1 FROM inbox WHERE seq = \
-           (SELECT seq FROM inbox WHERE room_id = $1 AND state = 'pending' ORDER BY seq LIMIT 1) \
-          AND not_before <= {now}); \
-         UPDATE inbox SET attempts = attempts + 1 \
-         WHERE seq = (SELECT seq FROM inbox WHERE room_id = $1 AND state = 'pending' ORDER BY seq LIMIT 1) \
-         AND not_before <= {now} \
-         AND EXISTS (SELECT 1 FROM room_leases WHERE room_id = $1 AND owner = $2) \
-         RETURNING seq, message_id, kind, room_id, payload, received_at, attempts, not_before, reply, parts_sent, stream_message_id, \
-         CAST(1 AS BIGINT) AS due";
+    /// on its own. Parameters: room, owner, lease ms, numbered from `first` (1 alone, after
+    /// the done mark's in [`finish_then_next`]); `{now}` as in `Backend::timed`.
+    pub(in crate::store) fn next_event(first: usize) -> String {
+        let (room, owner, ttl) = (first, first + 1, first + 2);
+        format!(
+            "INSERT INTO room_leases (room_id, owner, expires_at) VALUES (${room}, ${owner}, {{now}} + ${ttl}) \
+             ON CONFLICT (room_id) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at \
+             WHERE room_leases.expires_at < {{now}} OR room_leases.owner = excluded.owner; \
+             DELETE FROM room_leases WHERE room_id = ${room} AND owner = ${owner} AND NOT EXISTS \
+             (SELECT 1 FROM inbox WHERE seq = \
+               (SELECT seq FROM inbox WHERE room_id = ${room} AND state = 'pending' ORDER BY seq LIMIT 1) \
+              AND not_before <= {{now}}); \
+             UPDATE inbox SET attempts = attempts + 1 \
+             WHERE seq = (SELECT seq FROM inbox WHERE room_id = ${room} AND state = 'pending' ORDER BY seq LIMIT 1) \
+             AND not_before <= {{now}} \
+             AND EXISTS (SELECT 1 FROM room_leases WHERE room_id = ${room} AND owner = ${owner}) \
+             RETURNING seq, message_id, kind, room_id, payload, received_at, attempts, not_before, reply, parts_sent, stream_message_id, \
+             CAST(1 AS BIGINT) AS due"
+        )
+    }
+
+    /// `Store::finish_then_next`: the done mark with its turns ([`done_with_turns`]), its
+    /// transaction committed, then the room's next step ([`next_event`]), whose parameters
+    /// follow the turns'. The next step is outside the done mark's transaction: if it
+    /// fails, the answer stays recorded.
+    pub(in crate::store) fn finish_then_next(done: &str, turns: usize) -> String {
+        let first = if turns > 0 { 6 + 2 * turns } else { 4 };
+        format!("{}; {}", done_with_turns(done, turns), next_event(first))
+    }
 
     /// `Store::confirm_post` with an answer to keep: the confirmation `confirm`, then the
     /// answer saved only if it confirmed (`changes()`: rows changed by the statement
@@ -345,6 +360,27 @@ mod tests {
             assert!(!sql.contains("{now}"), "{sql}");
             assert_eq!(sql.matches(backend.now_sql()).count(), 2, "{sql}");
         }
+    }
+
+    #[test]
+    fn the_next_step_after_a_done_mark_takes_the_parameters_after_its_own() {
+        assert!(sqlite::next_event(1).contains("VALUES ($1, $2, {now} + $3)"));
+        // No turns: the done mark's are $1-$3.
+        let sql = sqlite::finish_then_next("UPDATE x", 0);
+        assert!(sql.starts_with("BEGIN IMMEDIATE; UPDATE x;; COMMIT; INSERT INTO room_leases"));
+        assert!(sql.contains("VALUES ($4, $5, {now} + $6)"), "{sql}");
+        assert!(!sql.contains("$7"), "{sql}");
+        // Two turns: $4-$9 are the conversation, the kept count and the turns.
+        let sql = sqlite::finish_then_next("UPDATE x", 2);
+        assert!(
+            sql.contains("SELECT $4, $2, $8, $9 WHERE changes() = 1"),
+            "{sql}"
+        );
+        assert!(sql.contains("VALUES ($10, $11, {now} + $12)"), "{sql}");
+        assert!(sql.contains("room_id = $10 AND owner = $11"), "{sql}");
+        assert!(!sql.contains("$13"), "{sql}");
+        // The next step comes after the commit, never inside the done mark's transaction.
+        assert!(sql.find("COMMIT").unwrap() < sql.find("INSERT INTO room_leases").unwrap());
     }
 
     #[test]

@@ -20,6 +20,31 @@ impl Drop for InlineTx {
     }
 }
 
+/// The room whose next step [`Store::finish_then_next`] takes, for whom, and the lease's
+/// TTL: [`Store::next_event`]'s arguments.
+#[derive(Clone, Copy, Debug)]
+pub struct NextIn<'a> {
+    pub room_id: &'a str,
+    pub owner: &'a str,
+    pub ttl: Duration,
+}
+
+/// What [`Store::finish_then_next`] did.
+#[derive(Debug)]
+pub struct Finished {
+    /// The done mark applied (false: another worker had finished the event first).
+    pub done: bool,
+    /// The room's next step, taken in the same round trip: what `next_event` would have
+    /// answered. `None` when it was not taken (not asked, or not in one round trip here).
+    pub next: Option<Option<PendingEvent>>,
+}
+
+impl Finished {
+    fn done(done: bool) -> Finished {
+        Finished { done, next: None }
+    }
+}
+
 fn pending_from_row(r: &AnyRow) -> Result<PendingEvent> {
     Ok(PendingEvent {
         seq: r.try_get("seq")?,
@@ -127,7 +152,7 @@ impl Store {
     /// is due; `None` when the room is another owner's, or when nothing is due, in which
     /// case the lease is released in the same step. A worker calls it until `None`.
     ///
-    /// One round trip where the dialect allows ([`dialect::sqlite::NEXT_EVENT`]: claim;
+    /// One round trip where the dialect allows ([`dialect::sqlite::next_event`]: claim;
     /// release if idle; take), else the same steps as separate statements.
     pub async fn next_event(
         &self,
@@ -151,7 +176,7 @@ impl Store {
             }
             return Ok(None);
         }
-        let rows = sqlx::query(self.timed(dialect::sqlite::NEXT_EVENT))
+        let rows = sqlx::query(self.timed(&dialect::sqlite::next_event(1)))
             .bind(room_id)
             .bind(owner)
             .bind(ms(ttl))
@@ -229,26 +254,49 @@ impl Store {
     /// `pending`: an event that another worker already finished is left as it is (false),
     /// and its turns are not stored a second time.
     pub async fn finish(&self, seq: i64, finish: Finish<'_>) -> Result<bool> {
-        let done = self.mark_done(seq, finish).await?;
-        if done {
-            self.pending.add(-1);
-        }
-        Ok(done)
+        Ok(self.finish_then_next(seq, finish, None).await?.done)
     }
 
-    async fn mark_done(&self, seq: i64, finish: Finish<'_>) -> Result<bool> {
+    /// [`Store::finish`], then with `next` the room's next step ([`Store::next_event`]
+    /// for that room and owner) in the same round trip where the dialect allows (SQLite:
+    /// [`dialect::sqlite::finish_then_next`]): a worker going on to the room's next
+    /// event saves a hand-off to the connection's thread and back per event. Elsewhere
+    /// (PostgreSQL) only the done mark is stored and [`Finished::next`] is `None`: the
+    /// worker asks `next_event` itself.
+    pub async fn finish_then_next(
+        &self,
+        seq: i64,
+        finish: Finish<'_>,
+        next: Option<NextIn<'_>>,
+    ) -> Result<Finished> {
+        let finished = self.mark_done(seq, finish, next).await?;
+        if finished.done {
+            self.pending.add(-1);
+        }
+        Ok(finished)
+    }
+
+    async fn mark_done(
+        &self,
+        seq: i64,
+        finish: Finish<'_>,
+        next: Option<NextIn<'_>>,
+    ) -> Result<Finished> {
         let now = now_ms();
         let turns = finish.turns.filter(|(_, turns)| !turns.is_empty());
+        // `done`: a column of this name only (`next_event`'s rows have twelve).
         const DONE: &str = "UPDATE inbox SET state = 'done', outcome = $1, finished_at = $2, reply = NULL \
-             WHERE seq = $3 AND state = 'pending' RETURNING seq";
+             WHERE seq = $3 AND state = 'pending' RETURNING seq AS done";
         if self.backend.round_trips() == RoundTrips::One {
             // One round trip, the transaction included: the done mark (whose RETURNING
-            // says whether it applied), the turns only if it did, the pruning.
-            let sql = dialect::sqlite::done_with_turns(DONE, turns.map_or(0, |(_, t)| t.len()));
-            let mut query = sqlx::query(AssertSqlSafe(sql))
-                .bind(finish.outcome)
-                .bind(now)
-                .bind(seq);
+            // says whether it applied), the turns only if it did, the pruning; then,
+            // after the commit, the room's next step if asked.
+            let count = turns.map_or(0, |(_, t)| t.len());
+            let sql = match next {
+                Some(_) => self.timed(&dialect::sqlite::finish_then_next(DONE, count)),
+                None => AssertSqlSafe(dialect::sqlite::done_with_turns(DONE, count)),
+            };
+            let mut query = sqlx::query(sql).bind(finish.outcome).bind(now).bind(seq);
             if let Some((conversation, turns)) = turns {
                 query = query
                     .bind(conversation.as_str())
@@ -257,17 +305,32 @@ impl Store {
                     query = query.bind(turn.role.as_str()).bind(turn.content.as_str());
                 }
             }
+            if let Some(next) = &next {
+                query = query.bind(next.room_id).bind(next.owner).bind(ms(next.ttl));
+            }
             let mut tx = InlineTx {
                 held: self.conn().await?,
                 ended: false,
             };
-            let done = query.fetch_all(&mut *tx.held).await;
-            if done.is_err() {
-                // A statement failed: the transaction may be open; end it here.
+            let rows = query.fetch_all(&mut *tx.held).await;
+            if rows.is_err() {
+                // A statement failed: the transaction may be open; end it here. (If it
+                // was the next step, the done mark is committed: the worker's own
+                // `next_event` then finds the event done, and the pending count is
+                // corrected at its next recount.)
                 let _ = tx.held.execute("ROLLBACK").await;
             }
             tx.ended = true;
-            return Ok(!done?.is_empty());
+            let rows = rows?;
+            let (marks, events): (Vec<&AnyRow>, Vec<&AnyRow>) =
+                rows.iter().partition(|r| r.len() == 1);
+            return Ok(Finished {
+                done: !marks.is_empty(),
+                next: match next {
+                    Some(_) => Some(events.first().map(|r| pending_from_row(r)).transpose()?),
+                    None => None,
+                },
+            });
         }
         let mut conn = self.conn().await?;
         let mut tx = conn.begin().await?;
@@ -279,7 +342,7 @@ impl Store {
             .await?;
         if done.is_empty() {
             tx.rollback().await?;
-            return Ok(false);
+            return Ok(Finished::done(false));
         }
         if let Some((conversation, turns)) = turns {
             // One statement for all the turns: `($1, $2, $3, $4), ($1, $2, $5, $6), …`.
@@ -302,7 +365,7 @@ impl Store {
             prune_turns(&mut tx, conversation, finish.keep_messages).await?;
         }
         tx.commit().await?;
-        Ok(true)
+        Ok(Finished::done(true))
     }
 
     /// Forgets finished events older than `keep` (at least 7 days: Webex redelivers).

@@ -279,6 +279,7 @@ mod websocket_cursor;
 
 pub use dialect::Backend;
 pub use feedback::{FeedbackAnswer, FeedbackCounts, Vote};
+pub use inbox::{Finished, NextIn};
 pub use owner_lock::{OwnerLock, OwnerLockError};
 pub use tools::{ToolApproval, ToolCallRecord};
 pub use usage::{PersonUsage, Ranked, TokensToday, Totals, UsageReader, UsageRecord, UsageRow};

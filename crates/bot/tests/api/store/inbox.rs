@@ -322,3 +322,90 @@ async fn next_event_holds_the_lease_while_work_is_due_and_releases_it_after() {
         assert_eq!(store.room_owner("rn").await.unwrap(), None, "{name}");
     }
 }
+
+/// `finish_then_next`: the done mark with its turns and, where the backend does both in
+/// one round trip (SQLite), the room's next step as `next_event` would answer it: the
+/// next event with its attempt counted and the lease kept, then, with nothing due, the
+/// lease released. On PostgreSQL only the done mark is stored and the worker asks itself.
+#[tokio::test]
+async fn the_done_mark_takes_the_rooms_next_step_in_the_same_round_trip_on_sqlite() {
+    for (name, store, _dir) in stores().await {
+        let one_trip = store.backend() == Backend::Sqlite;
+        let ttl = Duration::from_secs(30);
+        let next_in = bot::store::NextIn {
+            room_id: "rf",
+            owner: "me",
+            ttl,
+        };
+        enqueue_all(&store, "rf", &["f1", "f2"]).await;
+        let first = store.next_event("rf", "me", ttl).await.unwrap().unwrap();
+        let conversation = ConversationKey::direct("rf");
+        let turns = [
+            Turn {
+                role: Role::User,
+                content: "question".into(),
+            },
+            Turn {
+                role: Role::Assistant,
+                content: "answer".into(),
+            },
+        ];
+        let finish = |turns| Finish {
+            outcome: "answered",
+            turns,
+            keep_messages: 10,
+        };
+        let finished = store
+            .finish_then_next(
+                first.seq,
+                finish(Some((&conversation, &turns[..]))),
+                Some(next_in),
+            )
+            .await
+            .unwrap();
+        assert!(finished.done, "{name}");
+        assert_eq!(
+            store.history(&conversation, 10).await.unwrap(),
+            turns.to_vec(),
+            "{name}: the turns are stored with the done mark"
+        );
+        assert_eq!(
+            store.event_outcome("f1").await.unwrap(),
+            Some(("done".into(), Some("answered".into()))),
+            "{name}"
+        );
+        let second = if one_trip {
+            let second = finished.next.expect("taken").expect("f2 is due");
+            assert_eq!(
+                (second.message_id.as_str(), second.attempts),
+                ("f2", 1),
+                "{name}"
+            );
+            second
+        } else {
+            assert!(finished.next.is_none(), "{name}: not taken");
+            store.next_event("rf", "me", ttl).await.unwrap().unwrap()
+        };
+        assert_eq!(store.room_owner("rf").await.unwrap().as_deref(), Some("me"));
+
+        // Without turns, and with nothing due after it: the lease goes with the done mark.
+        let finished = store
+            .finish_then_next(second.seq, finish(None), Some(next_in))
+            .await
+            .unwrap();
+        assert!(finished.done, "{name}");
+        if one_trip {
+            assert!(matches!(finished.next, Some(None)), "{name}");
+            assert_eq!(store.room_owner("rf").await.unwrap(), None, "{name}");
+        } else {
+            assert!(finished.next.is_none(), "{name}");
+        }
+        // An event already finished is not finished twice (and takes nothing either).
+        let again = store
+            .finish_then_next(second.seq, finish(None), None)
+            .await
+            .unwrap();
+        assert!(!again.done && again.next.is_none(), "{name}");
+        assert_eq!(store.counts().await.unwrap().pending_events, 0, "{name}");
+    }
+}
