@@ -225,13 +225,14 @@ pub(super) mod sqlite {
     }
 
     /// `Store::next_event`: claim the room's lease; release it if nothing is due; take the
-    /// oldest due event (counting the attempt) if the lease is ours. Each statement stands
-    /// on its own. Parameters: room, owner, lease ms, numbered from `first` (1 alone, after
-    /// the done mark's in [`finish_then_next`]); `{now}` as in `Backend::timed`.
+    /// oldest due event (counting the attempt) if the lease is ours. One transaction
+    /// written inline: one commit (one set of WAL locks and frame writes) instead of one
+    /// per statement. Parameters: room, owner, lease ms, numbered from `first` (1 alone,
+    /// after the done mark's in [`finish_then_next`]); `{now}` as in `Backend::timed`.
     pub(in crate::store) fn next_event(first: usize) -> String {
         let (room, owner, ttl) = (first, first + 1, first + 2);
         format!(
-            "INSERT INTO room_leases (room_id, owner, expires_at) VALUES (${room}, ${owner}, {{now}} + ${ttl}) \
+            "BEGIN IMMEDIATE; INSERT INTO room_leases (room_id, owner, expires_at) VALUES (${room}, ${owner}, {{now}} + ${ttl}) \
              ON CONFLICT (room_id) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at \
              WHERE room_leases.expires_at < {{now}} OR room_leases.owner = excluded.owner; \
              DELETE FROM room_leases WHERE room_id = ${room} AND owner = ${owner} AND NOT EXISTS \
@@ -243,14 +244,14 @@ pub(super) mod sqlite {
              AND not_before <= {{now}} \
              AND EXISTS (SELECT 1 FROM room_leases WHERE room_id = ${room} AND owner = ${owner}) \
              RETURNING seq, message_id, kind, room_id, payload, received_at, attempts, not_before, reply, parts_sent, stream_message_id, \
-             CAST(1 AS BIGINT) AS due"
+             CAST(1 AS BIGINT) AS due; COMMIT"
         )
     }
 
     /// `Store::finish_then_next`: the done mark with its turns ([`done_with_turns`]), its
     /// transaction committed, then the room's next step ([`next_event`]), whose parameters
-    /// follow the turns'. The next step is outside the done mark's transaction: if it
-    /// fails, the answer stays recorded.
+    /// follow the turns'. The next step is a transaction of its own: if it fails, the
+    /// answer stays recorded.
     pub(in crate::store) fn finish_then_next(done: &str, turns: usize) -> String {
         let first = if turns > 0 { 6 + 2 * turns } else { 4 };
         format!("{}; {}", done_with_turns(done, turns), next_event(first))
@@ -258,11 +259,11 @@ pub(super) mod sqlite {
 
     /// `Store::confirm_post` with an answer to keep: the confirmation `confirm`, then the
     /// answer saved only if it confirmed (`changes()`: rows changed by the statement
-    /// before). The answer is parameter 6.
+    /// before), in one transaction written inline. The answer is parameter 6.
     pub(in crate::store) fn confirm_and_save(confirm: &str) -> String {
         format!(
-            "{confirm}; UPDATE inbox SET reply = $6, parts_sent = 0 \
-             WHERE seq = $4 AND state = 'pending' AND changes() = 1"
+            "BEGIN IMMEDIATE; {confirm}; UPDATE inbox SET reply = $6, parts_sent = 0 \
+             WHERE seq = $4 AND state = 'pending' AND changes() = 1; COMMIT"
         )
     }
 
@@ -367,7 +368,12 @@ mod tests {
         assert!(sqlite::next_event(1).contains("VALUES ($1, $2, {now} + $3)"));
         // No turns: the done mark's are $1-$3.
         let sql = sqlite::finish_then_next("UPDATE x", 0);
-        assert!(sql.starts_with("BEGIN IMMEDIATE; UPDATE x;; COMMIT; INSERT INTO room_leases"));
+        assert!(
+            sql.starts_with(
+                "BEGIN IMMEDIATE; UPDATE x;; COMMIT; BEGIN IMMEDIATE; INSERT INTO room_leases"
+            ),
+            "{sql}"
+        );
         assert!(sql.contains("VALUES ($4, $5, {now} + $6)"), "{sql}");
         assert!(!sql.contains("$7"), "{sql}");
         // Two turns: $4-$9 are the conversation, the kept count and the turns.
@@ -379,8 +385,20 @@ mod tests {
         assert!(sql.contains("VALUES ($10, $11, {now} + $12)"), "{sql}");
         assert!(sql.contains("room_id = $10 AND owner = $11"), "{sql}");
         assert!(!sql.contains("$13"), "{sql}");
-        // The next step comes after the commit, never inside the done mark's transaction.
+        // The next step comes after the commit, never inside the done mark's transaction,
+        // and is a transaction of its own.
         assert!(sql.find("COMMIT").unwrap() < sql.find("INSERT INTO room_leases").unwrap());
+        assert!(sql.ends_with("; COMMIT"), "{sql}");
+        assert_eq!(sql.matches("BEGIN IMMEDIATE").count(), 2, "{sql}");
+    }
+
+    #[test]
+    fn the_multi_statement_steps_commit_once() {
+        for sql in [sqlite::next_event(1), sqlite::confirm_and_save("UPDATE x")] {
+            assert!(sql.starts_with("BEGIN IMMEDIATE; "), "{sql}");
+            assert!(sql.ends_with("; COMMIT"), "{sql}");
+            assert_eq!(sql.matches("COMMIT").count(), 1, "{sql}");
+        }
     }
 
     #[test]

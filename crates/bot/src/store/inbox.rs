@@ -20,6 +20,29 @@ impl Drop for InlineTx {
     }
 }
 
+impl Store {
+    /// Runs SQL text holding transactions written inline (`BEGIN IMMEDIATE; …; COMMIT`)
+    /// in one round trip, and returns every row its statements returned. A failed
+    /// statement leaves its transaction open: it is rolled back here; a cancelled task's,
+    /// before the connection is lent again ([`InlineTx`]).
+    pub(super) async fn inline_tx(
+        &self,
+        query: sqlx::query::Query<'_, Any, sqlx::any::AnyArguments>,
+    ) -> Result<Vec<AnyRow>> {
+        let mut tx = InlineTx {
+            held: self.conn().await?,
+            ended: false,
+        };
+        let rows = query.fetch_all(&mut *tx.held).await;
+        if rows.is_err() {
+            // "No transaction is active" when it had ended after all: fine.
+            let _ = tx.held.execute("ROLLBACK").await;
+        }
+        tx.ended = true;
+        Ok(rows?)
+    }
+}
+
 /// The room whose next step [`Store::finish_then_next`] takes, for whom, and the lease's
 /// TTL: [`Store::next_event`]'s arguments.
 #[derive(Clone, Copy, Debug)]
@@ -176,12 +199,11 @@ impl Store {
             }
             return Ok(None);
         }
-        let rows = sqlx::query(self.timed(&dialect::sqlite::next_event(1)))
+        let query = sqlx::query(self.timed(&dialect::sqlite::next_event(1)))
             .bind(room_id)
             .bind(owner)
-            .bind(ms(ttl))
-            .fetch_all(&mut *self.conn().await?)
-            .await?;
+            .bind(ms(ttl));
+        let rows = self.inline_tx(query).await?;
         rows.first().map(pending_from_row).transpose()
     }
 
@@ -308,20 +330,10 @@ impl Store {
             if let Some(next) = &next {
                 query = query.bind(next.room_id).bind(next.owner).bind(ms(next.ttl));
             }
-            let mut tx = InlineTx {
-                held: self.conn().await?,
-                ended: false,
-            };
-            let rows = query.fetch_all(&mut *tx.held).await;
-            if rows.is_err() {
-                // A statement failed: the transaction may be open; end it here. (If it
-                // was the next step, the done mark is committed: the worker's own
-                // `next_event` then finds the event done, and the pending count is
-                // corrected at its next recount.)
-                let _ = tx.held.execute("ROLLBACK").await;
-            }
-            tx.ended = true;
-            let rows = rows?;
+            // If the next step fails, the done mark is committed all the same: the
+            // worker's own `next_event` then finds the event done, and the pending count
+            // is corrected at its next recount.
+            let rows = self.inline_tx(query).await?;
             let (marks, events): (Vec<&AnyRow>, Vec<&AnyRow>) =
                 rows.iter().partition(|r| r.len() == 1);
             return Ok(Finished {

@@ -70,7 +70,13 @@ impl Store {
         {
             query = query.bind(reply);
         }
-        let confirmed = query.fetch_all(&mut *self.conn().await?).await?.len() == 1;
+        let confirmed = if one_trip && save.is_some() {
+            self.inline_tx(query).await?
+        } else {
+            query.fetch_all(&mut *self.conn().await?).await?
+        }
+        .len()
+            == 1;
         if confirmed
             && let Some(reply) = save
             && !one_trip
