@@ -96,19 +96,22 @@ pub async fn handle(state: &AppState, lease: &RoomLease, event: PendingEvent) ->
         } else {
             run(state, lease, &event).await
         };
+        // The done mark, boxed (see `run`): with the outcome's turns, if any.
+        let done = |outcome, turns| {
+            Box::pin(finish(
+                &state.store,
+                &state.metrics,
+                keep,
+                event.seq,
+                outcome,
+                turns,
+                next_in,
+            ))
+        };
         let stored = match disposition {
             Disposition::Done { outcome, turns } => {
                 tracing::info!(outcome = outcome.as_str(), "event handled");
-                Box::pin(finish(
-                    &state.store,
-                    &state.metrics,
-                    keep,
-                    event.seq,
-                    outcome,
-                    turns,
-                    next_in,
-                ))
-                .await
+                done(outcome, turns).await
             }
             Disposition::Retry { cause } => {
                 let delay = retry_delay(attempt);
@@ -126,16 +129,7 @@ pub async fn handle(state: &AppState, lease: &RoomLease, event: PendingEvent) ->
                     outcome = outcome.as_str(),
                     "event failed"
                 );
-                Box::pin(finish(
-                    &state.store,
-                    &state.metrics,
-                    keep,
-                    event.seq,
-                    outcome,
-                    None,
-                    next_in,
-                ))
-                .await
+                done(outcome, None).await
             }
             Disposition::LeaseLost => {
                 tracing::warn!(
