@@ -282,7 +282,6 @@ struct Seen {
 struct RecordingProxy {
     url: String,
     seen: Arc<Mutex<Vec<Seen>>>,
-    _server: tokio::task::JoinHandle<()>,
 }
 
 #[derive(Clone)]
@@ -298,17 +297,8 @@ impl RecordingProxy {
             seen: seen.clone(),
             upstream: reqwest::Client::builder().no_proxy().build().unwrap(),
         };
-        let app = axum::Router::new().fallback(proxy).with_state(state);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        RecordingProxy {
-            url,
-            seen,
-            _server: server,
-        }
+        let url = serve_axum(axum::Router::new().fallback(proxy).with_state(state)).await;
+        RecordingProxy { url, seen }
     }
 
     fn seen(&self) -> Vec<Seen> {

@@ -61,16 +61,7 @@ async fn a_failed_finish_keeps_nothing_and_leaves_no_transaction_open() {
         .unwrap();
     let event = store.take_next("rf").await.unwrap().unwrap();
     let conversation = ConversationKey::direct("rf");
-    let turns = [
-        Turn {
-            role: Role::User,
-            content: "q".into(),
-        },
-        Turn {
-            role: Role::Assistant,
-            content: "a".into(),
-        },
-    ];
+    let turns = question_and_answer("q", "a");
     let finish = || Finish {
         outcome: "answered",
         turns: Some((&conversation, &turns[..])),

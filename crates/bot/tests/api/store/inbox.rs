@@ -58,16 +58,7 @@ async fn inbox_deduplicates_and_keeps_order() {
         );
 
         let conv = ConversationKey::direct("r1");
-        let turns = [
-            Turn {
-                role: Role::User,
-                content: "q".into(),
-            },
-            Turn {
-                role: Role::Assistant,
-                content: "a".into(),
-            },
-        ];
+        let turns = question_and_answer("q", "a");
         let finish = || Finish {
             outcome: "answered",
             turns: Some((&conv, &turns)),
@@ -340,16 +331,7 @@ async fn the_done_mark_takes_the_rooms_next_step_in_the_same_round_trip_on_sqlit
         enqueue_all(&store, "rf", &["f1", "f2"]).await;
         let first = store.next_event("rf", "me", ttl).await.unwrap().unwrap();
         let conversation = ConversationKey::direct("rf");
-        let turns = [
-            Turn {
-                role: Role::User,
-                content: "question".into(),
-            },
-            Turn {
-                role: Role::Assistant,
-                content: "answer".into(),
-            },
-        ];
+        let turns = question_and_answer("question", "answer");
         let finish = |turns| Finish {
             outcome: "answered",
             turns,

@@ -79,6 +79,20 @@ async fn enqueue_all(store: &Store, room_id: &str, ids: &[&str]) {
     }
 }
 
+/// A user turn and the assistant's answer to it: what a finished event stores.
+fn question_and_answer(question: &str, answer: &str) -> [Turn; 2] {
+    [
+        Turn {
+            role: Role::User,
+            content: question.into(),
+        },
+        Turn {
+            role: Role::Assistant,
+            content: answer.into(),
+        },
+    ]
+}
+
 fn email(s: &str) -> Email {
     Email::parse(s).unwrap()
 }

@@ -63,10 +63,7 @@ impl SlowLlm {
             script: Arc::new(Mutex::new(script)),
             log: Arc::default(),
         };
-        let app = Router::new().fallback(answer).with_state(fake.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let uri = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        let uri = serve_axum(Router::new().fallback(answer).with_state(fake.clone())).await;
         SlowLlm {
             uri,
             log: fake.log,
