@@ -74,9 +74,6 @@ fn init_logs() {
     });
 }
 
-/// Writes straight to the process's stderr: libtest captures `eprintln!` of passing tests,
-/// and what this says (a skipped PostgreSQL test, a random test's seed) must be visible in
-/// `cargo test`'s output.
 /// Serves `app` on a free loopback port for the rest of the test; its base URL.
 pub async fn serve_axum(app: axum::Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -85,6 +82,9 @@ pub async fn serve_axum(app: axum::Router) -> String {
     uri
 }
 
+/// Writes straight to the process's stderr: libtest captures `eprintln!` of passing tests,
+/// and what this says (a skipped PostgreSQL test, a random test's seed) must be visible in
+/// `cargo test`'s output.
 pub fn say(message: &str) {
     use std::io::Write;
     let _ = writeln!(std::io::stderr().lock(), "{message}");
