@@ -20,10 +20,12 @@ command -v nm >/dev/null || { echo "needs nm (binutils)" >&2; exit 1; }
 have="${TMPDIR:-/tmp}/link-order-check.$$"
 trap 'rm -f "$have"' EXIT
 nm --defined-only "$bin" | awk '$2 ~ /^[tT]$/ { print $3 }' | sort -u >"$have"
-found=$(sort -u "$order" | comm -12 - "$have" | wc -l)
+# The file's names that the binary has, once.
+common=$(sort -u "$order" | comm -12 - "$have")
+found=$(printf '%s\n' "$common" | grep -c . || true)
 # Rust's symbols: legacy (_ZN) and v0 (_R) mangling.
 rust=$(grep -c '^_ZN\|^_R' "$order" || true)
-rust_found=$(sort -u "$order" | comm -12 - "$have" | grep -c '^_ZN\|^_R' || true)
+rust_found=$(printf '%s\n' "$common" | grep -c '^_ZN\|^_R' || true)
 first=$(nm -n --defined-only "$bin" | awk '$2 ~ /^[tT]$/ { print $3 }' | awk 'NR <= 100' |
     awk 'NR == FNR { named[$1] = 1; next } ($1 in named) { n++ } END { print n + 0 }' "$order" -)
 echo "$bin: $found of the $(wc -l <"$order") functions in $order ($rust_found of its $rust Rust functions); $first of its first 100 are the file's"
