@@ -10,12 +10,12 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(200);
 /// serves the workers (a checkpoint there stalled acknowledgements for tens of
 /// milliseconds on a slow disk). A `PASSIVE` checkpoint takes no lock that writers wait
 /// for. Ends when the store is closed.
-pub(super) async fn checkpoint_loop(url: String, pool: AnyPool) {
+pub(super) async fn checkpoint_loop(url: String, lite: Arc<Lite>) {
     let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut conn: Option<AnyConnection> = None;
     let mut failing = false;
-    while !pool.is_closed() {
+    while !lite.is_closed() {
         tick.tick().await;
         let result = match conn.as_mut() {
             Some(conn) => conn

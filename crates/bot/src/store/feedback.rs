@@ -37,7 +37,7 @@ pub struct FeedbackCounts {
 impl Store {
     /// Records the answer a feedback card rates (once; a repeated post keeps the first).
     pub async fn save_feedback_answer(&self, a: &FeedbackAnswer<'_>) -> Result<()> {
-        sqlx::query(
+        query(
             "INSERT INTO feedback_answers (card_message_id, room_id, conversation, question_message_id, answer, created_at) \
              VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (card_message_id) DO NOTHING",
         )
@@ -47,18 +47,18 @@ impl Store {
         .bind(a.question_message_id)
         .bind(a.answer)
         .bind(now_ms())
-        .execute(&mut *self.conn().await?)
+        .execute(&mut self.conn().await?)
         .await?;
         Ok(())
     }
 
     /// The answer a feedback card rates, if this bot posted that card.
     pub async fn feedback_answer(&self, card_message_id: &str) -> Result<Option<String>> {
-        let row = sqlx::query("SELECT answer FROM feedback_answers WHERE card_message_id = $1")
+        let row = query("SELECT answer FROM feedback_answers WHERE card_message_id = $1")
             .bind(card_message_id)
-            .fetch_optional(&mut *self.conn().await?)
+            .fetch_optional(&mut self.conn().await?)
             .await?;
-        Ok(row.map(|r| r.try_get("answer")).transpose()?)
+        row.map(|r| r.try_get("answer")).transpose()
     }
 
     /// Records `person`'s vote (`up` or `down`) on a feedback card, clicked at `at_ms`. One
@@ -74,7 +74,7 @@ impl Store {
         if self.feedback_answer(card_message_id).await?.is_none() {
             return Ok(Vote::UnknownCard);
         }
-        let changed = sqlx::query(
+        let changed = query(
             "INSERT INTO feedback_votes (card_message_id, person, value, voted_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (card_message_id, person) DO UPDATE SET value = excluded.value, voted_at = excluded.voted_at \
              WHERE feedback_votes.voted_at <= excluded.voted_at AND feedback_votes.value <> excluded.value \
@@ -84,7 +84,7 @@ impl Store {
         .bind(person)
         .bind(value)
         .bind(at_ms)
-        .fetch_all(&mut *self.conn().await?)
+        .fetch_all(&mut self.conn().await?)
         .await?;
         Ok(if changed.is_empty() {
             Vote::Unchanged
@@ -95,12 +95,12 @@ impl Store {
 
     /// Each person's latest vote per card, counted (for `status`).
     pub async fn feedback_counts(&self) -> Result<FeedbackCounts> {
-        let row = sqlx::query(
+        let row = query(
             "SELECT \
                (SELECT COUNT(*) FROM feedback_votes WHERE value = 'up') AS up, \
                (SELECT COUNT(*) FROM feedback_votes WHERE value = 'down') AS down",
         )
-        .fetch_one(&mut *self.conn().await?)
+        .fetch_one(&mut self.conn().await?)
         .await?;
         Ok(FeedbackCounts {
             up: row.try_get("up")?,

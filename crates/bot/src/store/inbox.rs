@@ -3,46 +3,6 @@
 
 use super::*;
 
-/// A connection running a transaction written inline in one multi-statement round trip.
-/// Dropped before that ended (the task was cancelled mid-way), the transaction may still
-/// be open: it is then rolled back ([`Lent::discard`]) before later statements could run
-/// inside it.
-struct InlineTx {
-    held: Held,
-    ended: bool,
-}
-
-impl Drop for InlineTx {
-    fn drop(&mut self) {
-        if !self.ended {
-            self.held.conn.discard();
-        }
-    }
-}
-
-impl Store {
-    /// Runs SQL text holding transactions written inline (`BEGIN IMMEDIATE; …; COMMIT`)
-    /// in one round trip, and returns every row its statements returned. A failed
-    /// statement leaves its transaction open: it is rolled back here; a cancelled task's,
-    /// before the connection is lent again ([`InlineTx`]).
-    pub(super) async fn inline_tx(
-        &self,
-        query: sqlx::query::Query<'_, Any, sqlx::any::AnyArguments>,
-    ) -> Result<Vec<AnyRow>> {
-        let mut tx = InlineTx {
-            held: self.conn().await?,
-            ended: false,
-        };
-        let rows = query.fetch_all(&mut *tx.held).await;
-        if rows.is_err() {
-            // "No transaction is active" when it had ended after all: fine.
-            let _ = tx.held.execute("ROLLBACK").await;
-        }
-        tx.ended = true;
-        Ok(rows?)
-    }
-}
-
 /// The room whose next step [`Store::finish_then_next`] takes, for whom, and the lease's
 /// TTL: [`Store::next_event`]'s arguments.
 #[derive(Clone, Copy, Debug)]
@@ -68,11 +28,11 @@ impl Finished {
     }
 }
 
-fn pending_from_row(r: &AnyRow) -> Result<PendingEvent> {
+fn pending_from_row(r: &Row) -> Result<PendingEvent> {
     Ok(PendingEvent {
         seq: r.try_get("seq")?,
         message_id: r.try_get("message_id")?,
-        kind: EventKind::from_db(&r.try_get::<String, _>("kind")?),
+        kind: EventKind::from_db(&r.try_get::<String>("kind")?),
         room_id: r.try_get("room_id")?,
         payload: r.try_get("payload")?,
         received_at: r.try_get("received_at")?,
@@ -81,7 +41,7 @@ fn pending_from_row(r: &AnyRow) -> Result<PendingEvent> {
         reply: r.try_get("reply")?,
         parts_sent: r.try_get("parts_sent")?,
         stream_message_id: r.try_get("stream_message_id")?,
-        due: r.try_get::<i64, _>("due")? != 0,
+        due: r.try_get::<i64>("due")? != 0,
     })
 }
 
@@ -129,8 +89,8 @@ impl Store {
     /// next count settles it; two racing counts in a row: the second is kept).
     pub async fn recount_pending(&self) -> Result<i64> {
         let before = self.pending.changes.load(Ordering::SeqCst);
-        let row = sqlx::query("SELECT COUNT(*) AS pending FROM inbox WHERE state = 'pending'")
-            .fetch_one(&mut *self.conn().await?)
+        let row = query("SELECT COUNT(*) AS pending FROM inbox WHERE state = 'pending'")
+            .fetch_one(&mut self.conn().await?)
             .await?;
         let counted: i64 = row.try_get("pending")?;
         let raced = self.pending.changes.load(Ordering::SeqCst) != before;
@@ -143,14 +103,14 @@ impl Store {
 
     /// Rooms with events due now, oldest first.
     pub async fn pending_rooms(&self) -> Result<Vec<String>> {
-        let rows = sqlx::query(self.timed(
+        let rows = query(self.timed(
             "SELECT room_id, MIN(seq) AS first FROM inbox WHERE state = 'pending' AND not_before <= {now} \
              GROUP BY room_id ORDER BY first",
         ))
-        .fetch_all(&mut *self.conn().await?)
+        .fetch_all(&mut self.conn().await?)
         .await?;
         rows.iter()
-            .map(|r| r.try_get::<String, _>("room_id").map_err(Into::into))
+            .map(|r| r.try_get::<String>("room_id"))
             .collect()
     }
 
@@ -159,13 +119,13 @@ impl Store {
     /// Tests only (feature `test-support`).
     #[cfg(any(test, feature = "test-support"))]
     pub async fn next_pending(&self, room_id: &str) -> Result<Option<PendingEvent>> {
-        let row = sqlx::query(self.timed(
+        let row = query(self.timed(
             "SELECT seq, message_id, kind, room_id, payload, received_at, attempts, not_before, reply, parts_sent, stream_message_id, \
              CAST(CASE WHEN not_before <= {now} THEN 1 ELSE 0 END AS BIGINT) AS due \
              FROM inbox WHERE room_id = $1 AND state = 'pending' ORDER BY seq LIMIT 1",
         ))
         .bind(room_id)
-        .fetch_optional(&mut *self.conn().await?)
+        .fetch_optional(&mut self.conn().await?)
         .await?;
         row.map(|r| pending_from_row(&r)).transpose()
     }
@@ -199,11 +159,12 @@ impl Store {
             }
             return Ok(None);
         }
-        let query = sqlx::query(self.timed(&dialect::sqlite::next_event(1)))
+        let rows = query(self.timed(&dialect::sqlite::next_event(1)))
             .bind(room_id)
             .bind(owner)
-            .bind(ms(ttl));
-        let rows = self.inline_tx(query).await?;
+            .bind(ms(ttl))
+            .script(&mut self.conn().await?)
+            .await?;
         rows.first().map(pending_from_row).transpose()
     }
 
@@ -213,7 +174,7 @@ impl Store {
     /// order). The returned `attempts` includes this one. Counting before the work starts
     /// means an event that crashes the process every time is eventually given up.
     pub async fn take_next(&self, room_id: &str) -> Result<Option<PendingEvent>> {
-        let row = sqlx::query(self.timed(
+        let row = query(self.timed(
             "UPDATE inbox SET attempts = attempts + 1 \
              WHERE seq = (SELECT seq FROM inbox WHERE room_id = $1 AND state = 'pending' ORDER BY seq LIMIT 1) \
              AND not_before <= {now} \
@@ -221,28 +182,26 @@ impl Store {
              CAST(1 AS BIGINT) AS due",
         ))
         .bind(room_id)
-        .fetch_optional(&mut *self.conn().await?)
+        .fetch_optional(&mut self.conn().await?)
         .await?;
         row.map(|r| pending_from_row(&r)).transpose()
     }
 
     pub async fn save_reply(&self, seq: i64, reply: &str) -> Result<()> {
-        sqlx::query(
-            "UPDATE inbox SET reply = $1, parts_sent = 0 WHERE seq = $2 AND state = 'pending'",
-        )
-        .bind(reply)
-        .bind(seq)
-        .execute(&mut *self.conn().await?)
-        .await?;
+        query("UPDATE inbox SET reply = $1, parts_sent = 0 WHERE seq = $2 AND state = 'pending'")
+            .bind(reply)
+            .bind(seq)
+            .execute(&mut self.conn().await?)
+            .await?;
         Ok(())
     }
 
     /// Records (or forgets, with `None`) the message a streamed answer is written into.
     pub async fn set_stream_message(&self, seq: i64, message_id: Option<&str>) -> Result<()> {
-        sqlx::query("UPDATE inbox SET stream_message_id = $1 WHERE seq = $2 AND state = 'pending'")
+        query("UPDATE inbox SET stream_message_id = $1 WHERE seq = $2 AND state = 'pending'")
             .bind(message_id)
             .bind(seq)
-            .execute(&mut *self.conn().await?)
+            .execute(&mut self.conn().await?)
             .await?;
         Ok(())
     }
@@ -250,10 +209,10 @@ impl Store {
     /// Records how many parts of the answer are posted. Only ever grows: a late write from
     /// a worker that lost the room cannot make the next one post a part again.
     pub async fn set_parts_sent(&self, seq: i64, parts: i64) -> Result<()> {
-        sqlx::query("UPDATE inbox SET parts_sent = $1 WHERE seq = $2 AND parts_sent < $1")
+        query("UPDATE inbox SET parts_sent = $1 WHERE seq = $2 AND parts_sent < $1")
             .bind(parts)
             .bind(seq)
-            .execute(&mut *self.conn().await?)
+            .execute(&mut self.conn().await?)
             .await?;
         Ok(())
     }
@@ -261,12 +220,12 @@ impl Store {
     /// Leaves the event pending but not before `delay` from now (Webex down, say), by the
     /// database's clock like every time the replicas compare.
     pub async fn postpone(&self, seq: i64, delay: Duration) -> Result<()> {
-        sqlx::query(self.timed(
+        query(self.timed(
             "UPDATE inbox SET not_before = {now} + $1 WHERE seq = $2 AND state = 'pending'",
         ))
         .bind(ms(delay))
         .bind(seq)
-        .execute(&mut *self.conn().await?)
+        .execute(&mut self.conn().await?)
         .await?;
         Ok(())
     }
@@ -316,26 +275,25 @@ impl Store {
             let count = turns.map_or(0, |(_, t)| t.len());
             let sql = match next {
                 Some(_) => self.timed(&dialect::sqlite::finish_then_next(DONE, count)),
-                None => AssertSqlSafe(dialect::sqlite::done_with_turns(DONE, count)),
+                None => dialect::sqlite::done_with_turns(DONE, count),
             };
-            let mut query = sqlx::query(sql).bind(finish.outcome).bind(now).bind(seq);
+            let mut step = query(sql).bind(finish.outcome).bind(now).bind(seq);
             if let Some((conversation, turns)) = turns {
-                query = query
+                step = step
                     .bind(conversation.as_str())
                     .bind(i64::try_from(finish.keep_messages).unwrap_or(i64::MAX));
                 for turn in turns {
-                    query = query.bind(turn.role.as_str()).bind(turn.content.as_str());
+                    step = step.bind(turn.role.as_str()).bind(turn.content.as_str());
                 }
             }
             if let Some(next) = &next {
-                query = query.bind(next.room_id).bind(next.owner).bind(ms(next.ttl));
+                step = step.bind(next.room_id).bind(next.owner).bind(ms(next.ttl));
             }
             // If the next step fails, the done mark is committed all the same: the
             // worker's own `next_event` then finds the event done, and the pending count
             // is corrected at its next recount.
-            let rows = self.inline_tx(query).await?;
-            let (marks, events): (Vec<&AnyRow>, Vec<&AnyRow>) =
-                rows.iter().partition(|r| r.len() == 1);
+            let rows = step.script(&mut self.conn().await?).await?;
+            let (marks, events): (Vec<&Row>, Vec<&Row>) = rows.iter().partition(|r| r.len() == 1);
             return Ok(Finished {
                 done: !marks.is_empty(),
                 next: match next {
@@ -346,11 +304,11 @@ impl Store {
         }
         let mut conn = self.conn().await?;
         let mut tx = conn.begin().await?;
-        let done = sqlx::query(DONE)
+        let done = query(DONE)
             .bind(finish.outcome)
             .bind(now)
             .bind(seq)
-            .fetch_all(&mut *tx)
+            .fetch_all(&mut tx)
             .await?;
         if done.is_empty() {
             tx.rollback().await?;
@@ -367,13 +325,11 @@ impl Store {
                 }
                 sql.push_str(&format!("($1, $2, ${n}, ${})", n + 1));
             }
-            let mut insert = sqlx::query(AssertSqlSafe(sql))
-                .bind(conversation.as_str())
-                .bind(now);
+            let mut insert = query(sql).bind(conversation.as_str()).bind(now);
             for turn in turns {
                 insert = insert.bind(turn.role.as_str()).bind(turn.content.as_str());
             }
-            insert.execute(&mut *tx).await?;
+            insert.execute(&mut tx).await?;
             prune_turns(&mut tx, conversation, finish.keep_messages).await?;
         }
         tx.commit().await?;
@@ -382,11 +338,11 @@ impl Store {
 
     /// Forgets finished events older than `keep` (at least 7 days: Webex redelivers).
     pub async fn prune_inbox(&self, keep: Duration) -> Result<u64> {
-        let done = sqlx::query("DELETE FROM inbox WHERE state = 'done' AND finished_at < $1")
+        let done = query("DELETE FROM inbox WHERE state = 'done' AND finished_at < $1")
             .bind(now_ms().saturating_sub(ms(keep)))
-            .execute(&mut *self.conn().await?)
+            .execute(&mut self.conn().await?)
             .await?;
-        Ok(done.rows_affected())
+        Ok(done)
     }
 
     /// The state and outcome of an event, by its id.
@@ -397,9 +353,9 @@ impl Store {
         &self,
         message_id: &str,
     ) -> Result<Option<(String, Option<String>)>> {
-        let row = sqlx::query("SELECT state, outcome FROM inbox WHERE message_id = $1")
+        let row = query("SELECT state, outcome FROM inbox WHERE message_id = $1")
             .bind(message_id)
-            .fetch_optional(&mut *self.conn().await?)
+            .fetch_optional(&mut self.conn().await?)
             .await?;
         row.map(|r| Ok((r.try_get("state")?, r.try_get("outcome")?)))
             .transpose()

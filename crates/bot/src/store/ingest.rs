@@ -18,10 +18,10 @@ pub(super) struct IngestJob {
 /// Under load this is what keeps acknowledgements fast; alone, an event is inserted at
 /// once. Each waiter learns whether its event was new; when the insert fails they all do,
 /// nothing is kept, and each webhook is answered 503.
-pub(super) async fn ingest_loop(source: Source, mut jobs: mpsc::Receiver<IngestJob>) {
+pub(super) async fn ingest_loop(db: Db, mut jobs: mpsc::Receiver<IngestJob>) {
     let mut batch = Vec::with_capacity(INGEST_BATCH);
     while jobs.recv_many(&mut batch, INGEST_BATCH).await > 0 {
-        match insert_events(&source, &batch).await {
+        match insert_events(&db, &batch).await {
             Ok(mut new) => {
                 for job in batch.drain(..) {
                     // The first of two deliveries in one batch is the new one.
@@ -43,43 +43,70 @@ pub(super) async fn ingest_loop(source: Source, mut jobs: mpsc::Receiver<IngestJ
     }
 }
 
-/// One `INSERT … ON CONFLICT DO NOTHING RETURNING` for the batch; the message ids that were
-/// new. A message id twice in the batch is inserted once.
-async fn insert_events(source: &Source, batch: &[IngestJob]) -> Result<HashSet<String>> {
+/// The batch's events in one transaction; the message ids that were new. A message id
+/// twice in the batch is inserted once.
+///
+/// PostgreSQL: one `INSERT … ON CONFLICT DO NOTHING RETURNING` for the batch. SQLite: one
+/// prepared single-row insert per event, run on this thread, and one commit.
+async fn insert_events(db: &Db, batch: &[IngestJob]) -> Result<HashSet<String>> {
     let mut seen = HashSet::with_capacity(batch.len());
     let rows: Vec<&IngestJob> = batch
         .iter()
         .filter(|job| seen.insert(job.message_id.as_str()))
         .collect();
-    let mut sql =
-        String::from("INSERT INTO inbox (message_id, room_id, payload, received_at, kind) VALUES ");
-    for i in 0..rows.len() {
-        let n = i * 5;
-        if i > 0 {
-            sql.push_str(", ");
+    let mut conn = db.ingest_conn().await?;
+    let inserted = if let Conn::Lite { .. } = conn {
+        let mut tx = conn.begin().await?;
+        let mut inserted = Vec::with_capacity(rows.len());
+        for job in &rows {
+            inserted.extend(
+                bind_event(query(INSERT_ONE), job)
+                    .fetch_optional(&mut tx)
+                    .await?,
+            );
         }
-        sql.push_str(&format!(
-            "(${}, ${}, ${}, ${}, ${})",
-            n + 1,
-            n + 2,
-            n + 3,
-            n + 4,
-            n + 5
-        ));
-    }
-    sql.push_str(" ON CONFLICT (message_id) DO NOTHING RETURNING message_id");
-    let mut query = sqlx::query(AssertSqlSafe(sql));
-    for job in &rows {
-        query = query
-            .bind(job.message_id.as_str())
-            .bind(job.room_id.as_str())
-            .bind(job.payload.as_str())
-            .bind(job.received_at)
-            .bind(job.kind.as_str());
-    }
-    let inserted = query.fetch_all(&mut *source.acquire().await?).await?;
+        tx.commit().await?;
+        inserted
+    } else {
+        let mut sql = String::from(INSERT_INTO);
+        for i in 0..rows.len() {
+            let n = i * 5;
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!(
+                "(${}, ${}, ${}, ${}, ${})",
+                n + 1,
+                n + 2,
+                n + 3,
+                n + 4,
+                n + 5
+            ));
+        }
+        sql.push_str(ON_CONFLICT);
+        let mut insert = query(sql);
+        for job in &rows {
+            insert = bind_event(insert, job);
+        }
+        insert.fetch_all(&mut conn).await?
+    };
     inserted
         .iter()
-        .map(|r| r.try_get::<String, _>("message_id").map_err(Into::into))
+        .map(|r| r.try_get::<String>("message_id"))
         .collect()
+}
+
+const INSERT_INTO: &str =
+    "INSERT INTO inbox (message_id, room_id, payload, received_at, kind) VALUES ";
+const ON_CONFLICT: &str = " ON CONFLICT (message_id) DO NOTHING RETURNING message_id";
+const INSERT_ONE: &str = "INSERT INTO inbox (message_id, room_id, payload, received_at, kind) \
+     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (message_id) DO NOTHING RETURNING message_id";
+
+fn bind_event<'q>(insert: sql::Query<'q>, job: &'q IngestJob) -> sql::Query<'q> {
+    insert
+        .bind(job.message_id.as_str())
+        .bind(job.room_id.as_str())
+        .bind(job.payload.as_str())
+        .bind(job.received_at)
+        .bind(job.kind.as_str())
 }

@@ -6,7 +6,7 @@ impl Store {
     /// Takes the room for `owner` unless another owner holds an unexpired lease. Expiry is
     /// judged by the database's clock.
     pub async fn claim_room(&self, room_id: &str, owner: &str, ttl: Duration) -> Result<bool> {
-        let done = sqlx::query(self.timed(
+        let done = query(self.timed(
             "INSERT INTO room_leases (room_id, owner, expires_at) VALUES ($1, $2, {now} + $3) \
              ON CONFLICT (room_id) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at \
              WHERE room_leases.expires_at < {now} OR room_leases.owner = excluded.owner",
@@ -14,24 +14,24 @@ impl Store {
         .bind(room_id)
         .bind(owner)
         .bind(ms(ttl))
-        .execute(&mut *self.conn().await?)
+        .execute(&mut self.conn().await?)
         .await?;
-        Ok(done.rows_affected() == 1)
+        Ok(done == 1)
     }
 
     /// Extends a lease this owner holds; false when it was lost (expired and taken, or
     /// released). Owners are unique per process start, so a lease still under this owner's
     /// name was not used by anybody else even if it expired a moment ago.
     pub async fn renew_room(&self, room_id: &str, owner: &str, ttl: Duration) -> Result<bool> {
-        let done = sqlx::query(self.timed(
+        let done = query(self.timed(
             "UPDATE room_leases SET expires_at = {now} + $1 WHERE room_id = $2 AND owner = $3",
         ))
         .bind(ms(ttl))
         .bind(room_id)
         .bind(owner)
-        .execute(&mut *self.conn().await?)
+        .execute(&mut self.conn().await?)
         .await?;
-        Ok(done.rows_affected() == 1)
+        Ok(done == 1)
     }
 
     /// Renews the lease right before part `part` of event `seq`'s answer is posted, and only
@@ -56,10 +56,10 @@ impl Store {
         let confirm = self.timed(CONFIRM);
         let one_trip = self.backend.round_trips() == RoundTrips::One;
         let sql = match save {
-            Some(_) if one_trip => AssertSqlSafe(dialect::sqlite::confirm_and_save(&confirm.0)),
+            Some(_) if one_trip => dialect::sqlite::confirm_and_save(&confirm),
             _ => confirm,
         };
-        let mut query = sqlx::query(sql)
+        let mut step = query(sql)
             .bind(ms(ttl))
             .bind(room_id)
             .bind(owner)
@@ -68,15 +68,17 @@ impl Store {
         if let Some(reply) = save
             && one_trip
         {
-            query = query.bind(reply);
+            step = step.bind(reply);
         }
+        let mut conn = self.conn().await?;
         let confirmed = if one_trip && save.is_some() {
-            self.inline_tx(query).await?
+            step.script(&mut conn).await?
         } else {
-            query.fetch_all(&mut *self.conn().await?).await?
+            step.fetch_all(&mut conn).await?
         }
         .len()
             == 1;
+        drop(conn);
         if confirmed
             && let Some(reply) = save
             && !one_trip
@@ -87,10 +89,10 @@ impl Store {
     }
 
     pub async fn release_room(&self, room_id: &str, owner: &str) -> Result<()> {
-        sqlx::query("DELETE FROM room_leases WHERE room_id = $1 AND owner = $2")
+        query("DELETE FROM room_leases WHERE room_id = $1 AND owner = $2")
             .bind(room_id)
             .bind(owner)
-            .execute(&mut *self.conn().await?)
+            .execute(&mut self.conn().await?)
             .await?;
         Ok(())
     }
@@ -99,7 +101,7 @@ impl Store {
     /// false when there is work to do (an event recorded while the room was held, perhaps
     /// by another replica) or the lease is not this owner's any more.
     pub async fn release_room_if_idle(&self, room_id: &str, owner: &str) -> Result<bool> {
-        let done = sqlx::query(self.timed(
+        let done = query(self.timed(
             "DELETE FROM room_leases WHERE room_id = $1 AND owner = $2 AND NOT EXISTS \
              (SELECT 1 FROM inbox WHERE seq = \
                (SELECT seq FROM inbox WHERE room_id = $1 AND state = 'pending' ORDER BY seq LIMIT 1) \
@@ -107,9 +109,9 @@ impl Store {
         ))
         .bind(room_id)
         .bind(owner)
-        .execute(&mut *self.conn().await?)
+        .execute(&mut self.conn().await?)
         .await?;
-        Ok(done.rows_affected() == 1)
+        Ok(done == 1)
     }
 
     /// Takes back everything an earlier life of the process left held: deletes every room
@@ -119,16 +121,11 @@ impl Store {
     /// events made due.
     pub async fn take_back_all(&self) -> Result<(u64, u64)> {
         let mut conn = self.conn().await?;
-        let leases = sqlx::query("DELETE FROM room_leases")
-            .execute(&mut *conn)
-            .await?
-            .rows_affected();
-        let events = sqlx::query(
-            "UPDATE inbox SET not_before = 0 WHERE state = 'pending' AND not_before > 0",
-        )
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
+        let leases = query("DELETE FROM room_leases").execute(&mut conn).await?;
+        let events =
+            query("UPDATE inbox SET not_before = 0 WHERE state = 'pending' AND not_before > 0")
+                .execute(&mut conn)
+                .await?;
         Ok((leases, events))
     }
 
@@ -137,12 +134,12 @@ impl Store {
     /// Tests only (feature `test-support`).
     #[cfg(any(test, feature = "test-support"))]
     pub async fn room_owner(&self, room_id: &str) -> Result<Option<String>> {
-        let row = sqlx::query(
+        let row = query(
             self.timed("SELECT owner FROM room_leases WHERE room_id = $1 AND expires_at >= {now}"),
         )
         .bind(room_id)
-        .fetch_optional(&mut *self.conn().await?)
+        .fetch_optional(&mut self.conn().await?)
         .await?;
-        Ok(row.map(|r| r.try_get("owner")).transpose()?)
+        row.map(|r| r.try_get("owner")).transpose()
     }
 }

@@ -3,18 +3,18 @@
 use super::*;
 
 pub(super) async fn prune_turns(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tx: &mut sql::Tx<'_>,
     conversation: &ConversationKey,
     keep_messages: usize,
 ) -> Result<()> {
     // Keep the newest `keep_messages`; the subquery form works on both backends.
-    sqlx::query(
+    query(
         "DELETE FROM turns WHERE conversation = $1 AND id NOT IN \
          (SELECT id FROM turns WHERE conversation = $1 ORDER BY id DESC LIMIT $2)",
     )
     .bind(conversation.as_str())
     .bind(i64::try_from(keep_messages).unwrap_or(i64::MAX))
-    .execute(&mut **tx)
+    .execute(tx)
     .await?;
     Ok(())
 }
@@ -22,12 +22,12 @@ pub(super) async fn prune_turns(
 impl Store {
     /// The newest `limit` messages of a conversation, oldest first.
     pub async fn history(&self, conversation: &ConversationKey, limit: usize) -> Result<Vec<Turn>> {
-        let rows = sqlx::query(
+        let rows = query(
             "SELECT role, content FROM turns WHERE conversation = $1 ORDER BY id DESC LIMIT $2",
         )
         .bind(conversation.as_str())
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(&mut *self.conn().await?)
+        .fetch_all(&mut self.conn().await?)
         .await?;
         let mut turns = rows
             .iter()
@@ -53,7 +53,7 @@ impl Store {
         conversation: &ConversationKey,
         limit: usize,
     ) -> Result<(Option<String>, Vec<Turn>)> {
-        let rows = sqlx::query(
+        let rows = query(
             "SELECT CAST(0 AS BIGINT) AS kind, personality AS a, NULL AS b, CAST(0 AS BIGINT) AS id \
              FROM space_settings WHERE room_id = $1 \
              UNION ALL SELECT * FROM (SELECT CAST(1 AS BIGINT) AS kind, role AS a, content AS b, \
@@ -62,20 +62,20 @@ impl Store {
         .bind(room_id)
         .bind(conversation.as_str())
         .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(&mut *self.conn().await?)
+        .fetch_all(&mut self.conn().await?)
         .await?;
         let mut personality = None;
         let mut turns = Vec::with_capacity(rows.len());
         for r in &rows {
             let a: String = r.try_get("a")?;
-            if r.try_get::<i64, _>("kind")? == 0 {
+            if r.try_get::<i64>("kind")? == 0 {
                 personality = Some(a);
                 continue;
             }
             let role =
                 Role::parse(&a).ok_or_else(|| StoreError::Corrupt(format!("turn role {a:?}")))?;
             turns.push((
-                r.try_get::<i64, _>("id")?,
+                r.try_get::<i64>("id")?,
                 Turn {
                     role,
                     content: r.try_get("b")?,
@@ -87,25 +87,25 @@ impl Store {
     }
 
     pub async fn clear_history(&self, conversation: &ConversationKey) -> Result<u64> {
-        let done = sqlx::query("DELETE FROM turns WHERE conversation = $1")
+        let done = query("DELETE FROM turns WHERE conversation = $1")
             .bind(conversation.as_str())
-            .execute(&mut *self.conn().await?)
+            .execute(&mut self.conn().await?)
             .await?;
-        Ok(done.rows_affected())
+        Ok(done)
     }
 
     /// Deletes the conversations (all their turns) whose newest turn is older than
     /// `cutoff_ms` (milliseconds since the epoch): `MEMORY_MAX_AGE_DAYS`. Returns how many
     /// turns were deleted.
     pub async fn forget_conversations_untouched_since(&self, cutoff_ms: i64) -> Result<u64> {
-        let done = sqlx::query(
+        let done = query(
             "DELETE FROM turns WHERE conversation IN \
              (SELECT conversation FROM turns GROUP BY conversation HAVING MAX(created_at) < $1)",
         )
         .bind(cutoff_ms)
-        .execute(&mut *self.conn().await?)
+        .execute(&mut self.conn().await?)
         .await?;
-        Ok(done.rows_affected())
+        Ok(done)
     }
 
     /// Appends turns outside the inbox (the console chat).
@@ -119,14 +119,14 @@ impl Store {
         let mut tx = conn.begin().await?;
         let now = now_ms();
         for turn in turns {
-            sqlx::query(
+            query(
                 "INSERT INTO turns (conversation, role, content, created_at) VALUES ($1, $2, $3, $4)",
             )
             .bind(conversation.as_str())
             .bind(turn.role.as_str())
             .bind(turn.content.as_str())
             .bind(now)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
         }
         prune_turns(&mut tx, conversation, keep_messages).await?;

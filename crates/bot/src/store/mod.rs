@@ -25,14 +25,12 @@ use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use std::collections::HashSet;
-use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 
-use sqlx::any::{AnyPoolOptions, AnyRow};
-use sqlx::pool::PoolConnection;
-use sqlx::{Any, AnyConnection, AnyPool, AssertSqlSafe, Connection, Executor, Row};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use sqlx::any::AnyPoolOptions;
+use sqlx::{AnyConnection, AnyPool, Connection, Executor, Row as _};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::domain::{ConversationKey, Email, Role, Turn};
 
@@ -40,6 +38,10 @@ use crate::domain::{ConversationKey, Email, Role, Turn};
 pub enum StoreError {
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("{0}")]
+    Unsupported(&'static str),
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("cannot create the database folder {path}: {source}")]
@@ -202,21 +204,14 @@ fn ms(d: Duration) -> i64 {
 
 #[derive(Clone)]
 pub struct Store {
-    pool: AnyPool,
-    /// Where statements get their connection: the pool, or on SQLite its one connection
-    /// (see [`Source`]).
-    source: Source,
-    /// SQLite: everything but `enqueue` takes turns here before asking the pool for its one
-    /// connection, so at most one such statement is ever queued in the pool and an incoming
-    /// event's insert waits behind that one only, not behind every busy room.
-    turns: Option<Arc<Semaphore>>,
+    db: Db,
     /// `enqueue`'s group commit: see [`ingest_loop`].
     ingest: mpsc::Sender<IngestJob>,
     /// The loop's end of the queue until the first `enqueue` starts it (see there).
     ingest_start: Arc<std::sync::Mutex<Option<IngestLoop>>>,
-    /// The pool `ingest_loop` inserts through (on SQLite the one connection, through `source`).
-    ingest_pool: AnyPool,
     backend: Backend,
+    /// The pool size (`DATABASE_MAX_CONNECTIONS`; 1 on SQLite).
+    max_connections: u32,
     /// What a dedicated (non-pool) connection needs: the URL and the schema.
     url: String,
     pg_schema: Option<String>,
@@ -225,6 +220,28 @@ pub struct Store {
     leader: Arc<tokio::sync::Mutex<Option<LeaderSession>>>,
     /// Pending events, for `/metrics` without a query per scrape (see [`PendingCount`]).
     pending: Arc<PendingCount>,
+}
+
+/// Where statements run.
+#[derive(Clone)]
+enum Db {
+    /// PostgreSQL: the pool, and the connections of the webhook inserts, so a 200 never
+    /// queues behind the workers' traffic (hundreds of rooms at once).
+    Pg { pool: AnyPool, ingest: AnyPool },
+    /// SQLite: one connection, used on the calling thread (see [`sql`]). SQLite has one
+    /// writer at a time; the webhook inserts wait behind one statement at most
+    /// ([`Lite::conn`]).
+    Lite(Arc<Lite>),
+}
+
+impl Db {
+    /// The connection for the webhook inserts.
+    async fn ingest_conn(&self) -> Result<Conn> {
+        match self {
+            Db::Pg { ingest, .. } => Ok(Conn::Pg(Box::pin(ingest.acquire()).await?)),
+            Db::Lite(lite) => lite.ingest_conn().await,
+        }
+    }
 }
 
 /// How many inbox events are pending, as far as this process knows: counted from the
@@ -272,6 +289,7 @@ mod leases;
 mod memory;
 mod owner_lock;
 mod spaces;
+mod sql;
 mod tools;
 mod usage;
 mod users;
@@ -289,132 +307,15 @@ use dialect::sqlite::file_path as sqlite_path;
 use dialect::{Processes, RoundTrips};
 use ingest::{IngestJob, ingest_loop};
 use memory::prune_turns;
+use sql::{Conn, Lite, Row, query};
 
 /// Connections reserved for recording incoming events (`Store::enqueue`).
 const INGEST_CONNECTIONS: u32 = 2;
 /// Most events recorded by one insert. Five parameters each: far below SQLite's limit.
 const INGEST_BATCH: usize = 256;
 
-/// Where statements get their connection.
-///
-/// On SQLite the store's one connection is taken out of the pool after the migrations and
-/// lent from behind a mutex: sqlx's pool pings a connection before lending it and again,
-/// in a task of its own, before taking it back, and each ping is a hand-off to the
-/// connection's thread and back. With one connection that is two extra thread hand-offs
-/// per statement, and the connection is not free for the next statement until the task
-/// that takes it back has run, which on a busy runtime is a while (docs/performance.md).
-/// A SQLite connection is a file opened by this process: there is nothing a ping finds.
-#[derive(Clone)]
-enum Source {
-    Pool(AnyPool),
-    One(Arc<One>),
-}
-
-struct One {
-    /// `None` once the store is closed.
-    conn: Arc<tokio::sync::Mutex<Option<AnyConnection>>>,
-    /// A borrower was cancelled inside a transaction it wrote inline (see
-    /// [`Lent::discard`]): the next one rolls it back first.
-    open_tx: AtomicBool,
-}
-
-type OneGuard = tokio::sync::OwnedMappedMutexGuard<Option<AnyConnection>, AnyConnection>;
-
-/// A connection lent by a [`Source`].
-enum Lent {
-    Pooled(PoolConnection<Any>),
-    One(OneGuard, Arc<One>),
-}
-
-impl Source {
-    fn one(conn: AnyConnection) -> Source {
-        Source::One(Arc::new(One {
-            conn: Arc::new(tokio::sync::Mutex::new(Some(conn))),
-            open_tx: AtomicBool::new(false),
-        }))
-    }
-
-    async fn acquire(&self) -> Result<Lent> {
-        match self {
-            // Boxed: the pool's acquire future is ~1.3 KB, and every store call's future
-            // (so every worker waiting on one) would carry it inline.
-            Source::Pool(pool) => Ok(Lent::Pooled(Box::pin(pool.acquire()).await?)),
-            Source::One(one) => {
-                let mut conn = tokio::sync::OwnedMutexGuard::try_map(
-                    one.conn.clone().lock_owned().await,
-                    Option::as_mut,
-                )
-                .map_err(|_| StoreError::Database(sqlx::Error::PoolClosed))?;
-                if one.open_tx.swap(false, Ordering::SeqCst) {
-                    // "No transaction is active" when it had ended after all: fine.
-                    let _ = conn.execute("ROLLBACK").await;
-                }
-                Ok(Lent::One(conn, one.clone()))
-            }
-        }
-    }
-
-    async fn close(&self) {
-        if let Source::One(one) = self
-            && let Some(conn) = one.conn.lock().await.take()
-        {
-            let _ = conn.close().await;
-        }
-    }
-}
-
-impl Lent {
-    /// The borrower stops in the middle of a transaction it wrote inline: the pool's
-    /// connection is closed (which rolls it back); the one SQLite connection is rolled
-    /// back before it is lent again.
-    fn discard(&mut self) {
-        match self {
-            Lent::Pooled(conn) => conn.close_on_drop(),
-            Lent::One(_, one) => one.open_tx.store(true, Ordering::SeqCst),
-        }
-    }
-}
-
-impl Deref for Lent {
-    type Target = AnyConnection;
-    fn deref(&self) -> &AnyConnection {
-        match self {
-            Lent::Pooled(conn) => conn,
-            Lent::One(conn, _) => conn,
-        }
-    }
-}
-
-impl DerefMut for Lent {
-    fn deref_mut(&mut self) -> &mut AnyConnection {
-        match self {
-            Lent::Pooled(conn) => conn,
-            Lent::One(conn, _) => conn,
-        }
-    }
-}
-
-/// A connection, and on SQLite the turn that goes with it.
-struct Held {
-    conn: Lent,
-    _turn: Option<OwnedSemaphorePermit>,
-}
-
-impl Deref for Held {
-    type Target = AnyConnection;
-    fn deref(&self) -> &AnyConnection {
-        &self.conn
-    }
-}
-
-impl DerefMut for Held {
-    fn deref_mut(&mut self) -> &mut AnyConnection {
-        &mut self.conn
-    }
-}
-
 /// What `ingest_loop` needs, kept until the first `enqueue` starts it.
-type IngestLoop = (Source, mpsc::Receiver<IngestJob>);
+type IngestLoop = (Db, mpsc::Receiver<IngestJob>);
 
 fn pool_options(backend: Backend, schema: Option<String>, max: u32) -> AnyPoolOptions {
     AnyPoolOptions::new()
@@ -437,7 +338,13 @@ impl Store {
         sqlx::any::install_default_drivers();
         let backend = Backend::of_url(&options.url);
         let url = backend.read_write_url(&options.url);
-        if let Some(path) = sqlite_path(&url)
+        let file = sqlite_path(&url);
+        if backend == Backend::Sqlite && file.is_none() {
+            return Err(StoreError::Unsupported(
+                "SQLite in memory is not supported: DATABASE_URL must name a file",
+            ));
+        }
+        if let Some(path) = file
             && let Some(dir) = Path::new(path).parent()
             && !dir.as_os_str().is_empty()
         {
@@ -458,41 +365,34 @@ impl Store {
         let pool = pool_options(backend, options.pg_schema.clone(), max)
             .connect(&url)
             .await?;
-        // Webhook acknowledgements get connections of their own where the backend allows,
-        // so a 200 never queues behind the workers' traffic (hundreds of rooms at once);
-        // else they share the one connection, and everything else takes turns (`Held`).
         migrate(backend, &pool).await?;
-        let (ingest_pool, turns) = if backend.separate_ingest_pool() {
-            let ingest = pool_options(backend, options.pg_schema.clone(), INGEST_CONNECTIONS)
-                .connect(&url)
-                .await?;
-            (ingest, None)
-        } else {
-            (pool.clone(), Some(Arc::new(Semaphore::new(1))))
+        let db = match (backend, file) {
+            (Backend::Sqlite, Some(path)) => {
+                // The migrations ran through sqlx; everything after runs on the calling
+                // thread (`sql`).
+                pool.close().await;
+                let setup = backend.session_setup(None).map(|s| s.0).unwrap_or_default();
+                let lite = Arc::new(Lite::open(path, &setup)?);
+                if backend.checkpoints() {
+                    tokio::spawn(checkpoint_loop(url.clone(), lite.clone()));
+                }
+                Db::Lite(lite)
+            }
+            _ => {
+                let ingest = pool_options(backend, options.pg_schema.clone(), INGEST_CONNECTIONS)
+                    .connect(&url)
+                    .await?;
+                Db::Pg { pool, ingest }
+            }
         };
-        let (source, ingest_source) = if backend.separate_ingest_pool() {
-            (
-                Source::Pool(pool.clone()),
-                Source::Pool(ingest_pool.clone()),
-            )
-        } else {
-            // The pool's one connection, out of the pool for good (see `Source`).
-            let one = Source::one(pool.acquire().await?.detach());
-            (one.clone(), one)
-        };
-        if backend.checkpoints() && sqlite_path(&url).is_some() {
-            tokio::spawn(checkpoint_loop(url.clone(), pool.clone()));
-        }
         let (ingest, jobs) = mpsc::channel(4 * INGEST_BATCH);
-        let ingest_start = Arc::new(std::sync::Mutex::new(Some((ingest_source, jobs))));
+        let ingest_start = Arc::new(std::sync::Mutex::new(Some((db.clone(), jobs))));
         let store = Store {
-            pool,
-            source,
-            turns,
+            db,
             ingest,
             ingest_start,
-            ingest_pool,
             backend,
+            max_connections: max,
             url,
             pg_schema: options.pg_schema.clone(),
             leader: Arc::new(tokio::sync::Mutex::new(None)),
@@ -505,9 +405,9 @@ impl Store {
         self.backend
     }
 
-    /// The pool size (`DATABASE_MAX_CONNECTIONS`).
+    /// The pool size (`DATABASE_MAX_CONNECTIONS`; 1 on SQLite).
     pub fn max_connections(&self) -> u32 {
-        self.pool.options().get_max_connections()
+        self.max_connections
     }
 
     /// Closes the pool and the leader session; a leader's lock goes with it, so a follower
@@ -516,21 +416,23 @@ impl Store {
         if let Some(session) = self.leader.lock().await.take() {
             let _ = session.conn.close().await;
         }
-        self.source.close().await;
-        self.ingest_pool.close().await;
-        self.pool.close().await;
+        match &self.db {
+            Db::Pg { pool, ingest } => {
+                ingest.close().await;
+                pool.close().await;
+            }
+            Db::Lite(lite) => lite.close().await,
+        }
     }
 
     /// `sql` with `{now}` replaced by the database's clock (see `dialect`).
-    fn timed(&self, sql: &str) -> AssertSqlSafe<String> {
+    fn timed(&self, sql: &str) -> String {
         self.backend.timed(sql)
     }
 
     /// A real round trip, for `/health`: a write lock on SQLite is not needed to answer.
     pub async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1")
-            .execute(&mut *self.conn().await?)
-            .await?;
+        query("SELECT 1").execute(&mut self.conn().await?).await?;
         Ok(())
     }
 
@@ -538,43 +440,35 @@ impl Store {
     pub async fn check_writable(&self) -> Result<()> {
         let mut conn = self.conn().await?;
         let mut tx = conn.begin().await?;
-        sqlx::query("INSERT INTO room_leases (room_id, owner, expires_at) VALUES ($1, $2, $3)")
+        query("INSERT INTO room_leases (room_id, owner, expires_at) VALUES ($1, $2, $3)")
             .bind("doctor-write-check")
             .bind("doctor")
             .bind(0i64)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
         tx.rollback().await?;
         Ok(())
     }
 
     /// A connection for anything but `enqueue`; on SQLite after waiting for its turn.
-    async fn conn(&self) -> Result<Held> {
-        let turn = match &self.turns {
-            Some(turns) => Some(
-                turns
-                    .clone()
-                    .acquire_owned()
-                    .await
-                    .map_err(|_| sqlx::Error::PoolClosed)?,
-            ),
-            None => None,
-        };
-        Ok(Held {
-            conn: self.source.acquire().await?,
-            _turn: turn,
-        })
+    async fn conn(&self) -> Result<Conn> {
+        match &self.db {
+            // Boxed: the pool's acquire future is ~1.3 KB, and every store call's future
+            // (so every worker waiting on one) would carry it inline.
+            Db::Pg { pool, .. } => Ok(Conn::Pg(Box::pin(pool.acquire()).await?)),
+            Db::Lite(lite) => lite.conn().await,
+        }
     }
 
     pub async fn counts(&self) -> Result<Counts> {
-        let row = sqlx::query(
+        let row = query(
             "SELECT \
                (SELECT COUNT(*) FROM approved_users) AS users, \
                (SELECT COUNT(*) FROM inbox WHERE state = 'pending') AS pending, \
                (SELECT COUNT(*) FROM inbox WHERE state = 'done') AS processed, \
                (SELECT COUNT(DISTINCT conversation) FROM turns) AS conversations",
         )
-        .fetch_one(&mut *self.conn().await?)
+        .fetch_one(&mut self.conn().await?)
         .await?;
         Ok(Counts {
             approved_users: row.try_get("users")?,
@@ -617,11 +511,21 @@ mod tests {
         .unwrap()
     }
 
+    async fn lease_owners(store: &Store) -> Vec<String> {
+        query("SELECT owner FROM room_leases ORDER BY owner")
+            .fetch_all(&mut store.conn().await.unwrap())
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.try_get("owner").unwrap())
+            .collect()
+    }
+
     #[tokio::test]
     async fn the_one_sqlite_connection_is_lent_again_and_again() {
         let dir = tempfile::tempdir().unwrap();
         let store = sqlite(&dir).await;
-        assert!(matches!(store.source, Source::One(_)));
+        assert!(matches!(store.db, Db::Lite(_)));
         for _ in 0..3 {
             store.ping().await.unwrap();
         }
@@ -633,28 +537,94 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_transaction_left_open_by_a_dropped_borrower_is_rolled_back_before_the_next() {
+    async fn sqlite_in_memory_is_refused_with_a_clear_error() {
+        let err = Store::connect(&StoreOptions {
+            url: "sqlite::memory:".to_owned(),
+            max_connections: 1,
+            pg_schema: None,
+        })
+        .await
+        .unwrap_err();
+        assert!(err.to_string().contains("must name a file"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_transaction_dropped_before_its_end_is_rolled_back() {
         let dir = tempfile::tempdir().unwrap();
         let store = sqlite(&dir).await;
         {
-            let mut held = store.conn().await.unwrap();
-            held.execute(
-                "BEGIN IMMEDIATE; \
-                 INSERT INTO room_leases (room_id, owner, expires_at) VALUES ('R', 'half', 0);",
-            )
-            .await
-            .unwrap();
-            // As `InlineTx` does when its task is dropped before `COMMIT`.
-            held.conn.discard();
+            let mut conn = store.conn().await.unwrap();
+            let mut tx = conn.begin().await.unwrap();
+            query("INSERT INTO room_leases (room_id, owner, expires_at) VALUES ('R', 'half', 0)")
+                .execute(&mut tx)
+                .await
+                .unwrap();
+            // Dropped here, as when its task is cancelled before the commit.
         }
         // The next borrower is not inside that transaction: it can begin its own, and the
         // half-done insert is gone.
-        let mut held = store.conn().await.unwrap();
-        held.execute("BEGIN IMMEDIATE; COMMIT;").await.unwrap();
-        let rows = sqlx::query("SELECT owner FROM room_leases WHERE room_id = 'R'")
-            .fetch_all(&mut *held)
-            .await
-            .unwrap();
-        assert!(rows.is_empty());
+        let mut conn = store.conn().await.unwrap();
+        conn.begin().await.unwrap().commit().await.unwrap();
+        drop(conn);
+        assert!(lease_owners(&store).await.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_failed_script_leaves_no_transaction_and_nothing_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = sqlite(&dir).await;
+        let failed = query(
+            "BEGIN IMMEDIATE; \
+             INSERT INTO room_leases (room_id, owner, expires_at) VALUES ($1, $2, 0); \
+             INSERT INTO no_such_table VALUES ($1); COMMIT",
+        )
+        .bind("R")
+        .bind("half")
+        .script(&mut store.conn().await.unwrap())
+        .await;
+        assert!(failed.is_err());
+        let rows = query(
+            "BEGIN IMMEDIATE; \
+             INSERT INTO room_leases (room_id, owner, expires_at) VALUES ($1, $2, 0) RETURNING owner; \
+             COMMIT",
+        )
+        .bind("R")
+        .bind("whole")
+        .script(&mut store.conn().await.unwrap())
+        .await
+        .unwrap();
+        assert_eq!(rows.len(), 1);
+        assert_eq!(lease_owners(&store).await, ["whole"]);
+    }
+
+    #[tokio::test]
+    async fn sqlite_parameters_bind_by_their_number_in_any_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = sqlite(&dir).await;
+        let row =
+            query("SELECT $2 AS b, $1 AS a, $2 || $1 AS ba, CAST($3 AS BIGINT) AS n, $4 AS absent")
+                .bind("one")
+                .bind("two")
+                .bind(3i64)
+                .bind(None::<&str>)
+                .fetch_one(&mut store.conn().await.unwrap())
+                .await
+                .unwrap();
+        assert_eq!(row.try_get::<String>("a").unwrap(), "one");
+        assert_eq!(row.try_get::<String>("b").unwrap(), "two");
+        assert_eq!(row.try_get::<String>("ba").unwrap(), "twoone");
+        assert_eq!(row.try_get::<i64>("n").unwrap(), 3);
+        assert_eq!(row.try_get::<Option<String>>("absent").unwrap(), None);
+        // A type that does not match is an error, not a panic.
+        assert!(row.try_get::<i64>("a").is_err());
+        assert!(row.try_get::<String>("missing").is_err());
+        // Too few arguments is an error too.
+        assert!(
+            query("SELECT $2 AS b")
+                .bind("one")
+                .fetch_one(&mut store.conn().await.unwrap())
+                .await
+                .is_err()
+        );
     }
 }

@@ -38,7 +38,7 @@ pub struct ToolCallRecord {
 
 impl Store {
     pub async fn insert_tool_approval(&self, a: &ToolApproval) -> Result<()> {
-        sqlx::query(
+        query(
             "INSERT INTO tool_approvals (id, room_id, asker_person_id, asker_email, server, tool, \
              arguments_sha256, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
@@ -50,18 +50,18 @@ impl Store {
         .bind(&a.tool)
         .bind(&a.arguments_sha256)
         .bind(a.created_at)
-        .execute(&mut *self.conn().await?)
+        .execute(&mut self.conn().await?)
         .await?;
         Ok(())
     }
 
     pub async fn tool_approval(&self, id: &str) -> Result<Option<ToolApproval>> {
-        let row = sqlx::query(
+        let row = query(
             "SELECT id, room_id, asker_person_id, asker_email, server, tool, arguments_sha256, \
              created_at, decision, decided_by FROM tool_approvals WHERE id = $1",
         )
         .bind(id)
-        .fetch_optional(&mut *self.conn().await?)
+        .fetch_optional(&mut self.conn().await?)
         .await?;
         row.map(|r| {
             Ok(ToolApproval {
@@ -87,7 +87,7 @@ impl Store {
         decision: &str,
         by: Option<&str>,
     ) -> Result<bool> {
-        let done = sqlx::query(
+        let done = query(
             "UPDATE tool_approvals SET decision = $1, decided_by = $2, decided_at = $3 \
              WHERE id = $4 AND decision IS NULL",
         )
@@ -95,13 +95,13 @@ impl Store {
         .bind(by)
         .bind(now_ms())
         .bind(id)
-        .execute(&mut *self.conn().await?)
+        .execute(&mut self.conn().await?)
         .await?;
-        Ok(done.rows_affected() == 1)
+        Ok(done == 1)
     }
 
     pub async fn record_tool_call(&self, c: &ToolCallRecord) -> Result<()> {
-        sqlx::query(
+        query(
             "INSERT INTO tool_calls (called_at, person_email, room_id, server, tool, outcome, \
              duration_ms, arguments_sha256, arguments) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         )
@@ -114,19 +114,19 @@ impl Store {
         .bind(c.duration_ms)
         .bind(&c.arguments_sha256)
         .bind(c.arguments.as_deref())
-        .execute(&mut *self.conn().await?)
+        .execute(&mut self.conn().await?)
         .await?;
         Ok(())
     }
 
     /// The newest recorded tool calls, newest first.
     pub async fn recent_tool_calls(&self, limit: i64) -> Result<Vec<ToolCallRecord>> {
-        let rows = sqlx::query(
+        let rows = query(
             "SELECT called_at, person_email, room_id, server, tool, outcome, duration_ms, \
              arguments_sha256, arguments FROM tool_calls ORDER BY id DESC LIMIT $1",
         )
         .bind(limit)
-        .fetch_all(&mut *self.conn().await?)
+        .fetch_all(&mut self.conn().await?)
         .await?;
         rows.iter()
             .map(|r| {

@@ -34,7 +34,7 @@ impl Totals {
         self.prompt_tokens.saturating_add(self.completion_tokens)
     }
 
-    fn read(row: &AnyRow, prefix: &str) -> Result<Totals> {
+    fn read(row: &Row, prefix: &str) -> Result<Totals> {
         Ok(Totals {
             prompt_tokens: row.try_get(format!("{prefix}prompt").as_str())?,
             completion_tokens: row.try_get(format!("{prefix}completion").as_str())?,
@@ -89,7 +89,7 @@ const MESSAGE_ROWS_KEPT_MINUTES: i64 = 60;
 impl Store {
     /// Adds one LLM call to its row (created on the first call of the day).
     pub async fn record_usage(&self, record: &UsageRecord<'_>) -> Result<()> {
-        sqlx::query(
+        query(
             "INSERT INTO usage_daily (day, person, space, provider, model, calls, \
                prompt_tokens, completion_tokens, cost_nanos) \
              VALUES ($1, $2, $3, $4, $5, 1, $6, $7, $8) \
@@ -107,14 +107,14 @@ impl Store {
         .bind(record.prompt_tokens)
         .bind(record.completion_tokens)
         .bind(record.cost_nanos)
-        .execute(&mut *self.conn().await?)
+        .execute(&mut self.conn().await?)
         .await?;
         Ok(())
     }
 
     /// Tokens `person` (in every space) and `space` (everyone in it) used on `day`.
     pub async fn tokens_on(&self, day: &str, person: &str, space: &str) -> Result<TokensToday> {
-        let row = sqlx::query(concat!(
+        let row = query(concat!(
             "SELECT (SELECT ",
             sum!("prompt_tokens + completion_tokens"),
             " FROM usage_daily WHERE day = $1 AND person = $2) AS person_tokens, (SELECT ",
@@ -124,7 +124,7 @@ impl Store {
         .bind(day)
         .bind(person)
         .bind(space)
-        .fetch_one(&mut *self.conn().await?)
+        .fetch_one(&mut self.conn().await?)
         .await?;
         Ok(TokensToday {
             person: row.try_get("person_tokens")?,
@@ -137,28 +137,28 @@ impl Store {
     /// person's counts older than an hour on the way.
     pub async fn count_message(&self, message_id: &str, person: &str, minute: i64) -> Result<i64> {
         let mut conn = self.conn().await?;
-        sqlx::query(
+        query(
             "INSERT INTO usage_messages (message_id, person, minute) VALUES ($1, $2, $3) \
              ON CONFLICT (message_id) DO NOTHING",
         )
         .bind(message_id)
         .bind(person)
         .bind(minute)
-        .execute(&mut *conn)
+        .execute(&mut conn)
         .await?;
-        sqlx::query("DELETE FROM usage_messages WHERE person = $1 AND minute < $2")
+        query("DELETE FROM usage_messages WHERE person = $1 AND minute < $2")
             .bind(person)
             .bind(minute - MESSAGE_ROWS_KEPT_MINUTES)
-            .execute(&mut *conn)
+            .execute(&mut conn)
             .await?;
-        let row = sqlx::query(
+        let row = query(
             "SELECT COUNT(*) AS messages FROM usage_messages WHERE person = $1 AND minute = $2",
         )
         .bind(person)
         .bind(minute)
-        .fetch_one(&mut *conn)
+        .fetch_one(&mut conn)
         .await?;
-        Ok(row.try_get("messages")?)
+        row.try_get("messages")
     }
 
     /// `person`'s totals on `today` and from `month_start` to `today` (both `YYYY-MM-DD`).
@@ -168,7 +168,7 @@ impl Store {
         month_start: &str,
         today: &str,
     ) -> Result<PersonUsage> {
-        let row = sqlx::query(concat!(
+        let row = query(concat!(
             "SELECT ",
             sum!("CASE WHEN day = $1 THEN prompt_tokens ELSE 0 END"),
             " AS today_prompt, ",
@@ -187,7 +187,7 @@ impl Store {
         .bind(today)
         .bind(person)
         .bind(month_start)
-        .fetch_one(&mut *self.conn().await?)
+        .fetch_one(&mut self.conn().await?)
         .await?;
         Ok(PersonUsage {
             today: Totals::read(&row, "today_")?,
@@ -226,11 +226,11 @@ impl Store {
                  ORDER BY SUM(prompt_tokens + completion_tokens) DESC, space LIMIT $3"
             ),
         };
-        let rows = sqlx::query(sql)
+        let rows = query(sql)
             .bind(from)
             .bind(to)
             .bind(limit)
-            .fetch_all(&mut *self.conn().await?)
+            .fetch_all(&mut self.conn().await?)
             .await?;
         rows.iter()
             .map(|row| Ok((row.try_get("who")?, Totals::read(row, "")?)))

@@ -4,10 +4,9 @@ use super::*;
 
 impl Store {
     pub async fn approved_users(&self) -> Result<Vec<ApprovedUser>> {
-        let rows =
-            sqlx::query("SELECT email, added_by, added_at FROM approved_users ORDER BY email")
-                .fetch_all(&mut *self.conn().await?)
-                .await?;
+        let rows = query("SELECT email, added_by, added_at FROM approved_users ORDER BY email")
+            .fetch_all(&mut self.conn().await?)
+            .await?;
         rows.iter()
             .map(|r| {
                 let raw: String = r.try_get("email")?;
@@ -23,34 +22,34 @@ impl Store {
     }
 
     pub async fn is_approved(&self, email: &Email) -> Result<bool> {
-        let row = sqlx::query("SELECT 1 AS one FROM approved_users WHERE email = $1")
+        let row = query("SELECT 1 AS one FROM approved_users WHERE email = $1")
             .bind(email.as_str())
-            .fetch_optional(&mut *self.conn().await?)
+            .fetch_optional(&mut self.conn().await?)
             .await?;
         Ok(row.is_some())
     }
 
     /// Adds a user; false when they were already approved.
     pub async fn add_user(&self, email: &Email, added_by: Option<&str>) -> Result<bool> {
-        let done = sqlx::query(
+        let done = query(
             "INSERT INTO approved_users (email, added_by, added_at) VALUES ($1, $2, $3) \
              ON CONFLICT (email) DO NOTHING",
         )
         .bind(email.as_str())
         .bind(added_by)
         .bind(now_ms())
-        .execute(&mut *self.conn().await?)
+        .execute(&mut self.conn().await?)
         .await?;
-        Ok(done.rows_affected() == 1)
+        Ok(done == 1)
     }
 
     /// Removes a user; false when they were not approved.
     pub async fn remove_user(&self, email: &Email) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM approved_users WHERE email = $1")
+        let done = query("DELETE FROM approved_users WHERE email = $1")
             .bind(email.as_str())
-            .execute(&mut *self.conn().await?)
+            .execute(&mut self.conn().await?)
             .await?;
-        Ok(done.rows_affected() == 1)
+        Ok(done == 1)
     }
 
     /// Adds many users in one transaction: all or nothing. Returns how many were new.
@@ -60,16 +59,16 @@ impl Store {
         let mut added = 0;
         let now = now_ms();
         for email in emails {
-            let done = sqlx::query(
+            let done = query(
                 "INSERT INTO approved_users (email, added_by, added_at) VALUES ($1, $2, $3) \
                  ON CONFLICT (email) DO NOTHING",
             )
             .bind(email.as_str())
             .bind(added_by)
             .bind(now)
-            .execute(&mut *tx)
+            .execute(&mut tx)
             .await?;
-            added += done.rows_affected();
+            added += done;
         }
         tx.commit().await?;
         Ok(added)
