@@ -284,7 +284,7 @@ impl Conn {
         match self {
             Conn::Pg(conn) => Ok(Tx::Pg(conn.begin().await?)),
             Conn::Lite { conn, .. } => {
-                conn.execute_batch("BEGIN IMMEDIATE")?;
+                lite::run(conn, "BEGIN IMMEDIATE", &[], None)?;
                 Ok(Tx::Lite(LiteTx { conn, open: true }))
             }
         }
@@ -305,14 +305,15 @@ pub(super) struct LiteTx<'c> {
 impl LiteTx<'_> {
     fn end(&mut self, sql: &str) -> Result<()> {
         self.open = false;
-        Ok(self.conn.execute_batch(sql)?)
+        lite::run(self.conn, sql, &[], None)?;
+        Ok(())
     }
 }
 
 impl Drop for LiteTx<'_> {
     fn drop(&mut self) {
         if self.open {
-            let _ = self.conn.execute_batch("ROLLBACK");
+            let _ = lite::run(self.conn, "ROLLBACK", &[], None);
         }
     }
 }
@@ -484,7 +485,7 @@ mod lite {
         for statement in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
             if let Err(e) = run(conn, statement, args, Some(&mut rows)) {
                 if !conn.is_autocommit() {
-                    let _ = conn.execute_batch("ROLLBACK");
+                    let _ = run(conn, "ROLLBACK", &[], None);
                 }
                 return Err(e);
             }
