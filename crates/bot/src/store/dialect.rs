@@ -218,7 +218,9 @@ pub(super) mod sqlite {
     }
 
     /// `Store::next_event`: claim the room's lease; release it if nothing is due; take the
-    /// oldest due event (counting the attempt) if the lease is ours. One transaction
+    /// oldest due event (counting the attempt) if the lease is ours, and read it if the
+    /// count changed it (`changes()`: no `RETURNING`, whose rows SQLite gathers in a
+    /// temporary table built and freed each time, see docs/performance.md). One transaction
     /// written inline: one commit (one set of WAL locks and frame writes) instead of one
     /// per statement. Parameters: room, owner, lease ms, numbered from `first` (1 alone,
     /// after the done mark's in [`finish_then_next`]); `{now}` as in `Backend::timed`.
@@ -235,9 +237,11 @@ pub(super) mod sqlite {
              UPDATE inbox SET attempts = attempts + 1 \
              WHERE seq = (SELECT seq FROM inbox WHERE room_id = ${room} AND state = 'pending' ORDER BY seq LIMIT 1) \
              AND not_before <= {{now}} \
-             AND EXISTS (SELECT 1 FROM room_leases WHERE room_id = ${room} AND owner = ${owner}) \
-             RETURNING seq, message_id, kind, room_id, payload, received_at, attempts, not_before, reply, parts_sent, stream_message_id, \
-             CAST(1 AS BIGINT) AS due; COMMIT"
+             AND EXISTS (SELECT 1 FROM room_leases WHERE room_id = ${room} AND owner = ${owner}); \
+             SELECT seq, message_id, kind, room_id, payload, received_at, attempts, not_before, reply, parts_sent, stream_message_id, \
+             CAST(1 AS BIGINT) AS due FROM inbox \
+             WHERE seq = (SELECT seq FROM inbox WHERE room_id = ${room} AND state = 'pending' ORDER BY seq LIMIT 1) \
+             AND changes() = 1; COMMIT"
         )
     }
 

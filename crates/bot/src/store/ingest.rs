@@ -55,42 +55,40 @@ async fn insert_events(db: &Db, batch: &[IngestJob]) -> Result<HashSet<String>> 
         .filter(|job| seen.insert(job.message_id.as_str()))
         .collect();
     let mut conn = db.ingest_conn().await?;
-    let inserted = if let Conn::Lite { .. } = conn {
+    if let Conn::Lite { .. } = conn {
         let mut tx = conn.begin().await?;
-        let mut inserted = Vec::with_capacity(rows.len());
+        let mut new = HashSet::with_capacity(rows.len());
         for job in &rows {
-            inserted.extend(
-                bind_event(query(INSERT_ONE), job)
-                    .fetch_optional(&mut tx)
-                    .await?,
-            );
+            if bind_event(query(INSERT_ONE), job).execute(&mut tx).await? == 1 {
+                new.insert(job.message_id.clone());
+            }
         }
         tx.commit().await?;
-        inserted
-    } else {
-        let mut sql = String::from(INSERT_INTO);
-        for i in 0..rows.len() {
-            let n = i * 5;
-            if i > 0 {
-                sql.push_str(", ");
-            }
-            sql.push_str(&format!(
-                "(${}, ${}, ${}, ${}, ${})",
-                n + 1,
-                n + 2,
-                n + 3,
-                n + 4,
-                n + 5
-            ));
+        return Ok(new);
+    }
+    let mut sql = String::from(INSERT_INTO);
+    for i in 0..rows.len() {
+        let n = i * 5;
+        if i > 0 {
+            sql.push_str(", ");
         }
-        sql.push_str(ON_CONFLICT);
-        let mut insert = query(sql);
-        for job in &rows {
-            insert = bind_event(insert, job);
-        }
-        insert.fetch_all(&mut conn).await?
-    };
-    inserted
+        sql.push_str(&format!(
+            "(${}, ${}, ${}, ${}, ${})",
+            n + 1,
+            n + 2,
+            n + 3,
+            n + 4,
+            n + 5
+        ));
+    }
+    sql.push_str(ON_CONFLICT);
+    let mut insert = query(sql);
+    for job in &rows {
+        insert = bind_event(insert, job);
+    }
+    insert
+        .fetch_all(&mut conn)
+        .await?
         .iter()
         .map(|r| r.try_get::<String>("message_id"))
         .collect()
@@ -99,8 +97,10 @@ async fn insert_events(db: &Db, batch: &[IngestJob]) -> Result<HashSet<String>> 
 const INSERT_INTO: &str =
     "INSERT INTO inbox (message_id, room_id, payload, received_at, kind) VALUES ";
 const ON_CONFLICT: &str = " ON CONFLICT (message_id) DO NOTHING RETURNING message_id";
+/// SQLite: one event; new when it changed a row. No `RETURNING`: SQLite gathers its rows
+/// in a temporary table built and freed each time.
 const INSERT_ONE: &str = "INSERT INTO inbox (message_id, room_id, payload, received_at, kind) \
-     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (message_id) DO NOTHING RETURNING message_id";
+     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (message_id) DO NOTHING";
 
 fn bind_event<'q>(insert: sql::Query<'q>, job: &'q IngestJob) -> sql::Query<'q> {
     insert
