@@ -19,29 +19,36 @@ pub(super) async fn prune_turns(
     Ok(())
 }
 
+/// The newest `$2` messages of conversation `$1`, newest first.
+const HISTORY: &str =
+    "SELECT role, content FROM turns WHERE conversation = $1 ORDER BY id DESC LIMIT $2";
+
+/// Turns read newest first ([`HISTORY`]), oldest first.
+fn newest_first(rows: &[Row]) -> Result<Vec<Turn>> {
+    let mut turns = rows
+        .iter()
+        .map(|r| {
+            let role: String = r.try_get("role")?;
+            Ok(Turn {
+                role: Role::parse(&role)
+                    .ok_or_else(|| StoreError::Corrupt(format!("turn role {role:?}")))?,
+                content: r.try_get("content")?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    turns.reverse();
+    Ok(turns)
+}
+
 impl Store {
     /// The newest `limit` messages of a conversation, oldest first.
     pub async fn history(&self, conversation: &ConversationKey, limit: usize) -> Result<Vec<Turn>> {
-        let rows = query(
-            "SELECT role, content FROM turns WHERE conversation = $1 ORDER BY id DESC LIMIT $2",
-        )
-        .bind(conversation.as_str())
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(&mut self.conn().await?)
-        .await?;
-        let mut turns = rows
-            .iter()
-            .map(|r| {
-                let role: String = r.try_get("role")?;
-                Ok(Turn {
-                    role: Role::parse(&role)
-                        .ok_or_else(|| StoreError::Corrupt(format!("turn role {role:?}")))?,
-                    content: r.try_get("content")?,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        turns.reverse();
-        Ok(turns)
+        let rows = query(HISTORY)
+            .bind(conversation.as_str())
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&mut self.conn().await?)
+            .await?;
+        newest_first(&rows)
     }
 
     /// What answering in a space needs from the store, in one round trip: the space's
@@ -53,6 +60,24 @@ impl Store {
         conversation: &ConversationKey,
         limit: usize,
     ) -> Result<(Option<String>, Vec<Turn>)> {
+        if self.backend.round_trips() == RoundTrips::One {
+            // SQLite: two plain statements under one hold of the connection, which cost
+            // nothing to send apart; the compound form below makes SQLite build a
+            // temporary table each time.
+            let mut conn = self.conn().await?;
+            let personality = query("SELECT personality FROM space_settings WHERE room_id = $1")
+                .bind(room_id)
+                .fetch_optional(&mut conn)
+                .await?
+                .map(|r| r.try_get("personality"))
+                .transpose()?;
+            let rows = query(HISTORY)
+                .bind(conversation.as_str())
+                .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                .fetch_all(&mut conn)
+                .await?;
+            return Ok((personality, newest_first(&rows)?));
+        }
         let rows = query(
             "SELECT CAST(0 AS BIGINT) AS kind, personality AS a, NULL AS b, CAST(0 AS BIGINT) AS id \
              FROM space_settings WHERE room_id = $1 \
