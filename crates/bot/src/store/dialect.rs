@@ -259,18 +259,23 @@ pub(super) mod sqlite {
     /// before), in one transaction written inline. The answer is parameter 6.
     pub(in crate::store) fn confirm_and_save(confirm: &str) -> String {
         format!(
-            "BEGIN IMMEDIATE; {confirm}; UPDATE inbox SET reply = $6, parts_sent = 0 \
+            "BEGIN IMMEDIATE; {confirm}; {CONFIRMED}; UPDATE inbox SET reply = $6, parts_sent = 0 \
              WHERE seq = $4 AND state = 'pending' AND changes() = 1; COMMIT"
         )
     }
 
-    /// `Store::finish`: the done mark `done` (parameters 1-3; its `RETURNING` says whether
-    /// it applied), with `turns` turns the turns only if it did (conversation $4, kept
+    /// A row (one column) when the statement before changed one: what a `RETURNING` would
+    /// say, without the temporary table SQLite builds for one. A `SELECT` leaves
+    /// `changes()` as it was, so the statement after it can test the same.
+    const CONFIRMED: &str = "SELECT CAST(1 AS BIGINT) AS changed WHERE changes() = 1";
+
+    /// `Store::finish`: the done mark `done` (parameters 1-3; a row of one column follows
+    /// if it applied), with `turns` turns the turns only if it did (conversation $4, kept
     /// messages $5, then role and content of each from $6) and the pruning, in a
     /// transaction written inline. A transaction over several round trips would hold the
     /// one connection while the task waits to be polled again between them.
     pub(in crate::store) fn done_with_turns(done: &str, turns: usize) -> String {
-        let mut sql = format!("BEGIN IMMEDIATE; {done};");
+        let mut sql = format!("BEGIN IMMEDIATE; {done}; {CONFIRMED};");
         if turns > 0 {
             sql.push_str(" INSERT INTO turns (conversation, created_at, role, content) ");
             for i in 0..turns {
@@ -283,9 +288,11 @@ pub(super) mod sqlite {
                     n + 1
                 ));
             }
+            sql.push_str("; ");
             sql.push_str(
-                "; DELETE FROM turns WHERE conversation = $4 AND id NOT IN \
-                 (SELECT id FROM turns WHERE conversation = $4 ORDER BY id DESC LIMIT $5)",
+                &crate::store::memory::PRUNE
+                    .replace("$1", "$4")
+                    .replace("$2", "$5"),
             );
         }
         sql.push_str("; COMMIT");
@@ -367,7 +374,8 @@ mod tests {
         let sql = sqlite::finish_then_next("UPDATE x", 0);
         assert!(
             sql.starts_with(
-                "BEGIN IMMEDIATE; UPDATE x;; COMMIT; BEGIN IMMEDIATE; INSERT INTO room_leases"
+                "BEGIN IMMEDIATE; UPDATE x; SELECT CAST(1 AS BIGINT) AS changed WHERE changes() = 1;; \
+                 COMMIT; BEGIN IMMEDIATE; INSERT INTO room_leases"
             ),
             "{sql}"
         );
@@ -413,7 +421,15 @@ mod tests {
         assert!(sql.ends_with("; COMMIT"), "{sql}");
         assert_eq!(
             sqlite::done_with_turns("UPDATE x", 0),
-            "BEGIN IMMEDIATE; UPDATE x;; COMMIT"
+            "BEGIN IMMEDIATE; UPDATE x; SELECT CAST(1 AS BIGINT) AS changed WHERE changes() = 1;; COMMIT"
+        );
+        // The pruning keeps the newest $5 turns of conversation $4.
+        assert!(
+            sql.contains(
+                "DELETE FROM turns WHERE conversation = $4 AND id <= (SELECT id FROM turns \
+                 WHERE conversation = $4 ORDER BY id DESC LIMIT 1 OFFSET $5)"
+            ),
+            "{sql}"
         );
     }
 }

@@ -265,12 +265,13 @@ impl Store {
     ) -> Result<Finished> {
         let now = now_ms();
         let turns = finish.turns.filter(|(_, turns)| !turns.is_empty());
-        // `done`: a column of this name only (`next_event`'s rows have twelve).
+        // Changes one row if it applies. On SQLite a row of one column follows if it did
+        // (`next_event`'s rows have twelve).
         const DONE: &str = "UPDATE inbox SET state = 'done', outcome = $1, finished_at = $2, reply = NULL \
-             WHERE seq = $3 AND state = 'pending' RETURNING seq AS done";
+             WHERE seq = $3 AND state = 'pending'";
         if self.backend.round_trips() == RoundTrips::One {
-            // One round trip, the transaction included: the done mark (whose RETURNING
-            // says whether it applied), the turns only if it did, the pruning; then,
+            // One script, the transaction included: the done mark (and a row if it
+            // applied), the turns only if it did, the pruning; then,
             // after the commit, the room's next step if asked.
             let count = turns.map_or(0, |(_, t)| t.len());
             let sql = match next {
@@ -308,9 +309,9 @@ impl Store {
             .bind(finish.outcome)
             .bind(now)
             .bind(seq)
-            .fetch_all(&mut tx)
+            .execute(&mut tx)
             .await?;
-        if done.is_empty() {
+        if done == 0 {
             tx.rollback().await?;
             return Ok(Finished::done(false));
         }

@@ -51,8 +51,7 @@ impl Store {
         save: Option<&str>,
     ) -> Result<bool> {
         const CONFIRM: &str = "UPDATE room_leases SET expires_at = {now} + $1 WHERE room_id = $2 AND owner = $3 \
-             AND EXISTS (SELECT 1 FROM inbox WHERE seq = $4 AND state = 'pending' AND parts_sent <= $5) \
-             RETURNING room_id";
+             AND EXISTS (SELECT 1 FROM inbox WHERE seq = $4 AND state = 'pending' AND parts_sent <= $5)";
         let confirm = self.timed(CONFIRM);
         let one_trip = self.backend.round_trips() == RoundTrips::One;
         let sql = match save {
@@ -72,12 +71,11 @@ impl Store {
         }
         let mut conn = self.conn().await?;
         let confirmed = if one_trip && save.is_some() {
-            step.script(&mut conn).await?
+            // A row when the confirmation changed the lease.
+            step.script(&mut conn).await?.len() == 1
         } else {
-            step.fetch_all(&mut conn).await?
-        }
-        .len()
-            == 1;
+            step.execute(&mut conn).await? == 1
+        };
         drop(conn);
         if confirmed
             && let Some(reply) = save

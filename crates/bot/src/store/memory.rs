@@ -7,17 +7,20 @@ pub(super) async fn prune_turns(
     conversation: &ConversationKey,
     keep_messages: usize,
 ) -> Result<()> {
-    // Keep the newest `keep_messages`; the subquery form works on both backends.
-    query(
-        "DELETE FROM turns WHERE conversation = $1 AND id NOT IN \
-         (SELECT id FROM turns WHERE conversation = $1 ORDER BY id DESC LIMIT $2)",
-    )
-    .bind(conversation.as_str())
-    .bind(i64::try_from(keep_messages).unwrap_or(i64::MAX))
-    .execute(tx)
-    .await?;
+    // Keep the newest `keep_messages`: everything up to the one just older than them.
+    query(PRUNE)
+        .bind(conversation.as_str())
+        .bind(i64::try_from(keep_messages).unwrap_or(i64::MAX))
+        .execute(tx)
+        .await?;
     Ok(())
 }
+
+/// Deletes all but the newest `$2` messages of conversation `$1`: those up to the newest
+/// one past them (none when there are not that many). A scalar subquery: `id NOT IN
+/// (… LIMIT $2)` made SQLite build a temporary table of the kept ids each time.
+pub(super) const PRUNE: &str = "DELETE FROM turns WHERE conversation = $1 AND id <= \
+     (SELECT id FROM turns WHERE conversation = $1 ORDER BY id DESC LIMIT 1 OFFSET $2)";
 
 /// The newest `$2` messages of conversation `$1`, newest first.
 const HISTORY: &str =
