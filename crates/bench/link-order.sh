@@ -6,7 +6,7 @@
 # and without streaming), a few messages each, and keeps every function of the bot's
 # binary that ran, by the instructions it ran.
 #
-#   crates/bench/link-order.sh              # from the repository root; ~30 minutes here
+#   crates/bench/link-order.sh              # from the repository root; ~15 minutes here
 #   cargo build --release -p webex-chatbot  # the binary with the new order
 #
 # Symbol names carry a hash of their crate's build, which changes with the features Cargo

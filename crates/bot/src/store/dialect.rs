@@ -23,7 +23,7 @@
 //!   `serve` (a lock file, `owner_lock.rs`), which is also the webhook leader; replicas on
 //!   PostgreSQL elect the leader with a session advisory lock (`leader.rs`).
 //! - **Maintenance**: SQLite's WAL is checkpointed from a connection of its own
-//!   (`checkpoints.rs`).
+//!   (`checkpoints.rs`, started with the SQLite connection in `Store::connect`).
 
 use sqlx::AssertSqlSafe;
 use sqlx::migrate::Migrator;
@@ -109,7 +109,8 @@ impl Backend {
         }
     }
 
-    /// The main pool's size for `DATABASE_MAX_CONNECTIONS`. SQLite has one writer at a
+    /// The main pool's size for `DATABASE_MAX_CONNECTIONS`; on SQLite the pool that runs the
+    /// migrations, before the store's one connection opens (`sql.rs`). SQLite has one writer at a
     /// time, and a connection that finds the database locked sleeps in SQLite's busy
     /// handler (up to 100 ms a try): with several connections a webhook's insert could wait
     /// behind the workers for a second. One connection queues every statement fairly.
@@ -182,11 +183,6 @@ impl Backend {
             Backend::Sqlite => Processes::One,
             Backend::Postgres => Processes::Many,
         }
-    }
-
-    /// Whether the WAL needs checkpoints from a connection of its own.
-    pub(super) fn checkpoints(self) -> bool {
-        self == Backend::Sqlite
     }
 }
 
@@ -289,11 +285,7 @@ pub(super) mod sqlite {
                 ));
             }
             sql.push_str("; ");
-            sql.push_str(
-                &crate::store::memory::PRUNE
-                    .replace("$1", "$4")
-                    .replace("$2", "$5"),
-            );
+            sql.push_str(&crate::store::memory::prune_sql(4, 5));
         }
         sql.push_str("; COMMIT");
         sql

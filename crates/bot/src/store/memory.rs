@@ -8,7 +8,7 @@ pub(super) async fn prune_turns(
     keep_messages: usize,
 ) -> Result<()> {
     // Keep the newest `keep_messages`: everything up to the one just older than them.
-    query(PRUNE)
+    query(prune_sql(1, 2))
         .bind(conversation.as_str())
         .bind(i64::try_from(keep_messages).unwrap_or(i64::MAX))
         .execute(tx)
@@ -16,11 +16,16 @@ pub(super) async fn prune_turns(
     Ok(())
 }
 
-/// Deletes all but the newest `$2` messages of conversation `$1`: those up to the newest
-/// one past them (none when there are not that many). A scalar subquery: `id NOT IN
-/// (… LIMIT $2)` made SQLite build a temporary table of the kept ids each time.
-pub(super) const PRUNE: &str = "DELETE FROM turns WHERE conversation = $1 AND id <= \
-     (SELECT id FROM turns WHERE conversation = $1 ORDER BY id DESC LIMIT 1 OFFSET $2)";
+/// Deletes all but the newest `$keep` messages of conversation `$conversation` (parameter
+/// numbers): those up to the newest one past them (none when there are not that many). A
+/// scalar subquery: `id NOT IN (… LIMIT n)` made SQLite build a temporary table of the
+/// kept ids each time.
+pub(super) fn prune_sql(conversation: usize, keep: usize) -> String {
+    format!(
+        "DELETE FROM turns WHERE conversation = ${conversation} AND id <= \
+         (SELECT id FROM turns WHERE conversation = ${conversation} ORDER BY id DESC LIMIT 1 OFFSET ${keep})"
+    )
+}
 
 /// The newest `$2` messages of conversation `$1`, newest first.
 const HISTORY: &str =

@@ -373,9 +373,7 @@ impl Store {
                 pool.close().await;
                 let setup = backend.session_setup(None).map(|s| s.0).unwrap_or_default();
                 let lite = Arc::new(Lite::open(path, &setup)?);
-                if backend.checkpoints() {
-                    tokio::spawn(checkpoint_loop(url.clone(), lite.clone()));
-                }
+                tokio::spawn(checkpoint_loop(url.clone(), lite.clone()));
                 Db::Lite(lite)
             }
             _ => {

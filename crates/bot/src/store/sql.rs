@@ -16,7 +16,6 @@
 
 use std::borrow::Cow;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use rusqlite::types::Value;
 use sqlx::any::AnyRow;
@@ -132,8 +131,8 @@ impl<'q> Query<'q> {
     pub(super) async fn script(self, on: &mut impl Target) -> Result<Vec<Row>> {
         match on.target() {
             On::Lite(conn) => Ok(lite::script(conn, &self.sql, &self.args)?),
-            On::Pg(_) => Err(StoreError::Corrupt(
-                "a script of several statements is for SQLite only".to_owned(),
+            On::Pg(_) => Err(StoreError::Unsupported(
+                "a script of several statements is for SQLite only",
             )),
         }
     }
@@ -171,9 +170,7 @@ impl Row {
                     .columns
                     .iter()
                     .position(|c| c == column)
-                    .ok_or_else(|| {
-                        StoreError::Database(sqlx::Error::ColumnNotFound(column.to_owned()))
-                    })?;
+                    .ok_or_else(|| rusqlite::Error::InvalidColumnName(column.to_owned()))?;
                 T::from_lite(&row.values[i])
                     .map_err(|e| StoreError::Corrupt(format!("column {column}: {e}")))
             }
@@ -349,9 +346,9 @@ pub(super) struct Lite {
     conn: Arc<tokio::sync::Mutex<Option<rusqlite::Connection>>>,
     /// Everything but the webhook inserts takes turns here before waiting for the
     /// connection, so an incoming event's insert waits behind one statement at most, not
-    /// behind every busy room (the mutex is fair: first come, first served).
+    /// behind every busy room (the mutex is fair: first come, first served). Closed with
+    /// the store.
     turns: Arc<Semaphore>,
-    closed: AtomicBool,
 }
 
 /// Statements kept prepared. The store has fewer distinct statements than this, but the
@@ -367,7 +364,6 @@ impl Lite {
         Ok(Lite {
             conn: Arc::new(tokio::sync::Mutex::new(Some(conn))),
             turns: Arc::new(Semaphore::new(1)),
-            closed: AtomicBool::new(false),
         })
     }
 
@@ -399,14 +395,13 @@ impl Lite {
     }
 
     pub(super) async fn close(&self) {
-        self.closed.store(true, Ordering::SeqCst);
         self.turns.close();
         // Dropping the connection closes it (and checkpoints the WAL if it is the last).
         drop(self.conn.lock().await.take());
     }
 
     pub(super) fn is_closed(&self) -> bool {
-        self.closed.load(Ordering::SeqCst)
+        self.turns.is_closed()
     }
 }
 
