@@ -534,6 +534,99 @@ mod tests {
         ));
     }
 
+    /// Every statement the SQLite connection started during the test below.
+    static STARTED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+    /// On the workers' threads, a temporary table SQLite builds and frees per statement
+    /// (for `RETURNING`, `NOT IN (… LIMIT n)`, a compound `SELECT`) fragments the malloc
+    /// arenas between the buffers of the conversations waiting on the LLM: +11 MiB with
+    /// 2,000 waiting (docs/performance.md, Memory). So a message's whole path, from the
+    /// webhook's insert to the done mark with its turns, pruning and next step, must not
+    /// build one: each statement it ran is explained, and none opens an ephemeral table.
+    #[tokio::test]
+    async fn the_message_path_builds_no_temporary_table_on_sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = sqlite(&dir).await;
+        let Db::Lite(lite) = &store.db else {
+            panic!("not SQLite")
+        };
+        lite.trace(|sql| STARTED.lock().unwrap().push(sql.to_owned()))
+            .await
+            .unwrap();
+        let ttl = Duration::from_secs(30);
+        let conversation = ConversationKey::direct("R");
+        for id in ["M1", "M2"] {
+            let new = store.enqueue(&NewEvent::message(id, "R", "{}")).await;
+            assert_eq!(new.unwrap(), Enqueued::New);
+        }
+        let event = store.next_event("R", "me", ttl).await.unwrap().unwrap();
+        store.chat_context("R", &conversation, 10).await.unwrap();
+        assert!(
+            store
+                .confirm_post("R", "me", ttl, event.seq, 0, Some("answer"))
+                .await
+                .unwrap()
+        );
+        store
+            .record_usage(&UsageRecord {
+                day: "2026-12-07",
+                person: "p@example.com",
+                space: "R",
+                provider: "ollama",
+                model: "m",
+                prompt_tokens: 1,
+                completion_tokens: 1,
+                cost_nanos: 0,
+            })
+            .await
+            .unwrap();
+        let turns = [
+            Turn {
+                role: Role::User,
+                content: "question".to_owned(),
+            },
+            Turn {
+                role: Role::Assistant,
+                content: "answer".to_owned(),
+            },
+        ];
+        let finished = store
+            .finish_then_next(
+                event.seq,
+                Finish {
+                    outcome: "answered",
+                    turns: Some((&conversation, &turns)),
+                    keep_messages: 1,
+                },
+                Some(NextIn {
+                    room_id: "R",
+                    owner: "me",
+                    ttl,
+                }),
+            )
+            .await
+            .unwrap();
+        assert!(finished.done);
+        assert!(matches!(finished.next, Some(Some(_))), "M2 is next");
+
+        let started = std::mem::take(&mut *STARTED.lock().unwrap());
+        assert!(started.len() >= 10, "{started:?}");
+        let side = rusqlite::Connection::open(dir.path().join("bot.db")).unwrap();
+        for sql in &started {
+            let mut explain = side.prepare(&format!("EXPLAIN {sql}")).unwrap();
+            // Parameters left unbound (NULL): the plan does not depend on them.
+            let mut rows = explain.raw_query();
+            let mut opcodes = Vec::<String>::new();
+            while let Some(row) = rows.next().unwrap() {
+                opcodes.push(row.get(1).unwrap());
+            }
+            assert!(
+                !opcodes.iter().any(|op| op == "OpenEphemeral"),
+                "builds a temporary table: {sql}"
+            );
+        }
+    }
+
     #[tokio::test]
     async fn sqlite_in_memory_is_refused_with_a_clear_error() {
         let err = Store::connect(&StoreOptions {

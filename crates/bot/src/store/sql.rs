@@ -403,6 +403,24 @@ impl Lite {
     pub(super) fn is_closed(&self) -> bool {
         self.turns.is_closed()
     }
+
+    /// Calls `each` with the text of every statement the connection starts.
+    #[cfg(test)]
+    pub(super) async fn trace(&self, each: fn(&str)) -> Result<()> {
+        use rusqlite::trace::{TraceEvent, TraceEventCodes};
+        // A plain function cannot capture `each`: it is kept for the callback.
+        static EACH: std::sync::OnceLock<fn(&str)> = std::sync::OnceLock::new();
+        fn callback(event: TraceEvent<'_>) {
+            if let (TraceEvent::Stmt(_, sql), Some(each)) = (event, EACH.get()) {
+                each(sql);
+            }
+        }
+        let _ = EACH.set(each);
+        self.lock()
+            .await?
+            .trace_v2(TraceEventCodes::SQLITE_TRACE_STMT, Some(callback));
+        Ok(())
+    }
 }
 
 /// SQLite's side: prepared (and cached) statements run on the calling thread.
