@@ -14,7 +14,7 @@ pub(super) struct IngestJob {
 }
 
 /// Records incoming events in groups: every event that arrived while the previous insert
-/// ran goes into the next one, a single statement (so a single commit) for all of them.
+/// ran goes into the next one, a single commit for all of them.
 /// Under load this is what keeps acknowledgements fast; alone, an event is inserted at
 /// once. Each waiter learns whether its event was new; when the insert fails they all do,
 /// nothing is kept, and each webhook is answered 503.

@@ -76,6 +76,7 @@ impl Store {
         } else {
             step.execute(&mut conn).await? == 1
         };
+        // Given back before `save_reply` asks for one (on SQLite the one connection).
         drop(conn);
         if confirmed
             && let Some(reply) = save

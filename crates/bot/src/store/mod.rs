@@ -1,19 +1,22 @@
 //! The store: the durable inbox, room leases, approved users, per-space settings and
 //! conversation turns, on SQLite (default) or PostgreSQL.
 //!
-//! One code path serves both backends: runtime queries through sqlx's `AnyPool` with `$n`
-//! placeholders and SQL both dialects accept (`ON CONFLICT`, `RETURNING`). Where they
+//! One code path serves both backends: runtime queries with `$n` placeholders and SQL both
+//! dialects accept (`ON CONFLICT`), run by `sql` (PostgreSQL through sqlx's `AnyPool`,
+//! SQLite through rusqlite on the calling thread). Where they
 //! cannot be the same (connection settings, the clock in SQL, steps of several statements
 //! in one round trip, one process or many, the migrations), the difference is in
-//! `dialect.rs`, and nowhere else.
+//! `dialect.rs`; how a statement runs on each, in `sql.rs` (and the webhook insert, which
+//! inserts a group per statement on PostgreSQL and per event on SQLite, in `ingest.rs`).
 //!
 //! Several replicas may share one PostgreSQL database. Everything they must agree on goes
 //! through it: the inbox (deduplication), room leases (timed with the database's clock, so
 //! clock skew between replicas cannot make two of them own a room) and the leadership for
 //! the webhook registration (a session-level advisory lock, see [`Store::try_lead`]).
 //!
-//! Layout: this file opens the pool and holds what every part shares (the types, the
-//! connection turns on SQLite); `dialect` (every SQLite/PostgreSQL difference); `ingest` (group-committed inserts of
+//! Layout: this file opens the store and holds what every part shares (the types, where
+//! connections come from); `sql` (queries, rows, connections and transactions on either
+//! backend); `dialect` (every SQLite/PostgreSQL difference); `ingest` (group-committed inserts of
 //! incoming events), `inbox` (the next event of a room, attempts, saved answers, the done
 //! mark), `leases` (room leases), `leader` (webhook leadership), `feedback` (answers with
 //! feedback buttons and the votes on them), `users`, `spaces` (personality per space),
