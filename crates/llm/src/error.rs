@@ -7,6 +7,25 @@ use reqwest::{StatusCode, header::HeaderMap};
 
 use crate::ProviderKind;
 
+/// Why an exchange with a provider failed: reqwest's error, or the lean HTTP/1.1 client's
+/// for providers at a plain `http://` address. Neither carries the URL, which may hold
+/// credentials a user put in `LLM_BASE_URL`.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct TransportError(Box<dyn std::error::Error + Send + Sync>);
+
+impl From<reqwest::Error> for TransportError {
+    fn from(err: reqwest::Error) -> Self {
+        TransportError(Box::new(err.without_url()))
+    }
+}
+
+impl From<crate::h1::Error> for TransportError {
+    fn from(err: crate::h1::Error) -> Self {
+        TransportError(Box::new(err))
+    }
+}
+
 /// Why a chat call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum LlmError {
@@ -50,7 +69,7 @@ pub enum LlmError {
     #[error("{provider} could not be reached")]
     Unreachable {
         provider: ProviderKind,
-        source: reqwest::Error,
+        source: TransportError,
     },
     /// An answer that is not what the provider documents: not JSON, missing fields, no
     /// text, a stream that stops before its end marker.
@@ -87,11 +106,10 @@ impl LlmError {
         }
     }
 
-    pub(crate) fn unreachable(provider: ProviderKind, source: reqwest::Error) -> Self {
-        // The URL may carry credentials a user put in LLM_BASE_URL.
+    pub(crate) fn unreachable(provider: ProviderKind, source: impl Into<TransportError>) -> Self {
         LlmError::Unreachable {
             provider,
-            source: source.without_url(),
+            source: source.into(),
         }
     }
 

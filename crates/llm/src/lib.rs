@@ -45,6 +45,7 @@
 
 mod config;
 mod error;
+mod h1;
 mod limiter;
 mod provider;
 mod providers;
@@ -60,7 +61,7 @@ use futures_util::Stream;
 use tokio::{sync::OwnedSemaphorePermit, time::Instant};
 
 pub use config::{ConfigError, Options, ProviderConfig, ProviderKind, UnknownProvider};
-pub use error::LlmError;
+pub use error::{LlmError, TransportError};
 pub use thinking::strip_thinking;
 pub use types::{
     ChatRequest, ChatResponse, HealthReport, Image, Message, ProbeResult, Role, StreamEvent,

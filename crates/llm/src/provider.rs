@@ -1,5 +1,6 @@
 //! The trait every provider implements ([`Wire`]: its route and JSON shapes) and the
-//! engine they all share: HTTP through the one client, status mapping, the one 429 retry,
+//! engine they all share: HTTP through the one client (chat calls to a plain `http://`
+//! provider through the lean one of [`crate::h1`]), status mapping, the one 429 retry,
 //! stream reading and model listing. Nothing here knows any provider's JSON.
 
 use std::{collections::VecDeque, future::Future, pin::Pin, sync::Arc, time::Duration};
@@ -7,15 +8,16 @@ use std::{collections::VecDeque, future::Future, pin::Pin, sync::Arc, time::Dura
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use reqwest::{
-    Client, RequestBuilder, Response,
-    header::{CONTENT_TYPE, HeaderName, HeaderValue},
+    Client, RequestBuilder, Response, StatusCode,
+    header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue},
 };
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
 use crate::{
-    ChatRequest, ConfigError, LlmError, ProviderConfig, ProviderKind, ToolCall,
+    ChatRequest, ConfigError, LlmError, ProviderConfig, ProviderKind, ToolCall, TransportError,
     error::{from_status, provider_message, shorten},
+    h1::{self, Lean},
     providers::{Anthropic, Gemini, Ollama, OpenAiStyle},
     sse::{Frame, FrameDecoder, Framing},
     wire::{arguments_from_text, generated_call_id},
@@ -25,6 +27,8 @@ use crate::{
 const RATE_LIMIT_DEFAULT_WAIT: Duration = Duration::from_secs(1);
 /// A 429 asking for a longer wait is not retried: the fallback (if any) is quicker.
 const RATE_LIMIT_MAX_WAIT: Duration = Duration::from_secs(10);
+/// As the bot's reqwest client says (the workspace shares one version).
+const USER_AGENT: &str = concat!("webex-chatbot/", env!("CARGO_PKG_VERSION"));
 
 /// A provider's wire format: where it lives, how it authenticates, its request body and
 /// its answer shapes.
@@ -74,12 +78,18 @@ pub(crate) enum Auth {
 }
 
 impl Route {
-    fn authorize(&self, mut request: RequestBuilder) -> RequestBuilder {
+    fn authorize(&self, request: RequestBuilder) -> RequestBuilder {
+        request.headers(self.header_map())
+    }
+
+    /// The headers every call sends: API versions and the key.
+    fn header_map(&self) -> HeaderMap {
+        let mut headers = HeaderMap::new();
         for (name, value) in self.headers {
-            request = request.header(*name, *value);
+            headers.insert(*name, HeaderValue::from_static(value));
         }
         let Some(key) = &self.key else {
-            return request;
+            return headers;
         };
         let (name, value) = match self.auth {
             Auth::Bearer => (
@@ -92,14 +102,14 @@ impl Route {
             Ok(mut value) => {
                 // Keeps the key out of any debug output of the request.
                 value.set_sensitive(true);
-                request.header(name, value)
+                headers.insert(name, value);
             }
             Err(_) => {
                 // The provider then answers 401, which says more than a local error would.
                 tracing::warn!(header = %name, "the API key has characters not allowed in a header; sent without it");
-                request
             }
         }
+        headers
     }
 }
 
@@ -313,6 +323,11 @@ pub(crate) struct Provider {
     config: ProviderConfig,
     wire: Arc<dyn Wire>,
     http: Client,
+    /// For a provider at a plain `http://` address: each waiting call holds only its
+    /// socket (see [`h1`]).
+    lean: Option<Arc<Lean>>,
+    /// What every chat call sends besides the body's length.
+    chat_headers: HeaderMap,
 }
 
 impl Provider {
@@ -330,7 +345,17 @@ impl Provider {
                 Arc::new(OpenAiStyle::new(kind, &base, key))
             }
         };
-        Ok(Provider { config, wire, http })
+        let lean =
+            Lean::for_url(&wire.route().chat, HeaderValue::from_static(USER_AGENT)).map(Arc::new);
+        let mut chat_headers = wire.route().header_map();
+        chat_headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        Ok(Provider {
+            config,
+            wire,
+            http,
+            lean,
+            chat_headers,
+        })
     }
 
     pub(crate) fn kind(&self) -> ProviderKind {
@@ -415,24 +440,29 @@ impl Provider {
         req: &ChatRequest,
         model: &str,
         stream: bool,
-    ) -> Result<Response, LlmError> {
+    ) -> Result<Reply, LlmError> {
         let kind = self.kind();
         let body = self
             .wire
             .chat_body(req, model, stream)
             .map_err(|e| LlmError::malformed(kind, format!("could not encode the request: {e}")))?;
-        let request = self
-            .http
-            .post(self.wire.chat_url(model, stream))
-            .header(CONTENT_TYPE, "application/json")
-            .body(body);
-        let response = self
-            .wire
-            .route()
-            .authorize(request)
-            .send()
-            .await
-            .map_err(|e| LlmError::unreachable(kind, e))?;
+        let url = self.wire.chat_url(model, stream);
+        let response = match &self.lean {
+            Some(lean) => lean
+                .post(&url, &self.chat_headers, body)
+                .await
+                .map(Reply::Lean)
+                .map_err(|e| LlmError::unreachable(kind, e))?,
+            None => self
+                .http
+                .post(url)
+                .headers(self.chat_headers.clone())
+                .body(body)
+                .send()
+                .await
+                .map(Reply::Reqwest)
+                .map_err(|e| LlmError::unreachable(kind, e))?,
+        };
         let status = response.status();
         if status.is_success() {
             return Ok(response);
@@ -447,6 +477,51 @@ impl Provider {
             });
         }
         Err(from_status(kind, status, &headers, &body, model))
+    }
+}
+
+/// An answer whose head was read, from either HTTP client.
+pub(crate) enum Reply {
+    Reqwest(Response),
+    Lean(h1::Answer),
+}
+
+impl Reply {
+    fn status(&self) -> StatusCode {
+        match self {
+            Reply::Reqwest(response) => response.status(),
+            Reply::Lean(answer) => answer.status,
+        }
+    }
+
+    fn headers(&self) -> &HeaderMap {
+        match self {
+            Reply::Reqwest(response) => response.headers(),
+            Reply::Lean(answer) => &answer.headers,
+        }
+    }
+
+    async fn bytes(self) -> Result<Bytes, TransportError> {
+        match self {
+            Reply::Reqwest(response) => Ok(response.bytes().await?),
+            Reply::Lean(answer) => Ok(answer.body.bytes().await?),
+        }
+    }
+
+    fn into_stream(self) -> ByteStream {
+        match self {
+            Reply::Reqwest(response) => Box::pin(
+                response
+                    .bytes_stream()
+                    .map(|piece| piece.map_err(TransportError::from)),
+            ),
+            Reply::Lean(answer) => Box::pin(
+                answer
+                    .body
+                    .into_stream()
+                    .map(|piece| piece.map_err(TransportError::from)),
+            ),
+        }
     }
 }
 
@@ -476,7 +551,7 @@ where
     }
 }
 
-type ByteStream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
+type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, TransportError>> + Send>>;
 
 /// Reads a streamed answer as text pieces.
 pub(crate) struct StepReader {
@@ -493,12 +568,12 @@ pub(crate) struct StepReader {
 }
 
 impl StepReader {
-    fn new(provider: ProviderKind, wire: Arc<dyn Wire>, response: Response) -> Self {
+    fn new(provider: ProviderKind, wire: Arc<dyn Wire>, response: Reply) -> Self {
         let decoder = FrameDecoder::new(wire.framing());
         StepReader {
             provider,
             wire,
-            body: Box::pin(response.bytes_stream()),
+            body: response.into_stream(),
             decoder,
             frames: VecDeque::new(),
             complete: false,
