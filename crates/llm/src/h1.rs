@@ -439,6 +439,48 @@ pub(crate) struct Body {
 impl Body {
     /// The next piece of the body; `None` at its end.
     pub(crate) async fn chunk(&mut self) -> Result<Option<Bytes>, Error> {
+        let piece = self.next_piece().await?;
+        if piece.is_some() {
+            self.settle();
+        }
+        Ok(piece)
+    }
+
+    /// Goes through what the buffer already holds of the framing after the data (a
+    /// chunk's end, the last chunk, the trailers), so that a body whose end has arrived
+    /// gives its connection back even when its reader stops at the last piece (a streamed
+    /// answer is done at its end marker, before the body's end is read).
+    fn settle(&mut self) {
+        loop {
+            match self.framing {
+                Framing::Length(0) => return self.finish(),
+                Framing::Chunked(Chunk::DataEnd) if self.buf.starts_with(b"\r\n") => {
+                    self.buf.advance(2);
+                    self.framing = Framing::Chunked(Chunk::Size);
+                }
+                Framing::Chunked(Chunk::Size) => match httparse::parse_chunk_size(&self.buf) {
+                    Ok(httparse::Status::Complete((len, 0))) => {
+                        self.buf.advance(len);
+                        self.framing = Framing::Chunked(Chunk::Trailers);
+                    }
+                    _ => return,
+                },
+                Framing::Chunked(Chunk::Trailers) => {
+                    match self.buf.windows(2).position(|w| w == b"\r\n") {
+                        Some(0) => {
+                            self.buf.advance(2);
+                            self.framing = Framing::Length(0);
+                        }
+                        Some(end) => self.buf.advance(end + 2),
+                        None => return,
+                    }
+                }
+                _ => return,
+            }
+        }
+    }
+
+    async fn next_piece(&mut self) -> Result<Option<Bytes>, Error> {
         loop {
             match self.framing {
                 Framing::Length(0) => {
@@ -813,6 +855,31 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(pieces.concat(), b"data: adata: b");
+    }
+
+    #[tokio::test]
+    async fn a_reader_that_stops_at_the_last_piece_still_gives_the_connection_back() {
+        // The last data chunk and the body's end in one write; and a body with a length.
+        let chunked: Vec<&'static [u8]> = vec![
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"4\r\nlast\r\n0\r\n\r\n",
+        ];
+        let (url, _seen, connections) = server(vec![chunked, vec![OK], vec![OK]], |_| false).await;
+        let lean = client(&url);
+        for _ in 0..2 {
+            let mut body = lean
+                .post(&url, &headers(), b"{}".to_vec())
+                .await
+                .unwrap()
+                .body;
+            let mut read = Vec::new();
+            while read.len() < 4 {
+                read.extend_from_slice(&body.chunk().await.unwrap().unwrap());
+            }
+            drop(body);
+        }
+        text(&lean, &url).await.unwrap();
+        assert_eq!(connections.load(Ordering::SeqCst), 1);
     }
 
     #[tokio::test]
