@@ -363,6 +363,15 @@ enum Framing {
     Close,
 }
 
+/// What [`Body::step_framing`] could do with the buffer.
+enum Progress {
+    Advanced,
+    /// A line of the framing is not whole yet.
+    NeedsMore,
+    /// Data, or not chunked: nothing to step through.
+    Stuck,
+}
+
 /// Where a chunked body is.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Chunk {
@@ -451,33 +460,53 @@ impl Body {
     /// gives its connection back even when its reader stops at the last piece (a streamed
     /// answer is done at its end marker, before the body's end is read).
     fn settle(&mut self) {
-        loop {
-            match self.framing {
-                Framing::Length(0) => return self.finish(),
-                Framing::Chunked(Chunk::DataEnd) if self.buf.starts_with(b"\r\n") => {
-                    self.buf.advance(2);
-                    self.framing = Framing::Chunked(Chunk::Size);
-                }
-                Framing::Chunked(Chunk::Size) => match httparse::parse_chunk_size(&self.buf) {
-                    Ok(httparse::Status::Complete((len, 0))) => {
-                        self.buf.advance(len);
-                        self.framing = Framing::Chunked(Chunk::Trailers);
-                    }
-                    _ => return,
-                },
-                Framing::Chunked(Chunk::Trailers) => {
-                    match self.buf.windows(2).position(|w| w == b"\r\n") {
-                        Some(0) => {
-                            self.buf.advance(2);
-                            self.framing = Framing::Length(0);
-                        }
-                        Some(end) => self.buf.advance(end + 2),
-                        None => return,
-                    }
-                }
-                _ => return,
-            }
+        while let Ok(Progress::Advanced) = self.step_framing() {}
+        if self.framing == Framing::Length(0) {
+            self.finish();
         }
+    }
+
+    /// One step through the chunked framing between data (a chunk's end, a size line, a
+    /// trailer line, the end), from the buffer alone.
+    fn step_framing(&mut self) -> Result<Progress, Error> {
+        let Framing::Chunked(chunk) = self.framing else {
+            return Ok(Progress::Stuck);
+        };
+        match chunk {
+            Chunk::Data(_) => return Ok(Progress::Stuck),
+            Chunk::DataEnd => {
+                if self.buf.len() < 2 {
+                    return Ok(Progress::NeedsMore);
+                }
+                if &self.buf[..2] != b"\r\n" {
+                    return Err(Error::Invalid("a chunk longer than its size"));
+                }
+                self.buf.advance(2);
+                self.framing = Framing::Chunked(Chunk::Size);
+            }
+            Chunk::Size => match httparse::parse_chunk_size(&self.buf) {
+                Ok(httparse::Status::Complete((len, size))) => {
+                    self.buf.advance(len);
+                    self.framing = Framing::Chunked(if size == 0 {
+                        Chunk::Trailers
+                    } else {
+                        Chunk::Data(size)
+                    });
+                }
+                Ok(httparse::Status::Partial) => return Ok(Progress::NeedsMore),
+                Err(_) => return Err(Error::Invalid("a bad chunk size")),
+            },
+            Chunk::Trailers => match self.buf.windows(2).position(|w| w == b"\r\n") {
+                Some(0) => {
+                    self.buf.advance(2);
+                    self.framing = Framing::Length(0);
+                }
+                // A trailer field: nothing here needs one.
+                Some(end) => self.buf.advance(end + 2),
+                None => return Ok(Progress::NeedsMore),
+            },
+        }
+        Ok(Progress::Advanced)
     }
 
     async fn next_piece(&mut self) -> Result<Option<Bytes>, Error> {
@@ -521,40 +550,10 @@ impl Body {
                     });
                     return Ok(Some(self.buf.split_to(take).freeze()));
                 }
-                Framing::Chunked(Chunk::Size) => match httparse::parse_chunk_size(&self.buf) {
-                    Ok(httparse::Status::Complete((len, size))) => {
-                        self.buf.advance(len);
-                        self.framing = Framing::Chunked(if size == 0 {
-                            Chunk::Trailers
-                        } else {
-                            Chunk::Data(size)
-                        });
-                    }
-                    Ok(httparse::Status::Partial) => self.more_for_line().await?,
-                    Err(_) => return Err(Error::Invalid("a bad chunk size")),
+                Framing::Chunked(_) => match self.step_framing()? {
+                    Progress::NeedsMore => self.more_for_line().await?,
+                    Progress::Advanced | Progress::Stuck => {}
                 },
-                Framing::Chunked(Chunk::DataEnd) => {
-                    if self.buf.len() < 2 {
-                        self.more_for_line().await?;
-                        continue;
-                    }
-                    if &self.buf[..2] != b"\r\n" {
-                        return Err(Error::Invalid("a chunk longer than its size"));
-                    }
-                    self.buf.advance(2);
-                    self.framing = Framing::Chunked(Chunk::Size);
-                }
-                Framing::Chunked(Chunk::Trailers) => {
-                    match self.buf.windows(2).position(|w| w == b"\r\n") {
-                        Some(0) => {
-                            self.buf.advance(2);
-                            self.framing = Framing::Length(0);
-                        }
-                        // A trailer field: nothing here needs one.
-                        Some(end) => self.buf.advance(end + 2),
-                        None => self.more_for_line().await?,
-                    }
-                }
             }
         }
     }
