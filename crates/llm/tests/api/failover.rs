@@ -24,13 +24,13 @@ fn pair(primary: ProviderConfig, fallback: &Fake, timeout: Duration) -> Llm {
     .unwrap()
 }
 
-/// A base URL nothing listens on.
+/// A base URL nothing listens on: its port stays bound, never listening, until the tests
+/// end, so no other test's server can be given it meanwhile.
 fn closed_port_config(kind: ProviderKind) -> ProviderConfig {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = socket.local_addr().unwrap().port();
+    std::mem::forget(socket);
     ProviderConfig {
         base_url: Some(format!("http://127.0.0.1:{port}/v1").parse().unwrap()),
         ..ProviderConfig::new(kind)

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use predicates::prelude::*;
 
-use crate::helpers::{API_KEY, Ca, Files, SECRET, closed_port, eventually, eventually_some};
+use crate::helpers::{
+    API_KEY, Ca, Files, SECRET, closed_port, eventually, eventually_some, free_port,
+};
 
 fn relay(dir: &Path) -> assert_cmd::Command {
     let mut cmd = assert_cmd::cargo::cargo_bin_cmd!("webex-relay");
@@ -191,7 +193,7 @@ async fn sighup_reloads_the_certificate_and_sigterm_stops_cleanly() {
     let first = first_ca.server("relay");
     let cert = files.write("relay.pem", &first.cert);
     let key = files.write("relay-key.pem", &first.key);
-    let port = closed_port();
+    let port = free_port();
     let log = std::fs::File::create(files.dir().join("relay.log")).unwrap();
 
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_webex-relay"))

@@ -122,10 +122,23 @@ impl TestApp {
     }
 }
 
-/// A port on which nothing listens (bound, then released).
-pub fn closed_port() -> u16 {
+/// A port free for a process to listen on (bound, then released).
+pub fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.local_addr().unwrap().port()
+}
+
+/// A port on which nothing listens.
+///
+/// The port stays bound (never listening) until the tests end: a port freed right after
+/// binding may be handed to another test's server running at the same time, which then
+/// answers (or hangs) where a refusal was expected.
+pub fn closed_port() -> u16 {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = socket.local_addr().unwrap().port();
+    std::mem::forget(socket);
+    port
 }
 
 // ---------------------------------------------------------------- certificates
@@ -172,7 +185,7 @@ pub struct RelayProcess {
 impl RelayProcess {
     /// Starts the relay and waits until it answers `/health`.
     pub async fn start(dir: &std::path::Path, bot_url: &str, env: &[(&str, &str)]) -> RelayProcess {
-        let port = closed_port();
+        let port = free_port();
         let log = dir.join(format!("relay-{port}.log"));
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_webex-relay"));
         command
