@@ -82,7 +82,7 @@ struct Idle {
 /// Where connections go: the URL's host and port.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct Origin {
-    host: String,
+    host: Host<String>,
     port: u16,
 }
 
@@ -230,7 +230,7 @@ impl Lean {
 impl Origin {
     fn of(url: &Url) -> Option<Origin> {
         Some(Origin {
-            host: url.host_str()?.to_owned(),
+            host: url.host()?.to_owned(),
             port: url.port_or_known_default()?,
         })
     }
@@ -238,11 +238,10 @@ impl Origin {
 
 async fn connect(origin: &Origin) -> Result<TcpStream, Error> {
     let connecting = async {
-        // An IPv6 literal keeps its brackets in the URL; the resolver wants it bare.
-        match Host::parse(&origin.host) {
-            Ok(Host::Ipv4(ip)) => TcpStream::connect(SocketAddr::from((ip, origin.port))).await,
-            Ok(Host::Ipv6(ip)) => TcpStream::connect(SocketAddr::from((ip, origin.port))).await,
-            _ => TcpStream::connect((origin.host.as_str(), origin.port)).await,
+        match &origin.host {
+            Host::Ipv4(ip) => TcpStream::connect(SocketAddr::from((*ip, origin.port))).await,
+            Host::Ipv6(ip) => TcpStream::connect(SocketAddr::from((*ip, origin.port))).await,
+            Host::Domain(name) => TcpStream::connect((name.as_str(), origin.port)).await,
         }
     };
     let stream = tokio::time::timeout(CONNECT_TIMEOUT, connecting)
@@ -270,12 +269,11 @@ async fn send(stream: &mut TcpStream, request: &[u8]) -> Result<(), Failure> {
 }
 
 /// Reads an answer's head.
-async fn read_head(stream: TcpStream) -> Result<Exchanged, Failure> {
+async fn read_head(mut stream: TcpStream) -> Result<Exchanged, Failure> {
     // The wait for the model: the socket, and no buffer yet.
     if let Err(e) = stream.readable().await {
         return Err(Failure::Unanswered(Error::Io(e)));
     }
-    let mut stream = stream;
     let mut buf = BytesMut::with_capacity(READ_SIZE);
     let mut answered = false;
     loop {

@@ -667,6 +667,26 @@ mod tests {
 
     use super::*;
 
+    /// Chat calls to a plain `http://` provider take the lean client (a waiting call holds
+    /// its socket only); HTTPS and URLs with credentials take reqwest.
+    #[test]
+    fn plain_http_providers_get_the_lean_client() {
+        let provider = |url: &str| {
+            let config = ProviderConfig {
+                base_url: Some(url.parse().unwrap()),
+                ..ProviderConfig::new(ProviderKind::OpenAiCompatible)
+            };
+            Provider::new(Client::new(), config).unwrap()
+        };
+        assert!(provider("http://127.0.0.1:8000/v1").lean.is_some());
+        assert!(provider("http://vllm.lan:8000/v1").lean.is_some());
+        assert!(provider("https://llm.example.com/v1").lean.is_none());
+        assert!(provider("http://user:secret@llm.lan/v1").lean.is_none());
+        // Both clients send the same headers; the lean one adds only host, length, agent.
+        let sent = provider("http://127.0.0.1:8000/v1").chat_headers;
+        assert_eq!(sent[CONTENT_TYPE], "application/json");
+    }
+
     fn fragment(index: Option<u64>, id: Option<&str>, name: Option<&str>, args: &str) -> CallPiece {
         CallPiece::Fragment {
             index,
