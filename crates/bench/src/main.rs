@@ -5,9 +5,11 @@
 //! memory. See docs/performance.md.
 //!
 //! Layout: `fakes` (fake Webex + Ollama, lock-free timing slots), `load` (the generator),
-//! `procs` (child processes, /proc readings); this file runs and reports.
+//! `procs` (child processes, /proc readings), `floor` (the least a bot must do per
+//! message, the yardstick of `--mode floor`); this file runs and reports.
 
 mod fakes;
+mod floor;
 mod load;
 mod procs;
 
@@ -37,6 +39,10 @@ enum Mode {
     /// `--files` messages at once, each with one `--file-mib` MiB file of `--file-kind`,
     /// the LLM taking `--llm-delay-ms` (default 2 s): the bot's memory with them in flight.
     Files,
+    /// Like `direct`, against the floor bot instead of webex-chatbot: this binary doing
+    /// only the I/O a message needs, on one thread (src/floor.rs). Its CPU per answer is
+    /// the yardstick for the bot's.
+    Floor,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -308,11 +314,16 @@ async fn run_once(args: &Args, plan: &Plan) -> anyhow::Result<Figures> {
     if relay {
         env.push(("RELAY_API_KEY", RELAY_KEY.into()));
     }
-    let bot_bin = args
-        .bot_bin
-        .clone()
-        .unwrap_or_else(|| procs::default_bin("webex-chatbot"));
-    let mut bot = spawn("bot", &bot_bin, &["serve"], dir.path(), &env)?;
+    let (bot_bin, bot_args) = if args.mode == Mode::Floor {
+        (std::env::current_exe()?, [floor::ARG])
+    } else {
+        let bin = args
+            .bot_bin
+            .clone()
+            .unwrap_or_else(|| procs::default_bin("webex-chatbot"));
+        (bin, ["serve"])
+    };
+    let mut bot = spawn("bot", &bot_bin, &bot_args, dir.path(), &env)?;
     let bot_url = format!("http://127.0.0.1:{bot_port}");
     wait_ready(
         &mut bot,
@@ -542,8 +553,17 @@ async fn generator(args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    if std::env::args().nth(1).as_deref() == Some(floor::ARG) {
+        return floor::main();
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(bench())
+}
+
+async fn bench() -> anyhow::Result<()> {
     let args = Args::parse();
     if args.mode == Mode::Generator {
         return generator(&args).await;
