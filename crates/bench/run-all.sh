@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The whole table of docs/performance.md in one go: runs webex-bench in every mode the
 # page reports and prints one markdown table of the medians (each mode's full output,
-# every run and its medians, is kept in $OUT).
+# every run and its medians, is kept in $OUT). The floor rows are not the bot: they are
+# the least a bot must do per message (crates/bench/src/floor.rs), the yardstick for the
+# bot's CPU per answer. The steal column is the machine's CPU time the hypervisor took.
 #
 #   cargo build --release -p webex-chatbot -p relay -p bench
 #   crates/bench/run-all.sh                 # from the repository root
@@ -59,6 +61,9 @@ run slow-llm-nostream --mode slow-llm --bot-bin "$BOT" --conversations 2000 --ll
 run direct-200-nostream --mode direct --bot-bin "$BOT" --rate 200 --seconds "$SECS" --streaming off
 run stream-on --mode slow-llm --bot-bin "$BOT" --conversations 200 --llm-delay-ms 6000 --streaming on
 run stream-off --mode slow-llm --bot-bin "$BOT" --conversations 200 --llm-delay-ms 6000 --streaming off
+run floor-1000 --mode floor --rate 1000 --seconds "$SECS"
+run floor-600 --mode floor --rate 600 --seconds "$SECS"
+run floor-200 --mode floor --rate 200 --seconds "$SECS"
 
 echo
 echo "Generator alone:"
@@ -68,15 +73,15 @@ grep -E '^\| (closed|open) loop' "$OUT/generator.txt" |
 echo
 echo "Bot: $LABEL ($BOT); medians of $RUNS runs; raw outputs in $OUT"
 echo
-echo "| mode | rate | streaming | ack p50 | ack p99 | e2e p50 | e2e p99 | replies/s | lost | dup | idle RSS | peak RSS | bot CPU | CPU ms/answer | Webex calls/answer |"
-echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+echo "| mode | rate | streaming | ack p50 | ack p99 | e2e p50 | e2e p99 | replies/s | lost | dup | idle RSS | peak RSS | bot CPU | CPU ms/answer | Webex calls/answer | steal |"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 line() { # line FILE MODE RATE STREAMING
     local f="$OUT/$1.txt" cpu
     cpu="$(col "$f" 'bot CPU %') %"
     if [ "$(col "$f" 'relay CPU %')" != "0" ]; then
         cpu="$cpu (relay $(col "$f" 'relay CPU %') %)"
     fi
-    echo "| $2 | $3 | $4 | $(col "$f" 'ack p50 ms') ms | $(col "$f" 'ack p99 ms') ms | $(col "$f" 'e2e p50 ms') ms | $(col "$f" 'e2e p99 ms') ms | $(col "$f" 'replies/s') | $(col "$f" lost) | $(col "$f" dup) | $(col "$f" 'idle RSS MiB') MiB | $(col "$f" 'peak RSS MiB') MiB | $cpu | $(col "$f" 'bot CPU ms/answer') | $(col "$f" 'Webex calls/answer') |"
+    echo "| $2 | $3 | $4 | $(col "$f" 'ack p50 ms') ms | $(col "$f" 'ack p99 ms') ms | $(col "$f" 'e2e p50 ms') ms | $(col "$f" 'e2e p99 ms') ms | $(col "$f" 'replies/s') | $(col "$f" lost) | $(col "$f" dup) | $(col "$f" 'idle RSS MiB') MiB | $(col "$f" 'peak RSS MiB') MiB | $cpu | $(col "$f" 'bot CPU ms/answer') | $(col "$f" 'Webex calls/answer') | $(col "$f" 'steal %') % |"
 }
 line direct-1000 direct 1,000/s on
 line direct-600 direct 600/s on
@@ -87,3 +92,6 @@ line slow-llm 'slow-llm, 2,000 conversations, 2 s LLM' 'all at once' on
 line slow-llm-nostream 'slow-llm, 2,000 conversations, 2 s LLM' 'all at once' off
 line stream-on 'slow-llm, 200 conversations, 6 s LLM' 'all at once' on
 line stream-off 'slow-llm, 200 conversations, 6 s LLM' 'all at once' off
+line floor-1000 'floor (yardstick, not the bot)' 1,000/s off
+line floor-600 'floor (yardstick, not the bot)' 600/s off
+line floor-200 'floor (yardstick, not the bot)' 200/s off

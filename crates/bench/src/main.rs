@@ -153,6 +153,8 @@ struct Figures {
     calls_per_answer: f64,
     webex_refused: f64,
     stray: f64,
+    /// The machine's CPU time the hypervisor took during the run, in percent.
+    steal: f64,
 }
 
 const COLUMNS: &[&str] = &[
@@ -178,10 +180,11 @@ const COLUMNS: &[&str] = &[
     "Webex calls/answer",
     "Webex 4xx",
     "stray msgs",
+    "steal %",
 ];
 
 impl Figures {
-    fn values(&self) -> [f64; 22] {
+    fn values(&self) -> [f64; 23] {
         [
             self.sent,
             self.ack_p50,
@@ -205,6 +208,7 @@ impl Figures {
             self.calls_per_answer,
             self.webex_refused,
             self.stray,
+            self.steal,
         ]
     }
 }
@@ -376,6 +380,7 @@ async fn run_once(args: &Args, plan: &Plan) -> anyhow::Result<Figures> {
         relay_pid.as_deref().map_or(0.0, cpu_seconds),
         cpu_seconds("self"),
     );
+    let machine_before = procs::machine_ticks();
     let began = Instant::now();
 
     let sent = load::run(
@@ -410,6 +415,7 @@ async fn run_once(args: &Args, plan: &Plan) -> anyhow::Result<Figures> {
         .as_deref()
         .map_or(0.0, |p| cpu(cpu_before.1, cpu_seconds(p)));
     let bench_cpu = cpu(cpu_before.2, cpu_seconds("self"));
+    let steal = procs::steal_percent(machine_before, procs::machine_ticks());
     let peak_rss = status_kib(bot.pid(), "VmHWM:") as f64 / 1024.0;
 
     let mut ack = Vec::new();
@@ -494,6 +500,7 @@ async fn run_once(args: &Args, plan: &Plan) -> anyhow::Result<Figures> {
         calls_per_answer: per_answer(calls),
         webex_refused: tracker.refused.load(Ordering::Relaxed) as f64,
         stray: tracker.stray() as f64,
+        steal,
     })
 }
 

@@ -118,6 +118,34 @@ pub fn cpu_seconds(pid: &str) -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
+/// The whole machine's CPU time so far, in ticks: (stolen by the hypervisor, all). Stolen
+/// time is when this VM's CPUs wanted to run and the host ran something else: a run with
+/// much of it measured the neighbours as much as the bot.
+pub fn machine_ticks() -> (u64, u64) {
+    let Ok(stat) = std::fs::read_to_string("/proc/stat") else {
+        return (0, 0);
+    };
+    let Some(fields) = stat.lines().next().and_then(|l| l.strip_prefix("cpu ")) else {
+        return (0, 0);
+    };
+    // user nice system idle iowait irq softirq steal (guest time is inside user already).
+    let ticks: Vec<u64> = fields
+        .split_whitespace()
+        .take(8)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    (ticks.get(7).copied().unwrap_or(0), ticks.iter().sum())
+}
+
+/// The share of the machine's CPU time stolen between two [`machine_ticks`], in percent.
+pub fn steal_percent(before: (u64, u64), after: (u64, u64)) -> f64 {
+    let all = after.1.saturating_sub(before.1);
+    if all == 0 {
+        return 0.0;
+    }
+    after.0.saturating_sub(before.0) as f64 / all as f64 * 100.0
+}
+
 pub fn default_bin(name: &str) -> PathBuf {
     let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
     PathBuf::from(target).join("release").join(name)
@@ -136,6 +164,14 @@ mod tests {
         let mut path: PathBuf = here[common..].iter().map(|_| "..").collect();
         path.extend(&there[common..]);
         path
+    }
+
+    #[test]
+    fn steal_is_a_share_of_all_ticks() {
+        assert_eq!(super::steal_percent((10, 1000), (60, 1200)), 25.0);
+        assert_eq!(super::steal_percent((10, 1000), (10, 1000)), 0.0);
+        let (steal, all) = super::machine_ticks();
+        assert!(all > 0 && steal <= all, "{steal} of {all}");
     }
 
     #[test]
