@@ -16,6 +16,13 @@
 //! history, personality, usage or limits, no streaming, no retries, no logging. What it
 //! costs per message is the price of the I/O itself on this machine: the loopback TCP
 //! of four HTTP exchanges and two SQLite commits, and the parsing around them.
+//!
+//! Three knobs add one of the bot's design choices at a time, to price each against the
+//! floor (`webex-bench --mode floor --floor-…`, passed on in the environment):
+//! `FLOOR_WORKERS` (a multi-thread runtime with that many workers, as the bot's, instead
+//! of one thread), `FLOOR_CLIENT=reqwest` (the calls through reqwest, as the bot's Webex
+//! calls, instead of hyper's bare connections) and `FLOOR_COMMITS` (that many more
+//! SQLite commits per answer, the bot's lease, history and usage rows).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -45,6 +52,12 @@ pub struct Config {
     pub secret: String,
     pub model: String,
     pub database: std::path::PathBuf,
+    /// Runtime workers; 0 is the current thread alone.
+    pub workers: usize,
+    /// The calls go through reqwest instead of hyper's bare connections.
+    pub reqwest: bool,
+    /// SQLite commits per answer beyond the done mark.
+    pub extra_commits: usize,
 }
 
 impl Config {
@@ -62,16 +75,39 @@ impl Config {
             secret: var("WEBHOOK_SECRET")?,
             model: std::env::var("OLLAMA_MODEL").unwrap_or_else(|_| "llama3.1:8b".into()),
             database: path.into(),
+            workers: number("FLOOR_WORKERS")?,
+            reqwest: match std::env::var("FLOOR_CLIENT").as_deref() {
+                Err(_) | Ok("hyper") => false,
+                Ok("reqwest") => true,
+                Ok(other) => bail!("FLOOR_CLIENT must be hyper or reqwest, not {other}"),
+            },
+            extra_commits: number("FLOOR_COMMITS")?,
         })
     }
 }
 
-/// Runs the floor bot on this thread until the process is killed.
+/// A count from the environment; 0 when unset.
+fn number(name: &str) -> anyhow::Result<usize> {
+    match std::env::var(name) {
+        Err(_) => Ok(0),
+        Ok(v) => v
+            .parse()
+            .with_context(|| format!("{name}={v} is not a count")),
+    }
+}
+
+/// Runs the floor bot on this thread (or `FLOOR_WORKERS`) until the process is killed.
 pub fn main() -> anyhow::Result<()> {
     let config = Config::from_env()?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let runtime = match config.workers {
+        0 => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?,
+        n => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .build()?,
+    };
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(config.bind).await?;
         serve(listener, config).await
@@ -96,10 +132,12 @@ struct Origin {
     base: String,
     /// Idle kept-alive connections.
     idle: Mutex<Vec<SendRequest<Body>>>,
+    /// With `FLOOR_CLIENT=reqwest`: the client calls go through, and its origin URL.
+    reqwest: Option<(reqwest::Client, String)>,
 }
 
 impl Origin {
-    fn new(url: &str) -> anyhow::Result<Origin> {
+    fn new(url: &str, reqwest: Option<&reqwest::Client>) -> anyhow::Result<Origin> {
         let uri: axum::http::Uri = url.parse().with_context(|| format!("bad URL {url}"))?;
         ensure!(
             uri.scheme_str() == Some("http"),
@@ -112,6 +150,7 @@ impl Origin {
             host: HeaderValue::from_str(authority.as_str())?,
             base: uri.path().trim_end_matches('/').to_owned(),
             idle: Mutex::new(Vec::new()),
+            reqwest: reqwest.map(|client| (client.clone(), url.trim_end_matches('/').to_owned())),
         })
     }
 
@@ -124,6 +163,15 @@ impl Origin {
         headers: &[(header::HeaderName, &HeaderValue)],
         body: Body,
     ) -> anyhow::Result<(StatusCode, Bytes)> {
+        if let Some((client, url)) = &self.reqwest {
+            let mut request = client.request(method, format!("{url}{path}"));
+            for (name, value) in headers {
+                request = request.header(name, *value);
+            }
+            let body = axum::body::to_bytes(body, MAX_BODY).await?;
+            let response = request.body(body).send().await?;
+            return Ok((response.status(), response.bytes().await?));
+        }
         let mut request = Request::builder()
             .method(method)
             .uri(format!("{}{path}", self.base))
@@ -175,6 +223,7 @@ struct Floor {
     secret: Vec<u8>,
     model: String,
     db: Mutex<rusqlite::Connection>,
+    extra_commits: usize,
 }
 
 impl Floor {
@@ -186,16 +235,19 @@ impl Floor {
         db.execute_batch(
             "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; \
              CREATE TABLE IF NOT EXISTS inbox (message_id TEXT PRIMARY KEY, room_id TEXT NOT NULL, \
-             payload BLOB NOT NULL, done INTEGER NOT NULL DEFAULT 0);",
+             payload BLOB NOT NULL, done INTEGER NOT NULL DEFAULT 0, \
+             commits INTEGER NOT NULL DEFAULT 0);",
         )?;
+        let reqwest = config.reqwest.then(reqwest::Client::new);
         Ok(Floor {
-            webex: Origin::new(&config.webex_url)?,
-            ollama: Origin::new(&config.ollama_url)?,
+            webex: Origin::new(&config.webex_url, reqwest.as_ref())?,
+            ollama: Origin::new(&config.ollama_url, reqwest.as_ref())?,
             authorization: HeaderValue::from_str(&format!("Bearer {}", config.token))?,
             json: HeaderValue::from_static("application/json"),
             secret: config.secret.into_bytes(),
             model: config.model,
             db: Mutex::new(db),
+            extra_commits: config.extra_commits,
         })
     }
 
@@ -265,6 +317,11 @@ impl Floor {
             .await?;
         ensure!(status == StatusCode::OK, "POST /messages: {status}");
         let db = self.db();
+        // The extra commits first: done means all of them are.
+        for _ in 0..self.extra_commits {
+            db.prepare_cached("UPDATE inbox SET commits = commits + 1 WHERE message_id = ?1")?
+                .execute([id])?;
+        }
         db.prepare_cached("UPDATE inbox SET done = 1 WHERE message_id = ?1")?
             .execute([id])?;
         Ok(())
@@ -315,11 +372,20 @@ mod tests {
     use super::*;
     use crate::fakes;
 
+    #[tokio::test]
+    async fn a_message_is_recorded_answered_and_marked_done() {
+        one_message(false, 0).await;
+    }
+
+    #[tokio::test]
+    async fn through_reqwest_with_more_commits_too() {
+        one_message(true, 3).await;
+    }
+
     /// One webhook through the floor bot: acknowledged, answered at the fake Webex with the
     /// fake LLM's answer, marked done; a second delivery of it is a duplicate; a bad
     /// signature is refused.
-    #[tokio::test]
-    async fn a_message_is_recorded_answered_and_marked_done() {
+    async fn one_message(reqwest: bool, extra_commits: usize) {
         let tracker = fakes::Tracker::new(1);
         let (webex_url, ollama_url) = fakes::start(tracker.clone(), Duration::ZERO, 10, None)
             .await
@@ -336,6 +402,9 @@ mod tests {
             secret: "s3cret".into(),
             model: "llama3.1:8b".into(),
             database: database.clone(),
+            workers: 0,
+            reqwest,
+            extra_commits,
         };
         tokio::spawn(serve(listener, config));
 
@@ -369,10 +438,13 @@ mod tests {
         let db = rusqlite::Connection::open(&database).unwrap();
         let mut waited = 0;
         loop {
-            let done: i64 = db
-                .query_row("SELECT done FROM inbox", [], |row| row.get(0))
+            let (done, commits): (i64, i64) = db
+                .query_row("SELECT done, commits FROM inbox", [], |row| {
+                    Ok((row.get(0)?, row.get(1)?))
+                })
                 .unwrap();
             if done == 1 {
+                assert_eq!(commits, i64::try_from(extra_commits).unwrap());
                 break;
             }
             assert!(waited < 500, "the event was not marked done");

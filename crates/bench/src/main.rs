@@ -125,6 +125,23 @@ struct Args {
     /// files mode: what the files are.
     #[arg(long, value_enum, default_value = "text")]
     file_kind: FileKind,
+    /// floor mode: runtime workers (0: the one thread).
+    #[arg(long, default_value_t = 0)]
+    floor_workers: usize,
+    /// floor mode: the HTTP client of its calls.
+    #[arg(long, value_enum, default_value = "hyper")]
+    floor_client: FloorClient,
+    /// floor mode: SQLite commits per answer beyond the done mark.
+    #[arg(long, default_value_t = 0)]
+    floor_commits: usize,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum FloorClient {
+    /// hyper's bare HTTP/1.1 connections, kept alive.
+    Hyper,
+    /// reqwest, as the bot's Webex calls.
+    Reqwest,
 }
 
 /// One run's figures; times in milliseconds, memory in MiB.
@@ -319,6 +336,13 @@ async fn run_once(args: &Args, plan: &Plan) -> anyhow::Result<Figures> {
         env.push(("RELAY_API_KEY", RELAY_KEY.into()));
     }
     let (bot_bin, bot_args) = if args.mode == Mode::Floor {
+        env.push(("FLOOR_WORKERS", args.floor_workers.to_string()));
+        let client = match args.floor_client {
+            FloorClient::Hyper => "hyper",
+            FloorClient::Reqwest => "reqwest",
+        };
+        env.push(("FLOOR_CLIENT", client.into()));
+        env.push(("FLOOR_COMMITS", args.floor_commits.to_string()));
         (std::env::current_exe()?, [floor::ARG])
     } else {
         let bin = args
