@@ -114,7 +114,7 @@ pub fn main() -> anyhow::Result<()> {
     })
 }
 
-/// Serves `/webhook` and `/health` on `listener`, on the calling task's thread.
+/// Serves `/webhook` and `/health` on `listener`, on the runtime it is called on.
 pub async fn serve(listener: tokio::net::TcpListener, config: Config) -> anyhow::Result<()> {
     let floor = Arc::new(Floor::open(config)?);
     let app = Router::new()
@@ -154,8 +154,9 @@ impl Origin {
         })
     }
 
-    /// Sends `request` (its path relative to the origin's base) on a kept connection, or a
-    /// new one; the status and the whole body.
+    /// Sends a request for `path` (relative to the origin's base) on a kept connection, or
+    /// a new one; the answer's status and whole body. No retry: a failed call fails its
+    /// message.
     async fn call(
         &self,
         method: Method,
