@@ -515,15 +515,9 @@ impl Body {
                     return Ok(None);
                 }
                 Framing::Length(left) => {
-                    if self.buf.is_empty() && !self.fill().await? {
-                        return Err(Error::Closed);
-                    }
-                    let take = self
-                        .buf
-                        .len()
-                        .min(usize::try_from(left).unwrap_or(usize::MAX));
-                    self.framing = Framing::Length(left - take as u64);
-                    return Ok(Some(self.buf.split_to(take).freeze()));
+                    let (piece, left) = self.data(left).await?;
+                    self.framing = Framing::Length(left);
+                    return Ok(Some(piece));
                 }
                 Framing::Close => {
                     if self.buf.is_empty() && !self.fill().await? {
@@ -533,20 +527,13 @@ impl Body {
                     return Ok(Some(self.buf.split().freeze()));
                 }
                 Framing::Chunked(Chunk::Data(left)) => {
-                    if self.buf.is_empty() && !self.fill().await? {
-                        return Err(Error::Closed);
-                    }
-                    let take = self
-                        .buf
-                        .len()
-                        .min(usize::try_from(left).unwrap_or(usize::MAX));
-                    let left = left - take as u64;
+                    let (piece, left) = self.data(left).await?;
                     self.framing = Framing::Chunked(if left == 0 {
                         Chunk::DataEnd
                     } else {
                         Chunk::Data(left)
                     });
-                    return Ok(Some(self.buf.split_to(take).freeze()));
+                    return Ok(Some(piece));
                 }
                 Framing::Chunked(_) => match self.step_framing()? {
                     Progress::NeedsMore => self.more_for_line().await?,
@@ -554,6 +541,19 @@ impl Body {
                 },
             }
         }
+    }
+
+    /// Up to `left` bytes of data that must come (a length's, a chunk's), reading if the
+    /// buffer is empty; the piece and what is left after it.
+    async fn data(&mut self, left: u64) -> Result<(Bytes, u64), Error> {
+        if self.buf.is_empty() && !self.fill().await? {
+            return Err(Error::Closed);
+        }
+        let take = self
+            .buf
+            .len()
+            .min(usize::try_from(left).unwrap_or(usize::MAX));
+        Ok((self.buf.split_to(take).freeze(), left - take as u64))
     }
 
     /// The whole body, at most [`MAX_BODY`] bytes.
