@@ -23,7 +23,7 @@ use crate::store::{Store, StoreOptions};
 /// One shared HTTP client for Webex and the LLM providers (one connection pool each host).
 pub fn http_client() -> anyhow::Result<reqwest::Client> {
     reqwest::Client::builder()
-        .user_agent(concat!("webex-chatbot/", env!("CARGO_PKG_VERSION")))
+        .user_agent(llm::USER_AGENT)
         .connect_timeout(Duration::from_secs(10))
         .pool_idle_timeout(Duration::from_secs(60))
         .build()

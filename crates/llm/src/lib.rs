@@ -68,6 +68,10 @@ pub use types::{
     ToolCall, ToolResult, ToolSpec, Usage,
 };
 
+/// What the bot's HTTP calls say they are: its reqwest client and the lean client of chat
+/// calls to a plain `http://` provider both send it (the workspace shares one version).
+pub const USER_AGENT: &str = concat!("webex-chatbot/", env!("CARGO_PKG_VERSION"));
+
 use limiter::Limiter;
 use provider::Provider;
 use stream::Opened;

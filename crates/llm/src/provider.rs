@@ -27,8 +27,6 @@ use crate::{
 const RATE_LIMIT_DEFAULT_WAIT: Duration = Duration::from_secs(1);
 /// A 429 asking for a longer wait is not retried: the fallback (if any) is quicker.
 const RATE_LIMIT_MAX_WAIT: Duration = Duration::from_secs(10);
-/// As the bot's reqwest client says (the workspace shares one version).
-const USER_AGENT: &str = concat!("webex-chatbot/", env!("CARGO_PKG_VERSION"));
 
 /// A provider's wire format: where it lives, how it authenticates, its request body and
 /// its answer shapes.
@@ -345,8 +343,11 @@ impl Provider {
                 Arc::new(OpenAiStyle::new(kind, &base, key))
             }
         };
-        let lean =
-            Lean::for_url(&wire.route().chat, HeaderValue::from_static(USER_AGENT)).map(Arc::new);
+        let lean = Lean::for_url(
+            &wire.route().chat,
+            HeaderValue::from_static(crate::USER_AGENT),
+        )
+        .map(Arc::new);
         let mut chat_headers = wire.route().header_map();
         chat_headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         Ok(Provider {
