@@ -62,56 +62,61 @@ pub struct Config {
 
 impl Config {
     pub fn from_env() -> anyhow::Result<Config> {
-        let var = |name: &str| std::env::var(name).with_context(|| format!("{name} is not set"));
-        let url = var("DATABASE_URL")?;
+        Config::from_vars(|name| std::env::var(name).ok())
+    }
+
+    /// The configuration from the variables `var` finds.
+    fn from_vars(var: impl Fn(&str) -> Option<String>) -> anyhow::Result<Config> {
+        let required = |name: &str| var(name).with_context(|| format!("{name} is not set"));
+        let count = |name: &str| match var(name) {
+            None => Ok(0),
+            Some(v) => v
+                .parse()
+                .with_context(|| format!("{name}={v} is not a count")),
+        };
+        let url = required("DATABASE_URL")?;
         let Some(path) = url.strip_prefix("sqlite://") else {
             bail!("DATABASE_URL must be sqlite://PATH, not {url}");
         };
         Ok(Config {
-            bind: var("BIND_ADDR")?.parse().context("BIND_ADDR")?,
-            webex_url: var("WEBEX_API_URL")?,
-            ollama_url: var("OLLAMA_URL")?,
-            token: var("WEBEX_BOT_TOKEN")?,
-            secret: var("WEBHOOK_SECRET")?,
-            model: std::env::var("OLLAMA_MODEL").unwrap_or_else(|_| "llama3.1:8b".into()),
+            bind: required("BIND_ADDR")?.parse().context("BIND_ADDR")?,
+            webex_url: required("WEBEX_API_URL")?,
+            ollama_url: required("OLLAMA_URL")?,
+            token: required("WEBEX_BOT_TOKEN")?,
+            secret: required("WEBHOOK_SECRET")?,
+            model: var("OLLAMA_MODEL").unwrap_or_else(|| "llama3.1:8b".into()),
             database: path.into(),
-            workers: number("FLOOR_WORKERS")?,
-            reqwest: match std::env::var("FLOOR_CLIENT").as_deref() {
-                Err(_) | Ok("hyper") => false,
-                Ok("reqwest") => true,
-                Ok(other) => bail!("FLOOR_CLIENT must be hyper or reqwest, not {other}"),
+            workers: count("FLOOR_WORKERS")?,
+            reqwest: match var("FLOOR_CLIENT").as_deref() {
+                None | Some("hyper") => false,
+                Some("reqwest") => true,
+                Some(other) => bail!("FLOOR_CLIENT must be hyper or reqwest, not {other}"),
             },
-            extra_commits: number("FLOOR_COMMITS")?,
+            extra_commits: count("FLOOR_COMMITS")?,
         })
-    }
-}
-
-/// A count from the environment; 0 when unset.
-fn number(name: &str) -> anyhow::Result<usize> {
-    match std::env::var(name) {
-        Err(_) => Ok(0),
-        Ok(v) => v
-            .parse()
-            .with_context(|| format!("{name}={v} is not a count")),
     }
 }
 
 /// Runs the floor bot on this thread (or `FLOOR_WORKERS`) until the process is killed.
 pub fn main() -> anyhow::Result<()> {
     let config = Config::from_env()?;
-    let runtime = match config.workers {
-        0 => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?,
-        n => tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(n)
-            .enable_all()
-            .build()?,
-    };
-    runtime.block_on(async {
+    runtime(config.workers)?.block_on(async {
         let listener = tokio::net::TcpListener::bind(config.bind).await?;
         serve(listener, config).await
     })
+}
+
+/// The current thread alone for 0 workers, else a multi-thread runtime of that many.
+fn runtime(workers: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    match workers {
+        0 => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        n => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n)
+            .enable_all()
+            .build(),
+    }
 }
 
 /// Serves `/webhook` and `/health` on `listener`, on the runtime it is called on.
@@ -162,14 +167,13 @@ impl Origin {
         method: Method,
         path: &str,
         headers: &[(header::HeaderName, &HeaderValue)],
-        body: Body,
+        body: Bytes,
     ) -> anyhow::Result<(StatusCode, Bytes)> {
         if let Some((client, url)) = &self.reqwest {
             let mut request = client.request(method, format!("{url}{path}"));
             for (name, value) in headers {
                 request = request.header(name, *value);
             }
-            let body = axum::body::to_bytes(body, MAX_BODY).await?;
             let response = request.body(body).send().await?;
             return Ok((response.status(), response.bytes().await?));
         }
@@ -177,7 +181,7 @@ impl Origin {
             .method(method)
             .uri(format!("{}{path}", self.base))
             .header(header::HOST, &self.host)
-            .body(body)?;
+            .body(Body::from(body))?;
         for (name, value) in headers {
             request.headers_mut().insert(name, (*value).clone());
         }
@@ -271,12 +275,7 @@ impl Floor {
         let auth = [(header::AUTHORIZATION, &self.authorization)];
         let (status, body) = self
             .webex
-            .call(
-                Method::GET,
-                &format!("/messages/{id}"),
-                &auth,
-                Body::empty(),
-            )
+            .call(Method::GET, &format!("/messages/{id}"), &auth, Bytes::new())
             .await?;
         ensure!(status == StatusCode::OK, "GET /messages/{id}: {status}");
         let message: Value = serde_json::from_slice(&body)?;
@@ -295,7 +294,7 @@ impl Floor {
                 Method::POST,
                 "/api/chat",
                 &[(header::CONTENT_TYPE, &self.json)],
-                Body::from(chat.to_string()),
+                Bytes::from(chat.to_string()),
             )
             .await?;
         ensure!(status == StatusCode::OK, "POST /api/chat: {status}");
@@ -313,7 +312,7 @@ impl Floor {
                     (header::AUTHORIZATION, &self.authorization),
                     (header::CONTENT_TYPE, &self.json),
                 ],
-                Body::from(reply.to_string()),
+                Bytes::from(reply.to_string()),
             )
             .await?;
         ensure!(status == StatusCode::OK, "POST /messages: {status}");
@@ -367,11 +366,56 @@ async fn webhook(
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
     use std::sync::atomic::Ordering;
     use std::time::Duration;
 
     use super::*;
     use crate::fakes;
+
+    /// The benchmark's environment, as `run_once` gives it, with the floor's knobs.
+    fn vars(knobs: &[(&str, &str)]) -> anyhow::Result<Config> {
+        let mut vars: HashMap<&str, &str> = HashMap::from([
+            ("DATABASE_URL", "sqlite:///tmp/run/data/bot.db"),
+            ("BIND_ADDR", "127.0.0.1:8080"),
+            ("WEBEX_API_URL", "http://127.0.0.1:9000"),
+            ("OLLAMA_URL", "http://127.0.0.1:9001"),
+            ("WEBEX_BOT_TOKEN", "t"),
+            ("WEBHOOK_SECRET", "s"),
+        ]);
+        vars.extend(knobs.iter().copied());
+        Config::from_vars(|name| vars.get(name).map(|v| (*v).to_owned()))
+    }
+
+    #[test]
+    fn the_knobs_are_read_and_checked() {
+        let plain = vars(&[]).unwrap();
+        assert_eq!(
+            (plain.workers, plain.reqwest, plain.extra_commits),
+            (0, false, 0)
+        );
+        assert_eq!(plain.database, std::path::Path::new("/tmp/run/data/bot.db"));
+        let all = vars(&[
+            ("FLOOR_WORKERS", "2"),
+            ("FLOOR_CLIENT", "reqwest"),
+            ("FLOOR_COMMITS", "3"),
+        ])
+        .unwrap();
+        assert_eq!((all.workers, all.reqwest, all.extra_commits), (2, true, 3));
+        assert!(vars(&[("FLOOR_CLIENT", "curl")]).is_err());
+        assert!(vars(&[("FLOOR_WORKERS", "two")]).is_err());
+        assert!(vars(&[("DATABASE_URL", "postgres://db")]).is_err());
+    }
+
+    #[test]
+    fn workers_make_a_runtime_of_that_many_threads() {
+        assert_eq!(runtime(0).unwrap().metrics().num_workers(), 1);
+        assert_eq!(
+            runtime(0).unwrap().handle().runtime_flavor(),
+            tokio::runtime::RuntimeFlavor::CurrentThread
+        );
+        assert_eq!(runtime(2).unwrap().metrics().num_workers(), 2);
+    }
 
     #[tokio::test]
     async fn a_message_is_recorded_answered_and_marked_done() {
